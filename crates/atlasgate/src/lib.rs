@@ -1,0 +1,1 @@
+//! atlasgate — a self-hosted broker between your applications and Atlassian Cloud.
