@@ -1,1 +1,27 @@
 //! atlasgate — a self-hosted broker between your applications and Atlassian Cloud.
+//!
+//! `main.rs` only parses the command line and calls [`cli::run`]; everything
+//! is reachable from tests through this library. See `ARCHITECTURE.md`.
+
+pub mod admin;
+pub mod apps;
+pub mod atlassian;
+pub mod cli;
+pub mod config;
+pub mod connect;
+pub mod connections;
+pub mod demo;
+pub mod error;
+pub mod health;
+pub mod logging;
+pub mod metrics;
+pub mod openapi;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod vault;
+
+pub use config::Config;
+pub use error::ApiError;
+pub use server::Application;
+pub use state::AppState;

@@ -1,1 +1,8 @@
-fn main() {}
+//! The `atlasgate` binary: parse the command line, run the library.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = atlasgate::cli::Cli::parse();
+    atlasgate::cli::main(cli)
+}

@@ -23,6 +23,11 @@ pub struct SimConfig {
     pub refresh_absolute_secs: Option<i64>,
     /// Added to every gateway request (realistic benchmarks).
     pub latency_ms: u64,
+    /// Capacities of the rate limits (used when `rate_limits` is on).
+    pub rate_limit: crate::ratelimit::RateLimitSettings,
+    /// First webhook retry delay; each further retry doubles it. Atlassian
+    /// retries minutes apart; the default keeps tests and demos quick.
+    pub webhook_retry_base_ms: u64,
 }
 
 pub const DEFAULT_CLIENT_ID: &str = "atlasgate-dev";
@@ -52,6 +57,8 @@ impl Default for SimConfig {
             refresh_inactivity_secs: 90 * 24 * 3600,
             refresh_absolute_secs: None,
             latency_ms: 0,
+            rate_limit: crate::ratelimit::RateLimitSettings::default(),
+            webhook_retry_base_ms: 1000,
         }
     }
 }

@@ -26,7 +26,10 @@ pub struct SimClock {
 impl SimClock {
     pub fn now(&self) -> Timestamp {
         Utc::now()
-            + Duration::seconds(self.offset_seconds.load(std::sync::atomic::Ordering::SeqCst))
+            + Duration::seconds(
+                self.offset_seconds
+                    .load(std::sync::atomic::Ordering::SeqCst),
+            )
     }
 
     pub fn advance(&self, seconds: i64) -> Timestamp {
@@ -43,6 +46,8 @@ pub struct SimState {
     pub world: Mutex<World>,
     /// Outgoing HTTP (webhook deliveries).
     pub http: reqwest::Client,
+    /// Faults armed through `POST /__sim/faults`.
+    pub faults: crate::faults::FaultSet,
 }
 
 pub type AppState = Arc<SimState>;
@@ -55,13 +60,25 @@ impl SimState {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OAuthClient {
     pub client_id: String,
     pub client_secret: String,
     pub redirect_uris: Vec<String>,
     /// Scopes registered for the app in the developer console.
     pub scopes: Vec<String>,
+}
+
+// Hand-written so the client secret never reaches a log line.
+impl std::fmt::Debug for OAuthClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthClient")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("redirect_uris", &self.redirect_uris)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -143,7 +160,10 @@ impl Site {
     pub fn resolve_issue_id(&self, id_or_key: &str) -> Option<u64> {
         match id_or_key.parse::<u64>() {
             Ok(id) => self.issues.contains_key(&id).then_some(id),
-            Err(_) => self.issue_keys.get(&id_or_key.to_ascii_uppercase()).copied(),
+            Err(_) => self
+                .issue_keys
+                .get(&id_or_key.to_ascii_uppercase())
+                .copied(),
         }
     }
 
@@ -167,7 +187,8 @@ impl Site {
 
     /// Insert (or replace) an issue and keep the key index in step.
     pub fn put_issue(&mut self, issue: Issue) {
-        self.issue_keys.insert(issue.key.to_ascii_uppercase(), issue.id);
+        self.issue_keys
+            .insert(issue.key.to_ascii_uppercase(), issue.id);
         self.issues.insert(issue.id, issue);
     }
 
@@ -344,6 +365,8 @@ pub struct World {
     pub users: Vec<User>,
     pub sites: Vec<Site>,
     pub stats: Stats,
+    /// Codes, grants and token families of the auth server.
+    pub auth: crate::auth::AuthState,
 }
 
 impl World {

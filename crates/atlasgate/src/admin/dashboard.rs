@@ -1,0 +1,351 @@
+//! `/admin`: a login form, then a server-rendered dashboard (apps,
+//! connections with their health, recent event deliveries), and logout.
+//! No JavaScript, no CDN; the CSS is inline.
+
+use std::fmt::Write as _;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+
+use super::api::rfc3339;
+use super::session::{self, COOKIE_NAME, SESSION_SECS};
+use crate::apps;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::{self, events};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(show))
+        .route("/admin/login", post(login))
+        .route("/admin/logout", post(logout))
+}
+
+/// `/admin` under the public URL's path prefix (a reverse proxy may mount us).
+fn admin_path(state: &AppState, rest: &str) -> String {
+    format!("{}/admin{rest}", state.config.public_url.path().trim_end_matches('/'))
+}
+
+fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE_NAME)
+        .map(|(_, v)| v.to_string())
+}
+
+fn logged_in(state: &AppState, headers: &HeaderMap) -> bool {
+    match (&state.config.admin_token, session_cookie(headers)) {
+        (Some(token), Some(value)) => session::verify(token, &value, store::now()),
+        _ => false,
+    }
+}
+
+fn cookie_header(state: &AppState, value: &str, max_age: i64) -> Option<HeaderValue> {
+    let secure = if state.config.public_url.scheme() == "https" { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{COOKIE_NAME}={value}; Path={}; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}",
+        admin_path(state, "")
+    ))
+    .ok()
+}
+
+fn see_other(location: &str) -> Response {
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+fn no_store(mut resp: Response) -> Response {
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if state.config.admin_token.is_none() {
+        return Err(ApiError::NotFound);
+    }
+    if !logged_in(&state, &headers) {
+        return Ok(no_store(Html(login_page(&state, None)).into_response()));
+    }
+    Ok(no_store(Html(dashboard_page(&state).await?).into_response()))
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    token: String,
+}
+
+async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Result<Response, ApiError> {
+    let Some(token) = &state.config.admin_token else {
+        return Err(ApiError::NotFound);
+    };
+    if !state.config.admin_token_matches(form.token.trim()) {
+        tracing::warn!("admin login with a wrong token");
+        let page = login_page(&state, Some("That is not the admin token."));
+        return Ok(no_store((StatusCode::UNAUTHORIZED, Html(page)).into_response()));
+    }
+    let value = session::issue(token, store::now())
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("cannot sign the session")))?;
+    let mut resp = see_other(&admin_path(&state, ""));
+    if let Some(c) = cookie_header(&state, &value, SESSION_SECS) {
+        resp.headers_mut().insert(header::SET_COOKIE, c);
+    }
+    tracing::info!("admin logged in");
+    Ok(resp)
+}
+
+async fn logout(State(state): State<AppState>) -> Result<Response, ApiError> {
+    if state.config.admin_token.is_none() {
+        return Err(ApiError::NotFound);
+    }
+    let mut resp = see_other(&admin_path(&state, ""));
+    if let Some(c) = cookie_header(&state, "", 0) {
+        resp.headers_mut().insert(header::SET_COOKIE, c);
+    }
+    Ok(resp)
+}
+
+/// HTML-escape text for element content and quoted attributes.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const CSS: &str = r#"
+:root { color-scheme: light; --fg:#172b4d; --muted:#5e6c84; --line:#dfe1e6; --bg:#f4f5f7; --ok:#006644; --okbg:#e3fcef; --warn:#974f0c; --warnbg:#fffae6; --bad:#bf2600; --badbg:#ffebe6; --accent:#0052cc; }
+* { box-sizing: border-box; }
+body { margin:0; font: 14px/1.45 -apple-system, BlinkMacSystemFont, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; color:var(--fg); background:var(--bg); }
+header { background:#fff; border-bottom:1px solid var(--line); padding:12px 24px; display:flex; align-items:center; justify-content:space-between; }
+header h1 { font-size:18px; margin:0; }
+main { max-width:1200px; margin:24px auto; padding:0 24px; }
+section { background:#fff; border:1px solid var(--line); border-radius:6px; margin-bottom:24px; }
+section h2 { font-size:15px; margin:0; padding:12px 16px; border-bottom:1px solid var(--line); }
+table { width:100%; border-collapse:collapse; }
+th, td { text-align:left; padding:8px 16px; border-bottom:1px solid var(--line); vertical-align:top; }
+th { color:var(--muted); font-weight:600; font-size:12px; text-transform:uppercase; letter-spacing:.03em; }
+tr:last-child td { border-bottom:0; }
+code { font: 12px ui-monospace, SFMono-Regular, Menlo, monospace; }
+.empty { padding:16px; color:var(--muted); }
+.pill { display:inline-block; padding:1px 8px; border-radius:10px; font-size:12px; font-weight:600; }
+.ok { color:var(--ok); background:var(--okbg); } .warn { color:var(--warn); background:var(--warnbg); } .bad { color:var(--bad); background:var(--badbg); }
+.muted { color:var(--muted); }
+form.login { max-width:360px; margin:80px auto; background:#fff; border:1px solid var(--line); border-radius:6px; padding:24px; }
+form.login h1 { font-size:18px; margin:0 0 16px; }
+label { display:block; font-weight:600; margin-bottom:6px; }
+input[type=password] { width:100%; padding:8px; border:1px solid var(--line); border-radius:4px; font-size:14px; }
+button { margin-top:12px; padding:8px 14px; border:0; border-radius:4px; background:var(--accent); color:#fff; font-weight:600; cursor:pointer; }
+header button { margin:0; background:#fff; color:var(--fg); border:1px solid var(--line); }
+.error { color:var(--bad); margin:0 0 12px; }
+"#;
+
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{}</title><style>{CSS}</style></head><body>{body}</body></html>",
+        esc(title)
+    )
+}
+
+fn login_page(state: &AppState, error: Option<&str>) -> String {
+    let err = error.map(|e| format!("<p class=\"error\" id=\"login-error\">{}</p>", esc(e))).unwrap_or_default();
+    page(
+        "atlasgate admin — sign in",
+        &format!(
+            "<form class=\"login\" method=\"post\" action=\"{}\">\
+             <h1>atlasgate admin</h1>{err}\
+             <label for=\"token\">Admin token</label>\
+             <input type=\"password\" id=\"token\" name=\"token\" autocomplete=\"current-password\" required autofocus>\
+             <button type=\"submit\" id=\"sign-in\">Sign in</button></form>",
+            esc(&admin_path(state, "/login"))
+        ),
+    )
+}
+
+/// One connection as the dashboard shows it (read straight from the table
+/// the connect flow owns).
+#[derive(Debug, sqlx::FromRow)]
+struct ConnectionLine {
+    id: String,
+    app_name: String,
+    owner: String,
+    profile: String,
+    status: String,
+    account_email: Option<String>,
+    site_url: Option<String>,
+    access_expires_at: Option<i64>,
+    refresh_issued_at: Option<i64>,
+    last_refreshed_at: Option<i64>,
+    last_used_at: Option<i64>,
+    last_refresh_error: Option<String>,
+}
+
+async fn connections(state: &AppState) -> Result<Vec<ConnectionLine>, sqlx::Error> {
+    sqlx::query_as::<_, ConnectionLine>(
+        "SELECT c.id, a.name AS app_name, c.owner, c.profile, c.status, c.account_email, \
+         c.site_url, c.access_expires_at, c.refresh_issued_at, c.last_refreshed_at, \
+         c.last_used_at, c.last_refresh_error \
+         FROM connections c JOIN apps a ON a.id = c.app_id \
+         ORDER BY c.updated_at DESC LIMIT 200",
+    )
+    .fetch_all(state.store.pool())
+    .await
+}
+
+/// Atlassian expires a refresh token after 90 days without use.
+const REFRESH_INACTIVITY_DAYS: i64 = 90;
+
+fn health(c: &ConnectionLine, now: i64) -> (&'static str, String) {
+    match c.status.as_str() {
+        "needs_reauth" => ("bad", "needs re-consent".into()),
+        "disconnected" => ("muted", "disconnected".into()),
+        _ => {
+            if c.last_refresh_error.is_some() {
+                return ("warn", "refresh retrying".into());
+            }
+            if let Some(issued) = c.refresh_issued_at {
+                let left = REFRESH_INACTIVITY_DAYS - (now - issued) / 86_400;
+                if left <= 7 {
+                    return ("warn", format!("refresh token idle, {left} day(s) left"));
+                }
+            }
+            ("ok", "healthy".into())
+        }
+    }
+}
+
+fn ts(t: Option<i64>) -> String {
+    t.map(rfc3339).unwrap_or_else(|| "—".into())
+}
+
+async fn dashboard_page(state: &AppState) -> Result<String, ApiError> {
+    let now = store::now();
+    let apps = apps::list(&state.store).await?;
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<header><h1>atlasgate admin</h1><form method=\"post\" action=\"{}\">\
+         <button type=\"submit\" id=\"logout\">Sign out</button></form></header><main>",
+        esc(&admin_path(state, "/logout"))
+    );
+
+    html.push_str("<section id=\"apps\"><h2>Apps</h2>");
+    if apps.is_empty() {
+        html.push_str("<p class=\"empty\">No apps yet. Create one with <code>atlasgate apps create --name NAME</code>.</p>");
+    } else {
+        html.push_str("<table><thead><tr><th>Name</th><th>Id</th><th>Webhook</th><th>Return origins</th><th>Created</th></tr></thead><tbody>");
+        for a in &apps {
+            let origins: Vec<String> = a.return_origins.iter().map(|o| esc(o.as_str())).collect();
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&a.name),
+                esc(&a.id),
+                a.webhook_url.as_ref().map(|u| esc(u.as_str())).unwrap_or_else(|| "—".into()),
+                if origins.is_empty() { "—".to_string() } else { origins.join("<br>") },
+                rfc3339(a.created_at)
+            );
+        }
+        html.push_str("</tbody></table>");
+    }
+    html.push_str("</section>");
+
+    html.push_str("<section id=\"connections\"><h2>Connections</h2>");
+    match connections(state).await {
+        Ok(list) if list.is_empty() => {
+            html.push_str("<p class=\"empty\">No connections yet.</p>")
+        }
+        Ok(list) => {
+            html.push_str("<table><thead><tr><th>App</th><th>Owner</th><th>Profile</th><th>Health</th><th>Account</th><th>Site</th><th>Token expires</th><th>Last refresh</th><th>Last used</th></tr></thead><tbody>");
+            for c in &list {
+                let (class, label) = health(c, now);
+                let _ = write!(
+                    html,
+                    "<tr data-connection=\"{}\"><td>{}</td><td><code>{}</code></td><td>{}</td>\
+                     <td><span class=\"pill {class}\">{}</span> <span class=\"muted\">{}</span></td>\
+                     <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(&c.id),
+                    esc(&c.app_name),
+                    esc(&c.owner),
+                    esc(&c.profile),
+                    esc(&label),
+                    esc(&c.status),
+                    c.account_email.as_deref().map(esc).unwrap_or_else(|| "—".into()),
+                    c.site_url.as_deref().map(esc).unwrap_or_else(|| "—".into()),
+                    ts(c.access_expires_at),
+                    ts(c.last_refreshed_at),
+                    ts(c.last_used_at),
+                );
+            }
+            html.push_str("</tbody></table>");
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "dashboard: cannot list connections");
+            html.push_str("<p class=\"empty\">Connections are unavailable.</p>");
+        }
+    }
+    html.push_str("</section>");
+
+    html.push_str("<section id=\"events\"><h2>Recent event deliveries</h2>");
+    let names: std::collections::HashMap<&str, &str> =
+        apps.iter().map(|a| (a.id.as_str(), a.name.as_str())).collect();
+    let recent = events::recent(state.store.pool(), None, 50).await?;
+    if recent.is_empty() {
+        html.push_str("<p class=\"empty\">No events yet.</p>");
+    } else {
+        html.push_str("<table><thead><tr><th>When</th><th>Type</th><th>App</th><th>Connection</th><th>Delivery</th><th>Attempts</th><th>Last error</th></tr></thead><tbody>");
+        for e in &recent {
+            let class = match e.delivery_state.as_str() {
+                "delivered" => "ok",
+                "failed" => "bad",
+                "pending" => "warn",
+                _ => "muted",
+            };
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td><code>{}</code></td>\
+                 <td><span class=\"pill {class}\">{}</span></td><td>{}</td><td>{}</td></tr>",
+                rfc3339(e.created_at),
+                esc(&e.event_type),
+                esc(names.get(e.app_id.as_str()).copied().unwrap_or(&e.app_id)),
+                e.connection_id.as_deref().map(esc).unwrap_or_else(|| "—".into()),
+                esc(&e.delivery_state),
+                e.attempts,
+                e.last_error.as_deref().map(esc).unwrap_or_else(|| "—".into()),
+            );
+        }
+        html.push_str("</tbody></table>");
+    }
+    html.push_str("</section></main>");
+    Ok(page("atlasgate admin", &html))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::esc;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(esc("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+    }
+}

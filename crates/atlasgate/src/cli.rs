@@ -1,0 +1,393 @@
+//! The command line: `serve`, `demo`, `migrate`, `check-config`, `keys`,
+//! `apps`, `connections`, `sync`. Each command resolves only the settings it
+//! needs; `serve` and `check-config` look at all of them.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use secrecy::ExposeSecret;
+
+use crate::apps::{self, parse_webhook_url, AppName, NewApp, ReturnOrigin};
+use crate::config::{ConfigError, Overrides, Resolved, Settings, DATABASE_URL, ENCRYPTION_KEYS};
+use crate::server::Application;
+use crate::store::Store;
+use crate::vault::{keys, Cipher};
+
+#[derive(Debug, Parser)]
+#[command(name = "atlasgate", version, about = "A self-hosted broker between your applications and Atlassian Cloud")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings given as flags win over the environment and the file. Secrets
+/// (keys, client secret, admin token) have no flag: they would show in `ps`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct GlobalArgs {
+    /// Config file (default: ./atlasgate.toml if present).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// ATLASGATE_DATABASE_URL
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// ATLASGATE_LISTEN
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// ATLASGATE_PUBLIC_URL
+    #[arg(long, global = true, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// ATLASSIAN_CLIENT_ID
+    #[arg(long, global = true, value_name = "ID")]
+    pub client_id: Option<String>,
+    /// ATLASSIAN_AUTH_URL
+    #[arg(long, global = true, value_name = "URL")]
+    pub auth_url: Option<String>,
+    /// ATLASSIAN_API_URL
+    #[arg(long, global = true, value_name = "URL")]
+    pub api_url: Option<String>,
+    /// ATLASGATE_REFRESH_MARGIN (seconds)
+    #[arg(long, global = true, value_name = "SECS")]
+    pub refresh_margin: Option<String>,
+    /// ATLASGATE_LOG (tracing filter)
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log: Option<String>,
+    /// ATLASGATE_LOG_FORMAT (json or pretty)
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+impl GlobalArgs {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            config_file: self.config.clone(),
+            database_url: self.database_url.clone(),
+            listen: self.listen.clone(),
+            public_url: self.public_url.clone(),
+            client_id: self.client_id.clone(),
+            auth_url: self.auth_url.clone(),
+            api_url: self.api_url.clone(),
+            refresh_margin: self.refresh_margin.clone(),
+            log: self.log.clone(),
+            log_format: self.log_format.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the broker (migrates the database first).
+    Serve,
+    /// Run the whole product on atlassim with no configuration.
+    Demo(DemoArgs),
+    /// Apply database migrations.
+    Migrate,
+    /// Print every setting as ok / missing / invalid; non-zero if `serve` would refuse.
+    CheckConfig,
+    /// Encryption keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Apps (clients of atlasgate).
+    #[command(subcommand)]
+    Apps(AppsCommand),
+    /// Connections.
+    #[command(subcommand)]
+    Connections(ConnectionsCommand),
+    /// Issue syncs.
+    #[command(subcommand)]
+    Sync(SyncCommand),
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct DemoArgs {
+    /// Walk the whole product without a person and exit 0 only if every step worked.
+    #[arg(long)]
+    pub scripted: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print a new key for ATLASGATE_ENCRYPTION_KEYS.
+    Generate,
+    /// Re-encrypt every stored value with the first key of ATLASGATE_ENCRYPTION_KEYS.
+    Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppsCommand {
+    /// Create an app; prints its API key (and webhook secret) once.
+    Create(CreateAppArgs),
+    /// List apps.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateAppArgs {
+    #[arg(long)]
+    pub name: String,
+    #[arg(long, value_name = "URL")]
+    pub webhook_url: Option<String>,
+    /// Allowed `return_to` origin (repeatable), `scheme://host[:port]`.
+    #[arg(long = "return-origin", value_name = "ORIGIN")]
+    pub return_origins: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectionsCommand {
+    /// List connections.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Show every sync and its progress.
+    Status,
+}
+
+/// Run a parsed command line; the exit code is the process's.
+pub fn main(cli: Cli) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("atlasgate: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+/// A command failure: printed as `atlasgate: {message}`, exit code 1 (2 for config).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    fn failed(e: impl std::fmt::Display) -> CliError {
+        CliError::Failed(e.to_string())
+    }
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    let env = |k: &str| std::env::var(k).ok();
+    let settings = match Settings::load(&cli.global.overrides(), &env) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("atlasgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let resolved = settings.resolve();
+    let result = match cli.command {
+        Command::Serve => serve(resolved).await,
+        Command::CheckConfig => return check_config(&resolved),
+        Command::Migrate => migrate(&resolved).await,
+        Command::Keys(KeysCommand::Generate) => {
+            println!("{}", keys::generate().expose_secret());
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Rotate) => rotate(&resolved).await,
+        Command::Apps(AppsCommand::Create(args)) => create_app(&resolved, args).await,
+        Command::Apps(AppsCommand::List) => list_apps(&resolved).await,
+        Command::Demo(args) => crate::demo::run(args.scripted).await.map_err(|e| CliError::Failed(format!("{e:#}"))),
+        Command::Connections(ConnectionsCommand::List) => list_connections(&resolved).await,
+        // Sync is not part of this build yet; say so plainly rather than print nothing.
+        Command::Sync(SyncCommand::Status) => {
+            Err(CliError::Failed("`sync status` is not available in this build".into()))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Config(e)) => {
+            eprintln!("atlasgate: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("atlasgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(resolved: &Resolved) -> ExitCode {
+    print!("{}", resolved.report);
+    if resolved.report.is_ok() {
+        println!("configuration ok");
+        ExitCode::SUCCESS
+    } else {
+        println!("configuration has problems: `atlasgate serve` would refuse to start");
+        ExitCode::FAILURE
+    }
+}
+
+fn init_logging(resolved: &Resolved) {
+    let (filter, format) = resolved.log();
+    // A second init (tests running commands in-process) is harmless.
+    let _ = crate::logging::init(&filter, format);
+}
+
+async fn serve(resolved: Resolved) -> Result<(), CliError> {
+    if !resolved.report.is_ok() {
+        return Err(CliError::Failed(format!(
+            "refusing to start; fix these settings:\n{}",
+            ProblemList(&resolved)
+        )));
+    }
+    init_logging(&resolved);
+    let config = resolved.into_config()?;
+    let app = Application::build(config).await.map_err(CliError::failed)?;
+    // Scripts read this line to learn the port (`ATLASGATE_LISTEN=127.0.0.1:0`).
+    println!("listening on http://{}", app.address());
+    let _ = std::io::stdout().flush();
+    tracing::info!(address = %app.address(), public_url = %app.state().config.public_url, "atlasgate serving");
+    app.run_until_stopped().await.map_err(CliError::failed)
+}
+
+/// Every setting, problems included (what `serve` prints when it refuses).
+struct ProblemList<'a>(&'a Resolved);
+
+impl std::fmt::Display for ProblemList<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.report)
+    }
+}
+
+async fn open_store(resolved: &Resolved) -> Result<Store, CliError> {
+    let url = resolved.database_url()?;
+    let store = Store::connect(&url).await.map_err(CliError::failed)?;
+    store.migrate().await.map_err(CliError::failed)?;
+    Ok(store)
+}
+
+async fn migrate(resolved: &Resolved) -> Result<(), CliError> {
+    resolved.require(&[DATABASE_URL])?;
+    init_logging(resolved);
+    let url = resolved.database_url()?;
+    let store = Store::connect(&url).await.map_err(CliError::failed)?;
+    let pending = store.pending_migrations().await.map_err(CliError::failed)?;
+    store.migrate().await.map_err(CliError::failed)?;
+    println!("applied {} migration(s); database is current", pending.len());
+    Ok(())
+}
+
+async fn rotate(resolved: &Resolved) -> Result<(), CliError> {
+    resolved.require(&[DATABASE_URL, ENCRYPTION_KEYS])?;
+    init_logging(resolved);
+    let cipher = Cipher::new(resolved.keyring()?);
+    let store = open_store(resolved).await?;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {pos}/{len} ({per_sec})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let mut on_progress = |p: keys::RotateProgress| {
+        let label = format!("{}.{}", p.column.table, p.column.column);
+        match &bar {
+            Some(bar) => {
+                bar.set_message(label);
+                bar.set_length(p.total);
+                bar.set_position(p.scanned);
+            }
+            None => eprintln!(
+                "{label}: {}/{} scanned, {} re-encrypted",
+                p.scanned, p.total, p.reencrypted
+            ),
+        }
+    };
+    let report = keys::rotate(&store, &cipher, &mut on_progress).await.map_err(CliError::failed)?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let left = keys::count_on_old_keys(&store, &cipher).await.map_err(CliError::failed)?;
+    println!(
+        "re-encrypted {} of {} value(s) with key `{}`; {} value(s) left on other keys",
+        report.reencrypted,
+        report.scanned,
+        cipher.primary_key_id(),
+        left
+    );
+    if left == 0 {
+        println!("keys other than `{}` can now be removed from ATLASGATE_ENCRYPTION_KEYS", cipher.primary_key_id());
+    }
+    Ok(())
+}
+
+async fn create_app(resolved: &Resolved, args: CreateAppArgs) -> Result<(), CliError> {
+    resolved.require(&[DATABASE_URL, ENCRYPTION_KEYS])?;
+    init_logging(resolved);
+    let mut problems = Vec::new();
+    let name = AppName::parse(&args.name).map_err(|e| problems.push(format!("--name: {e}")));
+    let webhook_url = args
+        .webhook_url
+        .as_deref()
+        .map(parse_webhook_url)
+        .transpose()
+        .map_err(|e| problems.push(format!("--webhook-url: {e}")));
+    let mut return_origins = Vec::new();
+    for o in &args.return_origins {
+        match ReturnOrigin::parse(o) {
+            Ok(o) => return_origins.push(o),
+            Err(e) => problems.push(format!("--return-origin: {e}")),
+        }
+    }
+    let (Ok(name), Ok(webhook_url)) = (name, webhook_url) else {
+        return Err(CliError::Failed(problems.join("\n")));
+    };
+    if !problems.is_empty() {
+        return Err(CliError::Failed(problems.join("\n")));
+    }
+    let cipher = Cipher::new(resolved.keyring()?);
+    let store = open_store(resolved).await?;
+    let created = apps::create(&store, &cipher, NewApp { name, webhook_url, return_origins })
+        .await
+        .map_err(CliError::failed)?;
+    println!("app created: {} ({})", created.app.name, created.app.id);
+    println!("api key (shown once, store it now): {}", created.api_key.expose());
+    if let Some(secret) = &created.webhook_secret {
+        println!("webhook signing secret (shown once): {}", secret.expose());
+    }
+    Ok(())
+}
+
+async fn list_connections(resolved: &Resolved) -> Result<(), CliError> {
+    resolved.require(&[DATABASE_URL])?;
+    init_logging(resolved);
+    let store = open_store(resolved).await?;
+    print!("{}", crate::connections::render_list(&store).await.map_err(CliError::failed)?);
+    Ok(())
+}
+
+async fn list_apps(resolved: &Resolved) -> Result<(), CliError> {
+    resolved.require(&[DATABASE_URL])?;
+    init_logging(resolved);
+    let store = open_store(resolved).await?;
+    let apps = apps::list(&store).await.map_err(CliError::failed)?;
+    if apps.is_empty() {
+        println!("no apps; create one with `atlasgate apps create --name NAME`");
+        return Ok(());
+    }
+    println!("{:36}  {:24}  {:20}  WEBHOOK / RETURN ORIGINS", "ID", "NAME", "CREATED");
+    for a in apps {
+        let origins: Vec<String> = a.return_origins.iter().map(|o| o.to_string()).collect();
+        println!(
+            "{:36}  {:24}  {:20}  {} {}",
+            a.id,
+            a.name,
+            crate::admin::rfc3339(a.created_at),
+            a.webhook_url.as_ref().map(|u| u.as_str()).unwrap_or("-"),
+            if origins.is_empty() { String::new() } else { format!("[{}]", origins.join(", ")) }
+        );
+    }
+    Ok(())
+}

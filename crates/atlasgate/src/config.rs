@@ -1,0 +1,758 @@
+//! Configuration: flags win, then environment variables, then `atlasgate.toml`.
+//!
+//! Loading never stops at the first problem. [`Settings::resolve`] looks at
+//! every setting and records it as ok / missing / invalid in a [`Report`], so
+//! `check-config` and a refused `serve` list every problem at once. Secret
+//! values are never part of a report line.
+//!
+//! The reference for users is `docs/configuration.md`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+use crate::vault::Keyring;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://atlasgate.db";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
+pub const DEFAULT_AUTH_URL: &str = "https://auth.atlassian.com";
+pub const DEFAULT_API_URL: &str = "https://api.atlassian.com";
+pub const DEFAULT_REFRESH_MARGIN_SECS: u64 = 300;
+pub const DEFAULT_CONFIG_FILE: &str = "atlasgate.toml";
+/// Atlassian access tokens live one hour; a margin at least that long would
+/// refresh on every call.
+const ACCESS_TOKEN_LIFETIME_SECS: u64 = 3600;
+
+/// Scopes of the built-in `jira` profile: what the typed Jira operations
+/// (projects, boards, sprints, issues, estimates, comments, search) and
+/// dynamic webhooks need, plus identity and refresh.
+pub const JIRA_SCOPES: &[&str] = &[
+    "offline_access",
+    "read:me",
+    "read:jira-work",
+    "write:jira-work",
+    "read:jira-user",
+    "manage:jira-webhook",
+    "read:board-scope:jira-software",
+    "read:sprint:jira-software",
+    "read:issue-details:jira",
+    "read:jql:jira",
+];
+
+/// Scopes of the built-in `confluence` profile: spaces and pages (v2 API).
+pub const CONFLUENCE_SCOPES: &[&str] = &[
+    "offline_access",
+    "read:me",
+    "read:confluence-space.summary",
+    "read:confluence-content.all",
+    "read:page:confluence",
+    "read:space:confluence",
+];
+
+/// A named scope set; one consent (one token family) per connection.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub scopes: Vec<String>,
+}
+
+impl Profile {
+    /// Space-separated, as the `scope` parameter of `/authorize` wants it.
+    pub fn scope_param(&self) -> String {
+        self.scopes.join(" ")
+    }
+}
+
+/// The built-in profiles `jira`, `confluence` and `atlassian` (both).
+pub fn builtin_profiles() -> BTreeMap<String, Profile> {
+    let to_vec = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let mut both = to_vec(JIRA_SCOPES);
+    for s in CONFLUENCE_SCOPES {
+        if !both.iter().any(|x| x == s) {
+            both.push(s.to_string());
+        }
+    }
+    BTreeMap::from([
+        ("jira".to_string(), Profile { scopes: to_vec(JIRA_SCOPES) }),
+        ("confluence".to_string(), Profile { scopes: to_vec(CONFLUENCE_SCOPES) }),
+        ("atlassian".to_string(), Profile { scopes: both }),
+    ])
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub listen: SocketAddr,
+    /// Without a trailing slash; may carry a path prefix.
+    pub public_url: Url,
+    pub encryption_keys: Keyring,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub auth_url: Url,
+    pub api_url: Url,
+    /// `None` = admin routes are off (404).
+    pub admin_token: Option<SecretString>,
+    pub refresh_margin: Duration,
+    pub profiles: BTreeMap<String, Profile>,
+    pub log: String,
+    pub log_format: LogFormat,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &mask_database_url(&self.database_url))
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url.as_str())
+            .field("encryption_keys", &self.encryption_keys)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("auth_url", &self.auth_url.as_str())
+            .field("api_url", &self.api_url.as_str())
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "[redacted]"))
+            .field("refresh_margin", &self.refresh_margin)
+            .field("profiles", &self.profiles)
+            .field("log", &self.log)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+impl Config {
+    /// A complete configuration for tests, built without touching the process
+    /// environment: port 0, the given database, atlassim's default client.
+    /// Adjust the public fields afterwards.
+    #[allow(clippy::expect_used)] // literals; a unit test guards them
+    pub fn for_tests(database_url: impl Into<String>, encryption_keys: Keyring) -> Config {
+        let url = |s: &str| parse_base_url(s).expect("literal URL");
+        Config {
+            database_url: database_url.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            public_url: url("http://127.0.0.1:0"),
+            encryption_keys,
+            client_id: "atlasgate-dev".into(),
+            client_secret: SecretString::from("atlasgate-dev-secret"),
+            auth_url: url("http://127.0.0.1:9000"),
+            api_url: url("http://127.0.0.1:9000"),
+            admin_token: None,
+            refresh_margin: Duration::from_secs(DEFAULT_REFRESH_MARGIN_SECS),
+            profiles: builtin_profiles(),
+            log: "info".into(),
+            log_format: LogFormat::Pretty,
+        }
+    }
+
+    /// `{public_url}/oauth/callback`, the redirect URI registered with Atlassian.
+    pub fn redirect_uri(&self) -> String {
+        format!("{}/oauth/callback", self.public_url.as_str().trim_end_matches('/'))
+    }
+
+    /// `{public_url}{path}`; `path` starts with `/`.
+    pub fn public_link(&self, path: &str) -> String {
+        format!("{}{}", self.public_url.as_str().trim_end_matches('/'), path)
+    }
+}
+
+/// Values given as command-line flags (the highest layer).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub listen: Option<String>,
+    pub public_url: Option<String>,
+    pub client_id: Option<String>,
+    pub auth_url: Option<String>,
+    pub api_url: Option<String>,
+    pub refresh_margin: Option<String>,
+    pub log: Option<String>,
+    pub log_format: Option<String>,
+}
+
+/// `atlasgate.toml`. Unknown keys are an error that names the key.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub database_url: Option<String>,
+    pub listen: Option<String>,
+    pub public_url: Option<String>,
+    pub encryption_keys: Option<String>,
+    pub admin_token: Option<String>,
+    pub refresh_margin: Option<TomlScalar>,
+    pub log: Option<String>,
+    pub log_format: Option<String>,
+    pub atlassian: Option<FileAtlassian>,
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAtlassian {
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub auth_url: Option<String>,
+    pub api_url: Option<String>,
+}
+
+/// `refresh_margin = 300` or `refresh_margin = "300"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum TomlScalar {
+    Int(i64),
+    Str(String),
+}
+
+impl TomlScalar {
+    fn into_string(self) -> String {
+        match self {
+            TomlScalar::Int(i) => i.to_string(),
+            TomlScalar::Str(s) => s,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("configuration is not usable:\n{0}")]
+    Invalid(Report),
+}
+
+/// The state of one setting in a [`Report`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// The value as it may be shown (masked for secrets).
+    Ok(String),
+    Missing,
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The environment variable name (or `profiles.NAME`).
+    pub name: String,
+    pub status: Status,
+    /// Where the value came from: `flag`, `env`, `file`, `default`.
+    pub source: &'static str,
+}
+
+/// Every setting and its state; printed by `check-config` and a refused `serve`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub entries: Vec<Entry>,
+}
+
+impl Report {
+    pub fn problems(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter().filter(|e| !matches!(e.status, Status::Ok(_)))
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.problems().next().is_none()
+    }
+
+    fn push(&mut self, name: &str, source: &'static str, status: Status) {
+        self.entries.push(Entry { name: name.to_string(), status, source });
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let width = self.entries.iter().map(|e| e.name.len()).max().unwrap_or(0);
+        for e in &self.entries {
+            match &e.status {
+                Status::Ok(shown) => {
+                    writeln!(f, "{:width$}  ok       {} ({})", e.name, shown, e.source)?
+                }
+                Status::Missing => writeln!(f, "{:width$}  missing  required", e.name)?,
+                Status::Invalid(why) => {
+                    writeln!(f, "{:width$}  invalid  {} ({})", e.name, why, e.source)?
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The merged raw values of the three layers, before validation.
+pub struct Settings {
+    values: BTreeMap<&'static str, (String, &'static str)>,
+    profiles: BTreeMap<String, (Profile, &'static str)>,
+}
+
+/// Environment variable names, in report order.
+pub const DATABASE_URL: &str = "ATLASGATE_DATABASE_URL";
+pub const LISTEN: &str = "ATLASGATE_LISTEN";
+pub const PUBLIC_URL: &str = "ATLASGATE_PUBLIC_URL";
+pub const ENCRYPTION_KEYS: &str = "ATLASGATE_ENCRYPTION_KEYS";
+pub const CLIENT_ID: &str = "ATLASSIAN_CLIENT_ID";
+pub const CLIENT_SECRET: &str = "ATLASSIAN_CLIENT_SECRET";
+pub const AUTH_URL: &str = "ATLASSIAN_AUTH_URL";
+pub const API_URL: &str = "ATLASSIAN_API_URL";
+pub const ADMIN_TOKEN: &str = "ATLASGATE_ADMIN_TOKEN";
+pub const REFRESH_MARGIN: &str = "ATLASGATE_REFRESH_MARGIN";
+pub const LOG: &str = "ATLASGATE_LOG";
+pub const LOG_FORMAT: &str = "ATLASGATE_LOG_FORMAT";
+
+const ALL_VARS: &[&str] = &[
+    DATABASE_URL,
+    LISTEN,
+    PUBLIC_URL,
+    ENCRYPTION_KEYS,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    AUTH_URL,
+    API_URL,
+    ADMIN_TOKEN,
+    REFRESH_MARGIN,
+    LOG,
+    LOG_FORMAT,
+];
+
+impl Settings {
+    /// Merge flags, the environment (`env` looks a variable up) and the file.
+    /// The file is `overrides.config_file`, else `./atlasgate.toml` if present.
+    pub fn load(
+        overrides: &Overrides,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let file = match &overrides.config_file {
+            Some(path) => Some(read_file(path)?),
+            None => {
+                let path = Path::new(DEFAULT_CONFIG_FILE);
+                if path.is_file() {
+                    Some(read_file(path)?)
+                } else {
+                    None
+                }
+            }
+        };
+        Ok(Settings::merge(overrides, env, file.unwrap_or_default()))
+    }
+
+    /// Merge already-parsed layers (tests use this directly).
+    pub fn merge(
+        overrides: &Overrides,
+        env: &dyn Fn(&str) -> Option<String>,
+        file: FileConfig,
+    ) -> Settings {
+        let mut values = BTreeMap::new();
+        let atl = file.atlassian.unwrap_or_default();
+        let from_file: [(&'static str, Option<String>); 12] = [
+            (DATABASE_URL, file.database_url),
+            (LISTEN, file.listen),
+            (PUBLIC_URL, file.public_url),
+            (ENCRYPTION_KEYS, file.encryption_keys),
+            (CLIENT_ID, atl.client_id),
+            (CLIENT_SECRET, atl.client_secret),
+            (AUTH_URL, atl.auth_url),
+            (API_URL, atl.api_url),
+            (ADMIN_TOKEN, file.admin_token),
+            (REFRESH_MARGIN, file.refresh_margin.map(TomlScalar::into_string)),
+            (LOG, file.log),
+            (LOG_FORMAT, file.log_format),
+        ];
+        for (name, v) in from_file {
+            if let Some(v) = v {
+                values.insert(name, (v, "file"));
+            }
+        }
+        for name in ALL_VARS {
+            if let Some(v) = env(name).filter(|v| !v.is_empty()) {
+                values.insert(*name, (v, "env"));
+            }
+        }
+        let flags: [(&'static str, &Option<String>); 9] = [
+            (DATABASE_URL, &overrides.database_url),
+            (LISTEN, &overrides.listen),
+            (PUBLIC_URL, &overrides.public_url),
+            (CLIENT_ID, &overrides.client_id),
+            (AUTH_URL, &overrides.auth_url),
+            (API_URL, &overrides.api_url),
+            (REFRESH_MARGIN, &overrides.refresh_margin),
+            (LOG, &overrides.log),
+            (LOG_FORMAT, &overrides.log_format),
+        ];
+        for (name, v) in flags {
+            if let Some(v) = v {
+                values.insert(name, (v.clone(), "flag"));
+            }
+        }
+        let mut profiles: BTreeMap<String, (Profile, &'static str)> =
+            builtin_profiles().into_iter().map(|(k, v)| (k, (v, "default"))).collect();
+        for (name, p) in file.profiles {
+            profiles.insert(name, (p, "file"));
+        }
+        Settings { values, profiles }
+    }
+
+    fn get(&self, name: &str) -> Option<(&str, &'static str)> {
+        self.values.get(name).map(|(v, s)| (v.as_str(), *s))
+    }
+
+    /// Validate every setting. The [`Resolved`] holds each value that is ok,
+    /// and the report lists all of them.
+    pub fn resolve(&self) -> Resolved {
+        let mut r = Resolved::default();
+
+        let (db, src) = self.get(DATABASE_URL).unwrap_or((DEFAULT_DATABASE_URL, "default"));
+        match check_database_url(db) {
+            Ok(()) => {
+                r.report.push(DATABASE_URL, src, Status::Ok(mask_database_url(db)));
+                r.database_url = Some(db.to_string());
+            }
+            Err(why) => r.report.push(DATABASE_URL, src, Status::Invalid(why)),
+        }
+
+        let (listen, src) = self.get(LISTEN).unwrap_or((DEFAULT_LISTEN, "default"));
+        match listen.parse::<SocketAddr>() {
+            Ok(addr) => {
+                r.report.push(LISTEN, src, Status::Ok(addr.to_string()));
+                r.listen = Some(addr);
+            }
+            Err(_) => r.report.push(
+                LISTEN,
+                src,
+                Status::Invalid(format!("`{listen}` is not an address like 127.0.0.1:8080")),
+            ),
+        }
+
+        for (name, default, slot) in [
+            (PUBLIC_URL, DEFAULT_PUBLIC_URL, &mut r.public_url),
+            (AUTH_URL, DEFAULT_AUTH_URL, &mut r.auth_url),
+            (API_URL, DEFAULT_API_URL, &mut r.api_url),
+        ] {
+            let (v, src) = self.get(name).unwrap_or((default, "default"));
+            match parse_base_url(v) {
+                Ok(url) => {
+                    let shown = url.as_str().trim_end_matches('/').to_string();
+                    r.report.push(name, src, Status::Ok(shown));
+                    *slot = Some(url);
+                }
+                Err(why) => r.report.push(name, src, Status::Invalid(why)),
+            }
+        }
+
+        match self.get(ENCRYPTION_KEYS) {
+            None => r.report.push(ENCRYPTION_KEYS, "default", Status::Missing),
+            Some((v, src)) => match Keyring::parse(v) {
+                Ok(k) => {
+                    let shown = format!(
+                        "{} key(s): {} (encrypts with `{}`)",
+                        k.len(),
+                        k.ids().collect::<Vec<_>>().join(", "),
+                        k.primary_id()
+                    );
+                    r.report.push(ENCRYPTION_KEYS, src, Status::Ok(shown));
+                    r.encryption_keys = Some(k);
+                }
+                Err(e) => r.report.push(ENCRYPTION_KEYS, src, Status::Invalid(e.to_string())),
+            },
+        }
+
+        match self.get(CLIENT_ID) {
+            None => r.report.push(CLIENT_ID, "default", Status::Missing),
+            Some((v, src)) => {
+                r.report.push(CLIENT_ID, src, Status::Ok(v.to_string()));
+                r.client_id = Some(v.to_string());
+            }
+        }
+        match self.get(CLIENT_SECRET) {
+            None => r.report.push(CLIENT_SECRET, "default", Status::Missing),
+            Some((v, src)) => {
+                r.report.push(CLIENT_SECRET, src, Status::Ok(mask_secret(v)));
+                r.client_secret = Some(SecretString::from(v.to_string()));
+            }
+        }
+        match self.get(ADMIN_TOKEN) {
+            None => r.report.push(
+                ADMIN_TOKEN,
+                "default",
+                Status::Ok("unset (admin routes off)".into()),
+            ),
+            Some((v, src)) if v.len() < 16 => r.report.push(
+                ADMIN_TOKEN,
+                src,
+                Status::Invalid(format!("too short ({} characters, need at least 16)", v.len())),
+            ),
+            Some((v, src)) => {
+                r.report.push(ADMIN_TOKEN, src, Status::Ok(mask_secret(v)));
+                r.admin_token = Some(Some(SecretString::from(v.to_string())));
+            }
+        }
+        if self.get(ADMIN_TOKEN).is_none() {
+            r.admin_token = Some(None);
+        }
+
+        let margin_default = DEFAULT_REFRESH_MARGIN_SECS.to_string();
+        let (v, src) = self
+            .get(REFRESH_MARGIN)
+            .unwrap_or((margin_default.as_str(), "default"));
+        match v.trim().parse::<u64>() {
+            Ok(secs) if secs < ACCESS_TOKEN_LIFETIME_SECS => {
+                r.report.push(REFRESH_MARGIN, src, Status::Ok(format!("{secs} seconds")));
+                r.refresh_margin = Some(Duration::from_secs(secs));
+            }
+            Ok(secs) => r.report.push(
+                REFRESH_MARGIN,
+                src,
+                Status::Invalid(format!(
+                    "{secs} seconds is not less than the {ACCESS_TOKEN_LIFETIME_SECS}-second access-token lifetime"
+                )),
+            ),
+            Err(_) => r.report.push(
+                REFRESH_MARGIN,
+                src,
+                Status::Invalid(format!("`{v}` is not a whole number of seconds")),
+            ),
+        }
+
+        let (v, src) = self.get(LOG).unwrap_or(("info", "default"));
+        match tracing_subscriber::EnvFilter::try_new(v) {
+            Ok(_) => {
+                r.report.push(LOG, src, Status::Ok(v.to_string()));
+                r.log = Some(v.to_string());
+            }
+            Err(e) => r.report.push(LOG, src, Status::Invalid(format!("not a tracing filter: {e}"))),
+        }
+        let (v, src) = self.get(LOG_FORMAT).unwrap_or(("pretty", "default"));
+        match v {
+            "pretty" => {
+                r.report.push(LOG_FORMAT, src, Status::Ok(v.into()));
+                r.log_format = Some(LogFormat::Pretty);
+            }
+            "json" => {
+                r.report.push(LOG_FORMAT, src, Status::Ok(v.into()));
+                r.log_format = Some(LogFormat::Json);
+            }
+            other => r.report.push(
+                LOG_FORMAT,
+                src,
+                Status::Invalid(format!("`{other}` is neither `json` nor `pretty`")),
+            ),
+        }
+
+        let mut profiles = BTreeMap::new();
+        let mut profiles_ok = true;
+        for (name, (p, src)) in &self.profiles {
+            let label = format!("profiles.{name}");
+            match check_profile(name, p) {
+                Ok(()) => {
+                    r.report.push(&label, src, Status::Ok(p.scope_param()));
+                    profiles.insert(name.clone(), p.clone());
+                }
+                Err(why) => {
+                    profiles_ok = false;
+                    r.report.push(&label, src, Status::Invalid(why));
+                }
+            }
+        }
+        if profiles_ok {
+            r.profiles = Some(profiles);
+        }
+        r
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    parse_file(&text).map_err(|message| ConfigError::Parse { path: path.to_path_buf(), message })
+}
+
+/// Parse `atlasgate.toml` text; the error names an unknown key.
+pub fn parse_file(text: &str) -> Result<FileConfig, String> {
+    toml::from_str::<FileConfig>(text).map_err(|e| e.message().trim().to_string())
+}
+
+/// The outcome of validation: each value that is ok, plus the full report.
+#[derive(Default)]
+pub struct Resolved {
+    pub report: Report,
+    database_url: Option<String>,
+    listen: Option<SocketAddr>,
+    public_url: Option<Url>,
+    encryption_keys: Option<Keyring>,
+    client_id: Option<String>,
+    client_secret: Option<SecretString>,
+    auth_url: Option<Url>,
+    api_url: Option<Url>,
+    admin_token: Option<Option<SecretString>>,
+    refresh_margin: Option<Duration>,
+    profiles: Option<BTreeMap<String, Profile>>,
+    log: Option<String>,
+    log_format: Option<LogFormat>,
+}
+
+impl Resolved {
+    /// The full configuration `serve` needs, or every problem at once.
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        if !self.report.is_ok() {
+            return Err(ConfigError::Invalid(self.report));
+        }
+        let report = self.report.clone();
+        let missing = || ConfigError::Invalid(report.clone());
+        Ok(Config {
+            database_url: self.database_url.ok_or_else(missing)?,
+            listen: self.listen.ok_or_else(missing)?,
+            public_url: self.public_url.ok_or_else(missing)?,
+            encryption_keys: self.encryption_keys.ok_or_else(missing)?,
+            client_id: self.client_id.ok_or_else(missing)?,
+            client_secret: self.client_secret.ok_or_else(missing)?,
+            auth_url: self.auth_url.ok_or_else(missing)?,
+            api_url: self.api_url.ok_or_else(missing)?,
+            admin_token: self.admin_token.ok_or_else(missing)?,
+            refresh_margin: self.refresh_margin.ok_or_else(missing)?,
+            profiles: self.profiles.ok_or_else(missing)?,
+            log: self.log.ok_or_else(missing)?,
+            log_format: self.log_format.ok_or_else(missing)?,
+        })
+    }
+
+    /// Only the settings a command needs (e.g. `migrate` needs the database).
+    /// Problems in other settings are ignored.
+    pub fn require(&self, names: &[&str]) -> Result<(), ConfigError> {
+        let bad: Vec<Entry> = self
+            .report
+            .problems()
+            .filter(|e| names.contains(&e.name.as_str()))
+            .cloned()
+            .collect();
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(Report { entries: bad }))
+        }
+    }
+
+    pub fn database_url(&self) -> Result<String, ConfigError> {
+        self.require(&[DATABASE_URL])?;
+        self.database_url.clone().ok_or_else(|| ConfigError::Invalid(self.report.clone()))
+    }
+
+    pub fn keyring(&self) -> Result<Keyring, ConfigError> {
+        self.require(&[ENCRYPTION_KEYS])?;
+        self.encryption_keys.clone().ok_or_else(|| ConfigError::Invalid(self.report.clone()))
+    }
+
+    pub fn log(&self) -> (String, LogFormat) {
+        (
+            self.log.clone().unwrap_or_else(|| "info".into()),
+            self.log_format.unwrap_or_default(),
+        )
+    }
+}
+
+fn check_database_url(v: &str) -> Result<(), String> {
+    if v.starts_with("sqlite:") || v.starts_with("postgres://") || v.starts_with("postgresql://")
+    {
+        Ok(())
+    } else {
+        Err("must start with `sqlite:` or `postgres://`".into())
+    }
+}
+
+/// An absolute http(s) URL without query or fragment; the trailing slash is dropped.
+pub fn parse_base_url(v: &str) -> Result<Url, String> {
+    let url = Url::parse(v).map_err(|e| format!("`{v}` is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("`{v}` must use http or https"));
+    }
+    if url.host().is_none() {
+        return Err(format!("`{v}` has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("`{v}` must not have a query or fragment"));
+    }
+    let trimmed = v.trim_end_matches('/');
+    Url::parse(trimmed).map_err(|e| format!("`{v}` is not a URL ({e})"))
+}
+
+fn check_profile(name: &str, p: &Profile) -> Result<(), String> {
+    if name.is_empty()
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err("profile names use letters, digits, `-` and `_`".into());
+    }
+    if p.scopes.is_empty() {
+        return Err("has no scopes".into());
+    }
+    if let Some(bad) = p.scopes.iter().find(|s| s.is_empty() || s.contains(char::is_whitespace)) {
+        return Err(format!("scope `{bad}` is empty or contains whitespace"));
+    }
+    // Without offline_access Atlassian issues no refresh token, and the vault
+    // could not keep the connection alive past one hour.
+    if !p.scopes.iter().any(|s| s == "offline_access") {
+        return Err("must include `offline_access` (no refresh token without it)".into());
+    }
+    Ok(())
+}
+
+/// `abcd…(32 chars)`-style masking: shows nothing of short values.
+pub fn mask_secret(v: &str) -> String {
+    format!("set ({} characters, hidden)", v.chars().count())
+}
+
+/// Hide a password in a database URL.
+pub fn mask_database_url(v: &str) -> String {
+    match Url::parse(v) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("****"));
+            u.to_string()
+        }
+        _ => v.to_string(),
+    }
+}
+
+impl Config {
+    /// The value of one profile, if configured.
+    pub fn profile(&self, name: &str) -> Option<&Profile> {
+        self.profiles.get(name)
+    }
+
+    pub fn admin_token_matches(&self, candidate: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        match &self.admin_token {
+            Some(t) => t.expose_secret().as_bytes().ct_eq(candidate.as_bytes()).into(),
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_urls_parse() {
+        assert!(parse_base_url("http://127.0.0.1:0").is_ok());
+        assert_eq!(parse_base_url("http://x/prefix/").map(|u| u.to_string()).ok().as_deref(), Some("http://x/prefix"));
+    }
+
+    #[test]
+    fn builtin_profiles_include_refresh_and_identity() {
+        for (_, p) in builtin_profiles() {
+            assert!(p.scopes.iter().any(|s| s == "offline_access"));
+            assert!(p.scopes.iter().any(|s| s == "read:me"));
+        }
+    }
+}

@@ -1,0 +1,667 @@
+//! `atlasgate demo` (DESIGN §8): the whole product on atlassim + SQLite with
+//! no configuration and no network.
+//!
+//! Without `--scripted` it prints the links a person needs and serves until
+//! Ctrl-C. With `--scripted` it walks the product through HTTP, one line per
+//! step, and fails with the first step that does not work. Steps are a plain
+//! list ([`STEPS`]): later features add theirs at the end.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, ensure, Context as _};
+use futures::future::BoxFuture;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::server::Application;
+use crate::state::AppState;
+use crate::vault::Keyring;
+
+/// A running demo: atlassim, the broker, a demo app and its admin token.
+pub struct Demo {
+    pub sim: atlassim::Sim,
+    /// `http://127.0.0.1:PORT` of the broker.
+    pub base_url: String,
+    pub admin_token: SecretString,
+    pub state: AppState,
+    pub app_id: String,
+    pub app_key: SecretString,
+    dir: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Demo {
+    /// Start atlassim (seeded, two sites) and the broker on a fresh SQLite
+    /// file in a temp dir with a fresh key and admin token; create a demo app.
+    pub async fn start() -> anyhow::Result<Demo> {
+        let dir = std::env::temp_dir().join(format!(
+            "atlasgate-demo-{}",
+            &crate::connect::random_hex()[..12]
+        ));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .context("cannot bind a loopback port for the broker")?;
+        let base_url = format!("http://{}", listener.local_addr()?);
+        let sim = atlassim::Sim::start(atlassim::SimConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..atlassim::SimConfig::default()
+        })
+        .await
+        .context("cannot start atlassim")?;
+        sim.add_redirect_uri(
+            atlassim::config::DEFAULT_CLIENT_ID,
+            &format!("{base_url}/oauth/callback"),
+        );
+
+        let db = dir.join("atlasgate.db");
+        let mut config =
+            Config::for_tests(format!("sqlite://{}", db.display()), Keyring::generate());
+        config.listen = listener.local_addr()?;
+        config.public_url = url::Url::parse(&base_url)?;
+        config.auth_url = url::Url::parse(&sim.auth_url())?;
+        config.api_url = url::Url::parse(&sim.api_url())?;
+        config.client_id = atlassim::config::DEFAULT_CLIENT_ID.to_string();
+        config.client_secret = SecretString::from(atlassim::config::DEFAULT_CLIENT_SECRET);
+        let admin_token = SecretString::from(format!("adm_{}", crate::connect::random_hex()));
+        config.admin_token = Some(admin_token.clone());
+
+        let app = Application::build_with_listener(config, listener).await?;
+        let state = app.state().clone();
+        let created = crate::apps::create(
+            &state.store,
+            &state.cipher,
+            crate::apps::NewApp {
+                name: crate::apps::AppName::parse("demo").map_err(|e| anyhow!(e))?,
+                webhook_url: None,
+                return_origins: Vec::new(),
+            },
+        )
+        .await?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async {
+            let _ = rx.await;
+        }));
+        Ok(Demo {
+            sim,
+            base_url,
+            admin_token,
+            state,
+            app_id: created.app.id.clone(),
+            app_key: SecretString::from(created.api_key.expose().to_string()),
+            dir,
+            stop: Some(tx),
+            server,
+        })
+    }
+
+    /// A fresh connect link for the demo app.
+    pub async fn connect_link(&self, owner: &str) -> anyhow::Result<String> {
+        let profile = self
+            .state
+            .config
+            .profiles
+            .get("jira")
+            .ok_or_else(|| anyhow!("no jira profile"))?;
+        let session = crate::connect::create_session(
+            &self.state,
+            &crate::connect::NewConnectSession {
+                app_id: self.app_id.clone(),
+                owner: owner.to_string(),
+                profile: "jira".into(),
+                return_to: None,
+                scopes: profile.scopes.clone(),
+            },
+        )
+        .await
+        .map_err(|e| anyhow!("cannot create a connect session: {e}"))?;
+        Ok(session.connect_url)
+    }
+
+    /// Stop the broker and atlassim, remove the temp dir.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.server).await;
+        self.state.store.close().await;
+        self.sim.shutdown().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `atlasgate demo [--scripted]`.
+pub async fn run(scripted: bool) -> anyhow::Result<()> {
+    // Quiet by default: the demo's own lines are the interface.
+    let filter = std::env::var("ATLASGATE_LOG").unwrap_or_else(|_| "warn".into());
+    let _ = crate::logging::init(&filter, crate::config::LogFormat::Pretty);
+    if scripted {
+        let report = run_scripted(&mut std::io::stdout()).await?;
+        return match report.failed {
+            None => Ok(()),
+            Some((step, error)) => bail!("step `{step}` failed: {error}"),
+        };
+    }
+    let demo = Demo::start().await?;
+    let link = demo.connect_link("demo:you").await?;
+    println!(
+        "atlasgate demo — the broker on {} with atlassim on {}",
+        demo.base_url,
+        demo.sim.base_url()
+    );
+    println!();
+    println!("  connect link   {link}");
+    println!("                 (works once, for 30 minutes; POST /v1/connect-sessions makes more)");
+    println!(
+        "  dashboard      {}/admin   (admin token: {})",
+        demo.base_url,
+        demo.admin_token.expose_secret()
+    );
+    println!("  API docs       {}/docs", demo.base_url);
+    println!("  demo app key   {}", demo.app_key.expose_secret());
+    println!();
+    println!(
+        "  try: curl -H 'Authorization: Bearer {}' {}/v1/connections",
+        demo.app_key.expose_secret(),
+        demo.base_url
+    );
+    println!();
+    println!("Press Ctrl-C to stop.");
+    let _ = std::io::stdout().flush();
+    crate::server::shutdown_signal().await;
+    demo.stop().await;
+    Ok(())
+}
+
+// ---- the scripted walk -----------------------------------------------------------
+
+/// What `run_scripted` did.
+#[derive(Debug, Default)]
+pub struct ScriptReport {
+    pub passed: Vec<String>,
+    /// The first failing step and why.
+    pub failed: Option<(String, String)>,
+}
+
+/// State carried from step to step.
+pub struct Walk {
+    pub demo: Demo,
+    pub http: reqwest::Client,
+    pub browser: Browser,
+    pub app_key: String,
+    pub connect_url: String,
+    pub connection_id: String,
+    pub chosen_cloud_id: String,
+    pub access_token: String,
+}
+
+impl Walk {
+    fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.demo.base_url))
+            .bearer_auth(&self.app_key)
+    }
+
+    async fn json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut req = self.api(method, path);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let value = resp.json::<Value>().await.unwrap_or(Value::Null);
+        Ok((status, value))
+    }
+}
+
+type StepFn = for<'a> fn(&'a mut Walk) -> BoxFuture<'a, anyhow::Result<String>>;
+
+/// The walk, in order. Each step returns a one-line summary of what it saw.
+pub const STEPS: &[(&str, StepFn)] = &[
+    ("create app", |w| Box::pin(step_create_app(w))),
+    ("connect session", |w| Box::pin(step_connect_session(w))),
+    ("consent", |w| Box::pin(step_consent(w))),
+    ("choose site", |w| Box::pin(step_choose_site(w))),
+    ("connection active", |w| Box::pin(step_connection_active(w))),
+    ("get token", |w| Box::pin(step_token(w))),
+    ("force refresh", |w| Box::pin(step_refresh(w))),
+    ("disconnect", |w| Box::pin(step_disconnect(w))),
+];
+
+/// Walk every step, printing `✓ step — details` (or `✗ step — error` and stop).
+pub async fn run_scripted(out: &mut dyn Write) -> anyhow::Result<ScriptReport> {
+    let demo = Demo::start().await?;
+    writeln!(
+        out,
+        "atlasgate demo --scripted: broker {} · atlassim {}",
+        demo.base_url,
+        demo.sim.base_url()
+    )?;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let mut walk = Walk {
+        demo,
+        browser: Browser::new(http.clone()),
+        http,
+        app_key: String::new(),
+        connect_url: String::new(),
+        connection_id: String::new(),
+        chosen_cloud_id: String::new(),
+        access_token: String::new(),
+    };
+    let mut report = ScriptReport::default();
+    for (name, step) in STEPS {
+        match tokio::time::timeout(Duration::from_secs(60), step(&mut walk)).await {
+            Ok(Ok(details)) => {
+                writeln!(out, "✓ {name} — {details}")?;
+                report.passed.push(name.to_string());
+            }
+            Ok(Err(e)) => {
+                writeln!(out, "✗ {name} — {e:#}")?;
+                report.failed = Some((name.to_string(), format!("{e:#}")));
+                break;
+            }
+            Err(_) => {
+                writeln!(out, "✗ {name} — timed out")?;
+                report.failed = Some((name.to_string(), "timed out".into()));
+                break;
+            }
+        }
+    }
+    if report.failed.is_none() {
+        writeln!(out, "all {} steps passed", report.passed.len())?;
+    }
+    walk.demo.stop().await;
+    Ok(report)
+}
+
+async fn step_create_app(w: &mut Walk) -> anyhow::Result<String> {
+    let resp = w
+        .http
+        .post(format!("{}/admin/api/apps", w.demo.base_url))
+        .bearer_auth(w.demo.admin_token.expose_secret())
+        .json(&json!({ "name": "scripted-demo" }))
+        .send()
+        .await?;
+    ensure!(
+        resp.status().as_u16() == 201,
+        "POST /admin/api/apps answered {}",
+        resp.status()
+    );
+    let body: Value = resp.json().await?;
+    let key = body["api_key"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no api_key in the answer"))?;
+    ensure!(
+        key.starts_with("agk_"),
+        "the app key does not start with agk_"
+    );
+    w.app_key = key.to_string();
+    Ok(format!(
+        "app {} (key agk_…)",
+        body["id"].as_str().unwrap_or("?")
+    ))
+}
+
+async fn step_connect_session(w: &mut Walk) -> anyhow::Result<String> {
+    let (status, body) = w
+        .json(
+            reqwest::Method::POST,
+            "/v1/connect-sessions",
+            Some(json!({ "owner": "demo:scripted" })),
+        )
+        .await?;
+    ensure!(
+        status == 201,
+        "POST /v1/connect-sessions answered {status}: {body}"
+    );
+    w.connect_url = body["connect_url"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no connect_url"))?
+        .to_string();
+    Ok(format!(
+        "expires {}",
+        body["expires_at"].as_str().unwrap_or("?")
+    ))
+}
+
+fn sim_sites(w: &Walk) -> Vec<(String, String)> {
+    w.demo.sim.snapshot()["sites"]
+        .as_array()
+        .map(|sites| {
+            sites
+                .iter()
+                .map(|s| {
+                    (
+                        s["cloud_id"].as_str().unwrap_or_default().to_string(),
+                        s["name"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn step_consent(w: &mut Walk) -> anyhow::Result<String> {
+    let sites = sim_sites(w);
+    ensure!(
+        sites.len() >= 2,
+        "atlassim should have two sites, has {}",
+        sites.len()
+    );
+    w.demo.sim.set_next_consent(atlassim::ConsentDecision {
+        account_id: None,
+        sites: Some(sites.iter().map(|(id, _)| id.clone()).collect()),
+        deny: false,
+    });
+    let page = w.browser.get(&w.connect_url).await?;
+    ensure!(
+        page.status == 200,
+        "expected the site picker, got {} at {}",
+        page.status,
+        page.url
+    );
+    ensure!(
+        page.url.ends_with("/site"),
+        "expected the site picker, landed on {}",
+        page.url
+    );
+    Ok(format!(
+        "consented to {} sites; site picker shown",
+        sites.len()
+    ))
+}
+
+async fn step_choose_site(w: &mut Walk) -> anyhow::Result<String> {
+    let page = w.browser.last.clone().ok_or_else(|| anyhow!("no page"))?;
+    let form = SitePickerForm::parse(&page.body)?;
+    let second = form
+        .cloud_ids
+        .get(1)
+        .ok_or_else(|| anyhow!("the picker lists fewer than two sites"))?
+        .clone();
+    let done = w
+        .browser
+        .post_form(
+            &page.url,
+            &[("csrf", form.csrf.as_str()), ("cloud_id", second.as_str())],
+        )
+        .await?;
+    ensure!(
+        done.status == 200 && done.body.contains("Connected"),
+        "choosing a site answered {}",
+        done.status
+    );
+    let name = sim_sites(w)
+        .into_iter()
+        .find(|(id, _)| *id == second)
+        .map(|(_, n)| n)
+        .unwrap_or_default();
+    w.chosen_cloud_id = second;
+    Ok(format!("chose the second site, {name}"))
+}
+
+async fn step_connection_active(w: &mut Walk) -> anyhow::Result<String> {
+    let (status, body) = w
+        .json(
+            reqwest::Method::GET,
+            "/v1/connections?owner=demo%3Ascripted",
+            None,
+        )
+        .await?;
+    ensure!(status == 200, "GET /v1/connections answered {status}");
+    let item = body["items"]
+        .get(0)
+        .ok_or_else(|| anyhow!("no connection listed"))?;
+    ensure!(item["status"] == "active", "status is {}", item["status"]);
+    ensure!(
+        item["site"]["cloud_id"] == w.chosen_cloud_id.as_str(),
+        "the selected site is not the chosen one"
+    );
+    w.connection_id = item["id"].as_str().unwrap_or_default().to_string();
+    Ok(format!(
+        "{} active for {} on {}",
+        w.connection_id,
+        item["account"]["email"].as_str().unwrap_or("?"),
+        item["site"]["url"].as_str().unwrap_or("?")
+    ))
+}
+
+async fn step_token(w: &mut Walk) -> anyhow::Result<String> {
+    let path = format!("/v1/connections/{}/token", w.connection_id);
+    let (status, body) = w.json(reqwest::Method::GET, &path, None).await?;
+    ensure!(status == 200, "GET …/token answered {status}");
+    ensure!(
+        body["cloud_id"] == w.chosen_cloud_id.as_str(),
+        "token is for another site"
+    );
+    w.access_token = body["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    ensure!(!w.access_token.is_empty(), "empty access token");
+    // Use it: the token must work at atlassim's gateway.
+    let me = w
+        .http
+        .get(format!("{}/me", w.demo.sim.api_url()))
+        .bearer_auth(&w.access_token)
+        .send()
+        .await?;
+    ensure!(
+        me.status().is_success(),
+        "atlassim /me refused the token ({})",
+        me.status()
+    );
+    Ok(format!(
+        "Bearer token valid until {}",
+        body["expires_at"].as_str().unwrap_or("?")
+    ))
+}
+
+async fn step_refresh(w: &mut Walk) -> anyhow::Result<String> {
+    let before = w.demo.sim.stats().tokens.refreshes;
+    let path = format!("/v1/connections/{}/refresh", w.connection_id);
+    let (status, body) = w.json(reqwest::Method::POST, &path, None).await?;
+    ensure!(status == 200, "POST …/refresh answered {status}: {body}");
+    let (status, token) = w
+        .json(
+            reqwest::Method::GET,
+            &format!("/v1/connections/{}/token", w.connection_id),
+            None,
+        )
+        .await?;
+    ensure!(status == 200, "GET …/token after refresh answered {status}");
+    let new_token = token["access_token"].as_str().unwrap_or_default();
+    ensure!(
+        new_token != w.access_token,
+        "the access token did not change"
+    );
+    let after = w.demo.sim.stats().tokens.refreshes;
+    ensure!(
+        after == before + 1,
+        "atlassim saw {} refreshes, expected 1",
+        after - before
+    );
+    Ok("new access token; one refresh at Atlassian".into())
+}
+
+async fn step_disconnect(w: &mut Walk) -> anyhow::Result<String> {
+    let path = format!("/v1/connections/{}", w.connection_id);
+    let (status, body) = w.json(reqwest::Method::DELETE, &path, None).await?;
+    ensure!(status == 200, "DELETE answered {status}");
+    ensure!(
+        body["status"] == "disconnected",
+        "status is {}",
+        body["status"]
+    );
+    let (status, _) = w
+        .json(reqwest::Method::GET, &format!("{path}/token"), None)
+        .await?;
+    ensure!(
+        status == 409,
+        "a disconnected connection still hands out tokens ({status})"
+    );
+    Ok("tokens wiped; status disconnected".into())
+}
+
+// ---- a small cookie-keeping browser ---------------------------------------------------
+
+/// One page as a browser would end up on it.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub status: u16,
+    pub url: String,
+    pub body: String,
+}
+
+/// Follows redirects and keeps cookies (by name; everything here is loopback).
+pub struct Browser {
+    http: reqwest::Client,
+    cookies: Mutex<BTreeMap<String, String>>,
+    pub last: Option<Page>,
+}
+
+impl Browser {
+    /// `http` must not follow redirects itself.
+    pub fn new(http: reqwest::Client) -> Browser {
+        Browser {
+            http,
+            cookies: Mutex::new(BTreeMap::new()),
+            last: None,
+        }
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    pub fn set_cookie(&self, name: &str, value: &str) {
+        self.cookies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.into(), value.into());
+    }
+
+    pub fn clear_cookies(&self) {
+        self.cookies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    fn cookie_header(&self) -> Option<String> {
+        let jar = self.cookies.lock().unwrap_or_else(|e| e.into_inner());
+        (!jar.is_empty()).then(|| {
+            jar.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    fn keep_cookies(&self, resp: &reqwest::Response) {
+        let mut jar = self.cookies.lock().unwrap_or_else(|e| e.into_inner());
+        for v in resp.headers().get_all(reqwest::header::SET_COOKIE) {
+            if let Some((name, value)) = v
+                .to_str()
+                .ok()
+                .and_then(|s| s.split(';').next())
+                .and_then(|p| p.split_once('='))
+            {
+                jar.insert(name.trim().to_string(), value.trim().to_string());
+            }
+        }
+    }
+
+    /// GET and follow redirects (at most 10).
+    pub async fn get(&mut self, url: &str) -> anyhow::Result<Page> {
+        self.navigate(self.http.get(url), url).await
+    }
+
+    /// Submit a form (`application/x-www-form-urlencoded`) and follow redirects.
+    pub async fn post_form(&mut self, url: &str, fields: &[(&str, &str)]) -> anyhow::Result<Page> {
+        self.navigate(self.http.post(url).form(fields), url).await
+    }
+
+    /// Send one request without following its redirect.
+    pub async fn send_once(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> anyhow::Result<reqwest::Response> {
+        let req = match self.cookie_header() {
+            Some(c) => req.header(reqwest::header::COOKIE, c),
+            None => req,
+        };
+        let resp = req.send().await?;
+        self.keep_cookies(&resp);
+        Ok(resp)
+    }
+
+    async fn navigate(
+        &mut self,
+        first: reqwest::RequestBuilder,
+        url: &str,
+    ) -> anyhow::Result<Page> {
+        let mut current = url::Url::parse(url)?;
+        let mut resp = self.send_once(first).await?;
+        for _ in 0..10 {
+            if !resp.status().is_redirection() {
+                break;
+            }
+            let location = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| anyhow!("redirect without Location"))?;
+            current = current.join(location)?;
+            resp = self.send_once(self.http.get(current.clone())).await?;
+        }
+        let page = Page {
+            status: resp.status().as_u16(),
+            url: current.to_string(),
+            body: resp.text().await?,
+        };
+        self.last = Some(page.clone());
+        Ok(page)
+    }
+}
+
+/// The fields of our site picker page.
+#[derive(Debug, Clone)]
+pub struct SitePickerForm {
+    pub csrf: String,
+    pub cloud_ids: Vec<String>,
+}
+
+impl SitePickerForm {
+    pub fn parse(html: &str) -> anyhow::Result<SitePickerForm> {
+        let csrf = regex::Regex::new(r#"name="csrf" value="([^"]+)""#)?
+            .captures(html)
+            .and_then(|c| c.get(1))
+            .map(|m| m.as_str().to_string())
+            .ok_or_else(|| anyhow!("no CSRF token on the site picker"))?;
+        let cloud_ids = regex::Regex::new(r#"name="cloud_id" value="([^"]+)""#)?
+            .captures_iter(html)
+            .filter_map(|c| c.get(1).map(|m| m.as_str().to_string()))
+            .collect();
+        Ok(SitePickerForm { csrf, cloud_ids })
+    }
+}

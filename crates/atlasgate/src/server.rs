@@ -1,0 +1,251 @@
+//! The HTTP server: one router merged from every feature module, the
+//! cross-cutting layers (request id, logs, metrics, problem+json, limits), and
+//! [`Application`], which binds, migrates and serves until a signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tracing::Instrument;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::config::Config;
+use crate::state::AppState;
+use crate::store::{Store, StoreError};
+
+/// Request bodies above this are refused with a 413 problem (proxy excepted).
+pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+/// Requests taking longer are answered 504 (proxy excepted: it streams).
+/// 504 rather than 408: the slow party is nearly always Atlassian, not the client.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being handled on this task, if any.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(|id| id.clone()).ok()
+}
+
+/// The documented routes with the ordinary limits (body size, timeout).
+/// Feature modules contribute one `router()` each, here and only here.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
+        .merge(crate::health::router())
+        .merge(crate::admin::api_router())
+        .merge(crate::connect::api_router())
+        .merge(crate::connections::router())
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
+        .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, REQUEST_TIMEOUT))
+}
+
+/// Routes that stream (the proxy): no body limit, no overall timeout.
+pub fn streaming_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+}
+
+/// Every documented route (for `/openapi.json` and the snapshot test).
+pub fn openapi_router() -> OpenApiRouter<AppState> {
+    api_router().merge(streaming_router())
+}
+
+/// The generated OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    openapi_router().split_for_parts().1
+}
+
+/// The complete application router with its state.
+pub fn router(state: AppState) -> Router {
+    let (api, spec) = openapi_router().split_for_parts();
+    api.merge(crate::admin::pages_router())
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
+        .fallback(crate::error::not_found)
+        .layer(middleware::from_fn(crate::error::problem_fallback))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(middleware::from_fn(request_context))
+        .with_state(state)
+}
+
+/// A sane incoming request id is reused; anything else is replaced.
+fn sane_request_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    (!s.is_empty()
+        && s.len() <= 128
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+    .then(|| s.to_string())
+}
+
+/// Assigns the request id (request header, task-local, response header) and
+/// wraps the request in a span that every log line below it carries. Logs
+/// the path but never the query string (it may hold OAuth codes or state).
+async fn request_context(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(&REQUEST_ID_HEADER)
+        .and_then(sane_request_id)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        req.headers_mut().insert(REQUEST_ID_HEADER.clone(), v);
+    }
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        path = %req.uri().path(),
+    );
+    let started = Instant::now();
+    let mut resp = REQUEST_ID
+        .scope(id.clone(), next.run(req).instrument(span.clone()))
+        .await;
+    span.in_scope(|| {
+        tracing::info!(
+            status = resp.status().as_u16(),
+            latency_ms = started.elapsed().as_millis() as u64,
+            "request finished"
+        )
+    });
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(REQUEST_ID_HEADER.clone(), v);
+    }
+    resp
+}
+
+/// Counts requests by route template, method and status.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    state
+        .metrics
+        .observe_http(&route, &method, resp.status().as_u16(), started.elapsed().as_secs_f64());
+    resp
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen: {0}")]
+    Bind(#[source] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+/// A configured, migrated, bound server that is not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    address: SocketAddr,
+    state: AppState,
+    router: Router,
+}
+
+impl Application {
+    /// Bind `config.listen` (port 0 picks a free port), connect and migrate.
+    pub async fn build(config: Config) -> Result<Application, StartError> {
+        let listener = TcpListener::bind(config.listen).await.map_err(StartError::Bind)?;
+        Self::build_with_listener(config, listener).await
+    }
+
+    /// Serve on a listener bound by the caller (so a test knows the port
+    /// before it starts anything that needs atlasgate's URL).
+    pub async fn build_with_listener(
+        config: Config,
+        listener: TcpListener,
+    ) -> Result<Application, StartError> {
+        let store = Store::connect(&config.database_url).await?;
+        store.migrate().await?;
+        Self::build_with_store(config, listener, store).await
+    }
+
+    /// Like [`build_with_listener`](Self::build_with_listener) with an
+    /// already connected and migrated store.
+    pub async fn build_with_store(
+        config: Config,
+        listener: TcpListener,
+        store: Store,
+    ) -> Result<Application, StartError> {
+        let address = listener.local_addr().map_err(StartError::Bind)?;
+        let state = AppState::new(config, store)?;
+        let router = router(state.clone());
+        Ok(Application { listener, address, state, router })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serve until SIGINT or SIGTERM, then finish in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serve until `stop` completes, then finish in-flight requests.
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let keepalive =
+            crate::vault::keepalive::spawn(self.state.store.clone(), self.state.refresher.clone());
+        // Connect info: the connect pages rate limit by peer IP.
+        let served = axum::serve(
+            self.listener,
+            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop)
+        .await;
+        keepalive.abort();
+        served
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,56 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::vault::refresh::Refresher;
+use crate::vault::Cipher;
+
+/// Cheap to clone: every field is a handle.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub cipher: Arc<Cipher>,
+    /// Outgoing HTTP (Atlassian, app webhooks).
+    pub http: reqwest::Client,
+    pub metrics: Arc<Metrics>,
+    /// Single-flight token refresh (DESIGN §4).
+    pub refresher: Arc<Refresher>,
+}
+
+impl AppState {
+    pub fn new(config: Config, store: Store) -> Result<AppState, reqwest::Error> {
+        let cipher = Arc::new(Cipher::new(config.encryption_keys.clone()));
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("atlasgate/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let metrics = Arc::new(Metrics::new());
+        let oauth = crate::atlassian::OAuthClient::new(
+            http.clone(),
+            config.auth_url.clone(),
+            config.api_url.clone(),
+            config.client_id.clone(),
+            config.client_secret.clone(),
+        );
+        let refresher = Arc::new(Refresher::new(
+            store.clone(),
+            cipher.clone(),
+            oauth,
+            config.refresh_margin,
+            metrics.clone(),
+        ));
+        Ok(AppState {
+            config: Arc::new(config),
+            store,
+            cipher,
+            http,
+            metrics,
+            refresher,
+        })
+    }
+}

@@ -1,0 +1,498 @@
+//! Rows of `connections`: the grant, its encrypted tokens and the refresh mark.
+//!
+//! Every function takes an executor so callers choose between the pool and a
+//! transaction. Ciphertexts are opaque here; `vault::token` seals and opens them.
+
+use sqlx::{Any, AnyConnection, AnyPool, Executor};
+
+use super::Backend;
+
+/// Lifecycle of a connection (DESIGN §2).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionStatus {
+    Active,
+    NeedsReauth,
+    Disconnected,
+}
+
+impl ConnectionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionStatus::Active => "active",
+            ConnectionStatus::NeedsReauth => "needs_reauth",
+            ConnectionStatus::Disconnected => "disconnected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(ConnectionStatus::Active),
+            "needs_reauth" => Some(ConnectionStatus::NeedsReauth),
+            "disconnected" => Some(ConnectionStatus::Disconnected),
+            _ => None,
+        }
+    }
+}
+
+/// One `connections` row as stored.
+#[derive(Clone, sqlx::FromRow)]
+pub struct ConnectionRow {
+    pub id: String,
+    pub app_id: String,
+    pub owner: String,
+    pub profile: String,
+    pub status: String,
+    pub account_id: Option<String>,
+    pub account_email: Option<String>,
+    pub account_name: Option<String>,
+    pub scopes: String,
+    pub sites: String,
+    pub site_cloud_id: Option<String>,
+    pub site_url: Option<String>,
+    pub access_token: Option<Vec<u8>>,
+    pub refresh_token: Option<Vec<u8>>,
+    pub access_expires_at: Option<i64>,
+    pub refresh_issued_at: Option<i64>,
+    pub token_version: i64,
+    pub refresh_inflight_token: Option<Vec<u8>>,
+    pub refresh_started_at: Option<i64>,
+    pub refresh_lease_until: Option<i64>,
+    pub refresh_attempts: i64,
+    pub next_attempt_at: Option<i64>,
+    pub last_refresh_error: Option<String>,
+    pub connected_at: i64,
+    pub last_refreshed_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub disconnected_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for ConnectionRow {
+    // Ciphertexts are not secrets, but they are noise; keep them out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionRow")
+            .field("id", &self.id)
+            .field("app_id", &self.app_id)
+            .field("owner", &self.owner)
+            .field("profile", &self.profile)
+            .field("status", &self.status)
+            .field("token_version", &self.token_version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectionRow {
+    pub fn status(&self) -> ConnectionStatus {
+        ConnectionStatus::parse(&self.status).unwrap_or(ConnectionStatus::Disconnected)
+    }
+
+    pub fn scope_list(&self) -> Vec<String> {
+        serde_json::from_str(&self.scopes).unwrap_or_default()
+    }
+
+    pub fn site_list(&self) -> Vec<crate::atlassian::AccessibleSite> {
+        serde_json::from_str(&self.sites).unwrap_or_default()
+    }
+
+    pub fn selected_site(&self) -> Option<crate::atlassian::AccessibleSite> {
+        let id = self.site_cloud_id.as_deref()?;
+        self.site_list().into_iter().find(|s| s.cloud_id == id)
+    }
+}
+
+pub const COLUMNS: &str = "id, app_id, owner, profile, status, account_id, account_email, account_name, \
+scopes, sites, site_cloud_id, site_url, access_token, refresh_token, access_expires_at, refresh_issued_at, \
+token_version, refresh_inflight_token, refresh_started_at, refresh_lease_until, refresh_attempts, \
+next_attempt_at, last_refresh_error, connected_at, last_refreshed_at, last_used_at, disconnected_at, \
+created_at, updated_at";
+
+/// A new, time-ordered connection id (`con_` + 12 hex digits of milliseconds +
+/// 16 random hex digits): sorting by id is sorting by creation, which makes
+/// cursor pagination a plain `id > $cursor`.
+pub fn new_id() -> String {
+    let millis = chrono::Utc::now().timestamp_millis().max(0) as u64;
+    let random: u64 = rand::random();
+    format!("con_{millis:012x}{random:016x}")
+}
+
+pub async fn get<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    id: &str,
+) -> Result<Option<ConnectionRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(exec)
+        .await
+}
+
+/// The app's own connection, or nothing: another app's id reads as missing.
+pub async fn get_for_app(
+    pool: &AnyPool,
+    app_id: &str,
+    id: &str,
+) -> Result<Option<ConnectionRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM connections WHERE id = $1 AND app_id = $2"
+    ))
+    .bind(id)
+    .bind(app_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Read a row inside a write transaction, locking it on PostgreSQL (SQLite's
+/// `BEGIN IMMEDIATE` already holds the database's write lock).
+pub async fn get_locked(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    id: &str,
+) -> Result<Option<ConnectionRow>, sqlx::Error> {
+    let lock = match backend {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    };
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM connections WHERE id = $1{lock}"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn find_by_owner(
+    conn: &mut AnyConnection,
+    app_id: &str,
+    owner: &str,
+    profile: &str,
+) -> Result<Option<ConnectionRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM connections WHERE app_id = $1 AND owner = $2 AND profile = $3"
+    ))
+    .bind(app_id)
+    .bind(owner)
+    .bind(profile)
+    .fetch_optional(conn)
+    .await
+}
+
+#[derive(Debug, Default)]
+pub struct ListFilter {
+    pub owner: Option<String>,
+    pub profile: Option<String>,
+    pub status: Option<String>,
+    /// Only ids greater than this (the previous page's last id).
+    pub after: Option<String>,
+}
+
+pub async fn list_for_app(
+    pool: &AnyPool,
+    app_id: &str,
+    filter: &ListFilter,
+    limit: i64,
+) -> Result<Vec<ConnectionRow>, sqlx::Error> {
+    let mut sql = format!("SELECT {COLUMNS} FROM connections WHERE app_id = $1");
+    let mut binds: Vec<&str> = Vec::new();
+    let mut n = 1;
+    for (column, value) in [
+        ("owner", &filter.owner),
+        ("profile", &filter.profile),
+        ("status", &filter.status),
+    ] {
+        if let Some(value) = value {
+            n += 1;
+            sql.push_str(&format!(" AND {column} = ${n}"));
+            binds.push(value);
+        }
+    }
+    if let Some(after) = &filter.after {
+        n += 1;
+        sql.push_str(&format!(" AND id > ${n}"));
+        binds.push(after);
+    }
+    sql.push_str(&format!(" ORDER BY id LIMIT {}", limit.clamp(1, 1000)));
+    let mut query = sqlx::query_as(&sql).bind(app_id);
+    for value in binds {
+        query = query.bind(value);
+    }
+    query.fetch_all(pool).await
+}
+
+/// Every connection of every app (the `connections list` command).
+pub async fn list_all(pool: &AnyPool) -> Result<Vec<ConnectionRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM connections ORDER BY app_id, id"
+    ))
+    .fetch_all(pool)
+    .await
+}
+
+/// What a successful consent stores.
+pub struct NewGrant<'a> {
+    pub account_id: &'a str,
+    pub account_email: Option<&'a str>,
+    pub account_name: Option<&'a str>,
+    pub scopes_json: &'a str,
+    pub sites_json: &'a str,
+    pub site_cloud_id: Option<&'a str>,
+    pub site_url: Option<&'a str>,
+    pub access_token: &'a [u8],
+    pub refresh_token: Option<&'a [u8]>,
+    pub access_expires_at: i64,
+}
+
+pub async fn insert(
+    conn: &mut AnyConnection,
+    id: &str,
+    app_id: &str,
+    owner: &str,
+    profile: &str,
+    grant: &NewGrant<'_>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO connections (id, app_id, owner, profile, status, account_id, account_email, account_name, \
+         scopes, sites, site_cloud_id, site_url, access_token, refresh_token, access_expires_at, refresh_issued_at, \
+         token_version, refresh_attempts, connected_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1, 0, $16, $16, $16)",
+    )
+    .bind(id)
+    .bind(app_id)
+    .bind(owner)
+    .bind(profile)
+    .bind(grant.account_id)
+    .bind(grant.account_email)
+    .bind(grant.account_name)
+    .bind(grant.scopes_json)
+    .bind(grant.sites_json)
+    .bind(grant.site_cloud_id)
+    .bind(grant.site_url)
+    .bind(grant.access_token)
+    .bind(grant.refresh_token)
+    .bind(grant.access_expires_at)
+    .bind(grant.refresh_token.map(|_| now))
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A reconnect: new grant, same id; any refresh mark of the old family is void.
+pub async fn replace_grant(
+    conn: &mut AnyConnection,
+    id: &str,
+    grant: &NewGrant<'_>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE connections SET status = 'active', account_id = $2, account_email = $3, account_name = $4, \
+         scopes = $5, sites = $6, site_cloud_id = $7, site_url = $8, access_token = $9, refresh_token = $10, \
+         access_expires_at = $11, refresh_issued_at = $12, token_version = token_version + 1, \
+         refresh_inflight_token = NULL, refresh_started_at = NULL, refresh_lease_until = NULL, \
+         refresh_attempts = 0, next_attempt_at = NULL, last_refresh_error = NULL, \
+         connected_at = $13, disconnected_at = NULL, updated_at = $13 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(grant.account_id)
+    .bind(grant.account_email)
+    .bind(grant.account_name)
+    .bind(grant.scopes_json)
+    .bind(grant.sites_json)
+    .bind(grant.site_cloud_id)
+    .bind(grant.site_url)
+    .bind(grant.access_token)
+    .bind(grant.refresh_token)
+    .bind(grant.access_expires_at)
+    .bind(grant.refresh_token.map(|_| now))
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_site<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    id: &str,
+    cloud_id: &str,
+    url: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE connections SET site_cloud_id = $2, site_url = $3, updated_at = $4 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(cloud_id)
+    .bind(url)
+    .bind(now)
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+pub async fn touch_used<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    id: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE connections SET last_used_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(now)
+        .execute(exec)
+        .await?;
+    Ok(())
+}
+
+/// Disconnect: wipe every token, keep the row (and its id) for history.
+/// Returns false when the connection was already disconnected.
+pub async fn disconnect(conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE connections SET status = 'disconnected', access_token = NULL, refresh_token = NULL, \
+         refresh_inflight_token = NULL, refresh_started_at = NULL, refresh_lease_until = NULL, \
+         access_expires_at = NULL, next_attempt_at = NULL, disconnected_at = $2, updated_at = $2 \
+         WHERE id = $1 AND status <> 'disconnected'",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+// ---- the refresh mark (DESIGN §4) -------------------------------------------
+
+/// Write the in-flight mark before calling Atlassian.
+pub async fn set_refresh_mark(
+    conn: &mut AnyConnection,
+    id: &str,
+    old_refresh_token: &[u8],
+    started_at: i64,
+    lease_until: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE connections SET refresh_inflight_token = $2, refresh_started_at = $3, \
+         refresh_lease_until = $4, refresh_attempts = refresh_attempts + 1 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(old_refresh_token)
+    .bind(started_at)
+    .bind(lease_until)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Take over a stale mark (its owner lost the answer or died): extend the lease.
+pub async fn renew_refresh_lease(
+    conn: &mut AnyConnection,
+    id: &str,
+    lease_until: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE connections SET refresh_lease_until = $2, refresh_attempts = refresh_attempts + 1 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(lease_until)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The new pair, stored in the same statement that clears the mark. Guarded by
+/// the mark's `started_at`: if the mark is no longer ours, nothing changes.
+#[allow(clippy::too_many_arguments)]
+pub async fn store_refreshed(
+    conn: &mut AnyConnection,
+    id: &str,
+    mark_started_at: i64,
+    access_token: &[u8],
+    refresh_token: &[u8],
+    access_expires_at: i64,
+    refresh_issued_at: i64,
+    scopes_json: Option<&str>,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE connections SET access_token = $3, refresh_token = $4, access_expires_at = $5, \
+         refresh_issued_at = $6, scopes = COALESCE($7, scopes), token_version = token_version + 1, \
+         refresh_inflight_token = NULL, refresh_started_at = NULL, refresh_lease_until = NULL, \
+         refresh_attempts = 0, next_attempt_at = NULL, last_refresh_error = NULL, \
+         last_refreshed_at = $8, updated_at = $8 \
+         WHERE id = $1 AND refresh_started_at = $2 AND status = 'active'",
+    )
+    .bind(id)
+    .bind(mark_started_at)
+    .bind(access_token)
+    .bind(refresh_token)
+    .bind(access_expires_at)
+    .bind(refresh_issued_at)
+    .bind(scopes_json)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A transient failure: release the lease (keep the mark, so the next attempt
+/// reuses the same old token inside the reuse window) and back off.
+pub async fn release_after_failure(
+    conn: &mut AnyConnection,
+    id: &str,
+    mark_started_at: i64,
+    next_attempt_at: i64,
+    error: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE connections SET refresh_lease_until = NULL, next_attempt_at = $3, last_refresh_error = $4, \
+         updated_at = $5 WHERE id = $1 AND refresh_started_at = $2",
+    )
+    .bind(id)
+    .bind(mark_started_at)
+    .bind(next_attempt_at)
+    .bind(error)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// `active` → `needs_reauth`, exactly once (the caller emits the event only
+/// when this returns true). Clears the mark and the dead tokens' backoff.
+pub async fn mark_needs_reauth(
+    conn: &mut AnyConnection,
+    id: &str,
+    error: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE connections SET status = 'needs_reauth', refresh_inflight_token = NULL, \
+         refresh_started_at = NULL, refresh_lease_until = NULL, next_attempt_at = NULL, \
+         last_refresh_error = $2, updated_at = $3 WHERE id = $1 AND status = 'active'",
+    )
+    .bind(id)
+    .bind(error)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Active connections whose refresh token was issued before `issued_before`
+/// (keep-alive candidates), oldest first.
+pub async fn keepalive_candidates(
+    pool: &AnyPool,
+    issued_before: i64,
+    limit: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM connections WHERE status = 'active' AND refresh_token IS NOT NULL \
+         AND refresh_issued_at < $1 ORDER BY refresh_issued_at LIMIT $2",
+    )
+    .bind(issued_before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

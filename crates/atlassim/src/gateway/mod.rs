@@ -1,0 +1,209 @@
+//! The API gateway: `/ex/jira/{cloudId}/…` and `/ex/confluence/{cloudId}/…`.
+//!
+//! Every operation goes through [`Ctx`], an extractor that does what
+//! `api.atlassian.com` does before Jira sees a request: the `latency_ms`
+//! delay, the bearer check, the cloud id check, the per-operation scope check
+//! and (when on) the rate limits. Handlers then only see authorised calls.
+
+pub mod routes;
+pub mod scopes;
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::{Extension, Router};
+
+use crate::auth::AccessInfo;
+use crate::errors::ApiError;
+use crate::model::{AppState, Product};
+use crate::ratelimit::Limiter;
+use crate::webhooks::Dispatcher;
+pub use routes::{Api, Op, Route, ROUTES};
+
+/// Gateway state that lives beside the world: rate-limit buckets and the
+/// webhook delivery queues. One per router.
+pub struct Runtime {
+    pub limiter: Limiter,
+    pub dispatcher: Dispatcher,
+}
+
+/// Headers the gateway adds to a successful response (rate-limit headers);
+/// filled by [`Ctx`], applied by [`apply_response_headers`].
+#[derive(Clone, Default)]
+struct ExtraHeaders(Arc<Mutex<HeaderMap>>);
+
+/// Every gateway route (Jira platform, Jira Software, Confluence) plus the
+/// issue routes of the control plane.
+pub fn router() -> Router<AppState> {
+    let runtime = Arc::new(Runtime { limiter: Limiter::default(), dispatcher: Dispatcher::default() });
+    let mut router = Router::new();
+    for route in ROUTES {
+        for path in routes::gateway_paths(route) {
+            router = router.route(&path, method_router(route));
+        }
+    }
+    router
+        .merge(crate::sim_issues::router())
+        .layer(axum::middleware::from_fn(apply_response_headers))
+        .layer(Extension(runtime))
+}
+
+fn method_router(route: &Route) -> MethodRouter<AppState> {
+    use crate::{agile, confluence, jira, webhooks};
+    let filter = match route.method {
+        "POST" => MethodFilter::POST,
+        "PUT" => MethodFilter::PUT,
+        "DELETE" => MethodFilter::DELETE,
+        _ => MethodFilter::GET,
+    };
+    match route.op {
+        Op::ServerInfo => on(filter, jira::server_info),
+        Op::Myself => on(filter, jira::myself),
+        Op::ProjectList => on(filter, jira::list_projects),
+        Op::ProjectSearch => on(filter, jira::search_projects),
+        Op::ProjectGet => on(filter, jira::get_project),
+        Op::Fields => on(filter, jira::list_fields),
+        Op::SearchJqlGet => on(filter, jira::search_jql_get),
+        Op::SearchJqlPost => on(filter, jira::search_jql_post),
+        Op::SearchRemoved => on(filter, jira::search_removed),
+        Op::IssueGet => on(filter, jira::get_issue),
+        Op::IssueEdit => on(filter, jira::edit_issue),
+        Op::IssueDelete => on(filter, jira::delete_issue),
+        Op::IssueCreate => on(filter, jira::create_issue),
+        Op::CommentList => on(filter, jira::list_comments),
+        Op::CommentAdd => on(filter, jira::add_comment),
+        Op::WebhookList => on(filter, webhooks::list_webhooks),
+        Op::WebhookRegister => on(filter, webhooks::register_webhooks),
+        Op::WebhookDelete => on(filter, webhooks::delete_webhooks),
+        Op::WebhookRefresh => on(filter, webhooks::refresh_webhooks),
+        Op::BoardList => on(filter, agile::list_boards),
+        Op::BoardGet => on(filter, agile::get_board),
+        Op::BoardConfiguration => on(filter, agile::get_board_configuration),
+        Op::BoardSprints => on(filter, agile::list_board_sprints),
+        Op::BoardBacklog => on(filter, agile::get_backlog),
+        Op::SprintGet => on(filter, agile::get_sprint),
+        Op::SprintIssues => on(filter, agile::get_sprint_issues),
+        Op::EstimationGet => on(filter, agile::get_estimation),
+        Op::EstimationSet => on(filter, agile::set_estimation),
+        Op::SpaceList => on(filter, confluence::list_spaces),
+        Op::SpaceGet => on(filter, confluence::get_space),
+        Op::SpacePages => on(filter, confluence::list_space_pages),
+        Op::PageList => on(filter, confluence::list_pages),
+        Op::PageGet => on(filter, confluence::get_page),
+    }
+}
+
+async fn apply_response_headers(mut req: Request, next: Next) -> Response {
+    let extra = ExtraHeaders::default();
+    req.extensions_mut().insert(extra.clone());
+    let mut response = next.run(req).await;
+    let headers = extra.0.lock().map(|h| h.clone()).unwrap_or_default();
+    for (k, v) in headers.iter() {
+        response.headers_mut().entry(k.clone()).or_insert(v.clone());
+    }
+    response
+}
+
+/// The route a matched gateway URL template belongs to.
+fn route_for(method: &Method, matched: &str) -> Option<&'static Route> {
+    ROUTES.iter().find(|r| {
+        r.method == method.as_str() && routes::gateway_paths(r).iter().any(|p| p == matched)
+    })
+}
+
+/// An authorised gateway call: who calls, on which site, through which operation.
+pub struct Ctx {
+    pub state: AppState,
+    pub runtime: Arc<Runtime>,
+    pub cloud_id: String,
+    pub access: AccessInfo,
+    pub route: &'static Route,
+    /// `http://host/ex/jira/{cloudId}` (or `…/ex/confluence/{cloudId}`): the
+    /// base of `self` links, as the real gateway rewrites them.
+    pub api_base: String,
+}
+
+impl Ctx {
+    /// Charge the hourly points quota for objects returned (1 point each;
+    /// the request's base point was charged on entry).
+    pub fn charge(&self, objects: usize) {
+        if self.state.config.rate_limits {
+            self.runtime.limiter.charge(&self.state, &self.access.client_id, objects as u64);
+        }
+    }
+
+    /// The `/rest/api/3` self-link base.
+    pub fn rest_base(&self) -> String {
+        format!("{}/rest/api/3", self.api_base)
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()).filter(|t| !t.is_empty())
+}
+
+impl FromRequestParts<AppState> for Ctx {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if state.config.latency_ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(state.config.latency_ms)).await;
+        }
+        let runtime = parts
+            .extensions
+            .get::<Arc<Runtime>>()
+            .cloned()
+            .ok_or_else(|| ApiError::Unauthorized.into_response())?;
+        let extra = parts.extensions.get::<ExtraHeaders>().cloned().unwrap_or_default();
+        let matched = parts.extensions.get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_default();
+        let route = route_for(&parts.method, &matched).ok_or_else(|| ApiError::Unauthorized.into_response())?;
+        let params = RawPathParams::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
+        let cloud_id = params.iter().find(|(k, _)| *k == "cloudId").map(|(_, v)| v.to_string()).unwrap_or_default();
+        let issue_param = params.iter().find(|(k, _)| *k == "issueIdOrKey").map(|(_, v)| v.to_string());
+
+        let token = bearer(&parts.headers).ok_or_else(|| ApiError::Unauthorized.into_response())?;
+        let (access, issue_key) = {
+            let world = state.world();
+            let access = crate::auth::check_access_token(state, &world, token)
+                .map_err(|_| ApiError::Unauthorized.into_response())?;
+            let product = if route.api == Api::Confluence { Product::Confluence } else { Product::Jira };
+            let site_ok = world.site(&cloud_id).is_some_and(|s| s.has(product));
+            if !site_ok || !access.cloud_ids.contains(&cloud_id) {
+                return Err(ApiError::SiteNotFound.into_response());
+            }
+            // Per-issue write limits count an issue once, whether named by id or key.
+            let issue_key = issue_param.map(|p| {
+                world.site(&cloud_id).and_then(|s| s.resolve_issue_id(&p)).map(|id| id.to_string()).unwrap_or(p)
+            });
+            (access, issue_key)
+        };
+        let alternatives = scopes::alternatives(route.method, route.api.as_str(), route.path);
+        if !alternatives.is_some_and(|alts| scopes::satisfies(&access.scopes, alts)) {
+            return Err(ApiError::ScopeMismatch.into_response());
+        }
+        if state.config.rate_limits {
+            let headers = runtime
+                .limiter
+                .check(state, &access.client_id, &cloud_id, route, issue_key.as_deref())
+                .map_err(IntoResponse::into_response)?;
+            if let Ok(mut h) = extra.0.lock() {
+                h.extend(headers);
+            }
+        }
+        let host = parts
+            .headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("api.atlassian.com");
+        let product = if route.api == Api::Confluence { "confluence" } else { "jira" };
+        let api_base = format!("http://{host}/ex/{product}/{cloud_id}");
+        Ok(Ctx { state: state.clone(), runtime, cloud_id, access, route, api_base })
+    }
+}

@@ -1,0 +1,142 @@
+//! The one list of operations the gateway serves. The router is built from
+//! it, the scope table (`data/scopes.json`) is keyed by it, and the spec
+//! conformance test walks it.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Api {
+    /// Jira platform REST v3 (`jira-platform-v3.json`).
+    Jira,
+    /// Jira Software agile 1.0 (`jira-software.json`).
+    Agile,
+    /// Confluence v2 (`confluence-v2.json`); paths relative to `/wiki/api/v2`.
+    Confluence,
+}
+
+impl Api {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Api::Jira => "jira",
+            Api::Agile => "agile",
+            Api::Confluence => "confluence",
+        }
+    }
+
+    /// The spec file under `shared/specs/`.
+    pub fn spec_file(self) -> &'static str {
+        match self {
+            Api::Jira => "jira-platform-v3.json",
+            Api::Agile => "jira-software.json",
+            Api::Confluence => "confluence-v2.json",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    ServerInfo,
+    Myself,
+    ProjectList,
+    ProjectSearch,
+    ProjectGet,
+    Fields,
+    SearchJqlGet,
+    SearchJqlPost,
+    SearchRemoved,
+    IssueGet,
+    IssueEdit,
+    IssueDelete,
+    IssueCreate,
+    CommentList,
+    CommentAdd,
+    WebhookList,
+    WebhookRegister,
+    WebhookDelete,
+    WebhookRefresh,
+    BoardList,
+    BoardGet,
+    BoardConfiguration,
+    BoardSprints,
+    BoardBacklog,
+    SprintGet,
+    SprintIssues,
+    EstimationGet,
+    EstimationSet,
+    SpaceList,
+    SpaceGet,
+    SpacePages,
+    PageList,
+    PageGet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    pub api: Api,
+    /// The path template exactly as the spec writes it.
+    pub path: &'static str,
+    /// Also served as `/rest/api/2/…` (v2 shares v3's operations; the specs
+    /// only describe v3, so scopes and schemas come from the v3 entry).
+    pub v2: bool,
+    pub op: Op,
+}
+
+const fn r(method: &'static str, api: Api, path: &'static str, v2: bool, op: Op) -> Route {
+    Route { method, api, path, v2, op }
+}
+
+pub const ROUTES: &[Route] = &[
+    r("GET", Api::Jira, "/rest/api/3/serverInfo", true, Op::ServerInfo),
+    r("GET", Api::Jira, "/rest/api/3/myself", true, Op::Myself),
+    r("GET", Api::Jira, "/rest/api/3/project", true, Op::ProjectList),
+    r("GET", Api::Jira, "/rest/api/3/project/search", true, Op::ProjectSearch),
+    r("GET", Api::Jira, "/rest/api/3/project/{projectIdOrKey}", true, Op::ProjectGet),
+    r("GET", Api::Jira, "/rest/api/3/field", true, Op::Fields),
+    r("GET", Api::Jira, "/rest/api/3/search/jql", true, Op::SearchJqlGet),
+    r("POST", Api::Jira, "/rest/api/3/search/jql", true, Op::SearchJqlPost),
+    r("GET", Api::Jira, "/rest/api/3/search", true, Op::SearchRemoved),
+    r("POST", Api::Jira, "/rest/api/3/search", true, Op::SearchRemoved),
+    r("GET", Api::Jira, "/rest/api/3/issue/{issueIdOrKey}", true, Op::IssueGet),
+    r("PUT", Api::Jira, "/rest/api/3/issue/{issueIdOrKey}", true, Op::IssueEdit),
+    r("DELETE", Api::Jira, "/rest/api/3/issue/{issueIdOrKey}", true, Op::IssueDelete),
+    r("POST", Api::Jira, "/rest/api/3/issue", true, Op::IssueCreate),
+    r("GET", Api::Jira, "/rest/api/3/issue/{issueIdOrKey}/comment", true, Op::CommentList),
+    r("POST", Api::Jira, "/rest/api/3/issue/{issueIdOrKey}/comment", true, Op::CommentAdd),
+    r("GET", Api::Jira, "/rest/api/3/webhook", false, Op::WebhookList),
+    r("POST", Api::Jira, "/rest/api/3/webhook", false, Op::WebhookRegister),
+    r("DELETE", Api::Jira, "/rest/api/3/webhook", false, Op::WebhookDelete),
+    r("PUT", Api::Jira, "/rest/api/3/webhook/refresh", false, Op::WebhookRefresh),
+    r("GET", Api::Agile, "/rest/agile/1.0/board", false, Op::BoardList),
+    r("GET", Api::Agile, "/rest/agile/1.0/board/{boardId}", false, Op::BoardGet),
+    r("GET", Api::Agile, "/rest/agile/1.0/board/{boardId}/configuration", false, Op::BoardConfiguration),
+    r("GET", Api::Agile, "/rest/agile/1.0/board/{boardId}/sprint", false, Op::BoardSprints),
+    r("GET", Api::Agile, "/rest/agile/1.0/board/{boardId}/backlog", false, Op::BoardBacklog),
+    r("GET", Api::Agile, "/rest/agile/1.0/sprint/{sprintId}", false, Op::SprintGet),
+    r("GET", Api::Agile, "/rest/agile/1.0/sprint/{sprintId}/issue", false, Op::SprintIssues),
+    r("GET", Api::Agile, "/rest/agile/1.0/issue/{issueIdOrKey}/estimation", false, Op::EstimationGet),
+    r("PUT", Api::Agile, "/rest/agile/1.0/issue/{issueIdOrKey}/estimation", false, Op::EstimationSet),
+    r("GET", Api::Confluence, "/spaces", false, Op::SpaceList),
+    r("GET", Api::Confluence, "/spaces/{id}", false, Op::SpaceGet),
+    r("GET", Api::Confluence, "/spaces/{id}/pages", false, Op::SpacePages),
+    r("GET", Api::Confluence, "/pages", false, Op::PageList),
+    r("GET", Api::Confluence, "/pages/{id}", false, Op::PageGet),
+];
+
+/// The gateway URL templates (axum syntax) a route is served under.
+pub fn gateway_paths(route: &Route) -> Vec<String> {
+    match route.api {
+        Api::Jira | Api::Agile => {
+            let mut v = vec![format!("/ex/jira/{{cloudId}}{}", route.path)];
+            if route.v2 {
+                v.push(format!("/ex/jira/{{cloudId}}{}", route.path.replacen("/rest/api/3/", "/rest/api/2/", 1)));
+            }
+            v
+        }
+        // Both forms are emulated: the docs' `/wiki/api/v2` and the bare
+        // `/api/v2` some clients build (atlassian-facts §2: unverified which
+        // one the gateway accepts, so both work).
+        Api::Confluence => vec![
+            format!("/ex/confluence/{{cloudId}}/wiki/api/v2{}", route.path),
+            format!("/ex/confluence/{{cloudId}}/api/v2{}", route.path),
+        ],
+    }
+}

@@ -1,0 +1,135 @@
+//! `/rest/api/3/search/jql` (token-paged, bounded JQL, ids by default) and
+//! the removed `/rest/api/{2,3}/search` (410).
+
+use axum::extract::RawQuery;
+use axum::http::Uri;
+use axum::Json;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::render::{issue_bean, FieldSelection};
+use super::{query_all, query_int, query_one, query_pairs};
+use crate::errors::{ApiError, ApiResult};
+use crate::gateway::Ctx;
+use crate::jql::{self, Compiled, EvalCtx, JqlError};
+
+pub async fn search_removed(_ctx: Ctx) -> ApiError {
+    ApiError::SearchRemoved
+}
+
+/// `SearchAndReconcileRequestBean`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchRequest {
+    pub jql: Option<String>,
+    pub next_page_token: Option<String>,
+    pub max_results: Option<i64>,
+    pub fields: Option<Vec<String>>,
+    pub expand: Option<String>,
+    pub properties: Option<Vec<String>>,
+    pub fields_by_keys: Option<bool>,
+    pub reconcile_issues: Option<Vec<i64>>,
+}
+
+pub async fn search_jql_get(ctx: Ctx, uri: Uri, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+    let q = query_pairs(&raw);
+    let fields = query_all(&q, "fields");
+    let req = SearchRequest {
+        jql: query_one(&q, "jql"),
+        next_page_token: query_one(&q, "nextPageToken"),
+        max_results: query_int(&q, "maxResults")?,
+        fields: (!fields.is_empty()).then_some(fields),
+        ..SearchRequest::default()
+    };
+    search(ctx, uri, req)
+}
+
+pub async fn search_jql_post(ctx: Ctx, uri: Uri, body: axum::body::Bytes) -> ApiResult<Json<Value>> {
+    let req: SearchRequest = if body.is_empty() {
+        SearchRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("Invalid request payload: {e}")))?
+    };
+    search(ctx, uri, req)
+}
+
+/// The opaque page token: where the next page starts, bound to the query it
+/// came from, and when it was issued (tokens expire after 7 days).
+fn make_token(offset: usize, fingerprint: &str, issued: i64) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{offset}:{fingerprint}:{issued}"))
+}
+
+fn read_token(token: &str, fingerprint: &str, now: i64) -> ApiResult<usize> {
+    let bad = || ApiError::bad_request("The provided next page token is invalid or expired.");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+    let text = String::from_utf8(raw).map_err(|_| bad())?;
+    let mut parts = text.splitn(3, ':');
+    let offset: usize = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+    let fp = parts.next().ok_or_else(bad)?;
+    let issued: i64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+    if fp != fingerprint || now - issued > 7 * 24 * 3600 {
+        return Err(bad());
+    }
+    Ok(offset)
+}
+
+fn search(ctx: Ctx, uri: Uri, req: SearchRequest) -> ApiResult<Json<Value>> {
+    let jql_text = req.jql.clone().unwrap_or_default();
+    let query = jql::parse(&jql_text)?;
+    let sel = FieldSelection::parse(req.fields.as_deref().unwrap_or(&[]), "id");
+    // Ids and keys page up to 5000; full issues up to 100 (atlassian-facts §3).
+    let cap = if sel.ids_only() { 5000 } else { 100 };
+    let max_results = match req.max_results.unwrap_or(50) {
+        n if n <= 0 => 50,
+        n => (n as usize).min(cap),
+    };
+    let v2 = uri.path().contains("/rest/api/2/");
+    let now = ctx.state.clock.now();
+    let world = ctx.state.world();
+    let site = world.site(&ctx.cloud_id).ok_or(ApiError::SiteNotFound)?;
+    let eval_ctx = EvalCtx {
+        site,
+        users: &world.users,
+        now,
+        current_user: Some(&ctx.access.account_id),
+        strict: true,
+    };
+    let compiled = Compiled::new(&query, &eval_ctx)?;
+    if compiled.is_unbounded() {
+        return Err(ApiError::Jql(JqlError::validation(jql::UNBOUNDED_MESSAGE)));
+    }
+    if query.order_by.len() > 7 {
+        return Err(ApiError::Jql(JqlError::validation("The ORDER BY clause can't have more than 7 fields.")));
+    }
+    let fingerprint = {
+        let mut h = Sha256::new();
+        h.update(jql_text.as_bytes());
+        h.update(ctx.access.account_id.as_bytes());
+        hex::encode(&h.finalize()[..8])
+    };
+    let offset = match &req.next_page_token {
+        Some(t) if !t.is_empty() => read_token(t, &fingerprint, now.timestamp())?,
+        _ => 0,
+    };
+    let mut hits: Vec<&crate::model::Issue> = site.issues.values().filter(|i| compiled.matches(i, site)).collect();
+    compiled.sort(&mut hits, site);
+    let base = if v2 { format!("{}/rest/api/2", ctx.api_base) } else { ctx.rest_base() };
+    let page: Vec<Value> = hits
+        .iter()
+        .skip(offset)
+        .take(max_results)
+        .map(|i| issue_bean(&base, &world.users, site, i, &sel, v2))
+        .collect();
+    let next = offset + page.len();
+    let is_last = next >= hits.len();
+    ctx.charge(page.len());
+    let mut body = json!({"issues": page, "isLast": is_last});
+    if !is_last {
+        if let Some(o) = body.as_object_mut() {
+            o.insert("nextPageToken".into(), json!(make_token(next, &fingerprint, now.timestamp())));
+        }
+    }
+    Ok(Json(body))
+}

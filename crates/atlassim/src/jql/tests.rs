@@ -1,0 +1,137 @@
+//! Parser unit and property tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn err(jql: &str) -> String {
+    parse(jql).unwrap_err().messages.join(" | ")
+}
+
+#[test]
+fn and_binds_tighter_than_or() {
+    let q = parse("project = A OR status = Done AND type = Bug").unwrap();
+    let Some(Expr::Or(_, right)) = q.clause else { panic!("expected OR at the top") };
+    assert!(matches!(*right, Expr::And(..)));
+}
+
+#[test]
+fn parentheses_override_precedence() {
+    let q = parse("(project = A OR status = Done) AND type = Bug").unwrap();
+    assert!(matches!(q.clause, Some(Expr::And(..))));
+}
+
+#[test]
+fn not_in_is_empty_and_functions_parse() {
+    let q = parse("status NOT IN (Done, \"In Review\") and assignee is not EMPTY and sprint in openSprints() and updated >= -15m order by rank, created DESC").unwrap();
+    assert_eq!(q.order_by.len(), 2);
+    assert_eq!(q.order_by[1].direction, Some(Direction::Desc));
+    assert!(q.to_string().contains("NOT IN (\"Done\", \"In Review\")"));
+}
+
+#[test]
+fn order_by_alone_has_no_clause() {
+    let q = parse("order by key desc").unwrap();
+    assert!(q.clause.is_none());
+}
+
+#[test]
+fn parse_errors_use_jiras_wording() {
+    assert_eq!(
+        err("project = "),
+        "Error in the JQL Query: Expecting either a value, list or function before the end of the query."
+    );
+    assert_eq!(
+        err("project foo"),
+        "Error in the JQL Query: Expecting operator but got 'foo'. The valid operators are '=', '!=', '<', '>', '<=', '>=', '~', '!~', 'IN', 'NOT IN', 'IS' and 'IS NOT'. (line 1, character 9)"
+    );
+    assert_eq!(
+        err("summary ~ \"abc"),
+        "Error in the JQL Query: The quoted string 'abc' has not been completed. (line 1, character 11)"
+    );
+    assert_eq!(
+        err("project = A status = B"),
+        "Error in the JQL Query: Expecting either 'OR' or 'AND' but got 'status'. (line 1, character 13)"
+    );
+    assert_eq!(
+        err("(project = A"),
+        "Error in the JQL Query: Expecting ')' before the end of the query."
+    );
+    assert_eq!(
+        err("project = A%"),
+        "Error in the JQL Query: The character '%' is a reserved JQL character. You must enclose it in a string or use the escape '\\u0025' instead. (line 1, character 12)"
+    );
+}
+
+fn ident() -> impl Strategy<Value = String> {
+    "[a-zA-Z][a-zA-Z0-9_]{0,8}".prop_filter("not a keyword", |s| {
+        !["and", "or", "not", "in", "is", "empty", "null", "order", "by", "asc", "desc", "was", "changed", "after", "before", "during", "on", "from", "to"]
+            .contains(&s.to_ascii_lowercase().as_str())
+    })
+}
+
+fn field() -> impl Strategy<Value = String> {
+    prop_oneof![ident(), "[ -~]{1,12}", Just("cf[10016]".to_string())]
+}
+
+fn value() -> impl Strategy<Value = Operand> {
+    prop_oneof![
+        "\\PC{0,12}".prop_map(Operand::Value),
+        Just(Operand::Empty),
+        (ident(), proptest::collection::vec("[ -~]{0,6}", 0..3)).prop_map(|(f, a)| Operand::Function(f, a)),
+    ]
+}
+
+fn clause() -> impl Strategy<Value = Expr> {
+    let ops = prop_oneof![
+        Just(Op::Eq), Just(Op::Ne), Just(Op::Gt), Just(Op::Ge), Just(Op::Lt), Just(Op::Le),
+        Just(Op::Like), Just(Op::NotLike), Just(Op::In), Just(Op::NotIn), Just(Op::Is), Just(Op::IsNot)
+    ];
+    (field(), ops, value(), proptest::collection::vec(value(), 1..4)).prop_map(|(field, op, v, list)| {
+        let operand = match op {
+            Op::Is | Op::IsNot => Operand::Empty,
+            Op::In | Op::NotIn => Operand::List(list),
+            _ => v,
+        };
+        Expr::Clause(Clause { field, op, operand })
+    })
+}
+
+fn expr() -> impl Strategy<Value = Expr> {
+    clause().prop_recursive(4, 24, 2, |inner| {
+        prop_oneof![
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| Expr::And(Box::new(a), Box::new(b))),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| Expr::Or(Box::new(a), Box::new(b))),
+            inner.prop_map(|a| Expr::Not(Box::new(a))),
+        ]
+    })
+}
+
+fn query() -> impl Strategy<Value = Query> {
+    let dir = prop_oneof![Just(None), Just(Some(Direction::Asc)), Just(Some(Direction::Desc))];
+    (
+        proptest::option::of(expr()),
+        proptest::collection::vec((field(), dir).prop_map(|(field, direction)| OrderItem { field, direction }), 0..3),
+    )
+        .prop_map(|(clause, order_by)| Query { clause, order_by })
+}
+
+proptest! {
+    #[test]
+    fn printed_query_parses_back_to_the_same_tree(q in query()) {
+        let text = q.to_string();
+        let back = parse(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+        prop_assert_eq!(back, q);
+    }
+
+    #[test]
+    fn arbitrary_input_never_panics(s in "\\PC{0,60}") {
+        let _ = parse(&s);
+    }
+
+    #[test]
+    fn jql_looking_input_never_panics(s in "[a-z =!<>~()\",'&|-]{0,60}") {
+        let _ = parse(&s);
+    }
+}
