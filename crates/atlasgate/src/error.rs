@@ -91,6 +91,10 @@ pub enum ApiError {
     /// Temporarily unable (e.g. Atlassian down); answered 503 with `Retry-After`.
     #[error("{detail}")]
     RetryLater { detail: String, retry_after_secs: u64 },
+    /// Atlassian's rate limit asks for a longer pause than we wait inline;
+    /// answered 429 with `Retry-After`.
+    #[error("Atlassian's rate limit for this site is exhausted; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     /// Anything else: logged in full, answered as a bare 500.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -139,6 +143,7 @@ impl ApiError {
             ApiError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ApiError::ReauthRequired { .. } => StatusCode::CONFLICT,
             ApiError::RetryLater { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -160,6 +165,7 @@ impl ApiError {
             ApiError::Timeout => "timeout",
             ApiError::ReauthRequired { .. } => "reauth-required",
             ApiError::RetryLater { .. } => "service-unavailable",
+            ApiError::RateLimited { .. } => "rate-limited",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -198,7 +204,7 @@ impl IntoResponse for ApiError {
         }
         let status = self.status();
         let mut resp = problem_response(status, &self.to_problem());
-        if let ApiError::RetryLater { retry_after_secs, .. } = &self {
+        if let ApiError::RetryLater { retry_after_secs, .. } | ApiError::RateLimited { retry_after_secs } = &self {
             if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                 resp.headers_mut().insert(header::RETRY_AFTER, v);
             }

@@ -12,14 +12,18 @@ pub mod connect;
 pub mod connections;
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod health;
+pub mod jobs;
 pub mod logging;
 pub mod metrics;
 pub mod openapi;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod sync;
 pub mod vault;
+pub mod webhooks;
 
 pub use config::Config;
 pub use error::ApiError;

@@ -19,6 +19,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Single-flight token refresh (DESIGN §4).
     pub refresher: Arc<Refresher>,
+    /// The polite Atlassian REST client (DESIGN §5): proxy, typed ops, sync.
+    pub atlassian: Arc<crate::atlassian::AtlassianClient>,
+    /// Background jobs: sync passes, Jira webhook inbox, event deliveries.
+    pub jobs: Arc<crate::jobs::Jobs>,
 }
 
 impl AppState {
@@ -44,7 +48,14 @@ impl AppState {
             config.refresh_margin,
             metrics.clone(),
         ));
+        let atlassian = Arc::new(crate::atlassian::AtlassianClient::new(
+            http.clone(),
+            &config.api_url,
+            refresher.clone(),
+        ));
         Ok(AppState {
+            jobs: Arc::new(crate::jobs::Jobs::default()),
+            atlassian,
             config: Arc::new(config),
             store,
             cipher,

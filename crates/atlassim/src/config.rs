@@ -23,6 +23,8 @@ pub struct SimConfig {
     pub refresh_absolute_secs: Option<i64>,
     /// Added to every gateway request (realistic benchmarks).
     pub latency_ms: u64,
+    /// Seeded dates lie before this instant; `None` = the start of today (UTC).
+    pub epoch: Option<chrono::DateTime<chrono::Utc>>,
     /// Capacities of the rate limits (used when `rate_limits` is on).
     pub rate_limit: crate::ratelimit::RateLimitSettings,
     /// First webhook retry delay; each further retry doubles it. Atlassian
@@ -57,6 +59,7 @@ impl Default for SimConfig {
             refresh_inactivity_secs: 90 * 24 * 3600,
             refresh_absolute_secs: None,
             latency_ms: 0,
+            epoch: None,
             rate_limit: crate::ratelimit::RateLimitSettings::default(),
             webhook_retry_base_ms: 1000,
         }

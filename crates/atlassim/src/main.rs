@@ -64,6 +64,16 @@ struct ServeArgs {
     /// Delay added to every gateway request.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// Seeded dates lie before this day (YYYY-MM-DD, UTC); default today, so
+    /// the active sprint is current. Fix it to get byte-identical data.
+    #[arg(long, value_parser = parse_epoch)]
+    epoch: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn parse_epoch(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let day = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|e| format!("expected YYYY-MM-DD: {e}"))?;
+    Ok(day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
 }
 
 impl ServeArgs {
@@ -101,6 +111,7 @@ impl ServeArgs {
             refresh_inactivity_secs: self.refresh_inactivity,
             refresh_absolute_secs: self.refresh_absolute,
             latency_ms: self.latency_ms,
+            epoch: self.epoch,
             ..defaults
         }
     }

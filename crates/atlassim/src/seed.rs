@@ -1,8 +1,10 @@
 //! The seeded world: deterministic from `SimConfig::seed`.
 //!
 //! Everything random comes from one `ChaCha8Rng`, drawn in a fixed order, and
-//! every timestamp is an offset back from a fixed epoch, so the same seed
-//! gives the same users, cloud ids, keys, ranks and dates on every run. The
+//! every timestamp is an offset back from the epoch (`SimConfig::epoch`, by
+//! default the start of the current UTC day), so the same seed gives the same
+//! users, cloud ids, keys and ranks on every run, and the same dates on every
+//! run of one day (or always, with a fixed `--epoch`). The
 //! loops are linear in the number of issues (100,000 issues seed in well
 //! under a second in release mode).
 
@@ -19,14 +21,14 @@ use crate::model::{
     Sprint, SprintState, Status, Timestamp, User, World,
 };
 
-/// Seeded dates are spread back from here (or from "now" if the clock is
-/// set earlier, so that every seeded `updated` lies in the past).
-pub fn epoch(now: Timestamp) -> Timestamp {
-    let fixed = Utc
-        .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
-        .single()
-        .unwrap_or(now);
-    fixed.min(now)
+/// Seeded dates are spread back from here: the configured epoch, else the
+/// start of today (UTC) so the active sprint is current and relative JQL
+/// (`updated >= -30d`) finds seeded issues; never later than "now", so every
+/// seeded `updated` lies in the past.
+pub fn epoch(now: Timestamp, configured: Option<Timestamp>) -> Timestamp {
+    let start_of_today = Utc
+        .from_utc_datetime(&now.date_naive().and_hms_opt(0, 0, 0).unwrap_or_default());
+    configured.unwrap_or(start_of_today).min(now)
 }
 
 /// Ranks are sortable strings shaped like Jira's LexoRank (`0|i0000g:`).
@@ -226,7 +228,7 @@ fn pick<'a, T>(rng: &mut ChaCha8Rng, items: &'a [T]) -> &'a T {
 /// Build the world for `config` (clients, users, sites and their content).
 pub fn seed_world(config: &SimConfig, now: Timestamp) -> World {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let epoch = epoch(now);
+    let epoch = epoch(now, config.epoch);
 
     let users: Vec<User> = USERS
         .iter()

@@ -46,6 +46,9 @@ async fn login_sets_a_signed_session_cookie_not_the_token() {
     // Not logged in: the login form.
     let resp = app.get("/admin", None).await;
     assert_eq!(resp.status(), 200);
+    let csp = resp.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(resp.headers()["cache-control"], "no-store");
     let html = resp.text().await.unwrap();
     assert!(html.contains("name=\"token\"") && !html.contains("dash-app"));
 

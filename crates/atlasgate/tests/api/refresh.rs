@@ -363,6 +363,12 @@ async fn transient_failures_back_off_and_never_kill_the_connection() {
         .await
         .iter()
         .all(|t| t != "connection.needs_reauth"));
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"atlasgate_refreshes_total{outcome="transient_error"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"atlasgate_refreshes_total{outcome="success"} 1"#));
 }
 
 #[tokio::test]

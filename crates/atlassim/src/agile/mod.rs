@@ -2,7 +2,7 @@
 //! are estimated), sprints, sprint issues, backlog, issue estimation.
 
 use axum::extract::{Path, RawQuery};
-use axum::http::{StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -226,7 +226,7 @@ pub async fn get_sprint(ctx: Ctx, Path(p): Path<SprintPath>) -> ApiResult<Json<V
 }
 
 /// Issues in rank order, optionally narrowed by `jql`, as agile `SearchResults`.
-fn issue_page(ctx: &Ctx, uri: &Uri, site: &Site, users: &[crate::model::User], candidates: Vec<&Issue>, q: &[(String, String)]) -> ApiResult<Value> {
+fn issue_page(ctx: &Ctx, site: &Site, users: &[crate::model::User], candidates: Vec<&Issue>, q: &[(String, String)]) -> ApiResult<Value> {
     let page = paging(q)?;
     let filter = match query_one(q, "jql").filter(|j| !j.trim().is_empty()) {
         Some(text) => {
@@ -237,15 +237,15 @@ fn issue_page(ctx: &Ctx, uri: &Uri, site: &Site, users: &[crate::model::User], c
         None => None,
     };
     let mut hits: Vec<&Issue> = candidates.into_iter().filter(|i| filter.as_ref().is_none_or(|f| f.matches(i, site))).collect();
+    let total = hits.len();
+    let end = page.start_at.saturating_add(page.max_results);
     // The query's ORDER BY wins; otherwise rank order.
     match &filter {
-        Some(f) if f.has_order() => f.sort(&mut hits, site),
-        _ => crate::jql::sort_issues(&mut hits, site, &[(OrderField::rank(), Direction::Asc)]),
+        Some(f) if f.has_order() => f.sort_prefix(&mut hits, site, end),
+        _ => crate::jql::sort_prefix(&mut hits, site, &[(OrderField::rank(), Direction::Asc)], end),
     }
     let sel = FieldSelection::parse(&query_all(q, "fields"), "*navigable");
-    let _ = uri;
     let base = ctx.rest_base();
-    let total = hits.len();
     let issues: Vec<Value> = hits
         .iter()
         .skip(page.start_at)
@@ -270,7 +270,7 @@ fn issue_page(ctx: &Ctx, uri: &Uri, site: &Site, users: &[crate::model::User], c
     }))
 }
 
-pub async fn get_sprint_issues(ctx: Ctx, uri: Uri, Path(p): Path<SprintPath>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+pub async fn get_sprint_issues(ctx: Ctx, Path(p): Path<SprintPath>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let q = query_pairs(&raw);
     let world = ctx.state.world();
     let site = world.site(&ctx.cloud_id).ok_or(ApiError::SiteNotFound)?;
@@ -281,10 +281,10 @@ pub async fn get_sprint_issues(ctx: Ctx, uri: Uri, Path(p): Path<SprintPath>, Ra
         .filter(|id| site.sprint(*id).is_some())
         .ok_or_else(|| ApiError::jira(StatusCode::NOT_FOUND, "Sprint does not exist or you do not have permission to view it."))?;
     let candidates: Vec<&Issue> = site.issues.values().filter(|i| i.sprint_id == Some(sprint_id)).collect();
-    Ok(Json(issue_page(&ctx, &uri, site, &world.users, candidates, &q)?))
+    Ok(Json(issue_page(&ctx, site, &world.users, candidates, &q)?))
 }
 
-pub async fn get_backlog(ctx: Ctx, uri: Uri, Path(p): Path<BoardPath>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+pub async fn get_backlog(ctx: Ctx, Path(p): Path<BoardPath>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let q = query_pairs(&raw);
     let world = ctx.state.world();
     let site = world.site(&ctx.cloud_id).ok_or(ApiError::SiteNotFound)?;
@@ -298,7 +298,7 @@ pub async fn get_backlog(ctx: Ctx, uri: Uri, Path(p): Path<BoardPath>, RawQuery(
         .values()
         .filter(|i| i.project_id == board.project_id && i.status.category_key != "done" && !open_sprint(i.sprint_id))
         .collect();
-    Ok(Json(issue_page(&ctx, &uri, site, &world.users, candidates, &q)?))
+    Ok(Json(issue_page(&ctx, site, &world.users, candidates, &q)?))
 }
 
 fn board_for_estimation<'a>(site: &'a Site, q: &[(String, String)]) -> ApiResult<&'a Board> {

@@ -200,7 +200,13 @@ pub async fn get_issue(ctx: Ctx, uri: axum::http::Uri, Path(p): Path<IssuePath>,
     // A case-mismatched key gets the issue back, no redirect (atlassian-facts §3).
     let issue = site.issue(&p.issue).ok_or_else(ApiError::issue_not_found)?;
     ctx.charge(1);
-    Ok(Json(issue_bean(&rest_base_for(&ctx, &uri), &world.users, site, issue, &sel, ctx.is_v2(&uri))))
+    let mut bean = issue_bean(&rest_base_for(&ctx, &uri), &world.users, site, issue, &sel, ctx.is_v2(&uri));
+    if query_all(&q, "expand").iter().any(|e| e.split(',').any(|x| x.trim() == "names")) {
+        if let Some(o) = bean.as_object_mut() {
+            o.insert("names".into(), render::field_names(site));
+        }
+    }
+    Ok(Json(bean))
 }
 
 fn object_of(body: &Value, key: &str) -> ApiResult<Map<String, Value>> {

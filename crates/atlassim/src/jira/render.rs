@@ -347,3 +347,14 @@ pub fn field_list(site: &Site) -> Vec<Value> {
     v.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
     v
 }
+
+/// `names` for `expand=names`: field id → display name.
+pub fn field_names(site: &Site) -> Value {
+    let mut m = Map::new();
+    for f in field_list(site) {
+        if let (Some(id), Some(name)) = (f["id"].as_str(), f["name"].as_str()) {
+            m.insert(id.to_string(), json!(name));
+        }
+    }
+    Value::Object(m)
+}

@@ -41,6 +41,7 @@ pub async fn search_jql_get(ctx: Ctx, uri: Uri, RawQuery(raw): RawQuery) -> ApiR
         next_page_token: query_one(&q, "nextPageToken"),
         max_results: query_int(&q, "maxResults")?,
         fields: (!fields.is_empty()).then_some(fields),
+        expand: query_one(&q, "expand"),
         ..SearchRequest::default()
     };
     search(ctx, uri, req)
@@ -114,7 +115,8 @@ fn search(ctx: Ctx, uri: Uri, req: SearchRequest) -> ApiResult<Json<Value>> {
         _ => 0,
     };
     let mut hits: Vec<&crate::model::Issue> = site.issues.values().filter(|i| compiled.matches(i, site)).collect();
-    compiled.sort(&mut hits, site);
+    let total = hits.len();
+    compiled.sort_prefix(&mut hits, site, offset.saturating_add(max_results));
     let base = if v2 { format!("{}/rest/api/2", ctx.api_base) } else { ctx.rest_base() };
     let page: Vec<Value> = hits
         .iter()
@@ -123,9 +125,14 @@ fn search(ctx: Ctx, uri: Uri, req: SearchRequest) -> ApiResult<Json<Value>> {
         .map(|i| issue_bean(&base, &world.users, site, i, &sel, v2))
         .collect();
     let next = offset + page.len();
-    let is_last = next >= hits.len();
+    let is_last = next >= total;
     ctx.charge(page.len());
     let mut body = json!({"issues": page, "isLast": is_last});
+    if req.expand.as_deref().is_some_and(|e| e.split(',').any(|x| x.trim() == "names")) {
+        if let Some(o) = body.as_object_mut() {
+            o.insert("names".into(), super::render::field_names(site));
+        }
+    }
     if !is_last {
         if let Some(o) = body.as_object_mut() {
             o.insert("nextPageToken".into(), json!(make_token(next, &fingerprint, now.timestamp())));

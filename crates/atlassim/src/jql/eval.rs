@@ -289,6 +289,11 @@ impl Compiled {
         sort_issues(issues, site, &self.order_fields());
     }
 
+    /// Like [`Compiled::sort`], but only the first `end` issues are kept, in order.
+    pub fn sort_prefix(&self, issues: &mut Vec<&Issue>, site: &Site, end: usize) {
+        sort_prefix(issues, site, &self.order_fields(), end);
+    }
+
     fn order_fields(&self) -> Vec<(OrderField, Direction)> {
         self.order.iter().map(|(f, d)| (OrderField(f.clone()), *d)).collect()
     }
@@ -306,24 +311,37 @@ impl OrderField {
 }
 
 pub fn sort_issues(issues: &mut [&Issue], site: &Site, order: &[(OrderField, Direction)]) {
-    issues.sort_by(|a, b| {
-        for (OrderField(f), dir) in order {
-            let ka = sort_key(f, a, site);
-            let kb = sort_key(f, b, site);
-            // Empty values sort last ascending, first descending (as Jira).
-            let o = match (ka, kb) {
-                (None, None) => Ordering::Equal,
-                (None, Some(_)) => Ordering::Greater,
-                (Some(_), None) => Ordering::Less,
-                (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
-            };
-            let o = if *dir == Direction::Desc { o.reverse() } else { o };
-            if o != Ordering::Equal {
-                return o;
-            }
+    issues.sort_by(|a, b| compare(a, b, site, order));
+}
+
+/// Sorts only as far as a page needs: afterwards `issues[..end]` holds the
+/// first `end` issues in order (the rest is unordered). A page deep into a
+/// large result costs O(n), not O(n log n).
+pub fn sort_prefix(issues: &mut Vec<&Issue>, site: &Site, order: &[(OrderField, Direction)], end: usize) {
+    if end < issues.len() {
+        issues.select_nth_unstable_by(end, |a, b| compare(a, b, site, order));
+        issues.truncate(end);
+    }
+    sort_issues(issues, site, order);
+}
+
+fn compare(a: &Issue, b: &Issue, site: &Site, order: &[(OrderField, Direction)]) -> Ordering {
+    for (OrderField(f), dir) in order {
+        let ka = sort_key(f, a, site);
+        let kb = sort_key(f, b, site);
+        // Empty values sort last ascending, first descending (as Jira).
+        let o = match (ka, kb) {
+            (None, None) => Ordering::Equal,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(_), None) => Ordering::Less,
+            (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+        };
+        let o = if *dir == Direction::Desc { o.reverse() } else { o };
+        if o != Ordering::Equal {
+            return o;
         }
-        a.id.cmp(&b.id)
-    });
+    }
+    a.id.cmp(&b.id)
 }
 
 #[derive(Debug, PartialEq, PartialOrd)]

@@ -7,7 +7,7 @@ mod lexer;
 pub mod webhook;
 
 pub use ast::{parse, Clause, Direction, Expr, Op, Operand, OrderItem, Query};
-pub use eval::{adf_text, sort_issues, Compiled, EvalCtx, OrderField};
+pub use eval::{adf_text, sort_issues, sort_prefix, Compiled, EvalCtx, OrderField};
 
 /// A JQL problem, worded as Jira words it. Parse errors carry Jira's
 /// "Error in the JQL Query: " prefix; validation errors do not (as in Jira).

@@ -135,3 +135,27 @@ proptest! {
         let _ = parse(&s);
     }
 }
+
+#[test]
+fn webhook_subset_accepts_only_the_documented_clauses() {
+    let ok = parse("project = A AND issuetype IN (Bug, Story) OR status != Done AND assignee NOT IN (x) AND issueKey = A-1 AND cf[10014] = e AND issue.property[p].k = v").unwrap();
+    assert!(webhook::subset_errors(&ok).is_empty());
+    let bad = parse("summary ~ x AND project > A AND NOT status = Done ORDER BY key").unwrap();
+    assert_eq!(
+        webhook::subset_errors(&bad),
+        vec![
+            "The ORDER BY clause is unsupported".to_string(),
+            "The clause summary is unsupported".to_string(),
+            "The operator > is unsupported".to_string(),
+            "The operator NOT is unsupported".to_string(),
+        ]
+    );
+}
+
+#[test]
+fn symbolic_operators_and_case_insensitive_keywords() {
+    let a = parse("project = A && status = B || !type = C").unwrap();
+    let b = parse("project = A and STATUS = B Or not type = C").unwrap();
+    assert!(a.clause.is_some());
+    assert_eq!(a.to_string(), b.to_string().replace("STATUS", "status"));
+}

@@ -44,12 +44,20 @@ impl IssueEventKind {
         }
     }
 
-    fn type_name(self) -> &'static str {
-        match self {
-            IssueEventKind::Created => "issue_created",
-            IssueEventKind::Updated => "issue_generic",
-            IssueEventKind::Deleted => "issue_deleted",
+}
+
+/// Jira's `issue_event_type_name`: a status change is `issue_generic` (a
+/// transition), a change of assignee alone `issue_assigned`, any other edit
+/// `issue_updated`.
+fn type_name(kind: IssueEventKind, changelog: &[ChangeItem]) -> &'static str {
+    match kind {
+        IssueEventKind::Created => "issue_created",
+        IssueEventKind::Deleted => "issue_deleted",
+        IssueEventKind::Updated if changelog.iter().any(|c| c.field_id == "status") => "issue_generic",
+        IssueEventKind::Updated if !changelog.is_empty() && changelog.iter().all(|c| c.field_id == "assignee") => {
+            "issue_assigned"
         }
+        IssueEventKind::Updated => "issue_updated",
     }
 }
 
@@ -116,7 +124,7 @@ pub fn fire(state: &AppState, runtime: &Runtime, event: IssueEvent) {
             let mut body = json!({
                 "timestamp": now.timestamp_millis(),
                 "webhookEvent": event.kind.webhook_event(),
-                "issue_event_type_name": event.kind.type_name(),
+                "issue_event_type_name": type_name(event.kind, &event.changelog),
                 "user": user,
                 "issue": {
                     "id": issue_json["id"],

@@ -301,6 +301,11 @@ async fn search_jql_post_with_fields_and_ordering() {
     let fields = issues[0]["fields"].as_object().unwrap();
     assert!(fields.contains_key("summary") && fields.contains_key("status"));
     assert!(!fields.contains_key("assignee"));
+    assert!(r.body.get("names").is_none());
+    let named = g
+        .post(&g.jira(0, "/rest/api/3/search/jql"), json!({"jql": format!("project = {project}"), "fields": ["summary"], "expand": "names", "maxResults": 1}))
+        .await;
+    assert_eq!(named.body["names"]["summary"], "Summary");
     let n = |i: &Value| i["key"].as_str().unwrap().rsplit('-').next().unwrap().parse::<u64>().unwrap();
     assert!(n(&issues[0]) > n(&issues[1]) && n(&issues[1]) > n(&issues[2]));
 }

@@ -139,7 +139,7 @@ async fn the_world_has_the_documented_shape() {
                     issue.updated >= issue.created && issue.updated <= now,
                     "updated lies in the past"
                 );
-                let epoch = atlassim::seed::epoch(now);
+                let epoch = atlassim::seed::epoch(now, None);
                 assert!(
                     issue.created <= epoch && epoch - issue.created <= chrono::Duration::days(90)
                 );
@@ -199,4 +199,43 @@ async fn twenty_thousand_issues_seed_with_exact_counts() {
         assert!(site.issue("ACME-2500").is_some() || site.projects[0].key != "ACME");
         assert_eq!(site.next_issue_id, 10_000 + 10_000);
     }
+}
+
+#[tokio::test]
+async fn by_default_the_seeded_world_is_current_and_a_fixed_epoch_pins_its_dates() {
+    let sim = spawn_sim(config()).await;
+    let now = sim.now();
+    {
+        let world = sim.state().world();
+        let site = &world.sites[0];
+        let active = site
+            .sprints
+            .iter()
+            .find(|s| s.state == SprintState::Active)
+            .expect("an active sprint");
+        let (start, end) = (active.start_date.unwrap(), active.end_date.unwrap());
+        assert!(start <= now && now < end, "the active sprint runs today");
+        let recent = site
+            .issues
+            .values()
+            .filter(|i| now - i.updated <= chrono::Duration::days(30))
+            .count();
+        assert!(recent > 0, "relative JQL such as updated >= -30d finds seeded issues");
+    }
+
+    let fixed = chrono::NaiveDate::from_ymd_opt(2026, 1, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    let pinned = spawn_sim(SimConfig {
+        epoch: Some(fixed),
+        ..config()
+    })
+    .await;
+    let world = pinned.state().world();
+    assert!(world.sites[0]
+        .issues
+        .values()
+        .all(|i| i.created <= fixed && i.updated <= fixed));
 }

@@ -96,6 +96,7 @@ async fn update_is_delivered_signed_with_the_client_secret() {
     let got = rx.wait_for(1).await;
     let d = &got[0];
     assert_eq!(d.body["webhookEvent"], "jira:issue_updated");
+    assert_eq!(d.body["issue_event_type_name"], "issue_updated");
     assert_eq!(d.body["issue"]["key"], key);
     assert_eq!(d.body["issue"]["fields"]["summary"], "Webhook me");
     assert_eq!(d.body["matchedWebhookIds"], json!([id]));
@@ -199,6 +200,9 @@ async fn sim_issue_routes_fire_created_updated_deleted() {
     let got = rx.wait_for(3).await;
     let events: Vec<&str> = got.iter().map(|d| d.body["webhookEvent"].as_str().unwrap()).collect();
     assert_eq!(events, vec!["jira:issue_created", "jira:issue_updated", "jira:issue_deleted"]);
+    assert_eq!(got[0].body["issue_event_type_name"], "issue_created");
+    assert_eq!(got[1].body["issue_event_type_name"], "issue_generic");
+    assert!(got[0].body.get("changelog").is_none());
     let status_change = &got[1].body["changelog"]["items"][0];
     assert_eq!(status_change["field"], "status");
     assert_eq!(status_change["toString"], "In Progress");
@@ -279,4 +283,21 @@ async fn list_refresh_delete_and_expiry() {
     let r = g.send("DELETE", &g.jira(0, "/rest/api/3/webhook"), &token, Some(json!({"webhookIds": [id]}))).await;
     assert_eq!(r.status, 202);
     assert_eq!(g.send("GET", &g.jira(0, "/rest/api/3/webhook"), &token, None).await.body["total"], 0);
+}
+
+#[tokio::test]
+async fn field_ids_filter_limits_updates_to_those_fields() {
+    let g = fast_gw().await;
+    let (rx, url) = Receiver::start(vec![]).await;
+    let project = g.project_key(0, 0);
+    let sp = g.sim.snapshot()["sites"][0]["story_points_field"]["id"].as_str().unwrap().to_string();
+    register(&g, &url, json!([{"events": ["jira:issue_updated"], "jqlFilter": format!("project = {project}"), "fieldIdsFilter": [sp.clone()]}])).await;
+    let issue = g.jira(0, &format!("/rest/api/3/issue/{project}-1"));
+    g.put(&issue, json!({"fields": {"summary": "ignored by the filter"}})).await;
+    g.put(&issue, json!({"fields": {sp.clone(): 13}})).await;
+    let got = rx.wait_for(1).await;
+    assert_eq!(got[0].body["changelog"]["items"][0]["fieldId"], sp);
+    assert_eq!(got[0].body["changelog"]["items"][0]["toString"], "13");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(rx.count(), 1);
 }

@@ -1,0 +1,532 @@
+//! The one HTTP client layer for Atlassian's REST APIs (DESIGN §5), used by
+//! the proxy, the typed Jira/Confluence operations and sync.
+//!
+//! For every request it: waits out any pause learnt from a 429 (site quota,
+//! endpoint burst, issue writes — see [`limits`](super::limits)) and the
+//! per-(site, endpoint) pacing; takes a fresh access token from the refresh
+//! engine; sends to `{ATLASSIAN_API_URL}/ex/{product}/{cloud_id}/{path}`; and
+//! then decides:
+//!
+//! - **401** → one forced refresh and one retry (the token may have died
+//!   before its stated expiry: revoked, rotated elsewhere, clock skew).
+//! - **429** → remember the pause, wait `Retry-After` (when that is short
+//!   enough to wait inline) and retry — for every method, because a refused
+//!   request was not executed.
+//! - **5xx / connection errors** → retry idempotent methods (GET, HEAD,
+//!   OPTIONS, PUT, DELETE) with jittered exponential backoff. A POST is
+//!   retried only when it provably never left (connect error); a POST whose
+//!   outcome is unknown is never repeated blindly.
+//!
+//! A request whose body is a stream cannot be replayed, so it is sent once.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
+use secrecy::ExposeSecret;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use url::Url;
+
+use super::limits::{self, LimitKind, Pacer, Pacing, RateState};
+use crate::store::connections::ConnectionRow;
+use crate::vault::refresh::{FreshToken, RefreshError, Refresher};
+
+/// Which gateway a request goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Product {
+    Jira,
+    Confluence,
+}
+
+impl Product {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Product::Jira => "jira",
+            Product::Confluence => "confluence",
+        }
+    }
+}
+
+/// A request body: replayable bytes, or a stream sent at most once.
+pub enum RequestBody {
+    Empty,
+    Bytes(Bytes),
+    Stream(reqwest::Body),
+}
+
+impl std::fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestBody::Empty => f.write_str("Empty"),
+            RequestBody::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            RequestBody::Stream(_) => f.write_str("Stream"),
+        }
+    }
+}
+
+/// One call to a site's API.
+#[derive(Debug)]
+pub struct ApiRequest {
+    pub product: Product,
+    pub method: Method,
+    /// Below the site base, no leading slash: `rest/api/3/myself`. Must be
+    /// safe already (the proxy checks app-supplied paths; typed operations
+    /// build theirs from validated parts).
+    pub path: String,
+    /// Raw, already encoded query string without `?`.
+    pub query: Option<String>,
+    /// Extra headers (never `Authorization`: the client sets it).
+    pub headers: HeaderMap,
+    pub body: RequestBody,
+    /// Wait for the response headers at most this long; `None` = the policy's.
+    pub timeout: Option<Duration>,
+}
+
+impl ApiRequest {
+    pub fn new(product: Product, method: Method, path: impl Into<String>) -> ApiRequest {
+        ApiRequest {
+            product,
+            method,
+            path: path.into(),
+            query: None,
+            headers: HeaderMap::new(),
+            body: RequestBody::Empty,
+            timeout: None,
+        }
+    }
+
+    pub fn get(product: Product, path: impl Into<String>) -> ApiRequest {
+        ApiRequest::new(product, Method::GET, path)
+    }
+
+    pub fn jira(method: Method, path: impl Into<String>) -> ApiRequest {
+        ApiRequest::new(Product::Jira, method, path)
+    }
+
+    /// Append query parameters (encoded here).
+    pub fn query<K: AsRef<str>, V: AsRef<str>>(mut self, pairs: &[(K, V)]) -> ApiRequest {
+        let mut ser = url::form_urlencoded::Serializer::new(self.query.take().unwrap_or_default());
+        for (k, v) in pairs {
+            ser.append_pair(k.as_ref(), v.as_ref());
+        }
+        let q = ser.finish();
+        self.query = (!q.is_empty()).then_some(q);
+        self
+    }
+
+    /// A JSON body (replayable).
+    pub fn json<T: Serialize + ?Sized>(mut self, body: &T) -> ApiRequest {
+        let bytes = serde_json::to_vec(body).unwrap_or_default();
+        self.headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        self.body = RequestBody::Bytes(Bytes::from(bytes));
+        self
+    }
+}
+
+/// Atlassian's answer (any status), with the connection it was made for.
+#[derive(Debug)]
+pub struct ApiResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub response: reqwest::Response,
+    /// The connection row as read when the token was taken (site, account).
+    pub connection: ConnectionRow,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AtlassianError {
+    /// No usable token (needs re-consent, disconnected, refresh failing).
+    #[error(transparent)]
+    Refresh(#[from] RefreshError),
+    /// The connection belongs to another app.
+    #[error("connection not found")]
+    NotFound,
+    #[error("the connection has no selected site")]
+    NoSite,
+    /// Nothing (or no complete answer) came back, after any retries allowed.
+    #[error("Atlassian could not be reached: {0}")]
+    Unreachable(String),
+    /// A non-idempotent request was sent and its answer was lost: it may or
+    /// may not have been applied, so it is not repeated.
+    #[error("the answer from Atlassian was lost; the request may or may not have been applied")]
+    OutcomeUnknown,
+    #[error("Atlassian did not answer in time")]
+    Timeout,
+    /// Rate limited beyond what we wait inline.
+    #[error("Atlassian rate limit: retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    /// A non-success answer to a typed call (body cut to 2 KiB).
+    #[error("Atlassian answered {status}")]
+    Status { status: StatusCode, body: String },
+    /// A success answer that did not have the expected shape.
+    #[error("unexpected answer from Atlassian: {0}")]
+    Decode(String),
+}
+
+impl AtlassianError {
+    /// Jira's `ErrorCollection` messages of a [`Status`](Self::Status) error, joined.
+    pub fn jira_messages(&self) -> Option<String> {
+        let AtlassianError::Status { body, .. } = self else {
+            return None;
+        };
+        let v: serde_json::Value = serde_json::from_str(body).ok()?;
+        let mut msgs: Vec<String> = v["errorMessages"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|m| m.as_str().map(String::from)).collect())
+            .unwrap_or_default();
+        if let Some(o) = v["errors"].as_object() {
+            for (k, m) in o {
+                msgs.push(format!("{k}: {}", m.as_str().unwrap_or_default()));
+            }
+        }
+        if let Some(m) = v["message"].as_str() {
+            msgs.push(m.to_string());
+        }
+        (!msgs.is_empty()).then(|| msgs.join("; "))
+    }
+}
+
+/// Retries, timeouts, pacing. Tests shorten the delays.
+#[derive(Debug, Clone)]
+pub struct ClientPolicy {
+    /// First backoff delay; doubles per retry (×0.7–1.3 jitter).
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+    /// Retries after the first attempt (5xx, connection errors, 429).
+    pub max_retries: u32,
+    /// A 429 asking for a longer wait is handed back to the caller instead.
+    pub max_inline_wait: Duration,
+    /// Time allowed until the response headers arrive.
+    pub response_timeout: Duration,
+    /// Time allowed for a whole buffered (typed) call, body included.
+    pub request_timeout: Duration,
+    /// `None` turns pacing off.
+    pub pacing: Option<Pacing>,
+}
+
+impl Default for ClientPolicy {
+    /// Atlassian's recommended backoff (facts §4): 2 s doubling up to ~30 s,
+    /// at most 4 retries; we start at 1 s since most 5xx are momentary.
+    fn default() -> Self {
+        ClientPolicy {
+            retry_base: Duration::from_secs(1),
+            retry_cap: Duration::from_secs(30),
+            max_retries: 4,
+            max_inline_wait: Duration::from_secs(30),
+            response_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(60),
+            pacing: Some(Pacing::default()),
+        }
+    }
+}
+
+struct Policy {
+    policy: ClientPolicy,
+    pacer: Option<Arc<Pacer>>,
+}
+
+/// See the module docs. Cheap to share (`Arc` in `AppState`).
+pub struct AtlassianClient {
+    http: reqwest::Client,
+    api_base: String,
+    refresher: Arc<Refresher>,
+    limits: RateState,
+    policy: RwLock<Policy>,
+}
+
+impl std::fmt::Debug for AtlassianClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AtlassianClient")
+            .field("api_base", &self.api_base)
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+    )
+}
+
+fn backoff(policy: &ClientPolicy, retry: u32) -> Duration {
+    let exp = policy
+        .retry_base
+        .saturating_mul(1u32.checked_shl(retry.min(16)).unwrap_or(u32::MAX))
+        .min(policy.retry_cap);
+    exp.mul_f64(0.7 + rand::random::<f64>() * 0.6)
+}
+
+enum Attempt {
+    Done(ApiResponse),
+    /// 401: refresh the token, then go again.
+    Refresh,
+    Retry(Duration),
+}
+
+impl AtlassianClient {
+    pub fn new(http: reqwest::Client, api_url: &Url, refresher: Arc<Refresher>) -> AtlassianClient {
+        let policy = ClientPolicy::default();
+        let pacer = policy.pacing.map(|p| Arc::new(Pacer::new(p)));
+        AtlassianClient {
+            http,
+            api_base: api_url.as_str().trim_end_matches('/').to_string(),
+            refresher,
+            limits: RateState::default(),
+            policy: RwLock::new(Policy { policy, pacer }),
+        }
+    }
+
+    pub fn policy(&self) -> ClientPolicy {
+        self.policy.read().unwrap_or_else(|e| e.into_inner()).policy.clone()
+    }
+
+    /// Replace the policy (tests shorten delays; the benchmark turns pacing off).
+    pub fn set_policy(&self, policy: ClientPolicy) {
+        let pacer = policy.pacing.map(|p| Arc::new(Pacer::new(p)));
+        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = Policy { policy, pacer };
+    }
+
+    fn current(&self) -> (ClientPolicy, Option<Arc<Pacer>>) {
+        let p = self.policy.read().unwrap_or_else(|e| e.into_inner());
+        (p.policy.clone(), p.pacer.clone())
+    }
+
+    /// `{ATLASSIAN_API_URL}/ex/{product}/{cloud_id}/` — the only prefix any
+    /// request of this connection may go to.
+    pub fn site_base(&self, product: Product, cloud_id: &str) -> String {
+        format!("{}/ex/{}/{}/", self.api_base, product.as_str(), cloud_id)
+    }
+
+    /// Send `req` for connection `connection_id`; when `app_id` is given the
+    /// connection must belong to that app (else [`AtlassianError::NotFound`]).
+    /// Any status is `Ok`; errors are only for what produced no answer.
+    pub async fn send(
+        &self,
+        app_id: Option<&str>,
+        connection_id: &str,
+        mut req: ApiRequest,
+    ) -> Result<ApiResponse, AtlassianError> {
+        let (policy, pacer) = self.current();
+        let mut fresh = self.refresher.access_token(connection_id).await?;
+        if let Some(app) = app_id {
+            if fresh.connection.app_id != app {
+                return Err(AtlassianError::NotFound);
+            }
+        }
+        let cloud_id = fresh
+            .connection
+            .site_cloud_id
+            .clone()
+            .ok_or(AtlassianError::NoSite)?;
+        let url = format!(
+            "{}{}{}{}",
+            self.site_base(req.product, &cloud_id),
+            req.path,
+            if req.query.is_some() { "?" } else { "" },
+            req.query.as_deref().unwrap_or("")
+        );
+        let endpoint = limits::endpoint_key(&req.method, &req.path);
+        let issue = limits::written_issue(&req.method, &req.path);
+        let mut body = std::mem::replace(&mut req.body, RequestBody::Empty);
+        let replayable = !matches!(body, RequestBody::Stream(_));
+        let timeout = req.timeout.unwrap_or(policy.response_timeout);
+        let mut refreshed = false;
+        let mut retries = 0u32;
+        loop {
+            // Pauses learnt from 429s (ours or other callers').
+            if let Some(until) = self.limits.blocked_until(&cloud_id, &endpoint, issue.as_deref()) {
+                let wait = until.saturating_duration_since(tokio::time::Instant::now());
+                if wait > policy.max_inline_wait {
+                    return Err(AtlassianError::RateLimited {
+                        retry_after_secs: wait.as_secs_f64().ceil() as u64,
+                    });
+                }
+                tracing::debug!(wait_ms = wait.as_millis() as u64, site = %cloud_id, "waiting for an Atlassian rate-limit pause");
+                tokio::time::sleep_until(until).await;
+            }
+            if let Some(p) = &pacer {
+                p.ready(&req.method, &cloud_id, &endpoint).await;
+            }
+            let this_body = match &mut body {
+                RequestBody::Empty => None,
+                RequestBody::Bytes(b) => Some(reqwest::Body::from(b.clone())),
+                RequestBody::Stream(_) => match std::mem::replace(&mut body, RequestBody::Empty) {
+                    RequestBody::Stream(s) => Some(s),
+                    _ => None,
+                },
+            };
+            let mut rb = self
+                .http
+                .request(req.method.clone(), &url)
+                .headers(req.headers.clone())
+                .bearer_auth(fresh.access_token.expose_secret());
+            if let Some(b) = this_body {
+                rb = rb.body(b);
+            }
+            let sent = tokio::time::timeout(timeout, rb.send()).await;
+            let can_retry = replayable && retries < policy.max_retries;
+            let step = match sent {
+                Err(_) => {
+                    if is_idempotent(&req.method) && can_retry {
+                        Attempt::Retry(backoff(&policy, retries))
+                    } else {
+                        return Err(AtlassianError::Timeout);
+                    }
+                }
+                Ok(Err(e)) => {
+                    // A connect error means nothing was sent: safe for any method.
+                    let never_sent = e.is_connect();
+                    tracing::debug!(error = %e, never_sent, "request to Atlassian failed");
+                    if (never_sent || is_idempotent(&req.method)) && can_retry {
+                        Attempt::Retry(backoff(&policy, retries))
+                    } else if never_sent || is_idempotent(&req.method) {
+                        return Err(AtlassianError::Unreachable(
+                            if never_sent { "connection refused or failed" } else { "connection lost" }
+                                .to_string(),
+                        ));
+                    } else {
+                        return Err(AtlassianError::OutcomeUnknown);
+                    }
+                }
+                Ok(Ok(resp)) => {
+                    self.classify(
+                        resp,
+                        &fresh,
+                        &policy,
+                        &cloud_id,
+                        &endpoint,
+                        issue.as_deref(),
+                        &req.method,
+                        retries,
+                        can_retry,
+                        refreshed,
+                        replayable,
+                    )
+                }
+            };
+            match step {
+                Attempt::Done(r) => return Ok(r),
+                Attempt::Refresh => {
+                    // One forced refresh, then one retry (not counted as a backoff).
+                    refreshed = true;
+                    fresh = self.refresher.force_refresh(connection_id).await?;
+                }
+                Attempt::Retry(wait) => {
+                    retries += 1;
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn classify(
+        &self,
+        resp: reqwest::Response,
+        fresh: &FreshToken,
+        policy: &ClientPolicy,
+        cloud_id: &str,
+        endpoint: &str,
+        issue: Option<&str>,
+        method: &Method,
+        retries: u32,
+        can_retry: bool,
+        refreshed: bool,
+        replayable: bool,
+    ) -> Attempt {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let done = |resp: reqwest::Response| {
+            Attempt::Done(ApiResponse {
+                status,
+                headers: headers.clone(),
+                response: resp,
+                connection: fresh.connection.clone(),
+            })
+        };
+        if status == StatusCode::UNAUTHORIZED && !refreshed && replayable {
+            return Attempt::Refresh;
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let kind = LimitKind::from_headers(&headers);
+            let wait = limits::retry_after(&headers).unwrap_or_else(|| backoff(policy, retries));
+            tracing::info!(
+                site = %cloud_id,
+                ?kind,
+                wait_ms = wait.as_millis() as u64,
+                "Atlassian rate limit (429)"
+            );
+            self.limits.record(kind, cloud_id, endpoint, issue, wait);
+            // A 429 was not executed, so even a POST may go again.
+            if can_retry && wait <= policy.max_inline_wait {
+                // The pause is recorded; the loop sleeps until it is over.
+                return Attempt::Retry(Duration::from_millis(1));
+            }
+            return done(resp);
+        }
+        if status.is_server_error() && is_idempotent(method) && can_retry {
+            let wait = match (status, limits::retry_after(&headers)) {
+                (StatusCode::SERVICE_UNAVAILABLE, Some(w)) if w <= policy.max_inline_wait => w,
+                _ => backoff(policy, retries),
+            };
+            tracing::debug!(status = status.as_u16(), "retrying after an Atlassian server error");
+            return Attempt::Retry(wait);
+        }
+        done(resp)
+    }
+
+    /// Send and decode a 2xx JSON answer; any other status becomes
+    /// [`AtlassianError::Status`] (429 beyond the inline wait: `RateLimited`).
+    pub async fn json<T: DeserializeOwned>(
+        &self,
+        app_id: Option<&str>,
+        connection_id: &str,
+        req: ApiRequest,
+    ) -> Result<(T, ConnectionRow), AtlassianError> {
+        let (resp, row) = self.call(app_id, connection_id, req).await?;
+        let value = serde_json::from_slice(&resp).map_err(|e| AtlassianError::Decode(e.to_string()))?;
+        Ok((value, row))
+    }
+
+    /// Send and return a 2xx answer's body bytes; errors as for [`json`](Self::json).
+    pub async fn call(
+        &self,
+        app_id: Option<&str>,
+        connection_id: &str,
+        req: ApiRequest,
+    ) -> Result<(Bytes, ConnectionRow), AtlassianError> {
+        let total = self.policy().request_timeout;
+        let work = async {
+            let resp = self.send(app_id, connection_id, req).await?;
+            let status = resp.status;
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                let secs = limits::retry_after(&resp.headers)
+                    .map(|d| d.as_secs_f64().ceil() as u64)
+                    .unwrap_or(60);
+                return Err(AtlassianError::RateLimited { retry_after_secs: secs });
+            }
+            let bytes = resp
+                .response
+                .bytes()
+                .await
+                .map_err(|e| AtlassianError::Unreachable(format!("reading the answer: {e}")))?;
+            if !status.is_success() {
+                let cut = bytes.len().min(2048);
+                return Err(AtlassianError::Status {
+                    status,
+                    body: String::from_utf8_lossy(&bytes[..cut]).into_owned(),
+                });
+            }
+            Ok((bytes, resp.connection))
+        };
+        tokio::time::timeout(total, work)
+            .await
+            .map_err(|_| AtlassianError::Timeout)?
+    }
+}

@@ -1,0 +1,203 @@
+//! Events out (DESIGN §6): the outbox (`events`, written in the same
+//! transaction as the change it announces), its delivery worker, Standard
+//! Webhooks signing, and `GET /v1/events`.
+
+pub mod signing;
+pub mod worker;
+
+use axum::extract::{Query, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::apps::AuthenticatedApp;
+use crate::connections::rfc3339;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::events::{self as rows, NewEvent};
+use crate::store::StoreError;
+
+pub use signing::{sign, verify, SigningError};
+
+/// Every event type atlasgate emits.
+pub const EVENT_TYPES: &[&str] = &[
+    "connection.created",
+    "connection.needs_reauth",
+    "connection.deleted",
+    "issue.created",
+    "issue.updated",
+    "issue.deleted",
+    "sync.completed",
+    "sync.failed",
+];
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_events))
+}
+
+/// Record an event inside the caller's transaction. Wake the worker with
+/// [`wake`] after committing.
+pub async fn record(
+    conn: &mut sqlx::AnyConnection,
+    app_id: &str,
+    connection_id: Option<&str>,
+    event_type: &str,
+    payload: serde_json::Value,
+) -> Result<String, StoreError> {
+    rows::insert(conn, NewEvent { app_id, connection_id, event_type, payload }).await
+}
+
+/// Tell this process's delivery worker that events are waiting.
+pub fn wake(state: &AppState) {
+    state.jobs.events_wakeup.notify_one();
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListEventsQueryParams {
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page (older events follow).
+    pub cursor: Option<String>,
+    /// Only events of this connection.
+    pub connection_id: Option<String>,
+    /// Only events of this type.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub event_type: Option<String>,
+}
+
+/// One event and the state of its delivery.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventView {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub connection_id: Option<String>,
+    pub created_at: String,
+    /// `pending` | `delivered` | `failed` (gave up) | `skipped` (no webhook URL).
+    pub delivery_state: String,
+    pub attempts: i64,
+    pub last_attempt_at: Option<String>,
+    /// HTTP status of the last attempt, if one was answered.
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<String>,
+    /// When the next attempt is due (pending events).
+    pub next_attempt_at: Option<String>,
+    /// The event's payload, as delivered in `data`.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventList {
+    /// Newest first.
+    pub items: Vec<EventView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct Row {
+    seq: i64,
+    id: String,
+    connection_id: Option<String>,
+    #[sqlx(rename = "type")]
+    event_type: String,
+    payload: String,
+    created_at: i64,
+    delivery_state: String,
+    attempts: i64,
+    next_attempt_at: i64,
+    last_attempt_at: Option<i64>,
+    last_status: Option<i64>,
+    last_error: Option<String>,
+    delivered_at: Option<i64>,
+}
+
+/// List the app's events
+///
+/// The app's recent events, newest first, with their delivery state, number
+/// of attempts and last error.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "events",
+    params(ListEventsQueryParams),
+    responses(
+        (status = 200, description = "A page of events", body = EventList),
+        (status = 401, description = "Missing or wrong app key", body = crate::error::Problem),
+        (status = 422, description = "Invalid filter", body = crate::error::Problem),
+    ),
+    security(("app_key" = []))
+)]
+pub async fn list_events(
+    State(state): State<AppState>,
+    app: AuthenticatedApp,
+    Query(q): Query<ListEventsQueryParams>,
+) -> Result<Json<EventList>, ApiError> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::validation("limit", "must be between 1 and 200"));
+    }
+    let before = match &q.cursor {
+        Some(c) => c
+            .parse::<i64>()
+            .map_err(|_| ApiError::validation("cursor", "not a cursor from this API"))?,
+        None => i64::MAX,
+    };
+    if let Some(t) = &q.event_type {
+        if !EVENT_TYPES.contains(&t.as_str()) {
+            return Err(ApiError::validation("type", "unknown event type"));
+        }
+    }
+    let mut sql = String::from(
+        "SELECT seq, id, connection_id, type, payload, created_at, delivery_state, attempts, \
+         next_attempt_at, last_attempt_at, last_status, last_error, delivered_at \
+         FROM events WHERE app_id = $1 AND seq < $2",
+    );
+    let mut n = 3;
+    if q.connection_id.is_some() {
+        sql.push_str(&format!(" AND connection_id = ${n}"));
+        n += 1;
+    }
+    if q.event_type.is_some() {
+        sql.push_str(&format!(" AND type = ${n}"));
+        n += 1;
+    }
+    sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${n}"));
+    let mut query = sqlx::query_as::<_, Row>(&sql).bind(&app.id).bind(before);
+    if let Some(c) = &q.connection_id {
+        query = query.bind(c);
+    }
+    if let Some(t) = &q.event_type {
+        query = query.bind(t);
+    }
+    let mut found = query.bind(limit + 1).fetch_all(state.store.pool()).await?;
+    let next_cursor = if found.len() as i64 > limit {
+        found.truncate(limit as usize);
+        found.last().map(|r| r.seq.to_string())
+    } else {
+        None
+    };
+    let items = found
+        .into_iter()
+        .map(|r| EventView {
+            id: r.id,
+            event_type: r.event_type,
+            connection_id: r.connection_id,
+            created_at: rfc3339(r.created_at),
+            next_attempt_at: (r.delivery_state == "pending").then(|| rfc3339(r.next_attempt_at)),
+            delivery_state: r.delivery_state,
+            attempts: r.attempts,
+            last_attempt_at: r.last_attempt_at.map(rfc3339),
+            last_status: r.last_status,
+            last_error: r.last_error,
+            delivered_at: r.delivered_at.map(rfc3339),
+            data: serde_json::from_str(&r.payload).unwrap_or(serde_json::Value::Null),
+        })
+        .collect();
+    Ok(Json(EventList { items, next_cursor }))
+}

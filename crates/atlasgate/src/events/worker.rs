@@ -1,0 +1,216 @@
+//! The outbox delivery worker: claims due events (the oldest undelivered one
+//! of each connection only, so event N+1 never overtakes N), POSTs them to
+//! the app's `webhook_url` signed per Standard Webhooks, and on failure
+//! retries with exponential backoff until the event is older than the
+//! give-up age (over a day), then marks it `failed`.
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use crate::connections::rfc3339;
+use crate::jobs::{nap, Counters, Tuning};
+use crate::state::AppState;
+use crate::store::StoreError;
+
+/// How long a claim holds an event (a crashed worker's events return after it).
+const LEASE_SECS: i64 = 60;
+/// One delivery attempt may take this long.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Events claimed per round (at most one per connection).
+const BATCH: i64 = 32;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DueEvent {
+    pub seq: i64,
+    pub id: String,
+    pub app_id: String,
+    pub connection_id: Option<String>,
+    #[sqlx(rename = "type")]
+    pub event_type: String,
+    pub payload: String,
+    pub created_at: i64,
+    pub attempts: i64,
+}
+
+pub async fn run(state: AppState) {
+    loop {
+        let n = match deliver_due(&state).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "event delivery round failed");
+                0
+            }
+        };
+        if n == 0 {
+            let poll = Tuning::get(&state.jobs.tuning.events_poll_ms);
+            nap(&state.jobs.events_wakeup, poll).await;
+        }
+    }
+}
+
+/// One round: claim, deliver concurrently, record outcomes. Returns how many
+/// events were attempted.
+pub async fn deliver_due(state: &AppState) -> Result<usize, StoreError> {
+    let due = claim(state).await?;
+    let n = due.len();
+    futures::future::join_all(due.iter().map(|e| deliver_one(state, e))).await;
+    Ok(n)
+}
+
+async fn claim(state: &AppState) -> Result<Vec<DueEvent>, StoreError> {
+    let store = &state.store;
+    let now = crate::store::now();
+    let mut tx = store.begin_write().await?;
+    let sql = format!(
+        "SELECT seq, id, app_id, connection_id, type, payload, created_at, attempts FROM events e \
+         WHERE e.delivery_state = 'pending' AND e.next_attempt_at <= $1 \
+           AND (e.locked_until IS NULL OR e.locked_until < $1) \
+           AND NOT EXISTS (SELECT 1 FROM events p WHERE p.delivery_state = 'pending' AND p.seq < e.seq \
+               AND ((e.connection_id IS NOT NULL AND p.connection_id = e.connection_id) \
+                 OR (e.connection_id IS NULL AND p.connection_id IS NULL AND p.app_id = e.app_id))) \
+         ORDER BY e.seq LIMIT $2{}",
+        store.for_update_skip_locked()
+    );
+    let rows: Vec<DueEvent> = sqlx::query_as(&sql).bind(now).bind(BATCH).fetch_all(&mut *tx).await?;
+    for r in &rows {
+        sqlx::query("UPDATE events SET locked_by = $1, locked_until = $2 WHERE seq = $3")
+            .bind(&state.jobs.worker_id)
+            .bind(now + LEASE_SECS)
+            .bind(r.seq)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// The body POSTed for an event (Standard Webhooks' recommended shape).
+pub fn body_of(e: &DueEvent) -> serde_json::Value {
+    json!({
+        "id": e.id,
+        "type": e.event_type,
+        "timestamp": rfc3339(e.created_at),
+        "connection_id": e.connection_id,
+        "data": serde_json::from_str::<serde_json::Value>(&e.payload).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+enum Outcome {
+    Delivered(u16),
+    Failed { status: Option<u16>, error: String },
+    Skipped(&'static str),
+}
+
+async fn attempt(state: &AppState, e: &DueEvent) -> Outcome {
+    let app = match crate::apps::get(&state.store, &e.app_id).await {
+        Ok(Some(a)) => a,
+        Ok(None) => return Outcome::Skipped("the app no longer exists"),
+        Err(err) => return Outcome::Failed { status: None, error: format!("store: {err}") },
+    };
+    let Some(url) = app.webhook_url else {
+        return Outcome::Skipped("the app has no webhook_url");
+    };
+    let secret = match crate::apps::webhook_secret(&state.store, &state.cipher, &e.app_id).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Outcome::Skipped("the app has no webhook secret"),
+        Err(err) => return Outcome::Failed { status: None, error: format!("secret: {err}") },
+    };
+    let body = serde_json::to_vec(&body_of(e)).unwrap_or_default();
+    let ts = crate::store::now();
+    let signature = match super::sign(secret.expose_secret(), &e.id, ts, &body) {
+        Ok(s) => s,
+        Err(err) => return Outcome::Failed { status: None, error: err.to_string() },
+    };
+    Counters::bump(&state.jobs.counters.event_attempts);
+    let sent = state
+        .http
+        .post(url)
+        .timeout(ATTEMPT_TIMEOUT)
+        .header("content-type", "application/json")
+        .header("webhook-id", &e.id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", signature)
+        .body(body)
+        .send()
+        .await;
+    match sent {
+        Ok(r) if r.status().is_success() => Outcome::Delivered(r.status().as_u16()),
+        Ok(r) => Outcome::Failed {
+            status: Some(r.status().as_u16()),
+            error: format!("the webhook URL answered {}", r.status()),
+        },
+        // The error names the URL, never a secret.
+        Err(err) => Outcome::Failed { status: None, error: format!("request failed: {err}") },
+    }
+}
+
+/// Delay before attempt `attempts + 1`: base × 2^attempts, capped, with ±20 % jitter.
+pub fn backoff_ms(base: u64, max: u64, attempts: i64) -> u64 {
+    let exp = base.saturating_mul(1u64 << attempts.clamp(0, 30));
+    let capped = exp.min(max).max(1);
+    let jitter = rand::random_range(0.8..1.2);
+    (capped as f64 * jitter) as u64
+}
+
+async fn deliver_one(state: &AppState, e: &DueEvent) {
+    let outcome = attempt(state, e).await;
+    let now = crate::store::now();
+    let me = &state.jobs.worker_id;
+    let t = &state.jobs.tuning;
+    let res = match outcome {
+        Outcome::Delivered(status) => {
+            Counters::bump(&state.jobs.counters.events_delivered);
+            sqlx::query(
+                "UPDATE events SET delivery_state = 'delivered', attempts = attempts + 1, \
+                 last_attempt_at = $1, last_status = $2, last_error = NULL, delivered_at = $1, \
+                 locked_by = NULL, locked_until = NULL WHERE seq = $3 AND locked_by = $4",
+            )
+            .bind(now)
+            .bind(i64::from(status))
+            .bind(e.seq)
+            .bind(me)
+            .execute(state.store.pool())
+            .await
+        }
+        Outcome::Skipped(why) => {
+            sqlx::query(
+                "UPDATE events SET delivery_state = 'skipped', last_error = $1, \
+                 locked_by = NULL, locked_until = NULL WHERE seq = $2 AND locked_by = $3",
+            )
+            .bind(why)
+            .bind(e.seq)
+            .bind(me)
+            .execute(state.store.pool())
+            .await
+        }
+        Outcome::Failed { status, error } => {
+            let give_up = now - e.created_at >= Tuning::get(&t.events_give_up_after_s) as i64;
+            let delay_ms = backoff_ms(
+                Tuning::get(&t.events_backoff_base_ms),
+                Tuning::get(&t.events_backoff_max_ms),
+                e.attempts,
+            );
+            let next = now + (delay_ms as i64 + 999) / 1000;
+            tracing::info!(event_id = %e.id, attempts = e.attempts + 1, give_up, error = %error, "event delivery failed");
+            sqlx::query(
+                "UPDATE events SET delivery_state = $1, attempts = attempts + 1, last_attempt_at = $2, \
+                 last_status = $3, last_error = $4, next_attempt_at = $5, \
+                 locked_by = NULL, locked_until = NULL WHERE seq = $6 AND locked_by = $7",
+            )
+            .bind(if give_up { "failed" } else { "pending" })
+            .bind(now)
+            .bind(status.map(i64::from))
+            .bind(error)
+            .bind(next)
+            .bind(e.seq)
+            .bind(me)
+            .execute(state.store.pool())
+            .await
+        }
+    };
+    if let Err(err) = res {
+        tracing::warn!(event_id = %e.id, error = %err, "could not record a delivery outcome");
+    }
+}
