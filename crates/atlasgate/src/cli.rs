@@ -197,10 +197,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Apps(AppsCommand::List) => list_apps(&resolved).await,
         Command::Demo(args) => crate::demo::run(args.scripted).await.map_err(|e| CliError::Failed(format!("{e:#}"))),
         Command::Connections(ConnectionsCommand::List) => list_connections(&resolved).await,
-        // Sync is not part of this build yet; say so plainly rather than print nothing.
-        Command::Sync(SyncCommand::Status) => {
-            Err(CliError::Failed("`sync status` is not available in this build".into()))
-        }
+        Command::Sync(SyncCommand::Status) => sync_status(&resolved).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -365,6 +362,14 @@ async fn list_connections(resolved: &Resolved) -> Result<(), CliError> {
     init_logging(resolved);
     let store = open_store(resolved).await?;
     print!("{}", crate::connections::render_list(&store).await.map_err(CliError::failed)?);
+    Ok(())
+}
+
+async fn sync_status(resolved: &Resolved) -> Result<(), CliError> {
+    resolved.require(&[DATABASE_URL])?;
+    init_logging(resolved);
+    let store = open_store(resolved).await?;
+    print!("{}", crate::sync::render_status(&store).await.map_err(CliError::failed)?);
     Ok(())
 }
 

@@ -32,7 +32,9 @@ const ACCESS_TOKEN_LIFETIME_SECS: u64 = 3600;
 
 /// Scopes of the built-in `jira` profile: what the typed Jira operations
 /// (projects, boards, sprints, issues, estimates, comments, search) and
-/// dynamic webhooks need, plus identity and refresh.
+/// dynamic webhooks need, plus identity and refresh. The platform API takes
+/// the classic scopes; the agile API accepts only granular ones (per the Jira
+/// Software spec), hence both kinds.
 pub const JIRA_SCOPES: &[&str] = &[
     "offline_access",
     "read:me",
@@ -40,10 +42,16 @@ pub const JIRA_SCOPES: &[&str] = &[
     "write:jira-work",
     "read:jira-user",
     "manage:jira-webhook",
+    // Jira Software agile 1.0: boards, board configuration (estimation field),
+    // sprints, sprint issues, backlog, estimation.
     "read:board-scope:jira-software",
+    "read:board-scope.admin:jira-software",
+    "read:project:jira",
     "read:sprint:jira-software",
     "read:issue-details:jira",
     "read:jql:jira",
+    "read:issue:jira-software",
+    "write:issue:jira-software",
 ];
 
 /// Scopes of the built-in `confluence` profile: spaces and pages (v2 API).

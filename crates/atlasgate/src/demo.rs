@@ -201,6 +201,10 @@ pub struct Walk {
     pub connection_id: String,
     pub chosen_cloud_id: String,
     pub access_token: String,
+    /// The demo app's backend: receives atlasgate's signed events.
+    pub receiver: crate::events::receiver::Receiver,
+    /// The sync started by the walk.
+    pub sync_id: String,
 }
 
 impl Walk {
@@ -238,7 +242,13 @@ pub const STEPS: &[(&str, StepFn)] = &[
     ("connection active", |w| Box::pin(step_connection_active(w))),
     ("get token", |w| Box::pin(step_token(w))),
     ("force refresh", |w| Box::pin(step_refresh(w))),
+    ("list projects", |w| Box::pin(step_list_projects(w))),
+    ("import the active sprint", |w| Box::pin(step_import_sprint(w))),
+    ("push an estimate", |w| Box::pin(step_push_estimate(w))),
+    ("start a sync", |w| Box::pin(step_start_sync(w))),
+    ("webhook updates an issue", |w| Box::pin(step_webhook_update(w))),
     ("disconnect", |w| Box::pin(step_disconnect(w))),
+    ("webhook removed", |w| Box::pin(step_webhook_removed(w))),
 ];
 
 /// Walk every step, printing `✓ step — details` (or `✗ step — error` and stop).
@@ -262,6 +272,8 @@ pub async fn run_scripted(out: &mut dyn Write) -> anyhow::Result<ScriptReport> {
         connection_id: String::new(),
         chosen_cloud_id: String::new(),
         access_token: String::new(),
+        receiver: crate::events::receiver::Receiver::start().await?,
+        sync_id: String::new(),
     };
     let mut report = ScriptReport::default();
     for (name, step) in STEPS {
@@ -294,7 +306,7 @@ async fn step_create_app(w: &mut Walk) -> anyhow::Result<String> {
         .http
         .post(format!("{}/admin/api/apps", w.demo.base_url))
         .bearer_auth(w.demo.admin_token.expose_secret())
-        .json(&json!({ "name": "scripted-demo" }))
+        .json(&json!({ "name": "scripted-demo", "webhook_url": w.receiver.url }))
         .send()
         .await?;
     ensure!(
@@ -311,6 +323,9 @@ async fn step_create_app(w: &mut Walk) -> anyhow::Result<String> {
         "the app key does not start with agk_"
     );
     w.app_key = key.to_string();
+    if let Some(secret) = body["webhook_secret"].as_str() {
+        w.receiver.set_secret(SecretString::from(secret.to_string()));
+    }
     Ok(format!(
         "app {} (key agk_…)",
         body["id"].as_str().unwrap_or("?")
@@ -518,6 +533,130 @@ async fn step_disconnect(w: &mut Walk) -> anyhow::Result<String> {
     Ok("tokens wiped; status disconnected".into())
 }
 
+// ---- sync, webhooks in, events out -------------------------------------------------
+
+/// Poll `f` every 100 ms for up to 30 s.
+async fn poll<T, F, Fut>(what: &str, mut f: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f().await? {
+            return Ok(v);
+        }
+        ensure!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn first_project_key(w: &Walk) -> anyhow::Result<String> {
+    let snap = w.demo.sim.snapshot();
+    let site = snap["sites"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["cloud_id"] == w.chosen_cloud_id.as_str()))
+        .ok_or_else(|| anyhow!("atlassim does not list the chosen site"))?;
+    site["projects"][0]["key"]
+        .as_str()
+        .map(String::from)
+        .ok_or_else(|| anyhow!("the chosen site has no project"))
+}
+
+async fn step_start_sync(w: &mut Walk) -> anyhow::Result<String> {
+    let project = first_project_key(w)?;
+    let path = format!("/v1/connections/{}/syncs", w.connection_id);
+    let (status, body) = w
+        .json(
+            reqwest::Method::POST,
+            &path,
+            Some(json!({ "jql": format!("project = {project}"), "webhooks": true, "interval_s": 3600 })),
+        )
+        .await?;
+    ensure!(status == 201, "POST …/syncs answered {status}: {body}");
+    w.sync_id = body["id"].as_str().unwrap_or_default().to_string();
+    let sync_path = format!("{path}/{}", w.sync_id);
+    let done = poll("the first pass", || async {
+        let (_, v) = w.json(reqwest::Method::GET, &sync_path, None).await?;
+        if let Some(e) = v["last_error"].as_str() {
+            bail!("the sync failed: {e}");
+        }
+        Ok((v["passes"].as_i64().unwrap_or(0) >= 1).then_some(v))
+    })
+    .await?;
+    ensure!(done["webhook"]["id"].is_i64(), "no Jira webhook registered: {}", done["webhook"]);
+    Ok(format!(
+        "{} issues of {project} stored; Jira webhook #{} registered",
+        done["issues_synced"], done["webhook"]["id"]
+    ))
+}
+
+async fn step_webhook_update(w: &mut Walk) -> anyhow::Result<String> {
+    let issues_path = format!("/v1/connections/{}/issues?limit=1", w.connection_id);
+    let (status, list) = w.json(reqwest::Method::GET, &issues_path, None).await?;
+    ensure!(status == 200, "GET …/issues answered {status}");
+    let key = list["items"][0]["key"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no synced issue"))?
+        .to_string();
+    let summary = format!("Changed in Jira at {}", chrono::Utc::now().format("%H:%M:%S"));
+    let resp = w
+        .http
+        .patch(format!("{}/__sim/issues/{}/{key}", w.demo.sim.base_url(), w.chosen_cloud_id))
+        .json(&json!({ "fields": { "summary": summary } }))
+        .send()
+        .await?;
+    ensure!(resp.status().is_success(), "atlassim refused the change ({})", resp.status());
+    let passes_before = {
+        let (_, v) = w
+            .json(reqwest::Method::GET, &format!("/v1/connections/{}/syncs/{}", w.connection_id, w.sync_id), None)
+            .await?;
+        v["passes"].as_i64().unwrap_or(0)
+    };
+    let one = format!("/v1/connections/{}/issues?limit=1000", w.connection_id);
+    poll("the local copy to change", || async {
+        let (_, v) = w.json(reqwest::Method::GET, &one, None).await?;
+        let found = v["items"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|i| i["key"] == key.as_str() && i["summary"] == summary.as_str()));
+        Ok(found.then_some(()))
+    })
+    .await?;
+    let event = poll("the issue.updated event at the demo app", || async {
+        Ok(w.receiver.received().into_iter().find(|e| {
+            e.body["type"] == "issue.updated" && e.body["data"]["issue"]["key"] == key.as_str()
+        }))
+    })
+    .await?;
+    ensure!(event.verified, "the event's Standard Webhooks signature did not verify");
+    let (_, v) = w
+        .json(reqwest::Method::GET, &format!("/v1/connections/{}/syncs/{}", w.connection_id, w.sync_id), None)
+        .await?;
+    ensure!(v["passes"].as_i64().unwrap_or(0) == passes_before, "a sync pass ran: the webhook was not what updated it");
+    Ok(format!("{key} updated locally by the Jira webhook; signed issue.updated delivered to the demo app"))
+}
+
+async fn step_webhook_removed(w: &mut Walk) -> anyhow::Result<String> {
+    let token = w.demo.sim.mint_token(atlassim::MintTokenRequest {
+        cloud_ids: Some(vec![w.chosen_cloud_id.clone()]),
+        ..Default::default()
+    });
+    let v: Value = w
+        .http
+        .get(format!("{}/ex/jira/{}/rest/api/3/webhook", w.demo.sim.api_url(), w.chosen_cloud_id))
+        .bearer_auth(&token.access_token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    ensure!(v["total"] == 0, "Jira still lists webhooks: {v}");
+    let (_, sync) = w
+        .json(reqwest::Method::GET, &format!("/v1/connections/{}/syncs/{}", w.connection_id, w.sync_id), None)
+        .await?;
+    ensure!(sync["state"] == "stopped", "the sync is {}", sync["state"]);
+    Ok("Jira lists no webhook of atlasgate; the sync is stopped".into())
+}
+
 // ---- a small cookie-keeping browser ---------------------------------------------------
 
 /// One page as a browser would end up on it.
@@ -664,4 +803,115 @@ impl SitePickerForm {
             .collect();
         Ok(SitePickerForm { csrf, cloud_ids })
     }
+}
+
+// ---- typed Jira steps (helper D) ------------------------------------------------
+
+/// The connected site's first project that has a scrum board, its board id,
+/// and the active sprint (`(project, board, sprint)`).
+async fn demo_active_sprint(w: &Walk) -> anyhow::Result<(String, i64, Value)> {
+    let id = w.connection_id.clone();
+    let (status, projects) = w
+        .json(reqwest::Method::GET, &format!("/v1/connections/{id}/jira/projects"), None)
+        .await?;
+    ensure!(status == 200, "listing projects answered {status}: {projects}");
+    for p in projects["items"].as_array().cloned().unwrap_or_default() {
+        let key = p["key"].as_str().unwrap_or_default().to_string();
+        let (_, boards) = w
+            .json(reqwest::Method::GET, &format!("/v1/connections/{id}/jira/boards?project={key}"), None)
+            .await?;
+        let Some(board) = boards["items"]
+            .as_array()
+            .and_then(|b| b.iter().find(|b| b["type"] == "scrum"))
+            .and_then(|b| b["id"].as_i64())
+        else {
+            continue;
+        };
+        let (status, sprints) = w
+            .json(
+                reqwest::Method::GET,
+                &format!("/v1/connections/{id}/jira/boards/{board}/sprints?state=active"),
+                None,
+            )
+            .await?;
+        ensure!(status == 200, "listing sprints answered {status}: {sprints}");
+        if let Some(s) = sprints["items"].as_array().and_then(|s| s.first()) {
+            return Ok((key, board, s.clone()));
+        }
+    }
+    Err(anyhow!("no project on the site has a scrum board with an active sprint"))
+}
+
+async fn step_list_projects(w: &mut Walk) -> anyhow::Result<String> {
+    let id = w.connection_id.clone();
+    let (status, body) = w
+        .json(reqwest::Method::GET, &format!("/v1/connections/{id}/jira/projects"), None)
+        .await?;
+    ensure!(status == 200, "GET /jira/projects answered {status}: {body}");
+    let keys: Vec<&str> = body["items"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p["key"].as_str()).collect())
+        .unwrap_or_default();
+    ensure!(!keys.is_empty(), "the site has no projects");
+    Ok(format!("{} projects: {}", keys.len(), keys.join(", ")))
+}
+
+async fn step_import_sprint(w: &mut Walk) -> anyhow::Result<String> {
+    let (project, board, sprint) = demo_active_sprint(w).await?;
+    let id = w.connection_id.clone();
+    let sprint_id = sprint["id"].as_i64().unwrap_or_default();
+    let (status, issues) = w
+        .json(
+            reqwest::Method::GET,
+            &format!("/v1/connections/{id}/jira/sprints/{sprint_id}/issues"),
+            None,
+        )
+        .await?;
+    ensure!(status == 200, "GET sprint issues answered {status}: {issues}");
+    let items = issues["items"].as_array().cloned().unwrap_or_default();
+    ensure!(!items.is_empty(), "the active sprint has no issues");
+    let points: f64 = items.iter().filter_map(|i| i["story_points"].as_f64()).sum();
+    Ok(format!(
+        "{project} board {board}, sprint \"{}\": {} issues in rank order, {points} story points",
+        sprint["name"].as_str().unwrap_or_default(),
+        items.len()
+    ))
+}
+
+async fn step_push_estimate(w: &mut Walk) -> anyhow::Result<String> {
+    let (_, board, sprint) = demo_active_sprint(w).await?;
+    let id = w.connection_id.clone();
+    let sprint_id = sprint["id"].as_i64().unwrap_or_default();
+    let (_, issues) = w
+        .json(
+            reqwest::Method::GET,
+            &format!("/v1/connections/{id}/jira/sprints/{sprint_id}/issues"),
+            None,
+        )
+        .await?;
+    let issue = issues["items"][0].clone();
+    let key = issue["key"].as_str().ok_or_else(|| anyhow!("no issue to estimate"))?.to_string();
+    // A value the issue does not have yet, so the read-back proves the write.
+    let value = if issue["story_points"].as_f64() == Some(8.0) { 5.0 } else { 8.0 };
+    let (status, written) = w
+        .json(
+            reqwest::Method::POST,
+            &format!("/v1/connections/{id}/jira/issues/{key}/estimate"),
+            Some(json!({"value": value, "board_id": board, "comment": "Estimated in the atlasgate demo."})),
+        )
+        .await?;
+    ensure!(status == 200, "POST estimate answered {status}: {written}");
+    let field = written["field_id"].as_str().unwrap_or_default().to_string();
+    // Read it back from Jira itself, through the proxy.
+    let (status, back) = w
+        .json(
+            reqwest::Method::GET,
+            &format!("/v1/connections/{id}/proxy/jira/rest/api/3/issue/{key}?fields={field}"),
+            None,
+        )
+        .await?;
+    ensure!(status == 200, "reading {key} back answered {status}");
+    let now = back["fields"][&field].as_f64();
+    ensure!(now == Some(value), "Jira says {field} = {now:?}, expected {value}");
+    Ok(format!("{key}: {field} set to {value} via board {board}; Jira reads back {value}"))
 }

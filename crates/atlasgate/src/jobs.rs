@@ -39,6 +39,11 @@ pub struct Tuning {
     pub sync_partition_concurrency: AtomicU64,
     /// Overlap subtracted from the incremental cursor (seconds).
     pub sync_overlap_s: AtomicU64,
+    /// How often an incremental pass also looks for deleted issues (seconds).
+    pub sync_reconcile_s: AtomicU64,
+    /// A claim on a sync lasts this long unless renewed (seconds); a process
+    /// that dies mid-pass hands the pass over after it.
+    pub sync_lease_s: AtomicU64,
 }
 
 impl Default for Tuning {
@@ -50,8 +55,10 @@ impl Default for Tuning {
             events_give_up_after_s: AtomicU64::new(26 * 3600),
             sync_poll_ms: AtomicU64::new(1000),
             sync_page_size: AtomicU64::new(100),
-            sync_partition_concurrency: AtomicU64::new(8),
+            sync_partition_concurrency: AtomicU64::new(16),
             sync_overlap_s: AtomicU64::new(120),
+            sync_reconcile_s: AtomicU64::new(3600),
+            sync_lease_s: AtomicU64::new(120),
         }
     }
 }

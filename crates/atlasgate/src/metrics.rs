@@ -28,6 +28,14 @@ pub struct OutcomeLabels {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PassLabels {
+    /// `full` | `incremental`.
+    pub kind: String,
+    /// `ok` | `error`.
+    pub outcome: String,
+}
+
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -40,6 +48,10 @@ pub struct Metrics {
     http_requests: Family<HttpLabels, Counter>,
     http_latency: HistogramFamily,
     refreshes: Family<OutcomeLabels, Counter>,
+    sync_passes: Family<PassLabels, Counter>,
+    sync_issues_upserted: Counter,
+    jira_webhooks_received: Family<OutcomeLabels, Counter>,
+    event_deliveries: Family<OutcomeLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -75,7 +87,40 @@ impl Metrics {
             "Token refreshes against Atlassian, by outcome",
             refreshes.clone(),
         );
-        Metrics { registry: Mutex::new(registry), http_requests, http_latency, refreshes }
+        let sync_passes = Family::<PassLabels, Counter>::default();
+        let sync_issues_upserted = Counter::default();
+        let jira_webhooks_received = Family::<OutcomeLabels, Counter>::default();
+        let event_deliveries = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "sync_passes",
+            "Sync passes finished, by kind (full, incremental) and outcome (ok, error)",
+            sync_passes.clone(),
+        );
+        registry.register(
+            "sync_issues_upserted",
+            "Issues created or changed in the local store by sync passes (webhook-applied changes count under jira_webhooks_received)",
+            sync_issues_upserted.clone(),
+        );
+        registry.register(
+            "jira_webhooks_received",
+            "Jira webhook deliveries received, by outcome (applied = verified and stored for applying, duplicate, rejected)",
+            jira_webhooks_received.clone(),
+        );
+        registry.register(
+            "event_deliveries",
+            "Attempts to deliver events to apps' webhook URLs, by outcome (delivered, retry, failed = gave up)",
+            event_deliveries.clone(),
+        );
+        Metrics {
+            registry: Mutex::new(registry),
+            http_requests,
+            http_latency,
+            refreshes,
+            sync_passes,
+            sync_issues_upserted,
+            jira_webhooks_received,
+            event_deliveries,
+        }
     }
 
     pub fn observe_http(&self, route: &str, method: &str, status: u16, seconds: f64) {
@@ -94,6 +139,28 @@ impl Metrics {
     /// Count one refresh: `outcome` is e.g. `ok`, `reused`, `invalid_grant`, `error`.
     pub fn refresh(&self, outcome: &str) {
         self.refreshes.get_or_create(&OutcomeLabels { outcome: outcome.to_string() }).inc();
+    }
+
+    /// Count one sync pass: `kind` is `full` or `incremental`, `outcome` `ok` or `error`.
+    pub fn sync_pass(&self, kind: &str, outcome: &str) {
+        self.sync_passes
+            .get_or_create(&PassLabels { kind: kind.to_string(), outcome: outcome.to_string() })
+            .inc();
+    }
+
+    /// Count issues a sync pass wrote to the local store (a committed page).
+    pub fn sync_issues_upserted(&self, n: u64) {
+        self.sync_issues_upserted.inc_by(n);
+    }
+
+    /// Count one Jira webhook delivery: `applied`, `duplicate` or `rejected`.
+    pub fn jira_webhook(&self, outcome: &str) {
+        self.jira_webhooks_received.get_or_create(&OutcomeLabels { outcome: outcome.to_string() }).inc();
+    }
+
+    /// Count one event delivery attempt: `delivered`, `retry` or `failed`.
+    pub fn event_delivery(&self, outcome: &str) {
+        self.event_deliveries.get_or_create(&OutcomeLabels { outcome: outcome.to_string() }).inc();
     }
 
     /// The text exposition format.

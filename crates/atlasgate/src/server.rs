@@ -48,6 +48,11 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::admin::api_router())
         .merge(crate::connect::api_router())
         .merge(crate::connections::router())
+        .merge(crate::sync::router())
+        .merge(crate::webhooks::router())
+        .merge(crate::events::router())
+        .merge(crate::jira::router())
+        .merge(crate::confluence::router())
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
         .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, REQUEST_TIMEOUT))
@@ -55,7 +60,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 
 /// Routes that stream (the proxy): no body limit, no overall timeout.
 pub fn streaming_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    OpenApiRouter::new().merge(crate::proxy::router())
 }
 
 /// Every documented route (for `/openapi.json` and the snapshot test).
@@ -213,6 +218,8 @@ impl Application {
     ) -> std::io::Result<()> {
         let keepalive =
             crate::vault::keepalive::spawn(self.state.store.clone(), self.state.refresher.clone());
+        // Sync passes, the Jira webhook inbox and event deliveries.
+        let workers = crate::jobs::spawn_workers(self.state.clone());
         // Connect info: the connect pages rate limit by peer IP.
         let served = axum::serve(
             self.listener,
@@ -221,6 +228,7 @@ impl Application {
         .with_graceful_shutdown(stop)
         .await;
         keepalive.abort();
+        drop(workers);
         served
     }
 }

@@ -23,6 +23,8 @@ pub struct AppState {
     pub atlassian: Arc<crate::atlassian::AtlassianClient>,
     /// Background jobs: sync passes, Jira webhook inbox, event deliveries.
     pub jobs: Arc<crate::jobs::Jobs>,
+    /// Recently authenticated app keys (see [`crate::apps::AppKeyCache`]).
+    pub apps_cache: Arc<crate::apps::AppKeyCache>,
 }
 
 impl AppState {
@@ -54,6 +56,7 @@ impl AppState {
             refresher.clone(),
         ));
         Ok(AppState {
+            apps_cache: Arc::new(crate::apps::AppKeyCache::default()),
             jobs: Arc::new(crate::jobs::Jobs::default()),
             atlassian,
             config: Arc::new(config),

@@ -10,12 +10,12 @@ CREATE TABLE syncs (
     cloud_id             TEXT NOT NULL,
     site_url             TEXT NOT NULL,
     jql                  TEXT NOT NULL,
-    webhooks             INTEGER NOT NULL DEFAULT 0,
+    webhooks             BIGINT NOT NULL DEFAULT 0,
     interval_s           BIGINT NOT NULL,
     -- pending | running | idle | failed | stopped
     state                TEXT NOT NULL,
     -- 1 once a full pass finished; later passes are incremental.
-    full_done            INTEGER NOT NULL DEFAULT 0,
+    full_done            BIGINT NOT NULL DEFAULT 0,
     -- High-water mark of the last finished pass: max Jira `updated` (ms) and key.
     cursor_updated_ms    BIGINT,
     cursor_key           TEXT,
@@ -23,11 +23,13 @@ CREATE TABLE syncs (
     pass_kind            TEXT,
     pass_started_at      BIGINT,
     pass_max_updated_ms  BIGINT,
-    run_requested        INTEGER NOT NULL DEFAULT 0,
+    run_requested        BIGINT NOT NULL DEFAULT 0,
     next_run_at          BIGINT NOT NULL,
     last_run_at          BIGINT,
     last_error           TEXT,
     failures             BIGINT NOT NULL DEFAULT 0,
+    -- Passes finished so far.
+    passes               BIGINT NOT NULL DEFAULT 0,
     locked_by            TEXT,
     locked_until         BIGINT,
     time_zone            TEXT,
@@ -36,7 +38,7 @@ CREATE TABLE syncs (
     webhook_id           BIGINT,
     webhook_filter       TEXT,
     -- 1 when the registered filter is broader than the JQL (check each delivery).
-    webhook_local_filter INTEGER NOT NULL DEFAULT 0,
+    webhook_local_filter BIGINT NOT NULL DEFAULT 0,
     webhook_expires_at   BIGINT,
     webhook_error        TEXT,
     last_reconciled_at   BIGINT,
@@ -57,7 +59,7 @@ CREATE TABLE sync_partitions (
     cursor_updated_ms    BIGINT,
     cursor_key           TEXT,
     stored               BIGINT NOT NULL DEFAULT 0,
-    done                 INTEGER NOT NULL DEFAULT 0,
+    done                 BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (sync_id, part)
 );
 
@@ -70,13 +72,14 @@ CREATE TABLE synced_issues (
     summary              TEXT,
     status               TEXT,
     issue_type           TEXT,
-    story_points         DOUBLE PRECISION,
+    -- Text, not a float column: exact, and the same on both backends.
+    story_points         TEXT,
     sprint_id            BIGINT,
     sprint_name          TEXT,
     sprint_state         TEXT,
     updated_ms           BIGINT NOT NULL,
     url                  TEXT NOT NULL,
-    deleted              INTEGER NOT NULL DEFAULT 0,
+    deleted              BIGINT NOT NULL DEFAULT 0,
     sync_id              TEXT,
     synced_at            BIGINT NOT NULL,
     PRIMARY KEY (connection_id, issue_id)
@@ -108,3 +111,8 @@ CREATE TABLE jira_webhook_deliveries (
     last_error           TEXT
 );
 CREATE INDEX jira_webhook_deliveries_state ON jira_webhook_deliveries (state, received_at);
+
+-- When delivery of an event was first tried: the give-up age counts from
+-- here, so an event held back behind an earlier one of its connection still
+-- gets its full day of retries.
+ALTER TABLE events ADD COLUMN first_attempt_at BIGINT;

@@ -28,6 +28,8 @@ CREATE TABLE syncs (
     last_run_at          BIGINT,
     last_error           TEXT,
     failures             BIGINT NOT NULL DEFAULT 0,
+    -- Passes finished so far.
+    passes               BIGINT NOT NULL DEFAULT 0,
     locked_by            TEXT,
     locked_until         BIGINT,
     time_zone            TEXT,
@@ -70,7 +72,8 @@ CREATE TABLE synced_issues (
     summary              TEXT,
     status               TEXT,
     issue_type           TEXT,
-    story_points         REAL,
+    -- Text, not a float column: exact, and the same on both backends.
+    story_points         TEXT,
     sprint_id            BIGINT,
     sprint_name          TEXT,
     sprint_state         TEXT,
@@ -108,3 +111,8 @@ CREATE TABLE jira_webhook_deliveries (
     last_error           TEXT
 );
 CREATE INDEX jira_webhook_deliveries_state ON jira_webhook_deliveries (state, received_at);
+
+-- When delivery of an event was first tried: the give-up age counts from
+-- here, so an event held back behind an earlier one of its connection still
+-- gets its full day of retries.
+ALTER TABLE events ADD COLUMN first_attempt_at BIGINT;

@@ -1,5 +1,6 @@
 //! `/admin`: a login form, then a server-rendered dashboard (apps,
-//! connections with their health, recent event deliveries), and logout.
+//! connections with their health, syncs with their progress, recent event
+//! deliveries), and logout.
 //! No JavaScript, no CDN; the CSS is inline.
 
 use std::fmt::Write as _;
@@ -17,11 +18,18 @@ use crate::apps;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::{self, events};
+use crate::sync::store as sync_rows;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin", get(show))
-        .route("/admin/login", post(login))
+        .route(
+            "/admin/login",
+            post(login).layer(axum::middleware::from_fn_with_state(
+                crate::ratelimit::IpRateLimit::login(),
+                crate::ratelimit::limit,
+            )),
+        )
         .route("/admin/logout", post(logout))
 }
 
@@ -318,38 +326,134 @@ async fn dashboard_page(state: &AppState) -> Result<String, ApiError> {
     }
     html.push_str("</section>");
 
-    html.push_str("<section id=\"events\"><h2>Recent event deliveries</h2>");
-    let names: std::collections::HashMap<&str, &str> =
-        apps.iter().map(|a| (a.id.as_str(), a.name.as_str())).collect();
-    let recent = events::recent(state.store.pool(), None, 50).await?;
-    if recent.is_empty() {
-        html.push_str("<p class=\"empty\">No events yet.</p>");
-    } else {
-        html.push_str("<table><thead><tr><th>When</th><th>Type</th><th>App</th><th>Connection</th><th>Delivery</th><th>Attempts</th><th>Last error</th></tr></thead><tbody>");
-        for e in &recent {
-            let class = match e.delivery_state.as_str() {
-                "delivered" => "ok",
-                "failed" => "bad",
-                "pending" => "warn",
-                _ => "muted",
-            };
-            let _ = write!(
-                html,
-                "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td><code>{}</code></td>\
-                 <td><span class=\"pill {class}\">{}</span></td><td>{}</td><td>{}</td></tr>",
-                rfc3339(e.created_at),
-                esc(&e.event_type),
-                esc(names.get(e.app_id.as_str()).copied().unwrap_or(&e.app_id)),
-                e.connection_id.as_deref().map(esc).unwrap_or_else(|| "—".into()),
-                esc(&e.delivery_state),
-                e.attempts,
-                e.last_error.as_deref().map(esc).unwrap_or_else(|| "—".into()),
-            );
-        }
-        html.push_str("</tbody></table>");
-    }
-    html.push_str("</section></main>");
+    syncs_section(state, &mut html, now).await;
+    deliveries_section(state, &mut html, now).await;
+    html.push_str("</main>");
     Ok(page("atlasgate admin", &html))
+}
+
+fn opt(s: Option<&str>) -> String {
+    s.map(esc).unwrap_or_else(|| "—".into())
+}
+
+/// Syncs with their progress. A failing query shows as a note, not a 500:
+/// the rest of the dashboard is still worth seeing.
+async fn syncs_section(state: &AppState, html: &mut String, now: i64) {
+    html.push_str("<section id=\"syncs\"><h2>Syncs</h2>");
+    match sync_rows::overview(state.store.pool(), 200).await {
+        Ok(list) if list.is_empty() => html.push_str("<p class=\"empty\">No syncs yet.</p>"),
+        Ok(list) => {
+            html.push_str("<table><thead><tr><th>App</th><th>Owner</th><th>Site</th><th>JQL</th><th>State</th>\
+                <th>Issues synced</th><th>Last run</th><th>Last error</th><th>Webhook</th></tr></thead><tbody>");
+            for s in &list {
+                let class = match s.state.as_str() {
+                    "idle" => "ok",
+                    "failed" => "bad",
+                    "running" | "pending" => "warn",
+                    _ => "muted",
+                };
+                let progress = match &s.pass_kind {
+                    Some(kind) => format!(
+                        "{} pass: {}/{} parts, {} stored",
+                        esc(kind),
+                        s.partitions_done,
+                        s.partitions,
+                        s.pass_stored
+                    ),
+                    None => format!("{} pass(es) done", s.passes),
+                };
+                let webhook = if s.webhooks == 0 {
+                    "off".to_string()
+                } else {
+                    match (s.webhook_id, &s.webhook_error) {
+                        (_, Some(err)) => format!("<span class=\"pill bad\">on</span> {}", esc(err)),
+                        (Some(_), None) => {
+                            let expires = match s.webhook_expires_at {
+                                Some(t) if t <= now => format!("expired {}", rfc3339(t)),
+                                Some(t) => format!("expires {}", rfc3339(t)),
+                                None => "registered".into(),
+                            };
+                            format!("<span class=\"pill ok\">on</span> <span class=\"muted\">{expires}</span>")
+                        }
+                        (None, None) => "<span class=\"pill warn\">on</span> <span class=\"muted\">not registered yet</span>".into(),
+                    }
+                };
+                let _ = write!(
+                    html,
+                    "<tr data-sync=\"{}\"><td>{}</td><td><code>{}</code></td><td>{}</td><td><code>{}</code></td>\
+                     <td><span class=\"pill {class}\">{}</span> <span class=\"muted\">{progress}</span></td>\
+                     <td class=\"issues\">{}</td><td>{}</td><td>{}</td><td>{webhook}</td></tr>",
+                    esc(&s.id),
+                    esc(&s.app_name),
+                    esc(&s.owner),
+                    esc(&s.site_url),
+                    esc(&s.jql),
+                    esc(&s.state),
+                    s.issues_synced,
+                    ts(s.last_run_at),
+                    opt(s.last_error.as_deref()),
+                );
+            }
+            html.push_str("</tbody></table>");
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "dashboard: cannot list syncs");
+            html.push_str("<p class=\"empty\">Syncs are unavailable.</p>");
+        }
+    }
+    html.push_str("</section>");
+}
+
+/// The latest outgoing event deliveries of every app.
+async fn deliveries_section(state: &AppState, html: &mut String, now: i64) {
+    html.push_str("<section id=\"deliveries\"><h2>Recent deliveries</h2>");
+    match events::recent_deliveries(state.store.pool(), 50).await {
+        Ok(list) if list.is_empty() => html.push_str("<p class=\"empty\">No deliveries yet.</p>"),
+        Ok(list) => {
+            html.push_str("<table><thead><tr><th>When</th><th>App</th><th>Event</th><th>Connection</th><th>State</th>\
+                <th>Attempts</th><th>Last error</th><th>Next attempt</th></tr></thead><tbody>");
+            for d in &list {
+                let class = match d.delivery_state.as_str() {
+                    "delivered" => "ok",
+                    "failed" => "bad",
+                    "pending" => "warn",
+                    _ => "muted",
+                };
+                let connection = match (&d.connection_id, &d.connection_owner) {
+                    (Some(id), Some(owner)) => format!("<code>{}</code> <span class=\"muted\">{}</span>", esc(owner), esc(id)),
+                    (Some(id), None) => format!("<code>{}</code>", esc(id)),
+                    (None, _) => "—".into(),
+                };
+                let last_error = match (&d.last_error, d.last_status) {
+                    (Some(e), _) => esc(e),
+                    (None, Some(status)) => format!("<span class=\"muted\">HTTP {status}</span>"),
+                    (None, None) => "—".into(),
+                };
+                let next = if d.delivery_state == "pending" {
+                    if d.next_attempt_at <= now { "due now".to_string() } else { rfc3339(d.next_attempt_at) }
+                } else {
+                    "—".into()
+                };
+                let _ = write!(
+                    html,
+                    "<tr data-event=\"{}\"><td>{}</td><td>{}</td><td><code>{}</code></td><td>{connection}</td>\
+                     <td><span class=\"pill {class}\">{}</span></td><td>{}</td><td>{last_error}</td><td>{next}</td></tr>",
+                    esc(&d.id),
+                    rfc3339(d.created_at),
+                    esc(&d.app_name),
+                    esc(&d.event_type),
+                    esc(&d.delivery_state),
+                    d.attempts,
+                );
+            }
+            html.push_str("</tbody></table>");
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "dashboard: cannot list deliveries");
+            html.push_str("<p class=\"empty\">Deliveries are unavailable.</p>");
+        }
+    }
+    html.push_str("</section>");
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ pub mod types;
 use secrecy::SecretString;
 use url::Url;
 
-pub use auth::{bearer as auth_bearer, AuthenticatedApp};
+pub use auth::{bearer as auth_bearer, AppKeyCache, AuthenticatedApp};
 pub use types::{parse_webhook_url, ApiKey, AppName, ReturnOrigin, WebhookSecret};
 
 use crate::store::apps::{self as rows, AppRow};

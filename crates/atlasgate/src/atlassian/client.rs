@@ -237,7 +237,16 @@ pub struct AtlassianClient {
     refresher: Arc<Refresher>,
     limits: RateState,
     policy: RwLock<Policy>,
+    /// Per-site facts the typed operations look up (fields, project keys).
+    pub cache: SiteCache,
+    /// When each connection was last force-refreshed after a 401. A 401 can
+    /// also mean "scope does not match", which no refresh cures; refreshing
+    /// on every such call would rotate the token at Atlassian each time.
+    forced: std::sync::Mutex<std::collections::HashMap<String, tokio::time::Instant>>,
 }
+
+/// At most one 401-triggered refresh per connection this often.
+const FORCED_REFRESH_EVERY: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for AtlassianClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -263,7 +272,7 @@ fn backoff(policy: &ClientPolicy, retry: u32) -> Duration {
 }
 
 enum Attempt {
-    Done(ApiResponse),
+    Done(Box<ApiResponse>),
     /// 401: refresh the token, then go again.
     Refresh,
     Retry(Duration),
@@ -279,6 +288,8 @@ impl AtlassianClient {
             refresher,
             limits: RateState::default(),
             policy: RwLock::new(Policy { policy, pacer }),
+            cache: SiteCache::default(),
+            forced: Default::default(),
         }
     }
 
@@ -310,15 +321,36 @@ impl AtlassianClient {
         &self,
         app_id: Option<&str>,
         connection_id: &str,
-        mut req: ApiRequest,
+        req: ApiRequest,
     ) -> Result<ApiResponse, AtlassianError> {
-        let (policy, pacer) = self.current();
-        let mut fresh = self.refresher.access_token(connection_id).await?;
+        let fresh = self.refresher.access_token(connection_id).await?;
         if let Some(app) = app_id {
             if fresh.connection.app_id != app {
                 return Err(AtlassianError::NotFound);
             }
         }
+        self.send_with(fresh, req).await
+    }
+
+    /// [`send`](Self::send) for a connection row the caller has just read
+    /// (and checked belongs to the calling app): saves a database read.
+    pub async fn send_for_row(
+        &self,
+        row: ConnectionRow,
+        req: ApiRequest,
+    ) -> Result<ApiResponse, AtlassianError> {
+        let fresh = self.refresher.access_token_from_row(row).await?;
+        self.send_with(fresh, req).await
+    }
+
+    async fn send_with(
+        &self,
+        mut fresh: FreshToken,
+        mut req: ApiRequest,
+    ) -> Result<ApiResponse, AtlassianError> {
+        let (policy, pacer) = self.current();
+        let connection_id = fresh.connection.id.clone();
+        let connection_id = connection_id.as_str();
         let cloud_id = fresh
             .connection
             .site_cloud_id
@@ -411,7 +443,7 @@ impl AtlassianClient {
                 }
             };
             match step {
-                Attempt::Done(r) => return Ok(r),
+                Attempt::Done(r) => return Ok(*r),
                 Attempt::Refresh => {
                     // One forced refresh, then one retry (not counted as a backoff).
                     refreshed = true;
@@ -421,6 +453,21 @@ impl AtlassianClient {
                     retries += 1;
                     tokio::time::sleep(wait).await;
                 }
+            }
+        }
+    }
+
+    fn may_force_refresh(&self, connection_id: &str) -> bool {
+        let mut m = self.forced.lock().unwrap_or_else(|e| e.into_inner());
+        let now = tokio::time::Instant::now();
+        if m.len() > 1024 {
+            m.retain(|_, t| now.duration_since(*t) < FORCED_REFRESH_EVERY);
+        }
+        match m.get(connection_id) {
+            Some(t) if now.duration_since(*t) < FORCED_REFRESH_EVERY => false,
+            _ => {
+                m.insert(connection_id.to_string(), now);
+                true
             }
         }
     }
@@ -443,14 +490,19 @@ impl AtlassianClient {
         let status = resp.status();
         let headers = resp.headers().clone();
         let done = |resp: reqwest::Response| {
-            Attempt::Done(ApiResponse {
+            Attempt::Done(Box::new(ApiResponse {
                 status,
                 headers: headers.clone(),
                 response: resp,
                 connection: fresh.connection.clone(),
-            })
+            }))
         };
-        if status == StatusCode::UNAUTHORIZED && !refreshed && replayable {
+        // Refreshed moments ago: this 401 is not about expiry; relay it.
+        if status == StatusCode::UNAUTHORIZED
+            && !refreshed
+            && replayable
+            && self.may_force_refresh(&fresh.connection.id)
+        {
             return Attempt::Refresh;
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
@@ -528,5 +580,29 @@ impl AtlassianClient {
         tokio::time::timeout(total, work)
             .await
             .map_err(|_| AtlassianError::Timeout)?
+    }
+}
+
+/// Small per-site facts worth remembering for a while (the story-points
+/// field id, the project keys): `(cloud_id, kind) → (when, value)`.
+#[derive(Debug, Default)]
+pub struct SiteCache {
+    entries: std::sync::Mutex<std::collections::HashMap<CacheKey, (tokio::time::Instant, serde_json::Value)>>,
+}
+
+type CacheKey = (String, &'static str);
+
+impl SiteCache {
+    /// The cached value if it is younger than `ttl`.
+    pub fn get(&self, cloud_id: &str, kind: &'static str, ttl: Duration) -> Option<serde_json::Value> {
+        let m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(&(cloud_id.to_string(), kind))
+            .filter(|(at, _)| at.elapsed() < ttl)
+            .map(|(_, v)| v.clone())
+    }
+
+    pub fn put(&self, cloud_id: &str, kind: &'static str, value: serde_json::Value) {
+        let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        m.insert((cloud_id.to_string(), kind), (tokio::time::Instant::now(), value));
     }
 }

@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::pages;
-use super::ratelimit::{self, ConnectRateLimit};
+use crate::ratelimit::{self, IpRateLimit};
 use super::{browser_cookie, random_hex, sha256_hex, COOKIE_NAME};
 use crate::atlassian::AccessibleSite;
 use crate::state::AppState;
@@ -21,15 +21,11 @@ use crate::store::sessions::{self as rows, status, SessionRow};
 use crate::vault::token::{self, ACCESS_TOKEN, REFRESH_TOKEN};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    let limiter = ConnectRateLimit::new();
     OpenApiRouter::new()
         .routes(routes!(start_connect))
         .routes(routes!(callback))
         .routes(routes!(site_form, choose_site))
-        .layer(axum::middleware::from_fn(move |req, next| {
-            let limiter = limiter.clone();
-            async move { ratelimit::limit(limiter, req, next).await }
-        }))
+        .layer(axum::middleware::from_fn_with_state(IpRateLimit::connect(), ratelimit::limit))
 }
 
 /// An HTML answer with headers that keep it out of caches, frames and referrers.
@@ -704,6 +700,7 @@ pub async fn choose_site(
         conn_rows::set_site(&mut *tx, &connection_id, &site.cloud_id, &site.url, now).await?;
         crate::connections::emit_created(&mut tx, &connection_id, now).await?;
         tx.commit().await?;
+        state.refresher.token_cache().invalidate(&connection_id);
         Ok(true)
     }
     .await;

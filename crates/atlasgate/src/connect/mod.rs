@@ -25,7 +25,6 @@
 
 mod flow;
 pub mod pages;
-mod ratelimit;
 mod sessions;
 
 use axum::http::HeaderMap;

@@ -307,7 +307,8 @@ pub async fn get_connection(
 /// Work to do on Atlassian's side before the tokens are wiped. The app's
 /// Jira webhooks must be deleted while the token still works (DESIGN §3);
 /// that arrives with webhook registration — hook it in here.
-async fn before_disconnect(_state: &AppState, _row: &ConnectionRow) -> Result<(), ApiError> {
+async fn before_disconnect(state: &AppState, row: &ConnectionRow) -> Result<(), ApiError> {
+    crate::webhooks::registration::on_disconnect(state, row).await;
     Ok(())
 }
 
@@ -355,6 +356,8 @@ pub async fn delete_connection(
         .await?;
     }
     tx.commit().await?;
+    // Visible to the next `/token` call at once (other processes: within a second).
+    state.refresher.token_cache().invalidate(&id);
     tracing::info!(connection_id = %id, "connection disconnected");
     Ok(Json(ConnectionView::from_row(&after)))
 }
@@ -395,13 +398,39 @@ pub async fn get_connection_token(
     app: AuthenticatedApp,
     Path(id): Path<String>,
 ) -> Result<Json<TokenResponse>, ApiError> {
+    let cache = state.refresher.token_cache();
+    // The hot path: no database read, no decryption (see `vault::token_cache`
+    // for why up to a second of staleness across processes is safe). Another
+    // app's connection is not served from here: it falls through to `load`,
+    // which answers 404 exactly as for a missing one.
+    if let Some(fresh) = cache.get(&id).filter(|f| f.connection.app_id == app.id) {
+        touch_used(&state, &fresh).await;
+        return Ok(Json(token_response(&fresh)));
+    }
+    // Taken before the read: a disconnect committing meanwhile voids the fill.
+    let ticket = cache.ticket();
     let row = load(&state, &app, &id).await?;
-    let fresh = match state.refresher.access_token(&id).await {
+    let fresh = match state.refresher.access_token_from_row(row.clone()).await {
         Ok(f) => f,
         Err(e) => return Err(refresh_error(&state, &row, e).await),
     };
-    rows::touch_used(state.store.pool(), &id, crate::store::now()).await?;
+    cache.fill(ticket, &fresh);
+    touch_used(&state, &fresh).await;
     Ok(Json(token_response(&fresh)))
+}
+
+/// At most one `last_used_at` write a minute per connection; a write is
+/// copied into the cached row so cached reads keep that throttle.
+async fn touch_used(state: &AppState, fresh: &FreshToken) {
+    let now = crate::store::now();
+    let due = !fresh
+        .connection
+        .last_used_at
+        .is_some_and(|t| now - t < crate::proxy::TOUCH_EVERY_SECS);
+    crate::proxy::touch_used(state, &fresh.connection).await;
+    if due {
+        state.refresher.token_cache().note_used(&fresh.connection.id, now);
+    }
 }
 
 /// Force a refresh
@@ -466,6 +495,8 @@ pub async fn update_connection_site(
     };
     let now = crate::store::now();
     rows::set_site(state.store.pool(), &id, &site.cloud_id, &site.url, now).await?;
+    // `/token` answers carry the site: drop the cached one.
+    state.refresher.token_cache().invalidate(&id);
     let after = load(&state, &app, &id).await?;
     Ok(Json(ConnectionView::from_row(&after)))
 }

@@ -2,6 +2,7 @@
 //! transaction as the change it announces), its delivery worker, Standard
 //! Webhooks signing, and `GET /v1/events`.
 
+pub mod receiver;
 pub mod signing;
 pub mod worker;
 
@@ -46,7 +47,16 @@ pub async fn record(
     event_type: &str,
     payload: serde_json::Value,
 ) -> Result<String, StoreError> {
-    rows::insert(conn, NewEvent { app_id, connection_id, event_type, payload }).await
+    rows::insert(
+        conn,
+        NewEvent {
+            app_id,
+            connection_id,
+            event_type,
+            payload,
+        },
+    )
+    .await
 }
 
 /// Tell this process's delivery worker that events are waiting.

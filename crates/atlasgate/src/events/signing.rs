@@ -34,11 +34,19 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<Strin
 /// Check a `webhook-signature` header (space-separated `v1,…` entries), in
 /// constant time. For receivers written in Rust, and for our tests.
 pub fn verify(secret: &str, id: &str, timestamp: i64, body: &[u8], header: &str) -> bool {
-    let Ok(key) = key_of(secret) else { return false };
+    let Ok(key) = key_of(secret) else {
+        return false;
+    };
     header.split(' ').any(|entry| {
-        let Some(b64) = entry.strip_prefix("v1,") else { return false };
-        let Ok(given) = STANDARD.decode(b64) else { return false };
-        let Ok(mut m) = Hmac::<Sha256>::new_from_slice(&key) else { return false };
+        let Some(b64) = entry.strip_prefix("v1,") else {
+            return false;
+        };
+        let Ok(given) = STANDARD.decode(b64) else {
+            return false;
+        };
+        let Ok(mut m) = Hmac::<Sha256>::new_from_slice(&key) else {
+            return false;
+        };
         m.update(format!("{id}.{timestamp}.").as_bytes());
         m.update(body);
         m.verify_slice(&given).is_ok()

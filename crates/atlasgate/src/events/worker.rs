@@ -1,8 +1,8 @@
 //! The outbox delivery worker: claims due events (the oldest undelivered one
 //! of each connection only, so event N+1 never overtakes N), POSTs them to
 //! the app's `webhook_url` signed per Standard Webhooks, and on failure
-//! retries with exponential backoff until the event is older than the
-//! give-up age (over a day), then marks it `failed`.
+//! retries with exponential backoff until its first attempt is older than
+//! the give-up age (over a day), then marks it `failed`.
 
 use std::time::Duration;
 
@@ -32,6 +32,7 @@ pub struct DueEvent {
     pub payload: String,
     pub created_at: i64,
     pub attempts: i64,
+    pub first_attempt_at: Option<i64>,
 }
 
 pub async fn run(state: AppState) {
@@ -64,7 +65,7 @@ async fn claim(state: &AppState) -> Result<Vec<DueEvent>, StoreError> {
     let now = crate::store::now();
     let mut tx = store.begin_write().await?;
     let sql = format!(
-        "SELECT seq, id, app_id, connection_id, type, payload, created_at, attempts FROM events e \
+        "SELECT seq, id, app_id, connection_id, type, payload, created_at, attempts, first_attempt_at FROM events e \
          WHERE e.delivery_state = 'pending' AND e.next_attempt_at <= $1 \
            AND (e.locked_until IS NULL OR e.locked_until < $1) \
            AND NOT EXISTS (SELECT 1 FROM events p WHERE p.delivery_state = 'pending' AND p.seq < e.seq \
@@ -73,7 +74,11 @@ async fn claim(state: &AppState) -> Result<Vec<DueEvent>, StoreError> {
          ORDER BY e.seq LIMIT $2{}",
         store.for_update_skip_locked()
     );
-    let rows: Vec<DueEvent> = sqlx::query_as(&sql).bind(now).bind(BATCH).fetch_all(&mut *tx).await?;
+    let rows: Vec<DueEvent> = sqlx::query_as(&sql)
+        .bind(now)
+        .bind(BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
     for r in &rows {
         sqlx::query("UPDATE events SET locked_by = $1, locked_until = $2 WHERE seq = $3")
             .bind(&state.jobs.worker_id)
@@ -107,7 +112,12 @@ async fn attempt(state: &AppState, e: &DueEvent) -> Outcome {
     let app = match crate::apps::get(&state.store, &e.app_id).await {
         Ok(Some(a)) => a,
         Ok(None) => return Outcome::Skipped("the app no longer exists"),
-        Err(err) => return Outcome::Failed { status: None, error: format!("store: {err}") },
+        Err(err) => {
+            return Outcome::Failed {
+                status: None,
+                error: format!("store: {err}"),
+            }
+        }
     };
     let Some(url) = app.webhook_url else {
         return Outcome::Skipped("the app has no webhook_url");
@@ -115,13 +125,23 @@ async fn attempt(state: &AppState, e: &DueEvent) -> Outcome {
     let secret = match crate::apps::webhook_secret(&state.store, &state.cipher, &e.app_id).await {
         Ok(Some(s)) => s,
         Ok(None) => return Outcome::Skipped("the app has no webhook secret"),
-        Err(err) => return Outcome::Failed { status: None, error: format!("secret: {err}") },
+        Err(err) => {
+            return Outcome::Failed {
+                status: None,
+                error: format!("secret: {err}"),
+            }
+        }
     };
     let body = serde_json::to_vec(&body_of(e)).unwrap_or_default();
     let ts = crate::store::now();
     let signature = match super::sign(secret.expose_secret(), &e.id, ts, &body) {
         Ok(s) => s,
-        Err(err) => return Outcome::Failed { status: None, error: err.to_string() },
+        Err(err) => {
+            return Outcome::Failed {
+                status: None,
+                error: err.to_string(),
+            }
+        }
     };
     Counters::bump(&state.jobs.counters.event_attempts);
     let sent = state
@@ -142,7 +162,10 @@ async fn attempt(state: &AppState, e: &DueEvent) -> Outcome {
             error: format!("the webhook URL answered {}", r.status()),
         },
         // The error names the URL, never a secret.
-        Err(err) => Outcome::Failed { status: None, error: format!("request failed: {err}") },
+        Err(err) => Outcome::Failed {
+            status: None,
+            error: format!("request failed: {err}"),
+        },
     }
 }
 
@@ -162,9 +185,11 @@ async fn deliver_one(state: &AppState, e: &DueEvent) {
     let res = match outcome {
         Outcome::Delivered(status) => {
             Counters::bump(&state.jobs.counters.events_delivered);
+            state.metrics.event_delivery("delivered");
             sqlx::query(
                 "UPDATE events SET delivery_state = 'delivered', attempts = attempts + 1, \
-                 last_attempt_at = $1, last_status = $2, last_error = NULL, delivered_at = $1, \
+                 last_attempt_at = $1, first_attempt_at = COALESCE(first_attempt_at, $1), \
+                 last_status = $2, last_error = NULL, delivered_at = $1, \
                  locked_by = NULL, locked_until = NULL WHERE seq = $3 AND locked_by = $4",
             )
             .bind(now)
@@ -186,16 +211,19 @@ async fn deliver_one(state: &AppState, e: &DueEvent) {
             .await
         }
         Outcome::Failed { status, error } => {
-            let give_up = now - e.created_at >= Tuning::get(&t.events_give_up_after_s) as i64;
+            let first = e.first_attempt_at.unwrap_or(now);
+            let give_up = now - first >= Tuning::get(&t.events_give_up_after_s) as i64;
             let delay_ms = backoff_ms(
                 Tuning::get(&t.events_backoff_base_ms),
                 Tuning::get(&t.events_backoff_max_ms),
                 e.attempts,
             );
             let next = now + (delay_ms as i64 + 999) / 1000;
+            state.metrics.event_delivery(if give_up { "failed" } else { "retry" });
             tracing::info!(event_id = %e.id, attempts = e.attempts + 1, give_up, error = %error, "event delivery failed");
             sqlx::query(
                 "UPDATE events SET delivery_state = $1, attempts = attempts + 1, last_attempt_at = $2, \
+                 first_attempt_at = COALESCE(first_attempt_at, $2), \
                  last_status = $3, last_error = $4, next_attempt_at = $5, \
                  locked_by = NULL, locked_until = NULL WHERE seq = $6 AND locked_by = $7",
             )

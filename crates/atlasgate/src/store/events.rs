@@ -90,3 +90,39 @@ pub async fn recent(
     };
     Ok(rows)
 }
+
+/// An event's delivery as the admin dashboard lists it (no payload).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeliveryRow {
+    pub seq: i64,
+    pub id: String,
+    pub app_name: String,
+    pub connection_id: Option<String>,
+    /// The connection's owner while the connection exists.
+    pub connection_owner: Option<String>,
+    #[sqlx(rename = "type")]
+    pub event_type: String,
+    pub created_at: i64,
+    /// `pending` | `delivered` | `failed` | `skipped`.
+    pub delivery_state: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_attempt_at: Option<i64>,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<i64>,
+}
+
+/// The latest deliveries of every app, newest first.
+pub async fn recent_deliveries(pool: &AnyPool, limit: i64) -> Result<Vec<DeliveryRow>, StoreError> {
+    Ok(sqlx::query_as::<_, DeliveryRow>(
+        "SELECT e.seq, e.id, a.name AS app_name, e.connection_id, c.owner AS connection_owner, e.type, \
+         e.created_at, e.delivery_state, e.attempts, e.next_attempt_at, e.last_attempt_at, e.last_status, \
+         e.last_error, e.delivered_at \
+         FROM events e JOIN apps a ON a.id = e.app_id LEFT JOIN connections c ON c.id = e.connection_id \
+         ORDER BY e.seq DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}

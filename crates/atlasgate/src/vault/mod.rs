@@ -10,6 +10,7 @@ pub mod keepalive;
 pub mod keys;
 pub mod refresh;
 pub mod token;
+pub mod token_cache;
 
 pub use crypto::{key_id_of, Aad, Cipher, EncryptionKey, Keyring, KeyringError, VaultError};
 

@@ -34,6 +34,7 @@ use crate::atlassian::{OAuthClient, OAuthError, TokenResponse};
 use crate::metrics::Metrics;
 use crate::store::connections::{self as rows, ConnectionRow, ConnectionStatus};
 use crate::store::{Store, StoreError};
+use crate::vault::token_cache::TokenCache;
 use crate::vault::token::{self, ACCESS_TOKEN, INFLIGHT_REFRESH_TOKEN, REFRESH_TOKEN};
 use crate::vault::{Cipher, VaultError};
 
@@ -110,6 +111,8 @@ pub struct Refresher {
     margin: Duration,
     metrics: Arc<Metrics>,
     inflight: Mutex<HashMap<String, SharedRefresh>>,
+    /// Tokens served by `/token` without a database read (see `token_cache`).
+    tokens: TokenCache,
 }
 
 impl std::fmt::Debug for Refresher {
@@ -158,11 +161,17 @@ impl Refresher {
             margin,
             metrics,
             inflight: Mutex::new(HashMap::new()),
+            tokens: TokenCache::new(margin),
         }
     }
 
     pub fn oauth(&self) -> &OAuthClient {
         &self.oauth
+    }
+
+    /// The process's short-lived token cache (`/token` reads it first).
+    pub fn token_cache(&self) -> &TokenCache {
+        &self.tokens
     }
 
     /// `refreshes_total{outcome}`: `success`, `needs_reauth`, `rejected`, `transient_error`.
@@ -175,7 +184,21 @@ impl Refresher {
         let row = rows::get(self.store.pool(), id)
             .await?
             .ok_or(RefreshError::NotFound)?;
-        check_status(&row)?;
+        self.access_token_from_row(row).await
+    }
+
+    /// Like [`access_token`](Self::access_token) for a row the caller has
+    /// just read (hot paths — `/token`, the proxy — save a database read).
+    pub async fn access_token_from_row(
+        self: &Arc<Self>,
+        row: ConnectionRow,
+    ) -> Result<FreshToken, RefreshError> {
+        let id = row.id.clone();
+        let id = id.as_str();
+        if let Err(e) = check_status(&row) {
+            self.tokens.invalidate(id);
+            return Err(e);
+        }
         if let Some(expires_at) = row.access_expires_at {
             if expires_at > unix_now() + self.margin.as_secs() as i64
                 && row.refresh_inflight_token.is_none()
@@ -191,7 +214,10 @@ impl Refresher {
         let row = rows::get(self.store.pool(), id)
             .await?
             .ok_or(RefreshError::NotFound)?;
-        check_status(&row)?;
+        if let Err(e) = check_status(&row) {
+            self.tokens.invalidate(id);
+            return Err(e);
+        }
         self.single_flight(id, row.token_version, true).await
     }
 
@@ -224,6 +250,17 @@ impl Refresher {
                     let key = id.to_string();
                     let task = tokio::spawn(async move {
                         let result = this.run(&key, seen_version, force).await;
+                        // Before the in-flight entry goes: whoever asks next
+                        // finds the new token (or no entry) in the cache.
+                        match &result {
+                            Ok(fresh) => this.tokens.store_refreshed(fresh),
+                            Err(
+                                RefreshError::NeedsReauth
+                                | RefreshError::Disconnected
+                                | RefreshError::NotFound,
+                            ) => this.tokens.invalidate(&key),
+                            Err(_) => {}
+                        }
                         this.inflight
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())

@@ -242,3 +242,21 @@ async fn dashboard_shows_connection_health_and_events_escaped() {
         assert!(events.contains("connection.needs_reauth") && events.contains("pending"));
     }
 }
+
+#[tokio::test]
+async fn guessing_the_admin_token_is_rate_limited() {
+    let app = TestApp::spawn().await;
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let resp = app.client.post(app.url("/admin/login")).form(&[("token", format!("guess-{i}"))]).send().await.unwrap();
+        if resp.status() == 429 {
+            let wait: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!(wait >= 1, "Retry-After says how long to wait");
+        }
+        statuses.push(resp.status().as_u16());
+    }
+    assert!(statuses[..5].iter().all(|s| *s == 401), "a few mistypes are fine: {statuses:?}");
+    assert!(statuses[5..].contains(&429), "a run of guesses is cut off: {statuses:?}");
+    // The limit is on the login form only: the app API and other pages still answer.
+    assert_eq!(app.get("/healthz", None).await.status(), 200);
+}

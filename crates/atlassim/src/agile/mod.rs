@@ -31,6 +31,21 @@ fn paging(q: &[(String, String)]) -> ApiResult<Paging> {
     })
 }
 
+/// The agile API's offset page (`{maxResults, startAt, total, isLast, values}`),
+/// charging the quota one point per object returned.
+fn page_bean<T>(ctx: &Ctx, page: &Paging, items: &[T], render: impl Fn(&T) -> Value) -> Value {
+    let values: Vec<Value> = items.iter().skip(page.start_at).take(page.max_results).map(render).collect();
+    let is_last = page.start_at + values.len() >= items.len();
+    ctx.charge(values.len());
+    json!({
+        "maxResults": page.max_results,
+        "startAt": page.start_at,
+        "total": items.len(),
+        "isLast": is_last,
+        "values": values,
+    })
+}
+
 fn board_json(ctx: &Ctx, site: &Site, b: &Board) -> Value {
     let project = site.project_by_id(b.project_id);
     json!({
@@ -104,18 +119,7 @@ pub async fn list_boards(ctx: Ctx, RawQuery(raw): RawQuery) -> ApiResult<Json<Va
         .filter(|b| kind.as_ref().is_none_or(|k| k.split(',').any(|k| k == b.board_type.as_str())))
         .filter(|b| name.as_ref().is_none_or(|n| b.name.to_lowercase().contains(n)))
         .collect();
-    let total = boards.len();
-    let values: Vec<Value> =
-        boards.iter().skip(page.start_at).take(page.max_results).map(|b| board_json(&ctx, site, b)).collect();
-    let is_last = page.start_at + values.len() >= total;
-    ctx.charge(values.len());
-    Ok(Json(json!({
-        "maxResults": page.max_results,
-        "startAt": page.start_at,
-        "total": total,
-        "isLast": is_last,
-        "values": values,
-    })))
+    Ok(Json(page_bean(&ctx, &page, &boards, |b| board_json(&ctx, site, b))))
 }
 
 #[derive(Deserialize)]
@@ -198,18 +202,7 @@ pub async fn list_board_sprints(ctx: Ctx, Path(p): Path<BoardPath>, RawQuery(raw
         .filter(|s| states.is_empty() || states.iter().any(|x| x == s.state.as_str()))
         .collect();
     sprints.sort_by_key(|s| (order(s), s.id));
-    let total = sprints.len();
-    let values: Vec<Value> =
-        sprints.iter().skip(page.start_at).take(page.max_results).map(|s| sprint_json(&ctx, s)).collect();
-    let is_last = page.start_at + values.len() >= total;
-    ctx.charge(values.len());
-    Ok(Json(json!({
-        "maxResults": page.max_results,
-        "startAt": page.start_at,
-        "total": total,
-        "isLast": is_last,
-        "values": values,
-    })))
+    Ok(Json(page_bean(&ctx, &page, &sprints, |s| sprint_json(&ctx, s))))
 }
 
 pub async fn get_sprint(ctx: Ctx, Path(p): Path<SprintPath>) -> ApiResult<Json<Value>> {

@@ -8,7 +8,8 @@
 pub mod routes;
 pub mod scopes;
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request};
 use axum::http::request::Parts;
@@ -111,9 +112,14 @@ async fn apply_response_headers(mut req: Request, next: Next) -> Response {
 
 /// The route a matched gateway URL template belongs to.
 fn route_for(method: &Method, matched: &str) -> Option<&'static Route> {
-    ROUTES.iter().find(|r| {
-        r.method == method.as_str() && routes::gateway_paths(r).iter().any(|p| p == matched)
-    })
+    static BY_TEMPLATE: OnceLock<HashMap<(String, String), &'static Route>> = OnceLock::new();
+    let map = BY_TEMPLATE.get_or_init(|| {
+        ROUTES
+            .iter()
+            .flat_map(|r| routes::gateway_paths(r).into_iter().map(move |p| ((r.method.to_string(), p), r)))
+            .collect()
+    });
+    map.get(&(method.as_str().to_string(), matched.to_string())).copied()
 }
 
 /// An authorised gateway call: who calls, on which site, through which operation.

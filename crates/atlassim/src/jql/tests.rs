@@ -159,3 +159,64 @@ fn symbolic_operators_and_case_insensitive_keywords() {
     assert!(a.clause.is_some());
     assert_eq!(a.to_string(), b.to_string().replace("STATUS", "status"));
 }
+
+fn seeded_world() -> &'static crate::model::World {
+    static WORLD: std::sync::OnceLock<crate::model::World> = std::sync::OnceLock::new();
+    WORLD.get_or_init(|| {
+        let config = crate::SimConfig { issues: 20, ..crate::SimConfig::default() };
+        crate::seed::seed_world(&config, chrono::Utc::now())
+    })
+}
+
+fn jql_text() -> impl Strategy<Value = String> {
+    let field = prop_oneof![
+        Just("project"), Just("key"), Just("status"), Just("statusCategory"), Just("sprint"), Just("assignee"),
+        Just("labels"), Just("summary"), Just("updated"), Just("created"), Just("priority"), Just("issuetype"),
+        Just("\"Story Points\""), Just("cf[10016]"), Just("rank"), Just("text"), Just("description"), Just("nope")
+    ];
+    let op = prop_oneof![Just("="), Just("!="), Just(">"), Just("<="), Just("~"), Just("in"), Just("not in"), Just("is"), Just("is not")];
+    let value = prop_oneof![
+        Just("EMPTY".to_string()), Just("openSprints()".to_string()), Just("currentUser()".to_string()),
+        Just("-1d".to_string()), Just("\"2026-01-01 10:00\"".to_string()), Just("Done".to_string()),
+        Just("(\"To Do\", Done)".to_string()), Just("now()".to_string()), "[A-Z]{2,4}-[0-9]{1,3}", "[a-z0-9 ]{0,8}".prop_map(|s| format!("\"{s}\"")),
+    ];
+    let clause = (field, op, value).prop_map(|(f, o, v)| format!("{f} {o} {v}"));
+    (proptest::collection::vec(clause, 1..4), prop_oneof![Just(" AND "), Just(" OR ")], proptest::option::of(Just(" ORDER BY rank, updated DESC")))
+        .prop_map(|(clauses, join, order)| clauses.join(join) + order.unwrap_or(""))
+}
+
+proptest! {
+    #[test]
+    fn evaluating_any_query_never_panics(text in jql_text()) {
+        let world = seeded_world();
+        let site = &world.sites[0];
+        if let Ok(q) = parse(&text) {
+            for strict in [true, false] {
+                let ctx = EvalCtx { site, users: &world.users, now: chrono::Utc::now(), current_user: world.users.first().map(|u| u.account_id.as_str()), strict };
+                if let Ok(c) = Compiled::new(&q, &ctx) {
+                    let mut hits: Vec<&crate::model::Issue> = site.issues.values().filter(|i| c.matches(i, site)).collect();
+                    c.sort_prefix(&mut hits, site, 5);
+                    prop_assert!(hits.len() <= 5);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn sort_prefix_agrees_with_a_full_sort() {
+    let world = seeded_world();
+    let site = &world.sites[0];
+    let q = parse("project is not EMPTY ORDER BY status, updated DESC").unwrap();
+    let ctx = EvalCtx { site, users: &world.users, now: chrono::Utc::now(), current_user: None, strict: false };
+    let c = Compiled::new(&q, &ctx).unwrap();
+    let mut all: Vec<&crate::model::Issue> = site.issues.values().collect();
+    c.sort(&mut all, site);
+    for end in [0, 1, 7, 30, 10_000] {
+        let mut part: Vec<&crate::model::Issue> = site.issues.values().collect();
+        c.sort_prefix(&mut part, site, end);
+        let want: Vec<u64> = all.iter().take(end).map(|i| i.id).collect();
+        let got: Vec<u64> = part.iter().map(|i| i.id).collect();
+        assert_eq!(got, want, "end = {end}");
+    }
+}

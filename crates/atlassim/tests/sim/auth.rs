@@ -557,56 +557,23 @@ async fn unknown_client_or_redirect_uri_shows_an_error_page() {
 #[tokio::test]
 async fn every_other_authorize_parameter_is_checked() {
     let sim = spawn_default().await;
-    assert_error_redirect(
-        &authorize_with(&sim, "audience", None).await,
-        "invalid_request",
-        true,
-    );
-    assert_error_redirect(
-        &authorize_with(&sim, "audience", Some("api.example.com")).await,
-        "access_denied",
-        true,
-    );
-    assert_error_redirect(
-        &authorize_with(&sim, "response_type", Some("token")).await,
-        "unsupported_response_type",
-        true,
-    );
-    assert_error_redirect(
-        &authorize_with(&sim, "response_type", None).await,
-        "unsupported_response_type",
-        true,
-    );
-    assert_error_redirect(
-        &authorize_with(&sim, "scope", None).await,
-        "invalid_request",
-        true,
-    );
-    assert_error_redirect(
-        &authorize_with(&sim, "scope", Some("  ")).await,
-        "invalid_request",
-        true,
-    );
-    assert_error_redirect(
-        &authorize_with(&sim, "scope", Some("read:jira-work admin:everything")).await,
-        "invalid_scope",
-        true,
-    );
-    assert_error_redirect(
-        &authorize_with(&sim, "prompt", None).await,
-        "invalid_request",
-        true,
-    );
-    assert_error_redirect(
-        &authorize_with(&sim, "prompt", Some("none")).await,
-        "invalid_request",
-        true,
-    );
-    assert_error_redirect(
-        &authorize_with(&sim, "state", None).await,
-        "invalid_request",
-        false,
-    );
+    // (parameter, value or None = left out, expected error, state echoed back)
+    let cases: [(&str, Option<&str>, &str, bool); 10] = [
+        ("audience", None, "invalid_request", true),
+        ("audience", Some("api.example.com"), "access_denied", true),
+        ("response_type", Some("token"), "unsupported_response_type", true),
+        ("response_type", None, "unsupported_response_type", true),
+        ("scope", None, "invalid_request", true),
+        ("scope", Some("  "), "invalid_request", true),
+        ("scope", Some("read:jira-work admin:everything"), "invalid_scope", true),
+        ("prompt", None, "invalid_request", true),
+        ("prompt", Some("none"), "invalid_request", true),
+        ("state", None, "invalid_request", false),
+    ];
+    for (param, value, error, with_state) in cases {
+        let resp = authorize_with(&sim, param, value).await;
+        assert_error_redirect(&resp, error, with_state);
+    }
     assert_eq!(sim.stats().tokens.codes_issued, 0);
 
     // A client registered for fewer scopes cannot ask for more.

@@ -1,11 +1,12 @@
-//! Per-client-IP rate limit on the public connect pages and the callback:
-//! they are unauthenticated, and each callback costs calls to Atlassian.
+//! Per-client-IP rate limits on unauthenticated routes: the connect pages and
+//! the callback (each callback costs calls to Atlassian) and the admin login
+//! form (the admin token must not be guessable by trying).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
@@ -14,23 +15,32 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 /// A person needs a handful of requests per connect; this leaves ample room
 /// for retries and several people behind one NAT, and stops a flood.
-const PER_MINUTE: u32 = 120;
-const BURST: u32 = 40;
+const CONNECT_PER_MINUTE: u32 = 120;
+const CONNECT_BURST: u32 = 40;
+/// An administrator logs in rarely; a guesser tries often.
+const LOGIN_PER_MINUTE: u32 = 10;
+const LOGIN_BURST: u32 = 5;
 
 #[derive(Clone)]
-pub struct ConnectRateLimit {
+pub struct IpRateLimit {
     limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
-impl ConnectRateLimit {
-    pub fn new() -> Self {
-        Self::with_quota(PER_MINUTE, BURST)
+impl IpRateLimit {
+    /// For the connect pages and the OAuth callback.
+    pub fn connect() -> Self {
+        Self::with_quota(CONNECT_PER_MINUTE, CONNECT_BURST)
+    }
+
+    /// For the admin login form.
+    pub fn login() -> Self {
+        Self::with_quota(LOGIN_PER_MINUTE, LOGIN_BURST)
     }
 
     pub fn with_quota(per_minute: u32, burst: u32) -> Self {
         let quota = Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN))
             .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
-        ConnectRateLimit {
+        IpRateLimit {
             limiter: Arc::new(RateLimiter::keyed(quota)),
         }
     }
@@ -50,16 +60,17 @@ impl ConnectRateLimit {
     }
 }
 
-/// Keyed by the TCP peer address (a reverse proxy in front should rate limit
-/// on its own; forwarded headers are not trusted).
-pub async fn limit(limiter: ConnectRateLimit, req: Request, next: Next) -> Response {
+/// Middleware (`from_fn_with_state(limiter, limit)`), keyed by the TCP peer
+/// address (a reverse proxy in front should rate limit on its own; forwarded
+/// headers are not trusted).
+pub async fn limit(State(limiter): State<IpRateLimit>, req: Request, next: Next) -> Response {
     let ip = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ci| ci.0.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     if let Some(wait) = limiter.check(ip) {
-        let page = super::pages::error_page(
+        let page = crate::connect::pages::error_page(
             "Too many requests",
             "Too many attempts from your network in a short time. Wait a minute and try again.",
         );

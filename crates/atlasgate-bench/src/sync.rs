@@ -1,0 +1,396 @@
+//! `atlasgate-bench sync`: how fast a full sync pass stores issues, and how
+//! much memory atlasgate needs for it.
+//!
+//! atlassim runs in this process with `--latency-ms` (the network to
+//! Atlassian) and N issues spread over P projects; atlasgate runs as a
+//! **child process** (`atlasgate serve` on SQLite, found next to this binary
+//! or at `--atlasgate-bin`) so its peak RSS (`VmHWM` of `/proc/PID/status`)
+//! is its own, not atlassim's. For each size we connect a site over HTTP,
+//! create a sync of `project IN (…)` and time it until its first pass is
+//! done, and compare with a baseline that pages `/rest/api/3/search/jql`
+//! sequentially (100 per page, `nextPageToken`) like a plain client — and
+//! stores nothing, which flatters the baseline.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use clap::Parser;
+use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+
+#[derive(Parser, Clone)]
+pub struct SyncArgs {
+    /// Issue counts to sync, one child atlasgate each (memory comparison).
+    #[arg(long, value_delimiter = ',', default_values_t = vec![5000usize, 20000])]
+    sizes: Vec<usize>,
+    /// Projects the issues are spread over.
+    #[arg(long, default_value_t = 8)]
+    projects: usize,
+    /// Delay atlassim adds to every gateway request (the network to Atlassian).
+    #[arg(long, default_value_t = 50)]
+    latency_ms: u64,
+    /// The `atlasgate` binary (default: next to this one).
+    #[arg(long)]
+    atlasgate_bin: Option<PathBuf>,
+}
+
+struct Child {
+    proc: std::process::Child,
+    base: String,
+    admin: String,
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.proc.kill();
+        let _ = self.proc.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn bin(args: &SyncArgs) -> anyhow::Result<PathBuf> {
+    if let Some(b) = &args.atlasgate_bin {
+        return Ok(b.clone());
+    }
+    let me = std::env::current_exe()?;
+    let b = me.with_file_name("atlasgate");
+    if !b.exists() {
+        bail!(
+            "{} not found: build it (`cargo build --release -p atlasgate`) or pass --atlasgate-bin",
+            b.display()
+        );
+    }
+    Ok(b)
+}
+
+async fn spawn_atlasgate(
+    args: &SyncArgs,
+    sim: &atlassim::Sim,
+    dir: &std::path::Path,
+) -> anyhow::Result<Child> {
+    let port = free_port()?;
+    let base = format!("http://127.0.0.1:{port}");
+    sim.add_redirect_uri(
+        atlassim::config::DEFAULT_CLIENT_ID,
+        &format!("{base}/oauth/callback"),
+    );
+    let admin = format!("bench-admin-token-{}", std::process::id());
+    let db = dir.join(format!("sync-{port}.db"));
+    let mut proc = std::process::Command::new(bin(args)?)
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env(
+            "ATLASGATE_DATABASE_URL",
+            format!("sqlite://{}", db.display()),
+        )
+        .env("ATLASGATE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("ATLASGATE_PUBLIC_URL", &base)
+        .env(
+            "ATLASGATE_ENCRYPTION_KEYS",
+            atlasgate::vault::keys::generate().expose_secret(),
+        )
+        .env("ATLASSIAN_CLIENT_ID", atlassim::config::DEFAULT_CLIENT_ID)
+        .env(
+            "ATLASSIAN_CLIENT_SECRET",
+            atlassim::config::DEFAULT_CLIENT_SECRET,
+        )
+        .env("ATLASSIAN_AUTH_URL", sim.auth_url())
+        .env("ATLASSIAN_API_URL", sim.api_url())
+        .env("ATLASGATE_ADMIN_TOKEN", &admin)
+        .env("ATLASGATE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting atlasgate serve")?;
+    let stdout = proc.stdout.take().context("no stdout")?;
+    // The first line names the address; the rest of stdout is drained and dropped.
+    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        let _ = tx.send(first);
+        for _ in lines {}
+    });
+    let first = tokio::time::timeout(Duration::from_secs(30), rx)
+        .await
+        .context("atlasgate did not start in 30 s")?
+        .unwrap_or_default();
+    if !first.starts_with("listening on ") {
+        bail!("unexpected first line from atlasgate: {first}");
+    }
+    Ok(Child { proc, base, admin })
+}
+
+/// Peak and current resident memory of a process, in MiB.
+fn memory_mib(pid: u32) -> anyhow::Result<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> anyhow::Result<f64> {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .ok_or_else(|| anyhow!("no {name}"))?;
+        let kb: f64 = line.split_whitespace().nth(1).unwrap_or("0").parse()?;
+        Ok(kb / 1024.0)
+    };
+    Ok((field("VmHWM:")?, field("VmRSS:")?))
+}
+
+/// Create an app, connect the first site, return (api key, connection id, cloud id).
+async fn connect(
+    http: &reqwest::Client,
+    child: &Child,
+    sim: &atlassim::Sim,
+) -> anyhow::Result<(String, String, String)> {
+    let created: Value = http
+        .post(format!("{}/admin/api/apps", child.base))
+        .bearer_auth(&child.admin)
+        .json(&json!({ "name": "bench" }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let key = created["api_key"]
+        .as_str()
+        .context("no api_key")?
+        .to_string();
+    let session: Value = http
+        .post(format!("{}/v1/connect-sessions", child.base))
+        .bearer_auth(&key)
+        .json(&json!({ "owner": "bench:1" }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let cloud_id = sim.snapshot()["sites"][0]["cloud_id"]
+        .as_str()
+        .context("no site")?
+        .to_string();
+    sim.set_next_consent(atlassim::ConsentDecision {
+        account_id: None,
+        sites: Some(vec![cloud_id.clone()]),
+        deny: false,
+    });
+    let mut browser = atlasgate::demo::Browser::new(http.clone());
+    let page = browser
+        .get(session["connect_url"].as_str().context("no connect_url")?)
+        .await?;
+    if !page.body.contains("Connected") {
+        bail!("connecting failed: {} {}", page.status, page.url);
+    }
+    let list: Value = http
+        .get(format!("{}/v1/connections", child.base))
+        .bearer_auth(&key)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let connection = list["items"][0]["id"]
+        .as_str()
+        .context("no connection")?
+        .to_string();
+    Ok((key, connection, cloud_id))
+}
+
+fn project_jql(sim: &atlassim::Sim) -> String {
+    let keys: Vec<String> = sim.snapshot()["sites"][0]["projects"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["key"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    format!("project IN ({})", keys.join(", "))
+}
+
+/// A plain client: one `/search/jql` page after the other.
+async fn baseline(
+    http: &reqwest::Client,
+    sim: &atlassim::Sim,
+    cloud_id: &str,
+    jql: &str,
+) -> anyhow::Result<(usize, Duration)> {
+    let token = sim
+        .mint_token(atlassim::MintTokenRequest::default())
+        .access_token;
+    let url = format!("{}/ex/jira/{cloud_id}/rest/api/3/search/jql", sim.api_url());
+    let started = Instant::now();
+    let mut n = 0;
+    let mut next: Option<String> = None;
+    loop {
+        let mut q = vec![
+            ("jql", format!("{jql} ORDER BY updated ASC, key ASC")),
+            ("maxResults", "100".into()),
+            (
+                "fields",
+                "summary,status,issuetype,project,updated,customfield_10016,customfield_10020"
+                    .into(),
+            ),
+        ];
+        if let Some(t) = &next {
+            q.push(("nextPageToken", t.clone()));
+        }
+        let v: Value = http
+            .get(&url)
+            .bearer_auth(&token)
+            .query(&q)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        n += v["issues"].as_array().map(Vec::len).unwrap_or(0);
+        match v["nextPageToken"].as_str() {
+            Some(t) => next = Some(t.to_string()),
+            None => return Ok((n, started.elapsed())),
+        }
+    }
+}
+
+struct Outcome {
+    issues: usize,
+    atlasgate: Duration,
+    baseline: Duration,
+    baseline_issues: usize,
+    peak_mib: f64,
+    idle_mib: f64,
+}
+
+async fn one_size(args: &SyncArgs, size: usize, dir: &std::path::Path) -> anyhow::Result<Outcome> {
+    let per_project = size.div_ceil(args.projects.max(1));
+    let sim = atlassim::Sim::start(atlassim::SimConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        sites: 1,
+        projects: args.projects,
+        issues: per_project,
+        latency_ms: args.latency_ms,
+        ..Default::default()
+    })
+    .await?;
+    let child = spawn_atlasgate(args, &sim, dir).await?;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let (key, connection, cloud_id) = connect(&http, &child, &sim).await?;
+    let jql = project_jql(&sim);
+    let pid = child.proc.id();
+    let (_, idle_mib) = memory_mib(pid)?;
+
+    let started = Instant::now();
+    let created: Value = http
+        .post(format!("{}/v1/connections/{connection}/syncs", child.base))
+        .bearer_auth(&key)
+        .json(&json!({ "jql": jql, "interval_s": 86400 }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let sync = created["id"].as_str().context("no sync id")?.to_string();
+    let issues = loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let v: Value = http
+            .get(format!(
+                "{}/v1/connections/{connection}/syncs/{sync}",
+                child.base
+            ))
+            .bearer_auth(&key)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if v["passes"].as_i64().unwrap_or(0) >= 1 {
+            break v["issues_synced"].as_i64().unwrap_or(0) as usize;
+        }
+        if let Some(e) = v["last_error"].as_str() {
+            bail!("the sync failed: {e}");
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("the sync did not finish in 10 minutes");
+        }
+    };
+    let took = started.elapsed();
+    let (peak_mib, _) = memory_mib(pid)?;
+    let (baseline_issues, baseline) = baseline(&http, &sim, &cloud_id, &jql).await?;
+    drop(child);
+    sim.shutdown().await;
+    Ok(Outcome {
+        issues,
+        atlasgate: took,
+        baseline,
+        baseline_issues,
+        peak_mib,
+        idle_mib,
+    })
+}
+
+pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("atlasgate-bench-sync-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    println!(
+        "atlasgate-bench sync: {} projects, atlassim latency {} ms, sizes {:?}",
+        args.projects, args.latency_ms, args.sizes
+    );
+    let mut results = Vec::new();
+    for &size in &args.sizes {
+        let o = one_size(&args, size, &dir).await?;
+        let rate = o.issues as f64 / o.atlasgate.as_secs_f64();
+        let base_rate = o.baseline_issues as f64 / o.baseline.as_secs_f64();
+        println!(
+            "{:>6} issues: atlasgate sync {:>6.2} s = {:>7.0} issues/s | baseline sequential /search/jql {:>6.2} s = {:>7.0} issues/s | {:.1}x | atlasgate RSS idle {:.1} MiB, peak {:.1} MiB",
+            o.issues,
+            o.atlasgate.as_secs_f64(),
+            rate,
+            o.baseline.as_secs_f64(),
+            base_rate,
+            rate / base_rate,
+            o.idle_mib,
+            o.peak_mib
+        );
+        if o.issues != size.div_ceil(args.projects.max(1)) * args.projects
+            || o.baseline_issues != o.issues
+        {
+            bail!(
+                "issue counts differ: synced {}, baseline {}",
+                o.issues,
+                o.baseline_issues
+            );
+        }
+        results.push((size, rate / base_rate, o.peak_mib));
+    }
+    println!();
+    // The goal is stated for the largest run (20,000 issues by default);
+    // smaller runs are there for the memory comparison, where fixed costs
+    // (discovery, the project list, the last short pages) weigh more.
+    if let Some((size, speedup, _)) = results.iter().max_by_key(|r| r.0) {
+        println!(
+            "speed-up over the baseline at {size} issues: {speedup:.1}x (goal >= 3x): {}",
+            if *speedup >= 3.0 { "met" } else { "MISSED" }
+        );
+    }
+    if let (Some(first), Some(last)) = (results.first(), results.last()) {
+        println!(
+            "atlasgate peak RSS {:.1} MiB at {} issues vs {:.1} MiB at {} issues ({:+.1} MiB for {}x the issues)",
+            first.2,
+            first.0,
+            last.2,
+            last.0,
+            last.2 - first.2,
+            last.0 / first.0.max(1)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -1,0 +1,439 @@
+//! Typed Jira operations (DESIGN §3 `/v1/connections/{id}/jira/…`):
+//! projects, boards, sprints, sprint issues, backlog, JQL search, estimates,
+//! comments, and issue keys found in text. Answers use atlasgate's own
+//! schemas ([`ops`]); Atlassian's pagination is followed here so apps never
+//! see it.
+
+pub mod issue_keys;
+pub mod ops;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::apps::AuthenticatedApp;
+use crate::atlassian::AtlassianError;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::connections::{self as rows, ConnectionRow};
+
+pub use issue_keys::IssueKey;
+pub use ops::{Board, Ctx, Issue, Project, Sprint, SprintRef};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_projects))
+        .routes(routes!(list_boards))
+        .routes(routes!(list_sprints))
+        .routes(routes!(list_sprint_issues))
+        .routes(routes!(list_backlog))
+        .routes(routes!(search_issues))
+        .routes(routes!(update_estimate))
+        .routes(routes!(create_comment))
+        .routes(routes!(issue_keys::find_issue_keys))
+}
+
+/// The calling app's connection with a selected site (404 / 409 otherwise).
+pub(crate) async fn site_connection(
+    state: &AppState,
+    app: &AuthenticatedApp,
+    id: &str,
+) -> Result<ConnectionRow, ApiError> {
+    let row = rows::get_for_app(state.store.pool(), &app.id, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if row.site_cloud_id.is_none() || row.site_url.is_none() {
+        return Err(ApiError::Conflict(
+            "the connection has no selected site yet (PUT /v1/connections/{id}/site)".into(),
+        ));
+    }
+    Ok(row)
+}
+
+pub(crate) fn ctx<'a>(state: &'a AppState, app: &'a AuthenticatedApp, row: &'a ConnectionRow) -> Ctx<'a> {
+    Ctx {
+        client: &state.atlassian,
+        app_id: Some(&app.id),
+        connection_id: &row.id,
+        cloud_id: row.site_cloud_id.as_deref().unwrap_or_default(),
+        site_url: row.site_url.as_deref().unwrap_or_default(),
+    }
+}
+
+async fn fail(state: &AppState, row: &ConnectionRow, e: AtlassianError) -> ApiError {
+    crate::proxy::upstream_error(state, &row.id, e).await
+}
+
+// ---- wire types -------------------------------------------------------------------
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ProjectList {
+    pub items: Vec<Project>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BoardList {
+    pub items: Vec<Board>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SprintList {
+    pub items: Vec<Sprint>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct IssueList {
+    pub items: Vec<Issue>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListBoardsQueryParams {
+    /// Only boards of this project (key or id).
+    pub project: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListSprintsQueryParams {
+    /// Comma list of `active`, `future`, `closed`; all when absent.
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct SearchIssuesQueryParams {
+    /// A bounded JQL query (Jira refuses unbounded ones).
+    pub jql: String,
+    /// Most issues to return, 1–5000; default 50.
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EstimateRequest {
+    /// A number (or a numeric string), e.g. `5` or `"0.5"`.
+    #[schema(value_type = f64)]
+    pub value: serde_json::Value,
+    /// Write through this board's estimation field (its configuration).
+    pub board_id: Option<i64>,
+    /// Also post this comment (plain text; one paragraph per line).
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EstimateResponse {
+    /// The field written, e.g. `customfield_10016`.
+    pub field_id: String,
+    pub value: f64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommentRequest {
+    /// Plain text; each non-empty line becomes an ADF paragraph.
+    pub text: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CommentResponse {
+    /// Jira's comment id.
+    pub id: String,
+    pub created: Option<String>,
+}
+
+// ---- handlers ------------------------------------------------------------------------
+
+/// List projects
+///
+/// Every project of the selected site (all pages of `/rest/api/3/project/search`).
+#[utoipa::path(
+    get,
+    path = "/v1/connections/{id}/jira/projects",
+    tag = "jira",
+    params(("id" = String, Path, description = "Connection id")),
+    responses(
+        (status = 200, description = "All projects", body = ProjectList),
+        (status = 404, description = "No such connection (for this app)", body = crate::error::Problem),
+        (status = 409, description = "`reauth-required` or no site selected", body = crate::error::Problem),
+        (status = 502, description = "Atlassian failed", body = crate::error::Problem),
+    ),
+    security(("app_key" = []))
+)]
+pub async fn list_projects(
+    State(state): State<AppState>,
+    app: AuthenticatedApp,
+    Path(id): Path<String>,
+) -> Result<Json<ProjectList>, ApiError> {
+    let row = site_connection(&state, &app, &id).await?;
+    match ops::list_projects(&ctx(&state, &app, &row)).await {
+        Ok(items) => Ok(Json(ProjectList { items })),
+        Err(e) => Err(fail(&state, &row, e).await),
+    }
+}
+
+/// List boards
+#[utoipa::path(
+    get,
+    path = "/v1/connections/{id}/jira/boards",
+    tag = "jira",
+    params(("id" = String, Path, description = "Connection id"), ListBoardsQueryParams),
+    responses(
+        (status = 200, description = "Boards (all pages)", body = BoardList),
+        (status = 404, description = "No such connection (for this app)", body = crate::error::Problem),
+    ),
+    security(("app_key" = []))
+)]
+pub async fn list_boards(
+    State(state): State<AppState>,
+    app: AuthenticatedApp,
+    Path(id): Path<String>,
+    Query(q): Query<ListBoardsQueryParams>,
+) -> Result<Json<BoardList>, ApiError> {
+    let row = site_connection(&state, &app, &id).await?;
+    match ops::list_boards(&ctx(&state, &app, &row), q.project.as_deref()).await {
+        Ok(items) => Ok(Json(BoardList { items })),
+        Err(e) => Err(fail(&state, &row, e).await),
+    }
+}
+
+/// List a board's sprints
+#[utoipa::path(
+    get,
+    path = "/v1/connections/{id}/jira/boards/{board}/sprints",
+    tag = "jira",
+    params(
+        ("id" = String, Path, description = "Connection id"),
+        ("board" = i64, Path, description = "Board id"),
+        ListSprintsQueryParams
+    ),
+    responses(
+        (status = 200, description = "Sprints (all pages)", body = SprintList),
+        (status = 400, description = "A kanban board, or a bad state list", body = crate::error::Problem),
+        (status = 404, description = "No such connection or board", body = crate::error::Problem),
+    ),
+    security(("app_key" = []))
+)]
+pub async fn list_sprints(
+    State(state): State<AppState>,
+    app: AuthenticatedApp,
+    Path((id, board)): Path<(String, i64)>,
+    Query(q): Query<ListSprintsQueryParams>,
+) -> Result<Json<SprintList>, ApiError> {
+    if let Some(s) = &q.state {
+        if s.split(',').any(|x| !matches!(x.trim(), "active" | "future" | "closed")) {
+            return Err(ApiError::validation("state", "must be a comma list of active, future, closed"));
+        }
+    }
+    let row = site_connection(&state, &app, &id).await?;
+    match ops::list_sprints(&ctx(&state, &app, &row), board, q.state.as_deref()).await {
+        Ok(items) => Ok(Json(SprintList { items })),
+        Err(e) => Err(fail(&state, &row, e).await),
+    }
+}
+
+/// List a sprint's issues
+///
+/// In rank order, every page.
+#[utoipa::path(
+    get,
+    path = "/v1/connections/{id}/jira/sprints/{sprint}/issues",
+    tag = "jira",
+    params(("id" = String, Path, description = "Connection id"), ("sprint" = i64, Path, description = "Sprint id")),
+    responses(
+        (status = 200, description = "Issues in rank order", body = IssueList),
+        (status = 404, description = "No such connection or sprint", body = crate::error::Problem),
+    ),
+    security(("app_key" = []))
+)]
+pub async fn list_sprint_issues(
+    State(state): State<AppState>,
+    app: AuthenticatedApp,
+    Path((id, sprint)): Path<(String, i64)>,
+) -> Result<Json<IssueList>, ApiError> {
+    let row = site_connection(&state, &app, &id).await?;
+    let path = format!("rest/agile/1.0/sprint/{sprint}/issue");
+    match ops::ranked_issues(&ctx(&state, &app, &row), &path).await {
+        Ok(items) => Ok(Json(IssueList { items })),
+        Err(e) => Err(fail(&state, &row, e).await),
+    }
+}
+
+/// List a board's backlog
+///
+/// Issues not in an active or future sprint, in rank order, every page.
+#[utoipa::path(
+    get,
+    path = "/v1/connections/{id}/jira/boards/{board}/backlog",
+    tag = "jira",
+    params(("id" = String, Path, description = "Connection id"), ("board" = i64, Path, description = "Board id")),
+    responses(
+        (status = 200, description = "Issues in rank order", body = IssueList),
+        (status = 404, description = "No such connection or board", body = crate::error::Problem),
+    ),
+    security(("app_key" = []))
+)]
+pub async fn list_backlog(
+    State(state): State<AppState>,
+    app: AuthenticatedApp,
+    Path((id, board)): Path<(String, i64)>,
+) -> Result<Json<IssueList>, ApiError> {
+    let row = site_connection(&state, &app, &id).await?;
+    let path = format!("rest/agile/1.0/board/{board}/backlog");
+    match ops::ranked_issues(&ctx(&state, &app, &row), &path).await {
+        Ok(items) => Ok(Json(IssueList { items })),
+        Err(e) => Err(fail(&state, &row, e).await),
+    }
+}
+
+/// Search issues with JQL
+///
+/// Via `/rest/api/3/search/jql`, following `nextPageToken` up to `limit`.
+#[utoipa::path(
+    get,
+    path = "/v1/connections/{id}/jira/search",
+    tag = "jira",
+    params(("id" = String, Path, description = "Connection id"), SearchIssuesQueryParams),
+    responses(
+        (status = 200, description = "Matching issues", body = IssueList),
+        (status = 400, description = "Jira refused the JQL (its message in `detail`)", body = crate::error::Problem),
+        (status = 422, description = "Empty JQL or bad limit", body = crate::error::Problem),
+    ),
+    security(("app_key" = []))
+)]
+pub async fn search_issues(
+    State(state): State<AppState>,
+    app: AuthenticatedApp,
+    Path(id): Path<String>,
+    Query(q): Query<SearchIssuesQueryParams>,
+) -> Result<Json<IssueList>, ApiError> {
+    let mut errors = Vec::new();
+    if q.jql.trim().is_empty() {
+        errors.push(crate::error::FieldError::new("jql", "must not be empty"));
+    }
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=5000).contains(&limit) {
+        errors.push(crate::error::FieldError::new("limit", "must be between 1 and 5000"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let row = site_connection(&state, &app, &id).await?;
+    match ops::search(&ctx(&state, &app, &row), &q.jql, limit).await {
+        Ok(items) => Ok(Json(IssueList { items })),
+        Err(e) => Err(fail(&state, &row, e).await),
+    }
+}
+
+fn parse_estimate(v: &serde_json::Value) -> Option<f64> {
+    let n = match v {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }?;
+    (n.is_finite() && n >= 0.0).then_some(n)
+}
+
+/// Set an issue's estimate
+///
+/// With `board_id`, writes the field the board estimates with (its
+/// configuration) through the agile API; without, the site's story-points
+/// field found by name ("Story Points", "Story point estimate"). Optionally
+/// posts `comment` (ADF).
+#[utoipa::path(
+    post,
+    path = "/v1/connections/{id}/jira/issues/{key}/estimate",
+    tag = "jira",
+    params(("id" = String, Path, description = "Connection id"), ("key" = String, Path, description = "Issue key, e.g. `ACME-12`")),
+    request_body = EstimateRequest,
+    responses(
+        (status = 200, description = "Written", body = EstimateResponse),
+        (status = 404, description = "No such connection or issue", body = crate::error::Problem),
+        (status = 422, description = "Not a number, bad key, no story-points field, or a board that does not estimate with a field", body = crate::error::Problem),
+    ),
+    security(("app_key" = []))
+)]
+pub async fn update_estimate(
+    State(state): State<AppState>,
+    app: AuthenticatedApp,
+    Path((id, key)): Path<(String, String)>,
+    Json(req): Json<EstimateRequest>,
+) -> Result<Json<EstimateResponse>, ApiError> {
+    let mut errors = Vec::new();
+    let key = IssueKey::parse(&key);
+    if key.is_none() {
+        errors.push(crate::error::FieldError::new("key", "is not a Jira issue key (PROJECT-123)"));
+    }
+    let value = parse_estimate(&req.value);
+    if value.is_none() {
+        errors.push(crate::error::FieldError::new("value", "must be a non-negative number"));
+    }
+    let (Some(key), Some(value)) = (key, value) else {
+        return Err(ApiError::Validation(errors));
+    };
+    let row = site_connection(&state, &app, &id).await?;
+    let c = ctx(&state, &app, &row);
+    let field_id = match ops::set_estimate(&c, key.as_str(), value, req.board_id).await {
+        Ok(f) => f,
+        Err(ops::EstimateError::Atlassian(e)) => return Err(fail(&state, &row, e).await),
+        Err(e @ ops::EstimateError::NoField { .. }) => {
+            return Err(ApiError::validation("value", e.to_string()))
+        }
+        Err(e @ ops::EstimateError::BoardNotByField { .. }) => {
+            return Err(ApiError::validation("board_id", e.to_string()))
+        }
+    };
+    if let Some(text) = req.comment.as_deref().filter(|t| !t.trim().is_empty()) {
+        if let Err(e) = ops::add_comment(&c, key.as_str(), text).await {
+            return Err(fail(&state, &row, e).await);
+        }
+    }
+    Ok(Json(EstimateResponse { field_id, value }))
+}
+
+/// Comment on an issue
+///
+/// The text becomes an ADF document, one paragraph per non-empty line.
+#[utoipa::path(
+    post,
+    path = "/v1/connections/{id}/jira/issues/{key}/comments",
+    tag = "jira",
+    params(("id" = String, Path, description = "Connection id"), ("key" = String, Path, description = "Issue key")),
+    request_body = CommentRequest,
+    responses(
+        (status = 201, description = "Posted", body = CommentResponse),
+        (status = 404, description = "No such connection or issue", body = crate::error::Problem),
+        (status = 422, description = "Empty text or bad key", body = crate::error::Problem),
+    ),
+    security(("app_key" = []))
+)]
+pub async fn create_comment(
+    State(state): State<AppState>,
+    app: AuthenticatedApp,
+    Path((id, key)): Path<(String, String)>,
+    Json(req): Json<CommentRequest>,
+) -> Result<(StatusCode, Json<CommentResponse>), ApiError> {
+    let mut errors = Vec::new();
+    let key = IssueKey::parse(&key);
+    if key.is_none() {
+        errors.push(crate::error::FieldError::new("key", "is not a Jira issue key (PROJECT-123)"));
+    }
+    if req.text.trim().is_empty() {
+        errors.push(crate::error::FieldError::new("text", "must not be empty"));
+    }
+    let Some(key) = key.filter(|_| errors.is_empty()) else {
+        return Err(ApiError::Validation(errors));
+    };
+    let row = site_connection(&state, &app, &id).await?;
+    match ops::add_comment(&ctx(&state, &app, &row), key.as_str(), &req.text).await {
+        Ok(v) => Ok((
+            StatusCode::CREATED,
+            Json(CommentResponse {
+                id: v["id"].as_str().map(String::from).unwrap_or_else(|| v["id"].to_string()),
+                created: v["created"].as_str().map(ops::jira_time),
+            }),
+        )),
+        Err(e) => Err(fail(&state, &row, e).await),
+    }
+}

@@ -1,0 +1,764 @@
+//! One sync pass (DESIGN §6): a full pass partitioned by project (streams run
+//! concurrently), then incremental passes from the last high-water mark
+//! minus an overlap. Pages are keyset-paged on `ORDER BY updated ASC, key ASC`
+//! and every page is stored in its own transaction together with the
+//! partition's checkpoint, so a pass cut off anywhere resumes at the last
+//! stored page: no duplicates (upsert by issue id) and no gaps (the
+//! checkpoint never moves past what is stored). `nextPageToken` is used only
+//! to step over a crowd of issues sharing the checkpoint's minute, never
+//! across processes.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use super::jql::{date_bound, key_order, parse_jira_time, split_order_by};
+use super::store::{self as rows, IssueRow, PartitionRow, SyncRow};
+use crate::atlassian::{ApiRequest, AtlassianError, Product};
+use crate::jobs::{Counters, Tuning};
+use crate::state::AppState;
+use crate::store::{now, StoreError};
+
+/// How long a claim on a sync lasts unless renewed (`jobs.tuning.sync_lease_s`).
+pub fn lease_secs(state: &AppState) -> i64 {
+    Tuning::get(&state.jobs.tuning.sync_lease_s).max(1) as i64
+}
+/// Cap of the ids checked one by one when reconciliation finds issues missing.
+const RECONCILE_CHECK_CAP: usize = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Atlassian(#[from] AtlassianError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("another process took over this sync")]
+    LeaseLost,
+    #[error("unexpected answer from Jira: {0}")]
+    Shape(String),
+}
+
+impl From<sqlx::Error> for SyncError {
+    fn from(e: sqlx::Error) -> Self {
+        SyncError::Store(StoreError::Sqlx(e))
+    }
+}
+
+impl SyncError {
+    /// What `last_error` shows: Jira's own messages when it gave some.
+    pub fn describe(&self) -> String {
+        match self {
+            SyncError::Atlassian(e) => match e.jira_messages() {
+                Some(m) => format!("{e}: {m}"),
+                None => e.to_string(),
+            },
+            other => other.to_string(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- Jira calls
+
+pub async fn jira_get(
+    state: &AppState,
+    connection_id: &str,
+    path: &str,
+    query: &[(&str, String)],
+) -> Result<Value, SyncError> {
+    let req = ApiRequest::get(Product::Jira, path).query(query);
+    let (v, _) = state
+        .atlassian
+        .json::<Value>(None, connection_id, req)
+        .await?;
+    Ok(v)
+}
+
+/// Every project of the site: `(id, key, name)`.
+pub async fn list_projects(
+    state: &AppState,
+    connection_id: &str,
+) -> Result<Vec<(String, String, String)>, SyncError> {
+    let mut out = Vec::new();
+    let mut start = 0usize;
+    loop {
+        let v = jira_get(
+            state,
+            connection_id,
+            "rest/api/3/project/search",
+            &[("startAt", start.to_string()), ("maxResults", "100".into())],
+        )
+        .await?;
+        let values = v["values"].as_array().cloned().unwrap_or_default();
+        for p in &values {
+            let (Some(id), Some(key)) = (p["id"].as_str(), p["key"].as_str()) else {
+                continue;
+            };
+            out.push((
+                id.to_string(),
+                key.to_string(),
+                p["name"].as_str().unwrap_or(key).to_string(),
+            ));
+        }
+        start += values.len();
+        if values.is_empty() || v["isLast"].as_bool().unwrap_or(true) {
+            return Ok(out);
+        }
+    }
+}
+
+/// The fields a page asks for.
+fn field_list(sync: &SyncRow) -> String {
+    let mut f = vec!["summary", "status", "issuetype", "project", "updated"];
+    if let Some(sp) = sync.story_points_field.as_deref().filter(|s| !s.is_empty()) {
+        f.push(sp);
+    }
+    if let Some(s) = sync.sprint_field.as_deref().filter(|s| !s.is_empty()) {
+        f.push(s);
+    }
+    f.join(",")
+}
+
+/// Learn the user's time zone (JQL dates) and the site's story points and
+/// sprint field ids (they differ per site). Stored on the sync; `""` = none.
+pub async fn discover(state: &AppState, sync: &mut SyncRow) -> Result<(), SyncError> {
+    if sync.time_zone.is_some() && sync.story_points_field.is_some() && sync.sprint_field.is_some()
+    {
+        return Ok(());
+    }
+    let (me, fields) = tokio::try_join!(
+        jira_get(state, &sync.connection_id, "rest/api/3/myself", &[]),
+        jira_get(state, &sync.connection_id, "rest/api/3/field", &[]),
+    )?;
+    let tz = me["timeZone"].as_str().unwrap_or("UTC").to_string();
+    let list = fields.as_array().cloned().unwrap_or_default();
+    let by_name = |names: &[&str]| {
+        names.iter().find_map(|n| {
+            list.iter()
+                .find(|f| {
+                    f["name"]
+                        .as_str()
+                        .is_some_and(|x| x.eq_ignore_ascii_case(n))
+                })
+                .and_then(|f| f["id"].as_str().map(String::from))
+        })
+    };
+    let sp = by_name(&["Story Points", "Story point estimate"]).unwrap_or_default();
+    let sprint = by_name(&["Sprint"]).unwrap_or_default();
+    sqlx::query(
+        "UPDATE syncs SET time_zone = $1, story_points_field = $2, sprint_field = $3 WHERE id = $4",
+    )
+    .bind(&tz)
+    .bind(&sp)
+    .bind(&sprint)
+    .bind(&sync.id)
+    .execute(state.store.pool())
+    .await?;
+    sync.time_zone = Some(tz);
+    sync.story_points_field = Some(sp);
+    sync.sprint_field = Some(sprint);
+    Ok(())
+}
+
+// ---------------------------------------------------------------- issues
+
+/// An issue of a search page or a webhook body (v2 or v3: the fields we keep
+/// look the same) → a row.
+pub fn parse_issue(v: &Value, sync: &SyncRow, now: i64) -> Option<IssueRow> {
+    let id = match &v["id"] {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    let key = v["key"].as_str()?.to_string();
+    let f = &v["fields"];
+    let updated_ms = f["updated"].as_str().and_then(parse_jira_time)?;
+    let sp = sync
+        .story_points_field
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .and_then(|id| f[id].as_f64());
+    let sprint = sync
+        .sprint_field
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .and_then(|id| f[id].as_array())
+        .and_then(|a| {
+            a.iter()
+                .find(|s| s["state"].as_str() == Some("active"))
+                .or_else(|| a.last())
+                .cloned()
+        });
+    Some(IssueRow {
+        connection_id: sync.connection_id.clone(),
+        issue_id: id,
+        url: format!("{}/browse/{key}", sync.site_url.trim_end_matches('/')),
+        issue_key: key,
+        project_id: f["project"]["id"].as_str().map(String::from),
+        project_key: f["project"]["key"].as_str().map(String::from),
+        summary: f["summary"].as_str().map(String::from),
+        status: f["status"]["name"].as_str().map(String::from),
+        issue_type: f["issuetype"]["name"].as_str().map(String::from),
+        story_points: sp.map(|x| x.to_string()),
+        sprint_id: sprint.as_ref().and_then(|s| s["id"].as_i64()),
+        sprint_name: sprint
+            .as_ref()
+            .and_then(|s| s["name"].as_str().map(String::from)),
+        sprint_state: sprint
+            .as_ref()
+            .and_then(|s| s["state"].as_str().map(String::from)),
+        updated_ms,
+        deleted: 0,
+        sync_id: Some(sync.id.clone()),
+        synced_at: now,
+    })
+}
+
+/// The payload of `issue.*` events.
+pub fn issue_event_payload(sync: &SyncRow, issue: &IssueRow) -> Value {
+    json!({
+        "sync_id": sync.id,
+        "cloud_id": sync.cloud_id,
+        "issue": super::IssueView::from_row(issue),
+    })
+}
+
+/// What storing one changed issue did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    Unchanged,
+    Created,
+    Updated,
+}
+
+/// Upsert one issue unless the stored copy is as new; `emit` records the
+/// matching `issue.*` event in the same transaction.
+pub async fn store_issue(
+    conn: &mut sqlx::AnyConnection,
+    sync: &SyncRow,
+    issue: &IssueRow,
+    prev: Option<(i64, i64)>,
+    emit: bool,
+) -> Result<Stored, StoreError> {
+    let what = match prev {
+        Some((updated, 0)) if updated >= issue.updated_ms => return Ok(Stored::Unchanged),
+        Some((_, 0)) => Stored::Updated,
+        _ => Stored::Created,
+    };
+    rows::upsert_issue(conn, issue).await?;
+    if emit {
+        let t = if what == Stored::Created {
+            "issue.created"
+        } else {
+            "issue.updated"
+        };
+        crate::events::record(
+            conn,
+            &sync.app_id,
+            Some(&sync.connection_id),
+            t,
+            issue_event_payload(sync, issue),
+        )
+        .await?;
+    }
+    Ok(what)
+}
+
+// ---------------------------------------------------------------- the pass
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassKind {
+    Full,
+    Incremental,
+}
+
+impl PassKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassKind::Full => "full",
+            PassKind::Incremental => "incremental",
+        }
+    }
+}
+
+/// Renew the claim (and fail fast if another process holds it now).
+async fn renew(
+    conn: &mut sqlx::AnyConnection,
+    state: &AppState,
+    sync_id: &str,
+) -> Result<(), SyncError> {
+    let r = sqlx::query("UPDATE syncs SET locked_until = $1 WHERE id = $2 AND locked_by = $3")
+        .bind(now() + lease_secs(state))
+        .bind(sync_id)
+        .bind(&state.jobs.worker_id)
+        .execute(conn)
+        .await?;
+    if r.rows_affected() == 0 {
+        return Err(SyncError::LeaseLost);
+    }
+    Ok(())
+}
+
+/// Begin a pass: its partitions with empty checkpoints.
+async fn start_pass(state: &AppState, sync: &mut SyncRow) -> Result<(), SyncError> {
+    let (filter, _) = split_order_by(&sync.jql);
+    let filter = filter.to_string();
+    let now = now();
+    let (kind, parts): (PassKind, Vec<(String, String, Option<i64>)>) = if sync.full_done == 0 {
+        // When the JQL matches at most one id page, only the projects that
+        // hold matches get a partition (a site may have hundreds of projects).
+        let probe_query = [
+            ("jql", filter.clone()),
+            ("maxResults", "5000".into()),
+            ("fields", "key".into()),
+        ];
+        let (projects, probe) = tokio::try_join!(
+            list_projects(state, &sync.connection_id),
+            jira_get(
+                state,
+                &sync.connection_id,
+                "rest/api/3/search/jql",
+                &probe_query
+            ),
+        )?;
+        let mut tx = state.store.begin_write().await?;
+        for (id, key, name) in &projects {
+            rows::upsert_project(&mut tx, &sync.connection_id, id, key, name, now).await?;
+        }
+        tx.commit().await?;
+        let complete = probe["nextPageToken"].as_str().is_none();
+        let present: HashSet<String> = probe["issues"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|i| i["key"].as_str())
+                    .map(|k| key_order(k).0)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let wanted: Vec<&(String, String, String)> = projects
+            .iter()
+            .filter(|(_, key, _)| !complete || present.contains(key))
+            .collect();
+        let parts = if wanted.is_empty() {
+            vec![("*".to_string(), filter.clone(), None)]
+        } else {
+            wanted
+                .iter()
+                .map(|(id, _, _)| (id.clone(), format!("({filter}) AND project = {id}"), None))
+                .collect()
+        };
+        (PassKind::Full, parts)
+    } else {
+        let overlap_ms = Tuning::get(&state.jobs.tuning.sync_overlap_s) as i64 * 1000;
+        let from = sync.cursor_updated_ms.map(|c| c - overlap_ms);
+        (
+            PassKind::Incremental,
+            vec![("*".to_string(), filter.clone(), from)],
+        )
+    };
+    let mut tx = state.store.begin_write().await?;
+    renew(&mut tx, state, &sync.id).await?;
+    sqlx::query("DELETE FROM sync_partitions WHERE sync_id = $1")
+        .bind(&sync.id)
+        .execute(&mut *tx)
+        .await?;
+    for (part, jql, from) in &parts {
+        sqlx::query("INSERT INTO sync_partitions (sync_id, part, jql, from_ms, stored, done) VALUES ($1,$2,$3,$4,0,0)")
+            .bind(&sync.id)
+            .bind(part)
+            .bind(jql)
+            .bind(*from)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(
+        "UPDATE syncs SET pass_kind = $1, pass_started_at = $2, pass_max_updated_ms = NULL, updated_at = $2 WHERE id = $3",
+    )
+    .bind(kind.as_str())
+    .bind(now)
+    .bind(&sync.id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    sync.pass_kind = Some(kind.as_str().into());
+    sync.pass_started_at = Some(now);
+    Ok(())
+}
+
+/// Stream one partition to the store, page by page, from its checkpoint.
+async fn run_partition(
+    state: &AppState,
+    sync: &SyncRow,
+    kind: PassKind,
+    mut p: PartitionRow,
+) -> Result<(), SyncError> {
+    let tz = sync.time_zone.clone().unwrap_or_else(|| "UTC".into());
+    let fields = field_list(sync);
+    let page_size = Tuning::get(&state.jobs.tuning.sync_page_size)
+        .clamp(1, 100)
+        .to_string();
+    let mut token: Option<String> = None;
+    loop {
+        let mut jql = format!("({})", p.jql);
+        if let Some(ms) = p.cursor_updated_ms.or(p.from_ms) {
+            jql.push_str(&format!(" AND updated >= \"{}\"", date_bound(ms, &tz)));
+        }
+        jql.push_str(" ORDER BY updated ASC, key ASC");
+        let mut q = vec![
+            ("jql", jql),
+            ("maxResults", page_size.clone()),
+            ("fields", fields.clone()),
+        ];
+        if let Some(t) = &token {
+            q.push(("nextPageToken", t.clone()));
+        }
+        let v = jira_get(state, &sync.connection_id, "rest/api/3/search/jql", &q).await?;
+        Counters::bump(&state.jobs.counters.sync_pages);
+        let issues = v["issues"]
+            .as_array()
+            .ok_or_else(|| SyncError::Shape("search without `issues`".into()))?;
+        let next_token = v["nextPageToken"].as_str().map(String::from);
+        let is_last = v["isLast"].as_bool().unwrap_or(next_token.is_none()) || next_token.is_none();
+        let now = now();
+        let cursor = p
+            .cursor_updated_ms
+            .map(|u| (u, key_order(p.cursor_key.as_deref().unwrap_or(""))));
+        let fresh: Vec<IssueRow> = issues
+            .iter()
+            .filter_map(|i| parse_issue(i, sync, now))
+            .filter(|i| {
+                cursor
+                    .as_ref()
+                    .is_none_or(|c| (i.updated_ms, key_order(&i.issue_key)) > *c)
+            })
+            .collect();
+        if fresh.is_empty() && !is_last {
+            // The whole page is at or before the checkpoint: many issues share
+            // its minute. Page on within this query until past them.
+            token = next_token;
+            continue;
+        }
+        let last = fresh
+            .iter()
+            .max_by(|a, b| {
+                (a.updated_ms, key_order(&a.issue_key))
+                    .cmp(&(b.updated_ms, key_order(&b.issue_key)))
+            })
+            .map(|i| (i.updated_ms, i.issue_key.clone()));
+        let mut tx = state.store.begin_write().await?;
+        renew(&mut tx, state, &sync.id).await?;
+        let ids: Vec<String> = fresh.iter().map(|i| i.issue_id.clone()).collect();
+        let prev = rows::existing(&mut tx, &sync.connection_id, &ids).await?;
+        let mut emitted = false;
+        let mut upserted = 0u64;
+        for issue in &fresh {
+            let s = store_issue(
+                &mut tx,
+                sync,
+                issue,
+                prev.get(&issue.issue_id).copied(),
+                kind == PassKind::Incremental,
+            )
+            .await?;
+            emitted |= s != Stored::Unchanged && kind == PassKind::Incremental;
+            upserted += u64::from(s != Stored::Unchanged);
+        }
+        if let Some((ms, key)) = &last {
+            p.cursor_updated_ms = Some(*ms);
+            p.cursor_key = Some(key.clone());
+            sqlx::query(
+                "UPDATE syncs SET pass_max_updated_ms = CASE WHEN pass_max_updated_ms IS NULL OR pass_max_updated_ms < $1 \
+                 THEN $1 ELSE pass_max_updated_ms END WHERE id = $2",
+            )
+            .bind(*ms)
+            .bind(&sync.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        p.stored += fresh.len() as i64;
+        sqlx::query(
+            "UPDATE sync_partitions SET cursor_updated_ms = $1, cursor_key = $2, stored = $3, done = $4 \
+             WHERE sync_id = $5 AND part = $6",
+        )
+        .bind(p.cursor_updated_ms)
+        .bind(p.cursor_key.clone())
+        .bind(p.stored)
+        .bind(i64::from(is_last))
+        .bind(&sync.id)
+        .bind(&p.part)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        state.metrics.sync_issues_upserted(upserted);
+        if emitted {
+            crate::events::wake(state);
+        }
+        if is_last {
+            return Ok(());
+        }
+        token = None;
+    }
+}
+
+/// Find stored issues of this sync that Jira no longer has (deleted while
+/// no webhook told us) and mark them `deleted`. Ids leave the JQL for other
+/// reasons too, so each missing one is confirmed by `GET issue` → 404.
+async fn reconcile(state: &AppState, sync: &SyncRow) -> Result<usize, SyncError> {
+    let (filter, _) = split_order_by(&sync.jql);
+    let mut remote: HashSet<String> = HashSet::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut q = vec![
+            ("jql", filter.to_string()),
+            ("maxResults", "5000".into()),
+            ("fields", "id".into()),
+        ];
+        if let Some(t) = &token {
+            q.push(("nextPageToken", t.clone()));
+        }
+        let v = jira_get(state, &sync.connection_id, "rest/api/3/search/jql", &q).await?;
+        for i in v["issues"].as_array().cloned().unwrap_or_default() {
+            if let Some(id) = i["id"].as_str() {
+                remote.insert(id.to_string());
+            }
+        }
+        token = v["nextPageToken"].as_str().map(String::from);
+        if token.is_none() {
+            break;
+        }
+    }
+    let local: Vec<String> = sqlx::query_scalar(
+        "SELECT issue_id FROM synced_issues WHERE connection_id = $1 AND sync_id = $2 AND deleted = 0",
+    )
+    .bind(&sync.connection_id)
+    .bind(&sync.id)
+    .fetch_all(state.store.pool())
+    .await?;
+    let mut deleted = 0;
+    for id in local
+        .iter()
+        .filter(|id| !remote.contains(*id))
+        .take(RECONCILE_CHECK_CAP)
+    {
+        let req = ApiRequest::get(Product::Jira, format!("rest/api/3/issue/{id}"))
+            .query(&[("fields", "id")]);
+        match state.atlassian.call(None, &sync.connection_id, req).await {
+            Ok(_) => continue,
+            Err(AtlassianError::Status { status, .. }) if status.as_u16() == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+        let now = now();
+        let mut tx = state.store.begin_write().await?;
+        if rows::mark_deleted(&mut tx, &sync.connection_id, id, now).await? {
+            if let Some(row) = rows::get_issue(&mut *tx, &sync.connection_id, id).await? {
+                crate::events::record(
+                    &mut tx,
+                    &sync.app_id,
+                    Some(&sync.connection_id),
+                    "issue.deleted",
+                    issue_event_payload(sync, &row),
+                )
+                .await?;
+            }
+            deleted += 1;
+        }
+        tx.commit().await?;
+    }
+    sqlx::query("UPDATE syncs SET last_reconciled_at = $1 WHERE id = $2")
+        .bind(now())
+        .bind(&sync.id)
+        .execute(state.store.pool())
+        .await?;
+    if deleted > 0 {
+        crate::events::wake(state);
+    }
+    Ok(deleted)
+}
+
+/// Run (or resume) one pass of a sync this process has claimed.
+pub async fn run_pass(state: &AppState, sync_id: &str) -> Result<PassKind, SyncError> {
+    let mut sync = rows::get(state.store.pool(), sync_id)
+        .await?
+        .ok_or(SyncError::LeaseLost)?;
+    discover(state, &mut sync).await?;
+    if sync.webhooks != 0 {
+        // A webhook problem does not stop polling; it shows as `webhook_error`.
+        if let Err(e) = crate::webhooks::registration::upkeep(state, &mut sync).await {
+            tracing::warn!(sync_id = %sync.id, error = %e.describe(), "webhook upkeep failed");
+        }
+    }
+    if sync.pass_kind.is_none() {
+        start_pass(state, &mut sync).await?;
+    }
+    let kind = if sync.pass_kind.as_deref() == Some("full") {
+        PassKind::Full
+    } else {
+        PassKind::Incremental
+    };
+    let pending: Vec<PartitionRow> = rows::partitions(state.store.pool(), &sync.id)
+        .await?
+        .into_iter()
+        .filter(|p| p.done == 0)
+        .collect();
+    let concurrency = Tuning::get(&state.jobs.tuning.sync_partition_concurrency).max(1) as usize;
+    let results: Vec<Result<(), SyncError>> = futures::stream::iter(pending)
+        .map(|p| run_partition(state, &sync, kind, p))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    for r in results {
+        r?;
+    }
+    let reconcile_every = Tuning::get(&state.jobs.tuning.sync_reconcile_s) as i64;
+    if kind == PassKind::Incremental
+        && sync
+            .last_reconciled_at
+            .is_none_or(|t| now() - t >= reconcile_every)
+    {
+        reconcile(state, &sync).await?;
+    }
+    finish_pass(state, &sync, kind).await?;
+    Counters::bump(&state.jobs.counters.sync_passes);
+    state.metrics.sync_pass(kind.as_str(), "ok");
+    Ok(kind)
+}
+
+/// Issues of the connection stored by this sync and not deleted.
+pub async fn issues_synced<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    e: E,
+    sync_id: &str,
+) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM synced_issues WHERE sync_id = $1 AND deleted = 0")
+            .bind(sync_id)
+            .fetch_one(e)
+            .await?,
+    )
+}
+
+async fn finish_pass(state: &AppState, sync: &SyncRow, kind: PassKind) -> Result<(), SyncError> {
+    let now = now();
+    let mut tx = state.store.begin_write().await?;
+    renew(&mut tx, state, &sync.id).await?;
+    let row = rows::get(&mut *tx, &sync.id)
+        .await?
+        .ok_or(SyncError::LeaseLost)?;
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(stored), 0) AS BIGINT) FROM sync_partitions WHERE sync_id = $1",
+    )
+    .bind(&sync.id)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap_or(0);
+    let cursor = match (row.cursor_updated_ms, row.pass_max_updated_ms) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    sqlx::query(
+        "UPDATE syncs SET full_done = 1, cursor_updated_ms = $1, pass_kind = NULL, pass_started_at = NULL, \
+         pass_max_updated_ms = NULL, state = 'idle', last_run_at = $2, last_error = NULL, failures = 0, passes = passes + 1, \
+         next_run_at = CASE WHEN run_requested = 1 THEN $2 ELSE $2 + interval_s END, run_requested = 0, \
+         locked_by = NULL, locked_until = NULL, updated_at = $2 WHERE id = $3",
+    )
+    .bind(cursor)
+    .bind(now)
+    .bind(&sync.id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM sync_partitions WHERE sync_id = $1")
+        .bind(&sync.id)
+        .execute(&mut *tx)
+        .await?;
+    let total = issues_synced(&mut *tx, &sync.id).await?;
+    crate::events::record(
+        &mut tx,
+        &sync.app_id,
+        Some(&sync.connection_id),
+        "sync.completed",
+        json!({"sync_id": sync.id, "pass": kind.as_str(), "issues_stored": stored, "issues_synced": total}),
+    )
+    .await?;
+    tx.commit().await?;
+    crate::events::wake(state);
+    tracing::info!(sync_id = %sync.id, pass = kind.as_str(), stored, total, "sync pass completed");
+    Ok(())
+}
+
+/// Record a failed pass: the checkpoints stay, the next run resumes.
+pub async fn fail_pass(
+    state: &AppState,
+    sync_id: &str,
+    error: &SyncError,
+) -> Result<(), SyncError> {
+    if matches!(error, SyncError::LeaseLost) {
+        return Ok(());
+    }
+    let now = now();
+    let msg = error.describe();
+    let mut tx = state.store.begin_write().await?;
+    let Some(row) = rows::get(&mut *tx, sync_id).await? else {
+        return Ok(());
+    };
+    if row.locked_by.as_deref() != Some(state.jobs.worker_id.as_str()) {
+        return Ok(());
+    }
+    let backoff = (5i64 << row.failures.clamp(0, 10)).min(row.interval_s.max(1));
+    sqlx::query(
+        "UPDATE syncs SET state = 'failed', last_error = $1, failures = failures + 1, \
+         next_run_at = CASE WHEN run_requested = 1 THEN $2 ELSE $3 END, run_requested = 0, \
+         last_run_at = $2, locked_by = NULL, locked_until = NULL, updated_at = $2 WHERE id = $4",
+    )
+    .bind(&msg)
+    .bind(now)
+    .bind(now + backoff)
+    .bind(sync_id)
+    .execute(&mut *tx)
+    .await?;
+    // One `sync.failed` per streak of failures, not one per retry.
+    if row.failures == 0 {
+        crate::events::record(
+            &mut tx,
+            &row.app_id,
+            Some(&row.connection_id),
+            "sync.failed",
+            json!({"sync_id": row.id, "error": msg}),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    // The kind the pass had (or, failing before it started, would have had).
+    let kind = match row.pass_kind.as_deref() {
+        Some(k) => k,
+        None if row.full_done == 0 => PassKind::Full.as_str(),
+        None => PassKind::Incremental.as_str(),
+    };
+    state.metrics.sync_pass(kind, "error");
+    crate::events::wake(state);
+    tracing::warn!(sync_id, error = %msg, "sync pass failed; it resumes from its checkpoint");
+    Ok(())
+}
+
+/// Renews a claim in the background; stops when dropped (so an aborted
+/// pass stops renewing and its lease runs out).
+pub struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Keep the claim alive while a pass waits on Atlassian (rate limits).
+pub fn heartbeat(state: AppState, sync_id: String) -> Heartbeat {
+    Heartbeat(tokio::spawn(async move {
+        loop {
+            let every = Duration::from_millis((lease_secs(&state) * 1000 / 4) as u64);
+            tokio::time::sleep(every).await;
+            if let Ok(mut conn) = state.store.pool().acquire().await {
+                let _ = renew(&mut conn, &state, &sync_id).await;
+            }
+        }
+    }))
+}
