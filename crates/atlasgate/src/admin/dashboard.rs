@@ -135,20 +135,10 @@ async fn logout(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(resp)
 }
 
-/// HTML-escape text for element content and quoted attributes.
+/// HTML-escape text for element content and quoted attributes (the same
+/// escaping as the connect pages).
 pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::connect::pages::escape(s)
 }
 
 const CSS: &str = r#"

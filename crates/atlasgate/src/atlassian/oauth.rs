@@ -205,21 +205,8 @@ impl OAuthClient {
     }
 
     async fn token_call(&self, body: serde_json::Value) -> Result<TokenResponse, OAuthError> {
-        let response = self
-            .http
-            .post(join_url(&self.auth_url, "oauth/token"))
-            .json(&body)
-            .timeout(CALL_TIMEOUT)
-            .send()
-            .await
-            .map_err(OAuthError::from_reqwest)?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(OAuthError::from_reqwest)?;
-        if status.is_success() {
-            return serde_json::from_slice(&bytes)
-                .map_err(|e| OAuthError::Decode(format!("token response: {}", e.classify_name())));
-        }
-        Err(classify_failure(status.as_u16(), &bytes))
+        let request = self.http.post(join_url(&self.auth_url, "oauth/token")).json(&body);
+        send_for(request, "token response").await
     }
 
     /// `GET /me` (needs `read:me`).
@@ -244,23 +231,33 @@ impl OAuthClient {
         access_token: &SecretString,
         path: &str,
     ) -> Result<T, OAuthError> {
-        let response = self
+        let request = self
             .http
             .get(join_url(&self.api_url, path))
             .bearer_auth(access_token.expose_secret())
-            .header("accept", "application/json")
-            .timeout(CALL_TIMEOUT)
-            .send()
-            .await
-            .map_err(OAuthError::from_reqwest)?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(OAuthError::from_reqwest)?;
-        if status.is_success() {
-            return serde_json::from_slice(&bytes)
-                .map_err(|e| OAuthError::Decode(format!("{path}: {}", e.classify_name())));
-        }
-        Err(classify_failure(status.as_u16(), &bytes))
+            .header("accept", "application/json");
+        send_for(request, path).await
     }
+}
+
+/// Send with the call timeout; a success decodes as `T` (`what` names it in a
+/// decode error), anything else is classified.
+async fn send_for<T: serde::de::DeserializeOwned>(
+    request: reqwest::RequestBuilder,
+    what: &str,
+) -> Result<T, OAuthError> {
+    let response = request
+        .timeout(CALL_TIMEOUT)
+        .send()
+        .await
+        .map_err(OAuthError::from_reqwest)?;
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(OAuthError::from_reqwest)?;
+    if status.is_success() {
+        return serde_json::from_slice(&bytes)
+            .map_err(|e| OAuthError::Decode(format!("{what}: {}", e.classify_name())));
+    }
+    Err(classify_failure(status.as_u16(), &bytes))
 }
 
 trait ClassifyName {

@@ -516,6 +516,11 @@ async fn store_grant(
         }
     };
     tx.commit().await?;
+    if existing.is_some() {
+        // A reconnect replaced the grant (tokens, sites): `/token` must not
+        // keep serving the old one.
+        state.refresher.token_cache().invalidate(&id);
+    }
     tracing::info!(connection_id = %id, reconnect = existing.is_some(), sites = sites.len(), "grant stored");
     Ok(outcome)
 }

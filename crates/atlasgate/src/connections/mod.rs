@@ -423,10 +423,10 @@ pub async fn get_connection_token(
 /// copied into the cached row so cached reads keep that throttle.
 async fn touch_used(state: &AppState, fresh: &FreshToken) {
     let now = crate::store::now();
-    let due = !fresh
+    let due = fresh
         .connection
         .last_used_at
-        .is_some_and(|t| now - t < crate::proxy::TOUCH_EVERY_SECS);
+        .is_none_or(|t| now - t >= crate::proxy::TOUCH_EVERY_SECS);
     crate::proxy::touch_used(state, &fresh.connection).await;
     if due {
         state.refresher.token_cache().note_used(&fresh.connection.id, now);

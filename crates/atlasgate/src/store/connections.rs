@@ -244,6 +244,29 @@ pub struct NewGrant<'a> {
     pub access_expires_at: i64,
 }
 
+/// Binds a grant's values, in the order both `insert` and `replace_grant`
+/// number them: account, scopes, sites, site, tokens, expiry,
+/// refresh_issued_at, now.
+fn bind_grant<'q>(
+    query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    grant: &NewGrant<'q>,
+    now: i64,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(grant.account_id)
+        .bind(grant.account_email)
+        .bind(grant.account_name)
+        .bind(grant.scopes_json)
+        .bind(grant.sites_json)
+        .bind(grant.site_cloud_id)
+        .bind(grant.site_url)
+        .bind(grant.access_token)
+        .bind(grant.refresh_token)
+        .bind(grant.access_expires_at)
+        .bind(grant.refresh_token.map(|_| now))
+        .bind(now)
+}
+
 pub async fn insert(
     conn: &mut AnyConnection,
     id: &str,
@@ -253,7 +276,7 @@ pub async fn insert(
     grant: &NewGrant<'_>,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO connections (id, app_id, owner, profile, status, account_id, account_email, account_name, \
          scopes, sites, site_cloud_id, site_url, access_token, refresh_token, access_expires_at, refresh_issued_at, \
          token_version, refresh_attempts, connected_at, created_at, updated_at) \
@@ -262,21 +285,8 @@ pub async fn insert(
     .bind(id)
     .bind(app_id)
     .bind(owner)
-    .bind(profile)
-    .bind(grant.account_id)
-    .bind(grant.account_email)
-    .bind(grant.account_name)
-    .bind(grant.scopes_json)
-    .bind(grant.sites_json)
-    .bind(grant.site_cloud_id)
-    .bind(grant.site_url)
-    .bind(grant.access_token)
-    .bind(grant.refresh_token)
-    .bind(grant.access_expires_at)
-    .bind(grant.refresh_token.map(|_| now))
-    .bind(now)
-    .execute(conn)
-    .await?;
+    .bind(profile);
+    bind_grant(query, grant, now).execute(conn).await?;
     Ok(())
 }
 
@@ -287,7 +297,7 @@ pub async fn replace_grant(
     grant: &NewGrant<'_>,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let query = sqlx::query(
         "UPDATE connections SET status = 'active', account_id = $2, account_email = $3, account_name = $4, \
          scopes = $5, sites = $6, site_cloud_id = $7, site_url = $8, access_token = $9, refresh_token = $10, \
          access_expires_at = $11, refresh_issued_at = $12, token_version = token_version + 1, \
@@ -295,21 +305,8 @@ pub async fn replace_grant(
          refresh_attempts = 0, next_attempt_at = NULL, last_refresh_error = NULL, \
          connected_at = $13, disconnected_at = NULL, updated_at = $13 WHERE id = $1",
     )
-    .bind(id)
-    .bind(grant.account_id)
-    .bind(grant.account_email)
-    .bind(grant.account_name)
-    .bind(grant.scopes_json)
-    .bind(grant.sites_json)
-    .bind(grant.site_cloud_id)
-    .bind(grant.site_url)
-    .bind(grant.access_token)
-    .bind(grant.refresh_token)
-    .bind(grant.access_expires_at)
-    .bind(grant.refresh_token.map(|_| now))
-    .bind(now)
-    .execute(conn)
-    .await?;
+    .bind(id);
+    bind_grant(query, grant, now).execute(conn).await?;
     Ok(())
 }
 

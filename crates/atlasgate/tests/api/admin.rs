@@ -1,11 +1,9 @@
 //! Admin: the token gate of the JSON API and the dashboard (HTTP and a real
 //! headless Chromium).
 
-use std::time::Duration;
-
 use serde_json::json;
 
-use crate::helpers::{assert_problem, TestApp, TestOptions};
+use crate::helpers::{assert_problem, chromedriver, TestApp, TestOptions};
 
 #[tokio::test]
 async fn admin_routes_are_absent_without_a_token() {
@@ -68,7 +66,7 @@ async fn login_sets_a_signed_session_cookie_not_the_token() {
     let resp = app.client.get(app.url("/admin")).header("cookie", &pair).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let html = resp.text().await.unwrap();
-    assert!(html.contains("dash-app") && html.contains("id=\"connections\"") && html.contains("id=\"events\""));
+    assert!(html.contains("dash-app") && html.contains("id=\"connections\"") && html.contains("id=\"syncs\"") && html.contains("id=\"deliveries\""));
     assert!(!html.contains("http://") || !html.contains("cdn"), "no external assets");
 
     // A forged cookie (later expiry, old signature) is not a session.
@@ -85,71 +83,12 @@ async fn login_sets_a_signed_session_cookie_not_the_token() {
 
 // ------------------------------------------------------------ browser
 
-struct Driver {
-    child: std::process::Child,
-    port: u16,
-    _profile: tempfile::TempDir,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// chromedriver on a free port, or `None` (skip) outside CI when it is missing.
-async fn chromedriver() -> Option<Driver> {
-    if !std::path::Path::new("/usr/bin/chromedriver").exists() {
-        if std::env::var_os("CI").is_some() {
-            panic!("/usr/bin/chromedriver is missing, and CI requires the browser tests");
-        }
-        eprintln!("skipping browser test: /usr/bin/chromedriver is not installed");
-        return None;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = std::process::Command::new("/usr/bin/chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Owned by the guard from here on: killed and reaped on every path.
-    let driver = Driver { child, port, _profile: tempfile::tempdir().unwrap() };
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return Some(driver);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("chromedriver did not start");
-}
-
-async fn browser(driver: &Driver) -> fantoccini::Client {
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                     "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage",
-                     format!("--user-data-dir={}", driver._profile.path().display())]
-        }),
-    );
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    fantoccini::ClientBuilder::new(connector)
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{}", driver.port))
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn browser_login_dashboard_and_logout() {
     let Some(driver) = chromedriver().await else { return };
     let app = TestApp::spawn().await;
     app.create_app("browser-app").await;
-    let c = browser(&driver).await;
+    let c = driver.browser().await;
     let result = async {
         use fantoccini::Locator;
         c.goto(&app.url("/admin")).await?;
@@ -193,7 +132,7 @@ async fn dashboard_shows_connection_health_and_events_escaped() {
         let (app_id, _) = app.create_app("<script>alert(1)</script>").await;
         let cookie = logged_in_cookie(&app).await;
         let html = app.client.get(app.url("/admin")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
-        assert!(html.contains("No connections yet") && html.contains("No events yet"));
+        assert!(html.contains("No connections yet") && html.contains("No syncs yet") && html.contains("No deliveries yet"));
         assert!(!html.contains("<script>alert(1)</script>"));
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
 
@@ -238,8 +177,80 @@ async fn dashboard_shows_connection_health_and_events_escaped() {
         assert!(row("c-reauth").contains("needs re-consent"));
         assert!(row("c-retry").contains("refresh retrying"));
         assert!(html.contains("ada@example.com") && html.contains("https://acme.atlassian.net"));
-        let events = &html[html.find("id=\"events\"").unwrap()..];
+        let events = &html[html.find("id=\"deliveries\"").unwrap()..];
         assert!(events.contains("connection.needs_reauth") && events.contains("pending"));
+    }
+}
+
+/// The `<tr>` of the dashboard whose `attr` is `value`.
+fn dashboard_row(html: &str, attr: &str, value: &str) -> Option<String> {
+    let start = html.find(&format!("{attr}=\"{value}\""))?;
+    Some(html[start..].split("</tr>").next().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn dashboard_lists_syncs_with_progress_and_deliveries_with_state() {
+    use std::sync::atomic::Ordering;
+
+    use crate::events::{events, setup, wait_for};
+    use crate::sync::{create_sync, project_keys, sim_patch, wait_idle};
+
+    for backend in crate::helpers::backends() {
+        let s = setup(backend, atlassim::SimConfig { sites: 1, projects: 1, issues: 7, ..Default::default() }).await;
+        let keys = project_keys(&s);
+        let jql = format!("project = {}", keys[0]);
+        let created = create_sync(&s, json!({ "jql": jql, "webhooks": true, "interval_s": 3600 })).await;
+        let id = created["id"].as_str().unwrap().to_string();
+        let done = wait_idle(&s, &id, 0, 60).await;
+        assert_eq!(done["issues_synced"], 7, "{done}");
+        let cookie = logged_in_cookie(&s.app).await;
+        let dashboard = || async {
+            s.app.client.get(s.app.url("/admin")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap()
+        };
+
+        // The sync: owner, site, JQL, state, issue count, last run, webhook with its expiry.
+        let html = dashboard().await;
+        let row = dashboard_row(&html, "data-sync", &id).unwrap_or_else(|| panic!("no sync row in {html}"));
+        assert!(row.contains("events-app") && row.contains("team:1"), "{row}");
+        assert!(row.contains(&jql) && row.contains(">idle<"), "{row}");
+        assert!(row.contains("<td class=\"issues\">7</td>"), "{row}");
+        assert!(row.contains("1 pass(es) done") && row.contains("expires "), "{row}");
+        assert!(done["webhook"]["id"].is_i64(), "{done}");
+        assert!(row.contains(&done["last_run_at"].as_str().unwrap().to_string()), "{row}");
+
+        // Deliveries: `sync.completed` reached the receiver and shows delivered.
+        let html = wait_for(20, "sync.completed to show as delivered", || async {
+            let html = dashboard().await;
+            let ev = events(&s.app, &s.key).await;
+            let completed = ev.iter().find(|e| e["type"] == "sync.completed")?;
+            let row = dashboard_row(&html, "data-event", completed["id"].as_str().unwrap())?;
+            row.contains(">delivered<").then_some(html)
+        })
+        .await;
+        let section = &html[html.find("id=\"deliveries\"").unwrap()..];
+        assert!(section.contains("connection.created") && section.contains("events-app"));
+
+        // A delivery that fails stays pending, with its attempts, error and next attempt.
+        s.receiver.down.store(true, Ordering::SeqCst);
+        let (_, raw) = crate::sync::local_issues(&s).await;
+        let key = raw.values().next().unwrap()["key"].as_str().unwrap().to_string();
+        sim_patch(&s, &key, json!({ "summary": "Changed while the app is down" })).await;
+        let row = wait_for(30, "issue.updated to show a failed attempt", || async {
+            let html = dashboard().await;
+            let ev = events(&s.app, &s.key).await;
+            let updated = ev.iter().find(|e| e["type"] == "issue.updated")?;
+            let row = dashboard_row(&html, "data-event", updated["id"].as_str().unwrap())?;
+            row.contains("503").then_some(row)
+        })
+        .await;
+        assert!(row.contains(">pending<") && row.contains("team:1"), "{row}");
+        assert!(s.receiver.refused.load(Ordering::SeqCst) >= 1);
+
+        // Never a secret: not the app key, not the signing secret, no token.
+        let html = dashboard().await;
+        assert!(!html.contains(&s.key) && !html.contains(&s.secret) && !html.contains("whsec_"));
+        assert!(!html.contains("access_token") && !html.contains("refresh_token"));
+        s.receiver.down.store(false, Ordering::SeqCst);
     }
 }
 

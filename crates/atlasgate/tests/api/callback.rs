@@ -4,26 +4,11 @@ use atlasgate::demo::Browser;
 use atlasgate::store::Backend;
 use serde_json::json;
 
-use crate::connect::{browser, connect, consent, dump, new_session, sim_sites};
+use crate::connect::{browser, callback_url, connect, consent, dump, new_session, sim_sites};
 use crate::helpers::{backends, TestApp};
 
 /// Walk a browser up to the callback URL Atlassian would send it to,
 /// without calling it.
-async fn callback_url(app: &TestApp, b: &Browser, connect_url: &str) -> String {
-    let r1 = b.send_once(app.client.get(connect_url)).await.unwrap();
-    assert_eq!(r1.status(), 302);
-    let r2 = b
-        .send_once(app.client.get(r1.headers()["location"].to_str().unwrap()))
-        .await
-        .unwrap();
-    assert!(
-        r2.status().is_redirection(),
-        "atlassim answered {}",
-        r2.status()
-    );
-    r2.headers()["location"].to_str().unwrap().to_string()
-}
-
 fn with_param(url: &str, name: &str, value: Option<&str>) -> String {
     let mut u = url::Url::parse(url).unwrap();
     let pairs: Vec<(String, String)> = u
@@ -89,20 +74,14 @@ async fn rejections(backend: Backend) {
     let (status, _) = html_page(&stranger, &app, &good).await;
     assert_eq!(status, 403);
     // Atlassian says the person declined.
-    let declined = with_param(
-        &with_param(&good, "code", None),
-        "error",
-        Some("access_denied"),
-    );
+    // Atlassian's error answers carry `error` instead of `code`.
+    let with_error = |error: &str| with_param(&with_param(&good, "code", None), "error", Some(error));
+    let declined = with_error("access_denied");
     let (status, body) = html_page(&b, &app, &declined).await;
     assert_eq!(status, 403);
     assert!(body.contains("You declined"), "{body}");
     // Another error from Atlassian.
-    let other = with_param(
-        &with_param(&good, "code", None),
-        "error",
-        Some("server_error"),
-    );
+    let other = with_error("server_error");
     let (status, _) = html_page(&b, &app, &other).await;
     assert_eq!(status, 400);
     // A code Atlassian refuses: the exchange fails.
@@ -178,10 +157,7 @@ async fn callback_rejections_leave_the_database_unchanged() {
 #[tokio::test]
 async fn errors_redirect_to_return_to_when_the_browser_is_known() {
     let app = TestApp::spawn().await;
-    let created = app
-        .create_app_with(&json!({ "name": "errors", "return_origins": ["http://localhost:3000"] }))
-        .await;
-    let key = created["api_key"].as_str().unwrap();
+    let key = &app.create_app_returning_to("errors", "http://localhost:3000").await;
     let session = new_session(
         &app,
         key,

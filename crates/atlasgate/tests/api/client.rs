@@ -9,7 +9,7 @@ use http::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::TestApp;
-use crate::proxy::{connected, fast_policy, fault, proxy_get, proxy_url, sim_count, sim_site};
+use crate::proxy::{connected, fast_policy, fault, proxy_get, proxy_json, proxy_url, sim_count, sim_site};
 
 fn rate_limited(path: &str, count: u32, retry_after: u64, reason: &str) -> atlassim::Fault {
     let mut f = fault("GET", path, count);
@@ -28,11 +28,17 @@ fn rate_limited(path: &str, count: u32, retry_after: u64, reason: &str) -> atlas
     f
 }
 
-#[tokio::test]
-async fn burst_429s_are_waited_out_as_long_as_retry_after_says() {
+/// atlasgate with one app connected to the first site (`key`, `id`), fast retries.
+async fn jira_app() -> (TestApp, String, String) {
     let app = TestApp::spawn().await;
     let (key, id) = connected(&app, "jira", 0).await;
     fast_policy(&app);
+    (app, key, id)
+}
+
+#[tokio::test]
+async fn burst_429s_are_waited_out_as_long_as_retry_after_says() {
+    let (app, key, id) = jira_app().await;
     app.sim.add_fault(rate_limited("/ex/jira/*/rest/api/3/myself", 2, 1, "jira-burst-based"));
     let before = sim_count(&app, "GET", "/rest/api/3/myself");
     let started = Instant::now();
@@ -47,9 +53,7 @@ async fn burst_429s_are_waited_out_as_long_as_retry_after_says() {
 
 #[tokio::test]
 async fn a_quota_429_pauses_every_endpoint_of_the_site() {
-    let app = TestApp::spawn().await;
-    let (key, id) = connected(&app, "jira", 0).await;
-    fast_policy(&app);
+    let (app, key, id) = jira_app().await;
     app.sim.add_fault(rate_limited("/ex/jira/*/rest/api/3/myself", 1, 2, "jira-quota-global-based"));
     let first = {
         let client = app.client.clone();
@@ -72,9 +76,7 @@ async fn a_quota_429_pauses_every_endpoint_of_the_site() {
 
 #[tokio::test]
 async fn a_long_quota_pause_is_handed_back_as_429_with_retry_after() {
-    let app = TestApp::spawn().await;
-    let (key, id) = connected(&app, "jira", 0).await;
-    fast_policy(&app);
+    let (app, key, id) = jira_app().await;
     app.sim.add_fault(rate_limited("/ex/jira/*/rest/api/3/myself", 1, 1800, "jira-quota-global-based"));
     // The first caller sees Atlassian's own 429 (relayed).
     let resp = proxy_get(&app, &key, &id, "rest/api/3/myself").await;
@@ -89,37 +91,40 @@ async fn a_long_quota_pause_is_handed_back_as_429_with_retry_after() {
     assert_eq!(sim_count(&app, "GET", "/rest/api/3/project/search"), before);
 }
 
+/// Adds a comment to the first issue of the first project through the proxy.
+async fn proxy_post_comment(app: &TestApp, key: &str, id: &str) -> reqwest::Response {
+    let issue = format!("{}-1", sim_site(app, 0)["projects"][0]["key"].as_str().unwrap());
+    let body = json!({"body": {"type": "doc", "version": 1, "content": []}});
+    proxy_json(app, Method::POST, key, id, &format!("rest/api/3/issue/{issue}/comment"), &body).await
+}
+
 #[tokio::test]
-async fn server_errors_on_get_are_retried() {
-    let app = TestApp::spawn().await;
-    let (key, id) = connected(&app, "jira", 0).await;
-    fast_policy(&app);
-    let mut f = fault("GET", "/ex/jira/*/rest/api/3/myself", 2);
-    f.status = Some(503);
-    app.sim.add_fault(f);
-    let before = sim_count(&app, "GET", "/rest/api/3/myself");
-    let resp = proxy_get(&app, &key, &id, "rest/api/3/myself").await;
-    assert_eq!(resp.status(), 200);
-    assert_eq!(sim_count(&app, "GET", "/rest/api/3/myself") - before, 3);
+async fn server_errors_and_dropped_connections_on_get_are_retried() {
+    // (what, faulted attempts, how each fails, requests atlassim sees)
+    type Case = (&'static str, u32, fn(&mut atlassim::Fault), u64);
+    let cases: [Case; 2] = [
+        ("two 503s", 2, |f| f.status = Some(503), 3),
+        ("one dropped connection", 1, |f| f.drop = true, 2),
+    ];
+    for (what, count, break_it, requests) in cases {
+        let (app, key, id) = jira_app().await;
+        let mut f = fault("GET", "/ex/jira/*/rest/api/3/myself", count);
+        break_it(&mut f);
+        app.sim.add_fault(f);
+        let before = sim_count(&app, "GET", "/rest/api/3/myself");
+        let resp = proxy_get(&app, &key, &id, "rest/api/3/myself").await;
+        assert_eq!(resp.status(), 200, "{what}");
+        assert_eq!(sim_count(&app, "GET", "/rest/api/3/myself") - before, requests, "{what}");
+    }
 }
 
 #[tokio::test]
 async fn server_errors_on_post_are_not_retried() {
-    let app = TestApp::spawn().await;
-    let (key, id) = connected(&app, "jira", 0).await;
-    fast_policy(&app);
-    let issue = format!("{}-1", sim_site(&app, 0)["projects"][0]["key"].as_str().unwrap());
+    let (app, key, id) = jira_app().await;
     let mut f = fault("POST", "/ex/jira/*/rest/api/3/issue/*/comment", 1);
     f.status = Some(500);
     app.sim.add_fault(f);
-    let resp = app
-        .client
-        .post(proxy_url(&app, &id, &format!("rest/api/3/issue/{issue}/comment")))
-        .bearer_auth(&key)
-        .json(&json!({"body": {"type": "doc", "version": 1, "content": []}}))
-        .send()
-        .await
-        .unwrap();
+    let resp = proxy_post_comment(&app, &key, &id).await;
     // Atlassian's 500 is relayed, and the POST went exactly once.
     assert_eq!(resp.status(), 500);
     assert_eq!(sim_count(&app, "POST", "/comment"), 1);
@@ -127,44 +132,18 @@ async fn server_errors_on_post_are_not_retried() {
 
 #[tokio::test]
 async fn a_post_whose_answer_is_lost_is_not_repeated() {
-    let app = TestApp::spawn().await;
-    let (key, id) = connected(&app, "jira", 0).await;
-    fast_policy(&app);
-    let issue = format!("{}-1", sim_site(&app, 0)["projects"][0]["key"].as_str().unwrap());
+    let (app, key, id) = jira_app().await;
     let mut f = fault("POST", "/ex/jira/*/rest/api/3/issue/*/comment", 1);
     f.drop = true;
     app.sim.add_fault(f);
-    let resp = app
-        .client
-        .post(proxy_url(&app, &id, &format!("rest/api/3/issue/{issue}/comment")))
-        .bearer_auth(&key)
-        .json(&json!({"body": {"type": "doc", "version": 1, "content": []}}))
-        .send()
-        .await
-        .unwrap();
+    let resp = proxy_post_comment(&app, &key, &id).await;
     crate::helpers::assert_problem(resp, 502).await;
     assert_eq!(sim_count(&app, "POST", "/comment"), 1);
 }
 
 #[tokio::test]
-async fn a_dropped_connection_on_get_is_retried() {
-    let app = TestApp::spawn().await;
-    let (key, id) = connected(&app, "jira", 0).await;
-    fast_policy(&app);
-    let mut f = fault("GET", "/ex/jira/*/rest/api/3/myself", 1);
-    f.drop = true;
-    app.sim.add_fault(f);
-    let before = sim_count(&app, "GET", "/rest/api/3/myself");
-    let resp = proxy_get(&app, &key, &id, "rest/api/3/myself").await;
-    assert_eq!(resp.status(), 200);
-    assert_eq!(sim_count(&app, "GET", "/rest/api/3/myself") - before, 2);
-}
-
-#[tokio::test]
 async fn a_token_that_died_early_is_refreshed_once_and_the_call_retried() {
-    let app = TestApp::spawn().await;
-    let (key, id) = connected(&app, "jira", 0).await;
-    fast_policy(&app);
+    let (app, key, id) = jira_app().await;
     // Atlassian's clock passes the token's expiry; atlasgate still believes in it.
     app.sim.advance_clock(3700);
     let refreshes = app.sim.stats().tokens.refreshes;
@@ -217,9 +196,7 @@ async fn typed_calls_through_the_client_follow_the_same_rules() {
 
 #[tokio::test]
 async fn a_401_that_a_refresh_does_not_cure_does_not_refresh_on_every_call() {
-    let app = TestApp::spawn().await;
-    let (key, id) = connected(&app, "jira", 0).await;
-    fast_policy(&app);
+    let (app, key, id) = jira_app().await;
     let mut f = fault("GET", "/ex/jira/*/rest/api/3/myself", 10);
     f.status = Some(401);
     f.body = Some(json!({"code": 401, "message": "Unauthorized; scope does not match"}));
@@ -285,9 +262,7 @@ async fn pacing_keeps_bulk_work_under_the_burst_limit() {
 /// endpoint only.
 #[tokio::test]
 async fn narrower_429s_pause_only_what_they_name() {
-    let app = TestApp::spawn().await;
-    let (key, id) = connected(&app, "jira", 0).await;
-    fast_policy(&app);
+    let (app, key, id) = jira_app().await;
     let project = sim_site(&app, 0)["projects"][0]["key"].as_str().unwrap().to_string();
     let (one, two) = (format!("{project}-1"), format!("{project}-2"));
     let put = |issue: String, summary: &'static str| {

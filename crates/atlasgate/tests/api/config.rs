@@ -2,7 +2,6 @@
 //! `check-config` / a refused `serve` (run as real processes, clean env).
 
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 use atlasgate::config::{parse_file, Overrides, Settings, Status};
 use atlasgate::vault::Keyring;
@@ -182,13 +181,9 @@ fn serve_refuses_listing_every_problem_at_once() {
         .spawn()
         .unwrap();
     // It must exit by itself, quickly; a server that started would not.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            child.kill().ok();
-            panic!("serve did not refuse to start");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    if crate::helpers::wait_exit(&mut child, 30).is_none() {
+        child.kill().ok();
+        panic!("serve did not refuse to start");
     }
     let out = child.wait_with_output().unwrap();
     let (stdout, stderr) = text(&out);

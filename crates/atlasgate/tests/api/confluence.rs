@@ -13,9 +13,7 @@ async fn spaces_and_pages_with_every_cursor_followed() {
     let site = sim_site(&app, 0);
     let site_url = site["url"].as_str().unwrap().trim_end_matches('/').to_string();
 
-    let resp = app.get(&format!("/v1/connections/{id}/confluence/spaces"), Some(&key)).await;
-    assert_eq!(resp.status(), 200);
-    let spaces: Value = resp.json().await.unwrap();
+    let spaces = app.get_ok(&format!("/v1/connections/{id}/confluence/spaces"), &key).await;
     let mut got: Vec<&str> = spaces["items"].as_array().unwrap().iter().map(|s| s["key"].as_str().unwrap()).collect();
     got.sort();
     let mut want: Vec<&str> = site["spaces"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
@@ -25,9 +23,7 @@ async fn spaces_and_pages_with_every_cursor_followed() {
 
     let mut total = 0;
     for space in &want {
-        let resp = app.get(&format!("/v1/connections/{id}/confluence/pages?space={space}"), Some(&key)).await;
-        assert_eq!(resp.status(), 200);
-        let pages: Value = resp.json().await.unwrap();
+        let pages = app.get_ok(&format!("/v1/connections/{id}/confluence/pages?space={space}"), &key).await;
         let items = pages["items"].as_array().unwrap();
         assert!(!items.is_empty());
         for p in items {

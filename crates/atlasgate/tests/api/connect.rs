@@ -38,6 +38,28 @@ pub fn consent(app: &TestApp, sites: &[String]) {
     });
 }
 
+/// Follow `connect_url` through atlassim's consent (preset beforehand) up to
+/// our callback: the callback URL with `code` and `state`, not yet visited.
+pub async fn callback_url(app: &TestApp, b: &Browser, connect_url: &str) -> String {
+    let r1 = b.send_once(app.client.get(connect_url)).await.unwrap();
+    assert_eq!(r1.status(), 302);
+    let r2 = b
+        .send_once(app.client.get(r1.headers()["location"].to_str().unwrap()))
+        .await
+        .unwrap();
+    assert!(
+        r2.status().is_redirection(),
+        "atlassim answered {}",
+        r2.status()
+    );
+    r2.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// Submit the site picker at `url` with this CSRF token and cloud id.
+pub async fn choose_site(b: &mut Browser, url: &str, csrf: &str, cloud_id: &str) -> atlasgate::demo::Page {
+    b.post_form(url, &[("csrf", csrf), ("cloud_id", cloud_id)]).await.unwrap()
+}
+
 /// `POST /v1/connect-sessions`, asserting 201.
 pub async fn new_session(app: &TestApp, key: &str, body: Value) -> Value {
     let resp = app
@@ -67,10 +89,7 @@ pub async fn connect(
     if page.url.ends_with("/site") {
         let form = SitePickerForm::parse(&page.body).unwrap();
         let chosen = choose.expect("the site picker showed; choose a site");
-        let done = b
-            .post_form(&page.url, &[("csrf", &form.csrf), ("cloud_id", chosen)])
-            .await
-            .unwrap();
+        let done = choose_site(&mut b, &page.url, &form.csrf, chosen).await;
         assert_eq!(done.status, 200, "{}", done.body);
         assert!(done.body.contains("Connected"), "{}", done.body);
     } else {
@@ -86,9 +105,7 @@ pub async fn connection_of(app: &TestApp, key: &str, owner: &str) -> Value {
     let q = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("owner", owner)
         .finish();
-    let resp = app.get(&format!("/v1/connections?{q}"), Some(key)).await;
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
+    let body = app.get_ok(&format!("/v1/connections?{q}"), key).await;
     body["items"][0].clone()
 }
 
@@ -100,6 +117,10 @@ pub async fn expire_access_token(app: &TestApp, id: &str) {
         .execute(app.store.pool())
         .await
         .unwrap();
+    // Real expiry is time passing, which the process's token cache honours
+    // (it never serves past `expires_at - margin`); a jump in the row is not
+    // something it can see, so drop its entry as time passing would.
+    app.state.refresher.token_cache().invalidate(id);
 }
 
 pub async fn event_types(app: &TestApp, connection_id: &str) -> Vec<String> {
@@ -213,12 +234,7 @@ async fn connect_session_lists_every_invalid_field() {
 #[tokio::test]
 async fn return_to_must_use_an_allowed_origin() {
     let app = TestApp::spawn().await;
-    let created = app
-        .create_app_with(
-            &json!({ "name": "origins", "return_origins": ["https://app.example.com"] }),
-        )
-        .await;
-    let key = created["api_key"].as_str().unwrap();
+    let key = &app.create_app_returning_to("origins", "https://app.example.com").await;
     new_session(
         &app,
         key,
@@ -448,22 +464,11 @@ async fn full_flow(backend: Backend) {
     assert!(pending["site"].is_null());
     assert!(event_types(&app, &id).await.is_empty());
 
-    let done = b
-        .post_form(
-            &picker.url,
-            &[("csrf", &form.csrf), ("cloud_id", &sites[1])],
-        )
-        .await
-        .unwrap();
+    let done = choose_site(&mut b, &picker.url, &form.csrf, &sites[1]).await;
     assert_eq!(done.status, 200);
     assert!(done.body.contains("Connected"));
 
-    let conn: Value = app
-        .get(&format!("/v1/connections/{id}"), Some(&key))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let conn = app.get_json(&format!("/v1/connections/{id}"), &key).await;
     assert_eq!(conn["status"], "active");
     assert_eq!(conn["authenticated"], true);
     assert_eq!(conn["owner"], "team:42");
@@ -483,12 +488,7 @@ async fn full_flow(backend: Backend) {
     assert!(conn.get("access_token").is_none() && !conn.to_string().contains("token\":\""));
     assert_eq!(event_types(&app, &id).await, vec!["connection.created"]);
 
-    let token: Value = app
-        .get(&format!("/v1/connections/{id}/token"), Some(&key))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let token = app.connection_token(&key, &id).await;
     assert_eq!(token["token_type"], "Bearer");
     assert_eq!(token["cloud_id"], sites[1].as_str());
     assert_eq!(token["site_url"], snapshot["sites"][1]["url"]);
@@ -502,40 +502,18 @@ async fn full_flow(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(me.status(), 200);
-    let used: Value = app
-        .get(&format!("/v1/connections/{id}"), Some(&key))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let used = app.get_json(&format!("/v1/connections/{id}"), &key).await;
     assert!(used["last_used_at"].is_string());
 
-    let refreshed = app
-        .post_json(
-            &format!("/v1/connections/{id}/refresh"),
-            Some(&key),
-            &json!({}),
-        )
-        .await;
+    let refreshed = app.refresh_connection(&key, &id).await;
     assert_eq!(refreshed.status(), 200);
     let refreshed: Value = refreshed.json().await.unwrap();
     assert!(refreshed["last_refreshed_at"].is_string());
     assert_eq!(app.sim.stats().tokens.refreshes, 1);
-    let token: Value = app
-        .get(&format!("/v1/connections/{id}/token"), Some(&key))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let token = app.connection_token(&key, &id).await;
     assert_ne!(token["access_token"].as_str().unwrap(), first);
 
-    let deleted = app
-        .client
-        .delete(app.url(&format!("/v1/connections/{id}")))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let deleted = app.delete(&format!("/v1/connections/{id}"), &key).await;
     assert_eq!(deleted.status(), 200);
     let deleted: Value = deleted.json().await.unwrap();
     assert_eq!(deleted["status"], "disconnected");
@@ -567,12 +545,7 @@ async fn full_connect_flow_with_site_picker() {
 #[tokio::test]
 async fn one_site_finishes_at_return_to_without_a_picker() {
     let app = TestApp::spawn().await;
-    let created = app
-        .create_app_with(
-            &json!({ "name": "return", "return_origins": ["https://app.example.com"] }),
-        )
-        .await;
-    let key = created["api_key"].as_str().unwrap();
+    let key = &app.create_app_returning_to("return", "https://app.example.com").await;
     let session = new_session(
         &app,
         key,
@@ -583,15 +556,7 @@ async fn one_site_finishes_at_return_to_without_a_picker() {
     consent(&app, &sites[..1]);
     let b = browser(&app);
     // Follow by hand until we would leave for return_to.
-    let r1 = b
-        .send_once(app.client.get(session["connect_url"].as_str().unwrap()))
-        .await
-        .unwrap();
-    let r2 = b
-        .send_once(app.client.get(r1.headers()["location"].to_str().unwrap()))
-        .await
-        .unwrap();
-    let callback = r2.headers()["location"].to_str().unwrap().to_string();
+    let callback = callback_url(&app, &b, session["connect_url"].as_str().unwrap()).await;
     assert!(callback.starts_with(&format!("{}/oauth/callback?", app.address)));
     let r3 = b.send_once(app.client.get(&callback)).await.unwrap();
     assert_eq!(r3.status(), 303);
@@ -630,13 +595,7 @@ async fn site_picker_refuses_foreign_sites_bad_csrf_and_other_browsers() {
         .await
         .unwrap();
     assert_eq!(elsewhere.status, 410);
-    let foreign = b
-        .post_form(
-            &picker.url,
-            &[("csrf", &form.csrf), ("cloud_id", "not-a-site")],
-        )
-        .await
-        .unwrap();
+    let foreign = choose_site(&mut b, &picker.url, &form.csrf, "not-a-site").await;
     assert_eq!(foreign.status, 422);
     assert!(foreign.body.contains("Choose one of the listed sites"));
     let forged = b
@@ -648,34 +607,16 @@ async fn site_picker_refuses_foreign_sites_bad_csrf_and_other_browsers() {
         .unwrap();
     assert_eq!(forged.status, 403);
     let mut stranger = browser(&app);
-    let theirs = stranger
-        .post_form(
-            &picker.url,
-            &[("csrf", &form.csrf), ("cloud_id", &sites[0])],
-        )
-        .await
-        .unwrap();
+    let theirs = choose_site(&mut stranger, &picker.url, &form.csrf, &sites[0]).await;
     assert_eq!(theirs.status, 403);
     let theirs = stranger.get(&picker.url).await.unwrap();
     assert_eq!(theirs.status, 403);
     let conn = connection_of(&app, &key, "p").await;
     assert!(conn["site"].is_null(), "nothing was chosen yet");
 
-    let ok = b
-        .post_form(
-            &picker.url,
-            &[("csrf", &form.csrf), ("cloud_id", &sites[0])],
-        )
-        .await
-        .unwrap();
+    let ok = choose_site(&mut b, &picker.url, &form.csrf, &sites[0]).await;
     assert_eq!(ok.status, 200);
-    let again = b
-        .post_form(
-            &picker.url,
-            &[("csrf", &form.csrf), ("cloud_id", &sites[1])],
-        )
-        .await
-        .unwrap();
+    let again = choose_site(&mut b, &picker.url, &form.csrf, &sites[1]).await;
     assert_eq!(again.status, 410);
     assert_eq!(
         connection_of(&app, &key, "p").await["site"]["cloud_id"],
@@ -689,29 +630,14 @@ async fn reconnect_replaces_tokens_and_keeps_the_id() {
     let (_, key) = app.create_app("reconnect").await;
     let sites = sim_sites(&app);
     let first = connect(&app, &key, "same", &sites[..1], None).await;
-    let t1: Value = app
-        .get(&format!("/v1/connections/{first}/token"), Some(&key))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let t1 = app.connection_token(&key, &first).await;
     // atlassim adds sites to the existing grant, so the reconnect covers both.
     let second = connect(&app, &key, "same", &sites, Some(&sites[1])).await;
     assert_eq!(first, second);
-    let t2: Value = app
-        .get(&format!("/v1/connections/{first}/token"), Some(&key))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let t2 = app.connection_token(&key, &first).await;
     assert_ne!(t1["access_token"], t2["access_token"]);
     assert_eq!(t2["cloud_id"], sites[1].as_str());
-    let list: Value = app
-        .get("/v1/connections", Some(&key))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = app.get_json("/v1/connections", &key).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     // Another profile is another connection.
     let session = new_session(

@@ -22,7 +22,7 @@ async fn list_and_paginate(backend: atlasgate::store::Backend) {
             Some(c) => format!("/v1/connections?limit=2&cursor={c}"),
             None => "/v1/connections?limit=2".to_string(),
         };
-        let page: Value = app.get(&path, Some(&key)).await.json().await.unwrap();
+        let page = app.get_json(&path, &key).await;
         let items = page["items"].as_array().unwrap();
         assert!(items.len() <= 2);
         seen.extend(items.iter().map(|i| i["id"].as_str().unwrap().to_string()));
@@ -33,20 +33,10 @@ async fn list_and_paginate(backend: atlasgate::store::Backend) {
     }
     assert_eq!(seen, ids, "every connection once, in creation order");
 
-    let one: Value = app
-        .get("/v1/connections?owner=user:3", Some(&key))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let one = app.get_json("/v1/connections?owner=user:3", &key).await;
     assert_eq!(one["items"].as_array().unwrap().len(), 1);
     assert_eq!(one["items"][0]["id"], ids[3].as_str());
-    let none: Value = app
-        .get("/v1/connections?profile=confluence", Some(&key))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let none = app.get_json("/v1/connections?profile=confluence", &key).await;
     assert!(none["items"].as_array().unwrap().is_empty());
     let del = app
         .client
@@ -56,19 +46,9 @@ async fn list_and_paginate(backend: atlasgate::store::Backend) {
         .await
         .unwrap();
     assert_eq!(del.status(), 200);
-    let active: Value = app
-        .get("/v1/connections?status=active", Some(&key))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let active = app.get_json("/v1/connections?status=active", &key).await;
     assert_eq!(active["items"].as_array().unwrap().len(), 4);
-    let gone: Value = app
-        .get("/v1/connections?status=disconnected", Some(&key))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let gone = app.get_json("/v1/connections?status=disconnected", &key).await;
     assert_eq!(gone["items"][0]["id"], ids[0].as_str());
     assert_problem(
         app.get("/v1/connections?status=bogus", Some(&key)).await,
@@ -120,12 +100,7 @@ async fn site_can_be_changed_only_to_a_site_of_the_grant() {
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["site"]["cloud_id"], sites[1].as_str());
-    let token: Value = app
-        .get(&format!("/v1/connections/{id}/token"), Some(&key))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let token = app.connection_token(&key, &id).await;
     assert_eq!(token["cloud_id"], sites[1].as_str());
     let body = assert_problem(
         put("11111111-2222-3333-4444-555555555555").await.unwrap(),
@@ -133,12 +108,7 @@ async fn site_can_be_changed_only_to_a_site_of_the_grant() {
     )
     .await;
     assert_eq!(body["errors"][0]["field"], "cloud_id");
-    let conn: Value = app
-        .get(&format!("/v1/connections/{id}"), Some(&key))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let conn = app.get_json(&format!("/v1/connections/{id}"), &key).await;
     assert_eq!(conn["site"]["cloud_id"], sites[1].as_str());
 }
 
@@ -152,12 +122,7 @@ async fn connections_list_command_shows_connections_without_tokens() {
     assert!(empty.starts_with("no connections yet"));
     let sites = sim_sites(&app);
     let id = connect(&app, &key, "team:cli", &sites[..1], None).await;
-    let token: Value = app
-        .get(&format!("/v1/connections/{id}/token"), Some(&key))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let token = app.connection_token(&key, &id).await;
     let out = atlasgate::connections::render_list(&app.store)
         .await
         .unwrap();
@@ -167,4 +132,105 @@ async fn connections_list_command_shows_connections_without_tokens() {
         "{line}"
     );
     assert!(!out.contains(token["access_token"].as_str().unwrap()));
+}
+
+// ---- the in-process token cache ------------------------------------------------
+// `/token` is served from a one-second cache (`vault::token_cache`); every
+// change this process makes must be visible to the very next call.
+
+async fn token_body(app: &TestApp, key: &str, id: &str) -> Value {
+    app.get_ok(&format!("/v1/connections/{id}/token"), key).await
+}
+
+/// The first `/token` call must have put the connection in the cache, or the
+/// tests below would not be testing the cache at all.
+fn assert_cached(app: &TestApp, id: &str) {
+    assert!(
+        app.state.refresher.token_cache().get(id).is_some(),
+        "the token should be cached after a /token call"
+    );
+}
+
+#[tokio::test]
+async fn token_after_disconnect_is_refused_at_once() {
+    for backend in backends() {
+        let app = TestApp::spawn_on(backend).await;
+        let (key, id) = app.connected_app("cache-disconnect", "d").await;
+        token_body(&app, &key, &id).await;
+        assert_cached(&app, &id);
+        let resp = app.delete(&format!("/v1/connections/{id}"), &key).await;
+        assert_eq!(resp.status(), 200);
+        let resp = app.get(&format!("/v1/connections/{id}/token"), Some(&key)).await;
+        let body = assert_problem(resp, 409).await;
+        assert!(
+            body["detail"].as_str().unwrap().contains("disconnected"),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_forced_refresh_is_served_by_token_at_once() {
+    for backend in backends() {
+        let app = TestApp::spawn_on(backend).await;
+        let (key, id) = app.connected_app("cache-refresh", "r").await;
+        let old = token_body(&app, &key, &id).await;
+        assert_cached(&app, &id);
+        let resp = app.refresh_connection(&key, &id).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(app.sim.stats().tokens.refreshes, 1);
+        let new = token_body(&app, &key, &id).await;
+        assert_ne!(new["access_token"], old["access_token"], "a stale token was served");
+        // And it is the token now stored, not just a different one.
+        let again = token_body(&app, &key, &id).await;
+        assert_eq!(again["access_token"], new["access_token"]);
+        assert_eq!(app.sim.stats().tokens.refreshes, 1);
+    }
+}
+
+#[tokio::test]
+async fn a_cached_connection_is_still_404_for_another_app() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.create_app("cache-owner").await;
+    let (_, other) = app.create_app("cache-other").await;
+    let sites = sim_sites(&app);
+    let id = connect(&app, &key, "o", &sites[..1], None).await;
+    token_body(&app, &key, &id).await;
+    assert_cached(&app, &id);
+    let foreign = assert_problem(
+        app.get(&format!("/v1/connections/{id}/token"), Some(&other)).await,
+        404,
+    )
+    .await;
+    let missing = assert_problem(
+        app.get("/v1/connections/conn_doesnotexist/token", Some(&other)).await,
+        404,
+    )
+    .await;
+    assert_eq!(foreign["type"], missing["type"]);
+    assert_eq!(foreign["title"], missing["title"]);
+    assert_eq!(foreign["detail"], missing["detail"]);
+    assert!(foreign.get("access_token").is_none());
+    // The owner is still served.
+    token_body(&app, &key, &id).await;
+}
+
+#[tokio::test]
+async fn a_site_change_is_served_by_token_at_once() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.create_app("cache-site").await;
+    let sites = sim_sites(&app);
+    let id = connect(&app, &key, "s", &sites, Some(&sites[0])).await;
+    assert_eq!(token_body(&app, &key, &id).await["cloud_id"], sites[0].as_str());
+    assert_cached(&app, &id);
+    let resp = app
+        .client
+        .put(app.url(&format!("/v1/connections/{id}/site")))
+        .bearer_auth(&key)
+        .json(&json!({ "cloud_id": sites[1] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(token_body(&app, &key, &id).await["cloud_id"], sites[1].as_str());
 }

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use atlasgate::jobs::Tuning;
 use atlasgate::store::Backend;
@@ -91,22 +90,20 @@ impl Receiver {
     }
 }
 
-/// Poll `f` every 50 ms until it returns `Some`, for at most `secs`.
-pub async fn wait_for<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out after {secs} s waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+// Shared with the other modules that import it from here.
+pub use crate::helpers::wait_for;
+
+/// Record an `issue.updated` event `{"n": n}` on the setup's connection: its id.
+pub async fn record_issue_updated(s: &Setup, n: i64) -> String {
+    let app_id: String = sqlx::query_scalar("SELECT app_id FROM connections WHERE id = $1")
+        .bind(&s.connection)
+        .fetch_one(s.app.store.pool())
+        .await
+        .unwrap();
+    let mut conn = s.app.store.pool().acquire().await.unwrap();
+    atlasgate::events::record(&mut conn, &app_id, Some(&s.connection), "issue.updated", json!({ "n": n }))
+        .await
+        .unwrap()
 }
 
 /// Quick workers for tests.
@@ -166,9 +163,7 @@ pub async fn events(app: &TestApp, key: &str) -> Vec<Value> {
             Some(c) => format!("/v1/events?limit=200&cursor={c}"),
             None => "/v1/events?limit=200".to_string(),
         };
-        let resp = app.get(&path, Some(key)).await;
-        assert_eq!(resp.status(), 200);
-        let body: Value = resp.json().await.unwrap();
+        let body = app.get_ok(&path, key).await;
         out.extend(body["items"].as_array().unwrap().iter().cloned());
         match body["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_string()),
@@ -238,30 +233,10 @@ async fn every_event_arrives_after_downtime(backend: Backend) {
         None,
     )
     .await;
-    let app_id: String = sqlx::query_scalar("SELECT app_id FROM connections WHERE id = $1")
-        .bind(&s.connection)
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap();
     for n in 0..4 {
-        let mut conn = app.store.pool().acquire().await.unwrap();
-        atlasgate::events::record(
-            &mut conn,
-            &app_id,
-            Some(&s.connection),
-            "issue.updated",
-            json!({"n": n}),
-        )
-        .await
-        .unwrap();
+        record_issue_updated(&s, n).await;
     }
-    let resp = app
-        .client
-        .delete(app.url(&format!("/v1/connections/{second}")))
-        .bearer_auth(&s.key)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.delete(&format!("/v1/connections/{second}"), &s.key).await;
     assert_eq!(resp.status(), 200);
 
     // Attempts fail and are visible with their error.
@@ -358,22 +333,7 @@ async fn deliveries_give_up_after_the_configured_age_and_do_not_block_the_next()
     .await;
     Tuning::set(&app.state.jobs.tuning.events_give_up_after_s, 0);
     s.receiver.down.store(true, Ordering::SeqCst);
-    let app_id: String = sqlx::query_scalar("SELECT app_id FROM connections WHERE id = $1")
-        .bind(&s.connection)
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap();
-    let mut conn = app.store.pool().acquire().await.unwrap();
-    let first = atlasgate::events::record(
-        &mut conn,
-        &app_id,
-        Some(&s.connection),
-        "issue.updated",
-        json!({"n": 1}),
-    )
-    .await
-    .unwrap();
-    drop(conn);
+    let first = record_issue_updated(&s, 1).await;
     let failed = wait_for(20, "the event marked failed", || async {
         events(app, &s.key)
             .await
@@ -389,17 +349,7 @@ async fn deliveries_give_up_after_the_configured_age_and_do_not_block_the_next()
     assert_eq!(failed["last_status"], 503);
     s.receiver.down.store(false, Ordering::SeqCst);
     Tuning::set(&app.state.jobs.tuning.events_give_up_after_s, 3600);
-    let mut conn = app.store.pool().acquire().await.unwrap();
-    let second = atlasgate::events::record(
-        &mut conn,
-        &app_id,
-        Some(&s.connection),
-        "issue.updated",
-        json!({"n": 2}),
-    )
-    .await
-    .unwrap();
-    drop(conn);
+    let second = record_issue_updated(&s, 2).await;
     wait_for(20, "the next event delivered", || async {
         s.receiver
             .bodies()

@@ -252,10 +252,58 @@ impl TestApp {
         self.post_json(path, Some(&self.admin_token), body).await
     }
 
+    /// `GET path` with an app key, the body parsed as JSON whatever the status.
+    pub async fn get_json(&self, path: &str, key: &str) -> Value {
+        self.get(path, Some(key)).await.json().await.unwrap()
+    }
+
+    /// `GET path` with an app key, asserting 200; the body as JSON.
+    pub async fn get_ok(&self, path: &str, key: &str) -> Value {
+        let resp = self.get(path, Some(key)).await;
+        assert_eq!(resp.status(), 200, "GET {path}");
+        resp.json().await.unwrap()
+    }
+
+    /// `DELETE path` with an app key.
+    pub async fn delete(&self, path: &str, key: &str) -> reqwest::Response {
+        self.client.delete(self.url(path)).bearer_auth(key).send().await.unwrap()
+    }
+
+    /// `POST /v1/connections/{id}/refresh` with an app key.
+    pub async fn refresh_connection(&self, key: &str, id: &str) -> reqwest::Response {
+        self.post_json(&format!("/v1/connections/{id}/refresh"), Some(key), &serde_json::json!({})).await
+    }
+
+    /// `GET /v1/connections/{id}/token` with an app key, parsed as JSON.
+    pub async fn connection_token(&self, key: &str, id: &str) -> Value {
+        self.get_json(&format!("/v1/connections/{id}/token"), key).await
+    }
+
+    /// The Jira webhooks atlassim holds on `cloud_id`, read straight from atlassim.
+    pub async fn sim_webhooks(&self, cloud_id: &str) -> Value {
+        let token = self.sim.mint_token(atlassim::MintTokenRequest::default()).access_token;
+        let url = format!("{}/ex/jira/{cloud_id}/rest/api/3/webhook", self.sim.base_url());
+        reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+    }
+
     /// Create an app through the admin API: `(app_id, api_key)`.
     pub async fn create_app(&self, name: &str) -> (String, String) {
         let body = self.create_app_with(&serde_json::json!({ "name": name })).await;
         (body["id"].as_str().unwrap().to_string(), body["api_key"].as_str().unwrap().to_string())
+    }
+
+    /// A new app `name` with `owner` connected to the first atlassim site: `(api_key, connection_id)`.
+    pub async fn connected_app(&self, name: &str, owner: &str) -> (String, String) {
+        let (_, key) = self.create_app(name).await;
+        let sites = crate::connect::sim_sites(self);
+        let id = crate::connect::connect(self, &key, owner, &sites[..1], None).await;
+        (key, id)
+    }
+
+    /// Create an app that may send people back to `origin`: its api key.
+    pub async fn create_app_returning_to(&self, name: &str, origin: &str) -> String {
+        let body = serde_json::json!({ "name": name, "return_origins": [origin] });
+        self.create_app_with(&body).await["api_key"].as_str().unwrap().to_string()
     }
 
     /// Create an app with a full request body; returns the 201 body.
@@ -270,6 +318,49 @@ impl TestApp {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
+    }
+}
+
+/// Another atlasgate process of the same deployment (this app's database,
+/// atlassim and public URL), stopped on drop.
+pub struct OtherProcess {
+    /// `http://127.0.0.1:PORT`
+    pub address: String,
+    pub state: AppState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl OtherProcess {
+    /// Stop serving (in-flight requests finish).
+    pub fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for OtherProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl TestApp {
+    /// Start another atlasgate process on this app's database, holding `keyring`.
+    pub async fn spawn_other(&self, keyring: Keyring) -> OtherProcess {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let mut config = Config::for_tests(self.db.url.clone(), keyring);
+        config.public_url = url::Url::parse(&self.address).unwrap();
+        config.auth_url = url::Url::parse(&self.sim.auth_url()).unwrap();
+        config.api_url = url::Url::parse(&self.sim.api_url()).unwrap();
+        let app = Application::build_with_listener(config, listener).await.unwrap();
+        let state = app.state().clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async {
+            let _ = rx.await;
+        }));
+        OtherProcess { address, state, stop: Some(tx) }
     }
 }
 
@@ -291,4 +382,103 @@ pub async fn assert_problem(resp: reqwest::Response, status: u16) -> Value {
     assert!(body["title"].is_string(), "{body}");
     assert_eq!(body["request_id"], rid.as_str(), "{body}");
     body
+}
+
+// ---------------------------------------------------------------- waiting
+
+/// Poll `f` every 50 ms until it returns `Some`, for at most `secs`.
+pub async fn wait_for<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {secs} s waiting for {what}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Block until `child` exits, for at most `secs`; `None` if it is still running.
+pub fn wait_exit(child: &mut std::process::Child, secs: u64) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+// ---------------------------------------------------------------- browser
+
+/// A running chromedriver, killed and reaped on drop, with a fresh profile dir.
+pub struct Driver {
+    child: std::process::Child,
+    port: u16,
+    profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// chromedriver on a free port, or `None` (skip) outside CI when it is missing.
+pub async fn chromedriver() -> Option<Driver> {
+    if !std::path::Path::new("/usr/bin/chromedriver").exists() {
+        if std::env::var_os("CI").is_some() {
+            panic!("/usr/bin/chromedriver is missing, and CI requires the browser tests");
+        }
+        eprintln!("skipping browser test: /usr/bin/chromedriver is not installed");
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = std::process::Command::new("/usr/bin/chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Owned by the guard from here on: killed and reaped on every path.
+    let driver = Driver { child, port, profile: tempfile::tempdir().unwrap() };
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Some(driver);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not start");
+}
+
+impl Driver {
+    /// A headless Chromium session driven through this chromedriver.
+    pub async fn browser(&self) -> fantoccini::Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                         "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage",
+                         format!("--user-data-dir={}", self.profile.path().display())]
+            }),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        fantoccini::ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .unwrap()
+    }
 }

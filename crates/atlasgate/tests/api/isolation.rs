@@ -58,20 +58,10 @@ async fn isolation(backend: atlasgate::store::Backend) {
         );
     }
     // Listing and filtering by the same owner shows nothing of app A.
-    let list: Value = app
-        .get("/v1/connections?owner=shared-owner", Some(&key_b))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = app.get_json("/v1/connections?owner=shared-owner", &key_b).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 0);
     // App A's connection is untouched.
-    let conn: Value = app
-        .get(&format!("/v1/connections/{id}"), Some(&key_a))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let conn = app.get_json(&format!("/v1/connections/{id}"), &key_a).await;
     assert_eq!(conn["status"], "active");
     assert_eq!(conn["site"]["cloud_id"], sites[0].as_str());
     assert_eq!(app.sim.stats().tokens.refreshes, 0);

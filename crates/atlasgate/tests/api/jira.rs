@@ -7,12 +7,6 @@ use serde_json::{json, Value};
 use crate::helpers::{assert_problem, TestApp, TestOptions};
 use crate::proxy::{connected, fault, proxy_get, sim_count, sim_site};
 
-async fn get_json(app: &TestApp, key: &str, path: &str) -> Value {
-    let resp = app.get(path, Some(key)).await;
-    assert_eq!(resp.status(), 200, "{path}");
-    resp.json().await.unwrap()
-}
-
 /// Jira's view of one issue field, through the proxy.
 async fn jira_field(app: &TestApp, key: &str, id: &str, issue: &str, field: &str) -> Value {
     let resp = proxy_get(app, key, id, &format!("rest/api/3/issue/{issue}?fields={field}")).await;
@@ -52,7 +46,7 @@ async fn projects_boards_sprints_issues_and_backlog() {
     let site_url = site["url"].as_str().unwrap().trim_end_matches('/').to_string();
 
     // Projects: every one, with browse links.
-    let projects = get_json(&app, &key, &format!("/v1/connections/{id}/jira/projects")).await;
+    let projects = app.get_ok(&format!("/v1/connections/{id}/jira/projects"), &key).await;
     let want: Vec<String> = site["projects"].as_array().unwrap().iter().map(|p| p["key"].as_str().unwrap().to_string()).collect();
     let mut got = keys(&projects);
     got.sort();
@@ -65,14 +59,14 @@ async fn projects_boards_sprints_issues_and_backlog() {
 
     // Boards of a project.
     let project = &want[0];
-    let boards = get_json(&app, &key, &format!("/v1/connections/{id}/jira/boards?project={project}")).await;
+    let boards = app.get_ok(&format!("/v1/connections/{id}/jira/boards?project={project}"), &key).await;
     let items = boards["items"].as_array().unwrap();
     assert!(!items.is_empty());
     assert!(items.iter().all(|b| b["project_key"] == project.as_str()), "{boards}");
     let scrum = items.iter().find(|b| b["type"] == "scrum").unwrap()["id"].as_i64().unwrap();
 
     // Sprints: active and future only.
-    let sprints = get_json(&app, &key, &format!("/v1/connections/{id}/jira/boards/{scrum}/sprints?state=active,future")).await;
+    let sprints = app.get_ok(&format!("/v1/connections/{id}/jira/boards/{scrum}/sprints?state=active,future"), &key).await;
     let states: Vec<&str> = sprints["items"].as_array().unwrap().iter().map(|s| s["state"].as_str().unwrap()).collect();
     assert_eq!(states, ["active", "future", "future"], "{sprints}");
     let resp = app.get(&format!("/v1/connections/{id}/jira/boards/{scrum}/sprints?state=soon"), Some(&key)).await;
@@ -80,7 +74,7 @@ async fn projects_boards_sprints_issues_and_backlog() {
     let active = sprints["items"][0]["id"].as_i64().unwrap();
 
     // Sprint issues in rank order, atlasgate's issue shape.
-    let issues = get_json(&app, &key, &format!("/v1/connections/{id}/jira/sprints/{active}/issues")).await;
+    let issues = app.get_ok(&format!("/v1/connections/{id}/jira/sprints/{active}/issues"), &key).await;
     let ranked = agile_keys_by_rank(&app, &key, &id, &format!("rest/agile/1.0/sprint/{active}/issue")).await;
     assert!(!ranked.is_empty());
     assert_eq!(keys(&issues), ranked.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>());
@@ -100,7 +94,7 @@ async fn projects_boards_sprints_issues_and_backlog() {
 
     // Backlog: every page, rank order.
     let before = sim_count(&app, "GET", "/backlog");
-    let backlog = get_json(&app, &key, &format!("/v1/connections/{id}/jira/boards/{scrum}/backlog")).await;
+    let backlog = app.get_ok(&format!("/v1/connections/{id}/jira/boards/{scrum}/backlog"), &key).await;
     // Jira Software pages agile lists by at most 50.
     assert!(sim_count(&app, "GET", "/backlog") - before >= 2, "pages were followed");
     let ranked = agile_keys_by_rank(&app, &key, &id, &format!("rest/agile/1.0/board/{scrum}/backlog")).await;
@@ -123,7 +117,7 @@ async fn search_follows_next_page_tokens_up_to_the_limit() {
             .finish()
     };
     let before = sim_count(&app, "GET", "/rest/api/3/search/jql");
-    let found = get_json(&app, &key, &format!("/v1/connections/{id}/jira/search?{}", q(110))).await;
+    let found = app.get_ok(&format!("/v1/connections/{id}/jira/search?{}", q(110)), &key).await;
     let got = keys(&found);
     assert_eq!(got.len(), 110.min(total as usize));
     let mut dedup = got.clone();
@@ -131,7 +125,7 @@ async fn search_follows_next_page_tokens_up_to_the_limit() {
     assert_eq!(dedup.len(), got.len(), "no duplicates across pages");
     assert!(sim_count(&app, "GET", "/rest/api/3/search/jql") - before >= 2, "pages were followed");
     // A limit above the match count returns every match.
-    let all = get_json(&app, &key, &format!("/v1/connections/{id}/jira/search?{}", q(5000))).await;
+    let all = app.get_ok(&format!("/v1/connections/{id}/jira/search?{}", q(5000)), &key).await;
     assert_eq!(keys(&all).len() as u64, total);
     // Bad input: empty JQL / bad limit → 422; JQL Jira refuses → 400 with its message.
     let resp = app.get(&format!("/v1/connections/{id}/jira/search?jql=&limit=0"), Some(&key)).await;
@@ -161,7 +155,7 @@ async fn estimates_on_site(site_index: usize) {
     assert_eq!(jira_field(&app, &key, &id, &issue, &sp).await.as_f64(), Some(5.0));
 
     // With a board: its estimation field, via the agile API, and a comment.
-    let boards = get_json(&app, &key, &format!("/v1/connections/{id}/jira/boards?project={project}")).await;
+    let boards = app.get_ok(&format!("/v1/connections/{id}/jira/boards?project={project}"), &key).await;
     let scrum = boards["items"].as_array().unwrap().iter().find(|b| b["type"] == "scrum").unwrap()["id"].as_i64().unwrap();
     let before = sim_count(&app, "PUT", "/estimation");
     let resp = app

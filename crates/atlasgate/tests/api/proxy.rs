@@ -34,7 +34,7 @@ pub async fn connect_with(app: &TestApp, key: &str, owner: &str, profile: &str, 
         .append_pair("owner", owner)
         .append_pair("profile", profile)
         .finish();
-    let list: Value = app.get(&format!("/v1/connections?{q}"), Some(key)).await.json().await.unwrap();
+    let list = app.get_json(&format!("/v1/connections?{q}"), key).await;
     list["items"][0]["id"].as_str().unwrap().to_string()
 }
 
@@ -95,6 +95,18 @@ pub async fn proxy_get(app: &TestApp, key: &str, id: &str, rest: &str) -> reqwes
     app.client.get(proxy_url(app, id, rest)).bearer_auth(key).send().await.unwrap()
 }
 
+/// `method` through the Jira proxy with a JSON body.
+pub async fn proxy_json(
+    app: &TestApp,
+    method: reqwest::Method,
+    key: &str,
+    id: &str,
+    rest: &str,
+    body: &Value,
+) -> reqwest::Response {
+    app.client.request(method, proxy_url(app, id, rest)).bearer_auth(key).json(body).send().await.unwrap()
+}
+
 /// Send a request line exactly as written (reqwest would normalise `..`).
 async fn raw_get(app: &TestApp, key: &str, target: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
@@ -140,23 +152,10 @@ async fn proxy_swaps_the_key_for_the_token_and_passes_requests_through() {
     // A body and method pass: POST a comment, PUT a field.
     let issue = page["issues"][0]["key"].as_str().unwrap().to_string();
     let body = json!({"body": {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [{"type": "text", "text": "via proxy"}]}]}});
-    let resp = app
-        .client
-        .post(proxy_url(&app, &id, &format!("rest/api/3/issue/{issue}/comment")))
-        .bearer_auth(&key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = proxy_json(&app, reqwest::Method::POST, &key, &id, &format!("rest/api/3/issue/{issue}/comment"), &body).await;
     assert_eq!(resp.status(), 201);
-    let resp = app
-        .client
-        .put(proxy_url(&app, &id, &format!("rest/api/3/issue/{issue}")))
-        .bearer_auth(&key)
-        .json(&json!({"fields": {"summary": "renamed through the proxy"}}))
-        .send()
-        .await
-        .unwrap();
+    let renamed = json!({"fields": {"summary": "renamed through the proxy"}});
+    let resp = proxy_json(&app, reqwest::Method::PUT, &key, &id, &format!("rest/api/3/issue/{issue}"), &renamed).await;
     assert_eq!(resp.status(), 204);
     let got: Value = proxy_get(&app, &key, &id, &format!("rest/api/3/issue/{issue}?fields=summary"))
         .await
@@ -189,14 +188,7 @@ async fn large_bodies_stream_both_ways() {
     let issue = format!("{project}-1");
     let text = "x".repeat(1536 * 1024);
     let body = json!({"fields": {"summary": "big body", "customfield_19999": text}});
-    let resp = app
-        .client
-        .put(proxy_url(&app, &id, &format!("rest/api/3/issue/{issue}")))
-        .bearer_auth(&key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = proxy_json(&app, reqwest::Method::PUT, &key, &id, &format!("rest/api/3/issue/{issue}"), &body).await;
     assert_eq!(resp.status(), 204, "{}", resp.text().await.unwrap());
     // And comes back in a response larger than the app API's body limit.
     let resp = proxy_get(&app, &key, &id, &format!("rest/api/3/issue/{issue}?fields=summary,customfield_19999")).await;

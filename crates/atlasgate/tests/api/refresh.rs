@@ -2,32 +2,15 @@
 //! flight in one process and across processes, lost answers, revoked grants,
 //! transient failures, keep-alive.
 
-use atlasgate::config::Config;
 use atlasgate::store::Backend;
-use atlasgate::Application;
 use serde_json::{json, Value};
 
 use crate::connect::{connect, event_types, expire_access_token, first_account, sim_sites};
 use crate::helpers::{assert_problem, backends, TestApp};
-
-fn fault(path: &str, count: u32) -> atlassim::Fault {
-    atlassim::Fault {
-        method: Some("POST".into()),
-        path: path.into(),
-        count,
-        status: None,
-        body: None,
-        headers: None,
-        latency_ms: None,
-        drop: false,
-    }
-}
+use crate::proxy::fault;
 
 async fn connected(app: &TestApp, owner: &str) -> (String, String) {
-    let (_, key) = app.create_app(&format!("app-{owner}")).await;
-    let sites = sim_sites(app);
-    let id = connect(app, &key, owner, &sites[..1], None).await;
-    (key, id)
+    app.connected_app(&format!("app-{owner}"), owner).await
 }
 
 async fn token(app: &TestApp, key: &str, id: &str) -> reqwest::Response {
@@ -86,19 +69,8 @@ async fn two_processes(backend: Backend) {
     let app = TestApp::spawn_on(backend).await;
     let (key, id) = connected(&app, "shared").await;
     // A second atlasgate process: same database, key and Atlassian.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let second_addr = format!("http://{}", listener.local_addr().unwrap());
-    let mut config = Config::for_tests(app.db.url.clone(), app.keyring.clone());
-    config.public_url = url::Url::parse(&app.address).unwrap();
-    config.auth_url = url::Url::parse(&app.sim.auth_url()).unwrap();
-    config.api_url = url::Url::parse(&app.sim.api_url()).unwrap();
-    let second = Application::build_with_listener(config, listener)
-        .await
-        .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(second.run_until(async {
-        let _ = stopped.await;
-    }));
+    let mut second = app.spawn_other(app.keyring.clone()).await;
+    let second_addr = second.address.clone();
     expire_access_token(&app, &id).await;
     let calls = (0..200).map(|i| {
         let url = if i % 2 == 0 {
@@ -120,7 +92,7 @@ async fn two_processes(backend: Backend) {
         .into_iter()
         .map(|r| r.unwrap())
         .collect();
-    let _ = stop.send(());
+    second.stop();
     assert_eq!(
         app.sim.stats().tokens.refreshes,
         1,
@@ -149,7 +121,7 @@ async fn a_lost_refresh_answer_is_recovered_inside_the_reuse_window() {
         expire_access_token(&app, &id).await;
         app.sim.add_fault(atlassim::Fault {
             drop: true,
-            ..fault("/oauth/token", 1)
+            ..fault("POST", "/oauth/token", 1)
         });
         let resp = token(&app, &key, &id).await;
         assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
@@ -168,21 +140,10 @@ async fn a_lost_refresh_answer_is_recovered_inside_the_reuse_window() {
             .await
             .unwrap();
         assert_eq!(me.status(), 200);
-        let conn: Value = app
-            .get(&format!("/v1/connections/{id}"), Some(&key))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let conn = app.get_json(&format!("/v1/connections/{id}"), &key).await;
         assert_eq!(conn["status"], "active");
         // The stored refresh token is the newest one: the next refresh works.
-        let forced = app
-            .post_json(
-                &format!("/v1/connections/{id}/refresh"),
-                Some(&key),
-                &json!({}),
-            )
-            .await;
+        let forced = app.refresh_connection(&key, &id).await;
         assert_eq!(forced.status(), 200);
         assert_eq!(app.sim.stats().tokens.family_revocations, 0);
     }
@@ -196,7 +157,7 @@ async fn an_interrupted_refresh_is_resumed_by_the_next_caller() {
     // Every attempt of this call loses its answer (as if the process died).
     app.sim.add_fault(atlassim::Fault {
         drop: true,
-        ..fault("/oauth/token", 3)
+        ..fault("POST", "/oauth/token", 3)
     });
     let resp = token(&app, &key, &id).await;
     let problem = assert_problem(resp, 503).await;
@@ -217,13 +178,7 @@ async fn an_interrupted_refresh_is_resumed_by_the_next_caller() {
     );
     // Whoever comes next (here: a forced refresh, as the keep-alive pass does)
     // finishes it with the same old refresh token, inside the reuse window.
-    let resp = app
-        .post_json(
-            &format!("/v1/connections/{id}/refresh"),
-            Some(&key),
-            &json!({}),
-        )
-        .await;
+    let resp = app.refresh_connection(&key, &id).await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     let stats = app.sim.stats().tokens;
     assert!(stats.reuse_in_window >= 1);
@@ -264,12 +219,7 @@ async fn a_revoked_grant_needs_reauth_exactly_once() {
                 .unwrap()
                 .starts_with(&format!("{}/connect/cs_", app.address)));
         }
-        let conn: Value = app
-            .get(&format!("/v1/connections/{id}"), Some(&key))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let conn = app.get_json(&format!("/v1/connections/{id}"), &key).await;
         assert_eq!(conn["status"], "needs_reauth");
         assert_eq!(conn["authenticated"], false);
         let events = event_types(&app, &id).await;
@@ -295,13 +245,7 @@ async fn a_revoked_grant_needs_reauth_exactly_once() {
             "{attempts} refused refresh attempts"
         );
         // Forcing does not call Atlassian again either.
-        let resp = app
-            .post_json(
-                &format!("/v1/connections/{id}/refresh"),
-                Some(&key),
-                &json!({}),
-            )
-            .await;
+        let resp = app.refresh_connection(&key, &id).await;
         assert_problem(resp, 409).await;
         // The fresh connect_url works: reconnecting makes the connection active again.
         let sites = sim_sites(&app);
@@ -318,7 +262,7 @@ async fn transient_failures_back_off_and_never_kill_the_connection() {
     expire_access_token(&app, &id).await;
     app.sim.add_fault(atlassim::Fault {
         status: Some(503),
-        ..fault("/oauth/token", 10)
+        ..fault("POST", "/oauth/token", 10)
     });
     let resp = token(&app, &key, &id).await;
     assert_eq!(resp.status(), 503);
@@ -342,21 +286,10 @@ async fn transient_failures_back_off_and_never_kill_the_connection() {
         .map(|r| r.count)
         .sum();
     assert_eq!(before, after);
-    let conn: Value = app
-        .get(&format!("/v1/connections/{id}"), Some(&key))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let conn = app.get_json(&format!("/v1/connections/{id}"), &key).await;
     assert_eq!(conn["status"], "active");
     app.sim.clear_faults();
-    let resp = app
-        .post_json(
-            &format!("/v1/connections/{id}/refresh"),
-            Some(&key),
-            &json!({}),
-        )
-        .await;
+    let resp = app.refresh_connection(&key, &id).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(token(&app, &key, &id).await.status(), 200);
     assert!(event_types(&app, &id)
@@ -387,15 +320,9 @@ async fn a_refresh_answer_without_refresh_token_keeps_the_old_one() {
     app.sim.add_fault(atlassim::Fault {
         status: Some(200),
         body: Some(json!({ "access_token": "handed-out-without-rotation", "expires_in": 3600, "scope": "read:me offline_access", "token_type": "Bearer" })),
-        ..fault("/oauth/token", 1)
+        ..fault("POST", "/oauth/token", 1)
     });
-    let resp = app
-        .post_json(
-            &format!("/v1/connections/{id}/refresh"),
-            Some(&key),
-            &json!({}),
-        )
-        .await;
+    let resp = app.refresh_connection(&key, &id).await;
     assert_eq!(resp.status(), 200);
     let t: Value = token(&app, &key, &id).await.json().await.unwrap();
     assert_eq!(t["access_token"], "handed-out-without-rotation");
@@ -411,13 +338,7 @@ async fn a_refresh_answer_without_refresh_token_keeps_the_old_one() {
     use secrecy::ExposeSecret;
     assert_eq!(plain_before.expose_secret(), plain_after.expose_secret());
     // The kept refresh token still works at atlassim.
-    let resp = app
-        .post_json(
-            &format!("/v1/connections/{id}/refresh"),
-            Some(&key),
-            &json!({}),
-        )
-        .await;
+    let resp = app.refresh_connection(&key, &id).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(app.sim.stats().tokens.family_revocations, 0);
 }

@@ -1,15 +1,13 @@
 //! Tokens at rest: never in plaintext, bound to their row, survive key
 //! rotation; and no secret ever reaches a log line.
 
-use atlasgate::config::Config;
 use atlasgate::store::Backend;
 use atlasgate::vault::token::{open, ACCESS_TOKEN, REFRESH_TOKEN};
 use atlasgate::vault::{Cipher, Keyring};
-use atlasgate::Application;
 use secrecy::ExposeSecret;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::connect::{browser, connect, consent, expire_access_token, new_session, sim_sites};
+use crate::connect::{browser, callback_url, choose_site, connect, consent, expire_access_token, new_session, sim_sites};
 use crate::helpers::{assert_problem, backends, captured_logs, TestApp, TestOptions};
 
 /// The plaintext tokens currently stored for every connection (decrypted).
@@ -96,23 +94,12 @@ async fn no_plaintext(backend: Backend) {
     seen.extend(stored_tokens(&app).await);
     for id in [&a, &b] {
         for _ in 0..2 {
-            let resp = app
-                .post_json(
-                    &format!("/v1/connections/{id}/refresh"),
-                    Some(&key),
-                    &json!({}),
-                )
-                .await;
+            let resp = app.refresh_connection(&key, id).await;
             assert_eq!(resp.status(), 200);
             seen.extend(stored_tokens(&app).await);
         }
         expire_access_token(&app, id).await;
-        let t: Value = app
-            .get(&format!("/v1/connections/{id}/token"), Some(&key))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let t = app.connection_token(&key, id).await;
         seen.push(t["access_token"].as_str().unwrap().to_string());
         seen.extend(stored_tokens(&app).await);
     }
@@ -216,16 +203,8 @@ async fn key_rotation_then_dropping_the_old_key_keeps_connections_working() {
     );
 
     // A process with only the new key serves both connections, and refreshes.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = format!("http://{}", listener.local_addr().unwrap());
-    let mut config = Config::for_tests(app.db.url.clone(), new_ring);
-    config.public_url = url::Url::parse(&app.address).unwrap();
-    config.auth_url = url::Url::parse(&app.sim.auth_url()).unwrap();
-    config.api_url = url::Url::parse(&app.sim.api_url()).unwrap();
-    let second = Application::build_with_listener(config, listener)
-        .await
-        .unwrap();
-    tokio::spawn(second.run_until(std::future::pending()));
+    let second = app.spawn_other(new_ring).await;
+    let addr = &second.address;
     for id in [&a, &b] {
         let resp = app
             .client
@@ -261,15 +240,7 @@ async fn logs_never_contain_secrets() {
     let session = new_session(&app, &key, json!({ "owner": "logged" })).await;
     let mut b = browser(&app);
     consent(&app, &sites);
-    let r1 = b
-        .send_once(app.client.get(session["connect_url"].as_str().unwrap()))
-        .await
-        .unwrap();
-    let r2 = b
-        .send_once(app.client.get(r1.headers()["location"].to_str().unwrap()))
-        .await
-        .unwrap();
-    let callback = r2.headers()["location"].to_str().unwrap().to_string();
+    let callback = callback_url(&app, &b, session["connect_url"].as_str().unwrap()).await;
     for (k, v) in url::Url::parse(&callback).unwrap().query_pairs() {
         assert!(k == "code" || k == "state");
         secrets.push(v.into_owned());
@@ -278,13 +249,7 @@ async fn logs_never_contain_secrets() {
     let picker = b.get(&callback).await.unwrap();
     let form = atlasgate::demo::SitePickerForm::parse(&picker.body).unwrap();
     secrets.push(form.csrf.clone());
-    let done = b
-        .post_form(
-            &picker.url,
-            &[("csrf", &form.csrf), ("cloud_id", &sites[0])],
-        )
-        .await
-        .unwrap();
+    let done = choose_site(&mut b, &picker.url, &form.csrf, &sites[0]).await;
     assert_eq!(done.status, 200);
     let id = crate::connect::connection_of(&app, &key, "logged").await["id"]
         .as_str()
@@ -301,23 +266,11 @@ async fn logs_never_contain_secrets() {
         latency_ms: None,
         drop: true,
     });
-    let resp = app
-        .post_json(
-            &format!("/v1/connections/{id}/refresh"),
-            Some(&key),
-            &json!({}),
-        )
-        .await;
+    let resp = app.refresh_connection(&key, &id).await;
     assert_eq!(resp.status(), 200);
     secrets.extend(stored_tokens(&app).await);
     app.sim.revoke_grants(&crate::connect::first_account(&app));
-    let resp = app
-        .post_json(
-            &format!("/v1/connections/{id}/refresh"),
-            Some(&key),
-            &json!({}),
-        )
-        .await;
+    let resp = app.refresh_connection(&key, &id).await;
     assert_eq!(resp.status(), 409);
     let logs = captured_logs();
     assert!(logs.contains("refresh"), "logs were captured");

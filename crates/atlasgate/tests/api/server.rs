@@ -153,3 +153,93 @@ async fn readyz_fails_while_a_migration_is_pending() {
         assert!(body["checks"]["migrations"]["detail"].as_str().unwrap().contains("atlasgate migrate"));
     }
 }
+
+/// The value of one sample line of `/metrics` (`name{labels}` exactly).
+fn sample(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn metrics_count_sync_passes_jira_webhooks_and_event_deliveries() {
+    use std::sync::atomic::Ordering;
+
+    use crate::events::{events, setup, wait_for};
+    use crate::sync::{create_sync, local_issues, project_keys, sim_patch, wait_idle};
+
+    let s = setup(
+        atlasgate::store::Backend::Sqlite,
+        atlassim::SimConfig { sites: 1, projects: 1, issues: 6, ..Default::default() },
+    )
+    .await;
+    // The app is down at first: deliveries are retried.
+    s.receiver.down.store(true, Ordering::SeqCst);
+    let keys = project_keys(&s);
+    let created = create_sync(&s, json!({ "jql": format!("project = {}", keys[0]), "webhooks": true, "interval_s": 3600 })).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    wait_idle(&s, &id, 0, 60).await;
+    wait_for(20, "a refused delivery", || async { (s.receiver.refused.load(Ordering::SeqCst) >= 1).then_some(()) }).await;
+    s.receiver.down.store(false, Ordering::SeqCst);
+
+    // A change in Jira arrives by webhook; then Jira's retry of it, and a forgery.
+    let (_, raw) = local_issues(&s).await;
+    let key = raw.values().next().unwrap()["key"].as_str().unwrap().to_string();
+    sim_patch(&s, &key, json!({ "summary": "Counted" })).await;
+    let (identifier, payload): (String, String) = wait_for(20, "the Jira webhook to be stored", || async {
+        sqlx::query_as("SELECT identifier, payload FROM jira_webhook_deliveries")
+            .fetch_optional(s.app.store.pool())
+            .await
+            .unwrap()
+    })
+    .await;
+    let jwt = |secret: &str| {
+        let now = chrono::Utc::now().timestamp();
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &json!({ "iss": "atlasgate-dev", "iat": now - 10, "exp": now + 300 }),
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    };
+    for secret in ["atlasgate-dev-secret", "not-the-client-secret"] {
+        let resp = s
+            .app
+            .client
+            .post(s.app.url("/webhooks/jira"))
+            .header("X-Atlassian-Webhook-Identifier", &identifier)
+            .header("content-type", "application/json")
+            .bearer_auth(jwt(secret))
+            .body(payload.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), if secret == "not-the-client-secret" { 401 } else { 204 });
+    }
+
+    // Every event (connection.created, sync.completed, issue.updated) delivered.
+    wait_for(30, "every event delivered", || async {
+        let ev = events(&s.app, &s.key).await;
+        (ev.len() >= 3 && ev.iter().all(|e| e["delivery_state"] == "delivered"))
+            .then_some(())
+    })
+    .await;
+    let delivered = s.receiver.received().len() as u64;
+    assert_eq!(delivered, 3);
+
+    let text = s.app.get("/metrics", None).await.text().await.unwrap();
+    assert_eq!(sample(&text, "atlasgate_sync_passes_total{kind=\"full\",outcome=\"ok\"}"), 1);
+    assert!(!text.contains("outcome=\"error\""), "{text}");
+    assert_eq!(sample(&text, "atlasgate_sync_issues_upserted_total"), 6);
+    assert_eq!(sample(&text, "atlasgate_jira_webhooks_received_total{outcome=\"applied\"}"), 1);
+    assert_eq!(sample(&text, "atlasgate_jira_webhooks_received_total{outcome=\"duplicate\"}"), 1);
+    assert_eq!(sample(&text, "atlasgate_jira_webhooks_received_total{outcome=\"rejected\"}"), 1);
+    assert_eq!(sample(&text, "atlasgate_event_deliveries_total{outcome=\"delivered\"}"), delivered);
+    assert_eq!(
+        sample(&text, "atlasgate_event_deliveries_total{outcome=\"retry\"}"),
+        s.receiver.refused.load(Ordering::SeqCst)
+    );
+}

@@ -15,6 +15,13 @@ async fn fresh(backend: Backend) -> (TestDb, Store) {
     (db, store)
 }
 
+/// A fresh database with every migration applied.
+async fn migrated(backend: Backend) -> (TestDb, Store) {
+    let (db, store) = fresh(backend).await;
+    store.migrate().await.unwrap();
+    (db, store)
+}
+
 #[tokio::test]
 async fn sqlite_file_is_created_if_missing() {
     let dir = tempfile::tempdir().unwrap();
@@ -46,8 +53,7 @@ async fn migrations_are_idempotent_and_reported_current() {
 #[tokio::test]
 async fn unique_violations_are_recognised() {
     for backend in backends() {
-        let (_db, store) = fresh(backend).await;
-        store.migrate().await.unwrap();
+        let (_db, store) = migrated(backend).await;
         let insert = |id: &'static str| {
             sqlx::query("INSERT INTO apps (id, name, api_key_hash, return_origins, created_at) VALUES ($1, 'same', $2, '[]', 0)")
                 .bind(id)
@@ -64,8 +70,7 @@ async fn unique_violations_are_recognised() {
 #[tokio::test]
 async fn write_transactions_serialise_read_then_write() {
     for backend in backends() {
-        let (_db, store) = fresh(backend).await;
-        store.migrate().await.unwrap();
+        let (_db, store) = migrated(backend).await;
         sqlx::query("INSERT INTO apps (id, name, api_key_hash, return_origins, created_at) VALUES ('a', 'counter', 'h', '[]', 0)")
             .execute(store.pool())
             .await
@@ -96,8 +101,7 @@ async fn write_transactions_serialise_read_then_write() {
 #[tokio::test]
 async fn events_are_recorded_in_order_with_delivery_state() {
     for backend in backends() {
-        let (_db, store) = fresh(backend).await;
-        store.migrate().await.unwrap();
+        let (_db, store) = migrated(backend).await;
         sqlx::query("INSERT INTO apps (id, name, api_key_hash, return_origins, created_at) VALUES ('app1', 'a', 'h', '[]', 0)")
             .execute(store.pool())
             .await

@@ -32,6 +32,15 @@ fn ms(s: &str) -> i64 {
         .timestamp_millis()
 }
 
+/// `(id, name, state)` of a sprint object, as Jira and atlasgate both spell it.
+fn sprint_of(s: &Value) -> (i64, String, String) {
+    (
+        s["id"].as_i64().unwrap(),
+        s["name"].as_str().unwrap().to_string(),
+        s["state"].as_str().unwrap().to_string(),
+    )
+}
+
 /// What atlassim holds for `jql`, read through its own REST API.
 pub async fn sim_truth(s: &Setup, jql: &str) -> BTreeMap<String, Fields> {
     let snap = s.app.sim.snapshot();
@@ -46,11 +55,7 @@ pub async fn sim_truth(s: &Setup, jql: &str) -> BTreeMap<String, Fields> {
         .as_str()
         .unwrap()
         .to_string();
-    let token = s
-        .app
-        .sim
-        .mint_token(atlassim::MintTokenRequest::default())
-        .access_token;
+    let token = s.app.sim.mint_token(atlassim::MintTokenRequest::default()).access_token;
     let client = reqwest::Client::new();
     let url = format!(
         "{}/ex/jira/{}/rest/api/3/search/jql",
@@ -97,13 +102,7 @@ pub async fn sim_truth(s: &Setup, jql: &str) -> BTreeMap<String, Fields> {
                     status: f["status"]["name"].as_str().map(String::from),
                     issue_type: f["issuetype"]["name"].as_str().map(String::from),
                     story_points: f[&sp].as_f64(),
-                    sprint: sprint.map(|s| {
-                        (
-                            s["id"].as_i64().unwrap(),
-                            s["name"].as_str().unwrap().to_string(),
-                            s["state"].as_str().unwrap().to_string(),
-                        )
-                    }),
+                    sprint: sprint.as_ref().map(sprint_of),
                     updated_ms: ms(f["updated"].as_str().unwrap()),
                 },
             );
@@ -126,9 +125,7 @@ pub async fn local_issues(s: &Setup) -> (BTreeMap<String, Fields>, BTreeMap<Stri
         if let Some(c) = &cursor {
             path.push_str(&format!("&cursor={c}"));
         }
-        let resp = s.app.get(&path, Some(&s.key)).await;
-        assert_eq!(resp.status(), 200);
-        let body: Value = resp.json().await.unwrap();
+        let body = s.app.get_ok(&path, &s.key).await;
         for i in body["items"].as_array().unwrap() {
             seen += 1;
             let id = i["id"].as_str().unwrap().to_string();
@@ -144,13 +141,7 @@ pub async fn local_issues(s: &Setup) -> (BTreeMap<String, Fields>, BTreeMap<Stri
                     status: i["status"].as_str().map(String::from),
                     issue_type: i["type"].as_str().map(String::from),
                     story_points: i["story_points"].as_f64(),
-                    sprint: i["sprint"].as_object().map(|s| {
-                        (
-                            s["id"].as_i64().unwrap(),
-                            s["name"].as_str().unwrap().to_string(),
-                            s["state"].as_str().unwrap().to_string(),
-                        )
-                    }),
+                    sprint: i["sprint"].is_object().then(|| sprint_of(&i["sprint"])),
                     updated_ms: ms(i["updated"].as_str().unwrap()),
                 },
             );
@@ -179,15 +170,20 @@ pub async fn create_sync(s: &Setup, body: Value) -> Value {
 }
 
 pub async fn get_sync(s: &Setup, id: &str) -> Value {
-    let resp = s
-        .app
-        .get(
-            &format!("/v1/connections/{}/syncs/{id}", s.connection),
-            Some(&s.key),
-        )
-        .await;
-    assert_eq!(resp.status(), 200);
-    resp.json().await.unwrap()
+    s.app.get_ok(&format!("/v1/connections/{}/syncs/{id}", s.connection), &s.key).await
+}
+
+/// `POST …/syncs/{id}/run`, asserting 202.
+pub async fn run_sync(s: &Setup, id: &str) {
+    let path = format!("/v1/connections/{}/syncs/{id}/run", s.connection);
+    let resp = s.app.post_json(&path, Some(&s.key), &json!({})).await;
+    assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap());
+}
+
+/// `DELETE …/syncs/{id}`, asserting 204.
+pub async fn delete_sync(s: &Setup, id: &str) {
+    let resp = s.app.delete(&format!("/v1/connections/{}/syncs/{id}", s.connection), &s.key).await;
+    assert_eq!(resp.status(), 204);
 }
 
 /// Wait until the sync finished more than `after` passes.
@@ -317,18 +313,7 @@ async fn full_then_incremental(backend: Backend) {
     sim_patch(&s, &changed, json!({ "summary": "Changed in Jira" })).await;
     let gone = truth.values().last().unwrap().key.clone();
     sim_delete(&s, &gone).await;
-    let resp = s
-        .app
-        .client
-        .post(
-            s.app
-                .url(&format!("/v1/connections/{}/syncs/{id}/run", s.connection)),
-        )
-        .bearer_auth(&s.key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202);
+    run_sync(&s, &id).await;
     let second = wait_idle(&s, &id, 1, 60).await;
     assert_eq!(second["issues_synced"], 119);
     let truth = sim_truth(&s, &jql).await;
@@ -481,18 +466,7 @@ async fn interrupted(backend: Backend) {
     assert!((1000..3000).contains(&stored_before), "{failed}");
     let pages_before = search_requests(&s, 200);
     s.app.sim.clear_faults();
-    let resp = s
-        .app
-        .client
-        .post(
-            s.app
-                .url(&format!("/v1/connections/{}/syncs/{id}/run", s.connection)),
-        )
-        .bearer_auth(&s.key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202);
+    run_sync(&s, &id).await;
     let done = wait_idle(&s, &id, 0, 120).await;
     // The resumed pass started at the checkpoints, not from scratch.
     let pages_after = search_requests(&s, 200) - pages_before;
@@ -547,20 +521,8 @@ async fn two_processes(backend: Backend) {
     let s = setup(backend, sim_config(3, 200)).await;
     let keys = project_keys(&s);
     // A second atlasgate process on the same database.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut config =
-        atlasgate::config::Config::for_tests(s.app.db.url.clone(), s.app.keyring.clone());
-    config.public_url = url::Url::parse(&s.app.address).unwrap();
-    config.auth_url = url::Url::parse(&s.app.sim.auth_url()).unwrap();
-    config.api_url = url::Url::parse(&s.app.sim.api_url()).unwrap();
-    let other = atlasgate::Application::build_with_listener(config, listener)
-        .await
-        .unwrap();
-    let other_state = other.state().clone();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(other.run_until(async {
-        let _ = stop_rx.await;
-    }));
+    let mut other = s.app.spawn_other(s.app.keyring.clone()).await;
+    let other_state = other.state.clone();
     for st in [&s.app.state, &other_state] {
         let t = &st.jobs.tuning;
         Tuning::set(&t.events_poll_ms, 20);
@@ -612,7 +574,7 @@ async fn two_processes(backend: Backend) {
     // Both processes did work (otherwise this proves little).
     let mine = Counters::read(&s.app.state.jobs.counters.sync_passes);
     eprintln!("passes: this process {mine}, the other {}", passes - mine);
-    let _ = stop_tx.send(());
+    other.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -660,23 +622,11 @@ async fn handover(backend: Backend) {
     assert!(stored_before < 2000, "the pass finished before the stop");
 
     // Another process on the same database takes over once the lease runs out.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let mut config =
-        atlasgate::config::Config::for_tests(s.app.db.url.clone(), s.app.keyring.clone());
-    config.public_url = url::Url::parse(&base).unwrap();
-    config.auth_url = url::Url::parse(&s.app.sim.auth_url()).unwrap();
-    config.api_url = url::Url::parse(&s.app.sim.api_url()).unwrap();
-    let other = atlasgate::Application::build_with_listener(config, listener)
-        .await
-        .unwrap();
-    let other_state = other.state().clone();
+    let mut other = s.app.spawn_other(s.app.keyring.clone()).await;
+    let base = other.address.clone();
+    let other_state = other.state.clone();
     Tuning::set(&other_state.jobs.tuning.sync_lease_s, 2);
     Tuning::set(&other_state.jobs.tuning.sync_poll_ms, 50);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(other.run_until(async {
-        let _ = stop_rx.await;
-    }));
     let url = format!("{base}/v1/connections/{}/syncs/{id}", s.connection);
     let done = wait_for(120, "the other process to finish the pass", || async {
         let v: Value = reqwest::Client::new()
@@ -718,7 +668,7 @@ async fn handover(backend: Backend) {
             .collect()
     };
     assert_eq!(local, truth, "every issue once, none missing");
-    let _ = stop_tx.send(());
+    other.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

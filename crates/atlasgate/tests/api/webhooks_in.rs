@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 use crate::events::{events, setup, wait_for, Setup};
 use crate::helpers::backends;
 use crate::sync::{
-    create_sync, get_sync, local_issues, project_keys, sim_delete, sim_patch, wait_idle,
+    create_sync, delete_sync, get_sync, local_issues, project_keys, run_sync, sim_delete, sim_patch,
+    wait_idle,
 };
 
 const CLIENT_SECRET: &str = "atlasgate-dev-secret";
@@ -74,6 +75,18 @@ async fn local_summary(s: &Setup, key: &str) -> Option<String> {
         .and_then(|i| i["summary"].as_str().map(String::from))
 }
 
+/// The key of some issue in the local copy.
+async fn first_local_key(s: &Setup) -> String {
+    let (_, raw) = local_issues(s).await;
+    raw.values().next().unwrap()["key"].as_str().unwrap().to_string()
+}
+
+/// Change an issue's summary in Jira and wait for the webhook to bring it to the local copy.
+async fn change_summary_and_wait(s: &Setup, key: &str, summary: &str, what: &str) {
+    sim_patch(s, key, json!({ "summary": summary })).await;
+    wait_for(20, what, || async { (local_summary(s, key).await.as_deref() == Some(summary)).then_some(()) }).await;
+}
+
 /// A webhook sync on the first project, its first pass done.
 async fn webhook_sync(backend: Backend) -> (Setup, String, Vec<String>) {
     let s = setup(backend, sim()).await;
@@ -94,17 +107,10 @@ async fn webhook_sync(backend: Backend) -> (Setup, String, Vec<String>) {
 async fn change_arrives_and_forgeries_do_not(backend: Backend) {
     let (s, id, keys) = webhook_sync(backend).await;
     let (_, raw) = local_issues(&s).await;
-    let key = raw.values().next().unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = raw.values().next().unwrap()["key"].as_str().unwrap().to_string();
 
     // Change in Jira → delivery → local copy, without a sync pass.
-    sim_patch(&s, &key, json!({ "summary": "Changed via webhook" })).await;
-    wait_for(20, "the webhook to update the local copy", || async {
-        (local_summary(&s, &key).await.as_deref() == Some("Changed via webhook")).then_some(())
-    })
-    .await;
+    change_summary_and_wait(&s, &key, "Changed via webhook", "the webhook to update the local copy").await;
     assert_eq!(
         get_sync(&s, &id).await["passes"],
         1,
@@ -191,11 +197,7 @@ async fn webhook_updates_the_local_copy_once_and_forgeries_change_nothing() {
 
 async fn retry_after_our_500(backend: Backend) {
     let (s, _id, _keys) = webhook_sync(backend).await;
-    let (_, raw) = local_issues(&s).await;
-    let key = raw.values().next().unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = first_local_key(&s).await;
     // Make atlasgate fail to store deliveries: it answers 500.
     let pool = s.app.store.pool();
     sqlx::query("ALTER TABLE jira_webhook_deliveries RENAME TO jira_webhook_deliveries_off")
@@ -258,16 +260,8 @@ async fn jql_outside_the_webhook_subset_registers_projects_and_filters_locally()
             .starts_with("project IN ("),
         "{v}"
     );
-    let (_, raw) = local_issues(&s).await;
-    let bug = raw.values().next().unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    sim_patch(&s, &bug, json!({ "summary": "A bug, changed" })).await;
-    wait_for(20, "the checked delivery to apply", || async {
-        (local_summary(&s, &bug).await.as_deref() == Some("A bug, changed")).then_some(())
-    })
-    .await;
+    let bug = first_local_key(&s).await;
+    change_summary_and_wait(&s, &bug, "A bug, changed", "the checked delivery to apply").await;
     // A story of the same project is delivered (project filter) but is not in the sync.
     let story = format!("{}-2", keys[0]);
     let before = deliveries(&s).await.len();
@@ -287,32 +281,9 @@ async fn jql_outside_the_webhook_subset_registers_projects_and_filters_locally()
 
 async fn upkeep_and_removal(backend: Backend) {
     let (s, id, _keys) = webhook_sync(backend).await;
-    let list = |s: &Setup| {
-        let token = s
-            .app
-            .sim
-            .mint_token(atlassim::MintTokenRequest::default())
-            .access_token;
-        let url = format!(
-            "{}/ex/jira/{}/rest/api/3/webhook",
-            s.app.sim.base_url(),
-            s.cloud_id
-        );
-        async move {
-            let v: Value = reqwest::Client::new()
-                .get(url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            v["values"].as_array().unwrap().clone()
-        }
-    };
+    let list = || async { s.app.sim_webhooks(&s.cloud_id).await["values"].as_array().unwrap().clone() };
     let first = get_sync(&s, &id).await;
-    let hooks = list(&s).await;
+    let hooks = list().await;
     assert_eq!(hooks.len(), 1);
     assert!(hooks[0]["url"]
         .as_str()
@@ -327,18 +298,7 @@ async fn upkeep_and_removal(backend: Backend) {
         .execute(s.app.store.pool())
         .await
         .unwrap();
-    let resp = s
-        .app
-        .client
-        .post(
-            s.app
-                .url(&format!("/v1/connections/{}/syncs/{id}/run", s.connection)),
-        )
-        .bearer_auth(&s.key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202);
+    run_sync(&s, &id).await;
     let after = wait_idle(&s, &id, 1, 60).await;
     let t = |v: &Value| {
         chrono::DateTime::parse_from_rfc3339(v["webhook"]["expires_at"].as_str().unwrap()).unwrap()
@@ -349,16 +309,9 @@ async fn upkeep_and_removal(backend: Backend) {
     );
     assert_eq!(after["webhook"]["id"], first["webhook"]["id"]);
     // Disconnecting deletes it while the token still works, and stops the sync.
-    let resp = s
-        .app
-        .client
-        .delete(s.app.url(&format!("/v1/connections/{}", s.connection)))
-        .bearer_auth(&s.key)
-        .send()
-        .await
-        .unwrap();
+    let resp = s.app.delete(&format!("/v1/connections/{}", s.connection), &s.key).await;
     assert_eq!(resp.status(), 200);
-    assert!(list(&s).await.is_empty());
+    assert!(list().await.is_empty());
     assert_eq!(get_sync(&s, &id).await["state"], "stopped");
     s.receiver.down.store(false, Ordering::SeqCst);
 }
@@ -373,37 +326,8 @@ async fn webhooks_are_refreshed_before_expiry_and_deleted_on_disconnect() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_sync_deletes_its_webhook() {
     let (s, id, _keys) = webhook_sync(Backend::Sqlite).await;
-    let resp = s
-        .app
-        .client
-        .delete(
-            s.app
-                .url(&format!("/v1/connections/{}/syncs/{id}", s.connection)),
-        )
-        .bearer_auth(&s.key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
-    let token = s
-        .app
-        .sim
-        .mint_token(atlassim::MintTokenRequest::default())
-        .access_token;
-    let url = format!(
-        "{}/ex/jira/{}/rest/api/3/webhook",
-        s.app.sim.base_url(),
-        s.cloud_id
-    );
-    let v: Value = reqwest::Client::new()
-        .get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    delete_sync(&s, &id).await;
+    let v = s.app.sim_webhooks(&s.cloud_id).await;
     assert_eq!(v["total"], 0, "{v}");
     let resp = s
         .app
@@ -428,68 +352,17 @@ async fn syncs_with_the_same_filter_share_one_registration() {
         .unwrap()
         .to_string();
     let v = wait_idle(&s, &second, 0, 60).await;
-    let hooks = || async {
-        let token = s
-            .app
-            .sim
-            .mint_token(atlassim::MintTokenRequest::default())
-            .access_token;
-        let url = format!(
-            "{}/ex/jira/{}/rest/api/3/webhook",
-            s.app.sim.base_url(),
-            s.cloud_id
-        );
-        let v: Value = reqwest::Client::new()
-            .get(url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["total"].as_i64().unwrap()
-    };
+    let hooks = || async { s.app.sim_webhooks(&s.cloud_id).await["total"].as_i64().unwrap() };
     assert_eq!(hooks().await, 1);
     assert_eq!(
         v["webhook"]["id"],
         get_sync(&s, &first).await["webhook"]["id"]
     );
     // Removing one sync keeps the registration the other still uses.
-    let resp = s
-        .app
-        .client
-        .delete(
-            s.app
-                .url(&format!("/v1/connections/{}/syncs/{first}", s.connection)),
-        )
-        .bearer_auth(&s.key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+    delete_sync(&s, &first).await;
     assert_eq!(hooks().await, 1);
-    let (_, raw) = local_issues(&s).await;
-    let key = raw.values().next().unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    sim_patch(&s, &key, json!({ "summary": "Still listening" })).await;
-    wait_for(20, "the shared webhook to update the copy", || async {
-        (local_summary(&s, &key).await.as_deref() == Some("Still listening")).then_some(())
-    })
-    .await;
-    let resp = s
-        .app
-        .client
-        .delete(
-            s.app
-                .url(&format!("/v1/connections/{}/syncs/{second}", s.connection)),
-        )
-        .bearer_auth(&s.key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+    let key = first_local_key(&s).await;
+    change_summary_and_wait(&s, &key, "Still listening", "the shared webhook to update the copy").await;
+    delete_sync(&s, &second).await;
     assert_eq!(hooks().await, 0);
 }

@@ -43,7 +43,7 @@ async fn code_flow_issues_a_bearer_token_pair() {
 #[tokio::test]
 async fn a_code_works_only_once() {
     let sim = spawn_default().await;
-    let code = authorize_code(&sim, ConsentDecision::default(), &authorize_params()).await;
+    let code = default_code(&sim).await;
     let (first, _) = token_json(&sim, code_body(&code)).await;
     let (second, body) = token_json(&sim, code_body(&code)).await;
     assert_eq!(first, 200);
@@ -55,7 +55,7 @@ async fn a_code_works_only_once() {
 #[tokio::test]
 async fn a_code_expires_after_ten_minutes() {
     let sim = spawn_default().await;
-    let code = authorize_code(&sim, ConsentDecision::default(), &authorize_params()).await;
+    let code = default_code(&sim).await;
     sim.advance_clock(601);
     let (status, body) = token_json(&sim, code_body(&code)).await;
     assert_eq!(status, 403);
@@ -65,7 +65,7 @@ async fn a_code_expires_after_ten_minutes() {
 #[tokio::test]
 async fn the_token_redirect_uri_must_equal_the_authorize_one() {
     let sim = spawn_default().await;
-    let code = authorize_code(&sim, ConsentDecision::default(), &authorize_params()).await;
+    let code = default_code(&sim).await;
     let mut body = code_body(&code);
     // Registered too, but not the one the code was issued for.
     body["redirect_uri"] = json!("http://localhost:8080/oauth/callback");
@@ -77,7 +77,7 @@ async fn the_token_redirect_uri_must_equal_the_authorize_one() {
 #[tokio::test]
 async fn a_wrong_or_missing_client_secret_is_401_access_denied() {
     let sim = spawn_default().await;
-    let code = authorize_code(&sim, ConsentDecision::default(), &authorize_params()).await;
+    let code = default_code(&sim).await;
     let expected = json!({"error": "access_denied", "error_description": "Unauthorized"});
 
     let mut wrong = code_body(&code);
@@ -99,7 +99,7 @@ async fn a_wrong_or_missing_client_secret_is_401_access_denied() {
 #[tokio::test]
 async fn form_bodies_work_like_json() {
     let sim = spawn_default().await;
-    let code = authorize_code(&sim, ConsentDecision::default(), &authorize_params()).await;
+    let code = default_code(&sim).await;
     let resp = http()
         .post(format!("{}/oauth/token", sim.auth_url()))
         .form(&[
@@ -193,20 +193,16 @@ async fn every_refresh_rotates_the_refresh_token() {
     let t0 = login(&sim).await;
     let r0 = t0["refresh_token"].as_str().unwrap().to_string();
 
-    let (s1, t1) = token_json(&sim, refresh_body(&r0)).await;
-    assert_eq!(s1, 200);
+    let t1 = refresh_ok(&sim, &r0).await;
     let r1 = t1["refresh_token"].as_str().unwrap().to_string();
-    let (s2, t2) = token_json(&sim, refresh_body(&r1)).await;
-    assert_eq!(s2, 200);
+    let t2 = refresh_ok(&sim, &r1).await;
     let r2 = t2["refresh_token"].as_str().unwrap().to_string();
 
     assert!(r0 != r1 && r1 != r2 && r0 != r2);
     assert_ne!(t1["access_token"], t2["access_token"]);
     assert_eq!(t2["scope"], SCOPES);
     assert_eq!(
-        get_json(&sim, "/me", t2["access_token"].as_str().unwrap())
-            .await
-            .0,
+        get_status(&sim, "/me", t2["access_token"].as_str().unwrap()).await,
         200
     );
     let stats = sim.stats().tokens;
@@ -223,25 +219,21 @@ async fn every_refresh_rotates_the_refresh_token() {
 #[tokio::test]
 async fn reuse_inside_the_window_answers_a_valid_pair_and_is_counted() {
     let sim = spawn_default().await;
-    let r0 = login(&sim).await["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (_, first) = token_json(&sim, refresh_body(&r0)).await;
+    let r0 = login_token(&sim, "refresh_token").await;
+    let (_, first) = refresh(&sim, &r0).await;
     sim.advance_clock(300);
     // The answer was "lost": the client retries with the old token.
-    let (status, again) = token_json(&sim, refresh_body(&r0)).await;
-    assert_eq!(status, 200, "{again}");
+    let again = refresh_ok(&sim, &r0).await;
     assert_ne!(again["refresh_token"], first["refresh_token"]);
     // Both children work.
     assert_eq!(
-        token_json(&sim, refresh_body(again["refresh_token"].as_str().unwrap()))
+        refresh(&sim, again["refresh_token"].as_str().unwrap())
             .await
             .0,
         200
     );
     assert_eq!(
-        token_json(&sim, refresh_body(first["refresh_token"].as_str().unwrap()))
+        refresh(&sim, first["refresh_token"].as_str().unwrap())
             .await
             .0,
         200
@@ -255,33 +247,28 @@ async fn reuse_inside_the_window_answers_a_valid_pair_and_is_counted() {
 #[tokio::test]
 async fn reuse_after_the_window_revokes_the_family_and_its_access_tokens() {
     let sim = spawn_default().await;
-    let r0 = login(&sim).await["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (_, t1) = token_json(&sim, refresh_body(&r0)).await;
+    let r0 = login_token(&sim, "refresh_token").await;
+    let (_, t1) = refresh(&sim, &r0).await;
     let a1 = t1["access_token"].as_str().unwrap().to_string();
     let r1 = t1["refresh_token"].as_str().unwrap().to_string();
     sim.advance_clock(601);
     assert_eq!(
-        get_json(&sim, "/oauth/token/accessible-resources", &a1)
-            .await
-            .0,
+        get_status(&sim, "/oauth/token/accessible-resources", &a1).await,
         200
     );
 
     assert_eq!(
-        token_json(&sim, refresh_body(&r0)).await,
+        refresh(&sim, &r0).await,
         (403, invalid_refresh_body())
     );
     // The whole family is gone: the newest refresh token and its access token.
     assert_eq!(
-        token_json(&sim, refresh_body(&r1)).await,
+        refresh(&sim, &r1).await,
         (403, invalid_refresh_body())
     );
     let (status, body) = get_json(&sim, "/oauth/token/accessible-resources", &a1).await;
     assert_eq!(status, 401, "{body}");
-    assert_eq!(get_json(&sim, "/me", &a1).await.0, 401);
+    assert_eq!(get_status(&sim, "/me", &a1).await, 401);
     assert_eq!(sim.stats().tokens.family_revocations, 1);
 }
 
@@ -291,11 +278,11 @@ async fn other_families_survive_a_revocation() {
     let a = login(&sim).await;
     let b = login(&sim).await;
     let ra = a["refresh_token"].as_str().unwrap();
-    token_json(&sim, refresh_body(ra)).await;
+    refresh(&sim, ra).await;
     sim.advance_clock(601);
-    assert_eq!(token_json(&sim, refresh_body(ra)).await.0, 403);
+    assert_eq!(refresh(&sim, ra).await.0, 403);
     assert_eq!(
-        token_json(&sim, refresh_body(b["refresh_token"].as_str().unwrap()))
+        refresh(&sim, b["refresh_token"].as_str().unwrap())
             .await
             .0,
         200
@@ -309,22 +296,17 @@ async fn refresh_tokens_expire_after_inactivity_on_the_sim_clock() {
         ..config()
     })
     .await;
-    let r0 = login(&sim).await["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let r0 = login_token(&sim, "refresh_token").await;
     sim.advance_clock(900);
     // Using it resets the inactivity timer (the new token gets a fresh 1000 s).
-    let (status, t1) = token_json(&sim, refresh_body(&r0)).await;
-    assert_eq!(status, 200);
+    let t1 = refresh_ok(&sim, &r0).await;
     let r1 = t1["refresh_token"].as_str().unwrap().to_string();
     sim.advance_clock(900);
-    let (status, t2) = token_json(&sim, refresh_body(&r1)).await;
-    assert_eq!(status, 200);
+    let t2 = refresh_ok(&sim, &r1).await;
     let r2 = t2["refresh_token"].as_str().unwrap().to_string();
     sim.advance_clock(1001);
     assert_eq!(
-        token_json(&sim, refresh_body(&r2)).await,
+        refresh(&sim, &r2).await,
         (403, invalid_refresh_body())
     );
     assert_eq!(
@@ -341,17 +323,13 @@ async fn the_optional_absolute_expiry_counts_from_first_consent() {
         ..config()
     })
     .await;
-    let r0 = login(&sim).await["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let r0 = login_token(&sim, "refresh_token").await;
     sim.advance_clock(3000);
-    let (status, t1) = token_json(&sim, refresh_body(&r0)).await;
-    assert_eq!(status, 200);
+    let t1 = refresh_ok(&sim, &r0).await;
     sim.advance_clock(2001);
     let r1 = t1["refresh_token"].as_str().unwrap();
     assert_eq!(
-        token_json(&sim, refresh_body(r1)).await,
+        refresh(&sim, r1).await,
         (403, invalid_refresh_body())
     );
 }
@@ -361,14 +339,14 @@ async fn old_access_tokens_get_a_grace_period_after_a_refresh() {
     let sim = spawn_default().await;
     let t0 = login(&sim).await;
     let a0 = t0["access_token"].as_str().unwrap().to_string();
-    let (_, t1) = token_json(&sim, refresh_body(t0["refresh_token"].as_str().unwrap())).await;
+    let (_, t1) = refresh(&sim, t0["refresh_token"].as_str().unwrap()).await;
     let a1 = t1["access_token"].as_str().unwrap().to_string();
     sim.advance_clock(300);
-    assert_eq!(get_json(&sim, "/me", &a0).await.0, 200, "inside the grace");
+    assert_eq!(get_status(&sim, "/me", &a0).await, 200, "inside the grace");
     sim.advance_clock(301);
-    assert_eq!(get_json(&sim, "/me", &a0).await.0, 401, "after the grace");
+    assert_eq!(get_status(&sim, "/me", &a0).await, 401, "after the grace");
     assert_eq!(
-        get_json(&sim, "/me", &a1).await.0,
+        get_status(&sim, "/me", &a1).await,
         200,
         "the new one lives its hour"
     );
@@ -385,7 +363,7 @@ async fn access_tokens_expire_after_their_ttl() {
     assert_eq!(t["expires_in"], 120);
     let a = t["access_token"].as_str().unwrap();
     sim.advance_clock(119);
-    assert_eq!(get_json(&sim, "/me", a).await.0, 200);
+    assert_eq!(get_status(&sim, "/me", a).await, 200);
     sim.advance_clock(2);
     let (status, body) = get_json(&sim, "/me", a).await;
     assert_eq!(status, 401);
@@ -398,10 +376,7 @@ async fn access_tokens_expire_after_their_ttl() {
 async fn accessible_resources_lists_a_site_once_per_product() {
     let sim = spawn_default().await;
     let ids = cloud_ids(&sim);
-    let access = login(&sim).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let access = login_token(&sim, "access_token").await;
     let (status, body) = get_json(&sim, "/oauth/token/accessible-resources", &access).await;
     assert_eq!(status, 200);
     let entries = body.as_array().unwrap();
@@ -486,7 +461,7 @@ async fn me_needs_read_me() {
         body,
         json!({"code": 401, "message": "Unauthorized; scope does not match"})
     );
-    assert_eq!(get_json(&sim, "/me", "not-a-token").await.0, 401);
+    assert_eq!(get_status(&sim, "/me", "not-a-token").await, 401);
     let resp = http()
         .get(format!("{}/me", sim.api_url()))
         .send()
@@ -507,11 +482,7 @@ async fn authorize_with(sim: &atlassim::Sim, name: &str, value: Option<&str>) ->
         None => params.retain(|(k, _)| *k != name),
     }
     sim.set_next_consent(ConsentDecision::default());
-    http()
-        .get(authorize_url(sim, &params))
-        .send()
-        .await
-        .unwrap()
+    authorize(sim, &params).await
 }
 
 async fn assert_error_page(resp: reqwest::Response) {
@@ -596,11 +567,7 @@ async fn a_denied_consent_redirects_with_access_denied_and_the_state() {
         deny: true,
         ..Default::default()
     });
-    let resp = http()
-        .get(authorize_url(&sim, &authorize_params()))
-        .send()
-        .await
-        .unwrap();
+    let resp = authorize(&sim, &authorize_params()).await;
     assert_error_redirect(&resp, "access_denied", true);
     assert_eq!(
         param(&location_query(&resp), "state").as_deref(),
@@ -611,13 +578,9 @@ async fn a_denied_consent_redirects_with_access_denied_and_the_state() {
 #[tokio::test]
 async fn a_preset_decision_is_used_once_then_the_page_is_shown() {
     let sim = spawn_default().await;
-    let code = authorize_code(&sim, ConsentDecision::default(), &authorize_params()).await;
+    let code = default_code(&sim).await;
     assert!(!code.is_empty());
-    let resp = http()
-        .get(authorize_url(&sim, &authorize_params()))
-        .send()
-        .await
-        .unwrap();
+    let resp = authorize(&sim, &authorize_params()).await;
     assert_eq!(resp.status(), 200);
     let html = resp.text().await.unwrap();
     assert!(html.contains("atlasgate-dev"));
@@ -638,11 +601,7 @@ async fn the_consent_form_issues_a_code_for_the_chosen_user_and_site() {
         .as_str()
         .unwrap()
         .to_string();
-    let html = http()
-        .get(authorize_url(&sim, &authorize_params()))
-        .send()
-        .await
-        .unwrap()
+    let html = authorize(&sim, &authorize_params()).await
         .text()
         .await
         .unwrap();
@@ -651,31 +610,12 @@ async fn the_consent_form_issues_a_code_for_the_chosen_user_and_site() {
     let request_id = &html[start..start + html[start..].find('"').unwrap()];
 
     // Accept without a site: the same page again, with the reason.
-    let resp = http()
-        .post(format!("{}/authorize/decision", sim.auth_url()))
-        .form(&[
-            ("request_id", request_id),
-            ("account_id", &noah),
-            ("decision", "accept"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let resp = post_decision(&sim, &[("request_id", request_id), ("account_id", &noah), ("decision", "accept")]).await;
     assert_eq!(resp.status(), 422);
     let html = resp.text().await.unwrap();
     assert!(html.contains("Choose at least one site.") && html.contains(request_id));
 
-    let resp = http()
-        .post(format!("{}/authorize/decision", sim.auth_url()))
-        .form(&[
-            ("request_id", request_id),
-            ("account_id", &noah),
-            ("site", &ids[1]),
-            ("decision", "accept"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let resp = post_decision(&sim, &[("request_id", request_id), ("account_id", &noah), ("site", &ids[1]), ("decision", "accept")]).await;
     assert_eq!(resp.status(), 302);
     let q = location_query(&resp);
     assert_eq!(param(&q, "state").as_deref(), Some("xyz-state"));
@@ -691,17 +631,7 @@ async fn the_consent_form_issues_a_code_for_the_chosen_user_and_site() {
     assert_eq!(resources[0]["id"], ids[1].as_str());
 
     // The page can be answered once.
-    let again = http()
-        .post(format!("{}/authorize/decision", sim.auth_url()))
-        .form(&[
-            ("request_id", request_id),
-            ("account_id", &noah),
-            ("site", &ids[1]),
-            ("decision", "accept"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let again = post_decision(&sim, &[("request_id", request_id), ("account_id", &noah), ("site", &ids[1]), ("decision", "accept")]).await;
     assert_eq!(again.status(), 400);
 }
 
@@ -713,11 +643,7 @@ async fn auto_consent_redirects_at_once() {
     })
     .await;
     for _ in 0..2 {
-        let resp = http()
-            .get(authorize_url(&sim, &authorize_params()))
-            .send()
-            .await
-            .unwrap();
+        let resp = authorize(&sim, &authorize_params()).await;
         assert_eq!(resp.status(), 302);
         assert!(param(&location_query(&resp), "code").is_some());
     }

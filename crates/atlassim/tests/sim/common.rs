@@ -84,22 +84,42 @@ pub async fn authorize_code(
     params: &[(&str, String)],
 ) -> String {
     sim.set_next_consent(decision);
-    let resp = http().get(authorize_url(sim, params)).send().await.unwrap();
+    let resp = authorize(sim, params).await;
     assert_eq!(resp.status(), 302, "authorize should redirect");
     let q = location_query(&resp);
     param(&q, "code").unwrap_or_else(|| panic!("no code in redirect: {q:?}"))
 }
 
-/// POST `/oauth/token` with a JSON body; returns (status, body).
-pub async fn token_json(sim: &Sim, body: Value) -> (u16, Value) {
-    let resp = http()
-        .post(format!("{}/oauth/token", sim.auth_url()))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+/// Send; returns (status, JSON body or Null).
+pub async fn status_and_json(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// GET `/authorize` with these parameters (redirects not followed).
+pub async fn authorize(sim: &Sim, params: &[(&str, String)]) -> reqwest::Response {
+    http().get(authorize_url(sim, params)).send().await.unwrap()
+}
+
+/// POST the consent page's form to `/authorize/decision`.
+pub async fn post_decision(sim: &Sim, form: &[(&str, &str)]) -> reqwest::Response {
+    http()
+        .post(format!("{}/authorize/decision", sim.auth_url()))
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A code from `/authorize` with the default consent and parameters.
+pub async fn default_code(sim: &Sim) -> String {
+    authorize_code(sim, ConsentDecision::default(), &authorize_params()).await
+}
+
+/// POST `/oauth/token` with a JSON body; returns (status, body).
+pub async fn token_json(sim: &Sim, body: Value) -> (u16, Value) {
+    status_and_json(http().post(format!("{}/oauth/token", sim.auth_url())).json(&body)).await
 }
 
 pub fn code_body(code: &str) -> Value {
@@ -123,8 +143,25 @@ pub fn refresh_body(refresh_token: &str) -> Value {
 
 /// The whole code flow with the default consent: returns the token response.
 pub async fn login(sim: &Sim) -> Value {
-    let code = authorize_code(sim, ConsentDecision::default(), &authorize_params()).await;
+    let code = default_code(sim).await;
     let (status, body) = token_json(sim, code_body(&code)).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The whole code flow, then one token of the response (`access_token`, `refresh_token`).
+pub async fn login_token(sim: &Sim, which: &str) -> String {
+    login(sim).await[which].as_str().unwrap().to_string()
+}
+
+/// POST `/oauth/token` with a refresh grant; returns (status, body).
+pub async fn refresh(sim: &Sim, refresh_token: &str) -> (u16, Value) {
+    token_json(sim, refresh_body(refresh_token)).await
+}
+
+/// A refresh that must succeed: the new token response.
+pub async fn refresh_ok(sim: &Sim, refresh_token: &str) -> Value {
+    let (status, body) = refresh(sim, refresh_token).await;
     assert_eq!(status, 200, "{body}");
     body
 }
@@ -136,26 +173,17 @@ pub fn mint_access_token(sim: &Sim) -> String {
 
 /// GET with a bearer token; returns (status, JSON body or Null).
 pub async fn get_json(sim: &Sim, path: &str, token: &str) -> (u16, Value) {
-    let resp = http()
-        .get(format!("{}{}", sim.api_url(), path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    status_and_json(http().get(format!("{}{}", sim.api_url(), path)).bearer_auth(token)).await
+}
+
+/// Only the status of a bearer GET.
+pub async fn get_status(sim: &Sim, path: &str, token: &str) -> u16 {
+    get_json(sim, path, token).await.0
 }
 
 /// POST JSON to the control plane.
 pub async fn sim_post(sim: &Sim, path: &str, body: Value) -> (u16, Value) {
-    let resp = http()
-        .post(format!("{}{}", sim.base_url(), path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    status_and_json(http().post(format!("{}{}", sim.base_url(), path)).json(&body)).await
 }
 
 pub async fn sim_get(sim: &Sim, path: &str) -> Value {

@@ -54,11 +54,7 @@ async fn the_consent_route_presets_the_next_decision() {
     let sim = spawn_default().await;
     let (status, _) = sim_post(&sim, "/__sim/consent", json!({"deny": true})).await;
     assert_eq!(status, 200);
-    let resp = http()
-        .get(authorize_url(&sim, &authorize_params()))
-        .send()
-        .await
-        .unwrap();
+    let resp = authorize(&sim, &authorize_params()).await;
     assert_eq!(
         param(&location_query(&resp), "error").as_deref(),
         Some("access_denied")
@@ -69,11 +65,7 @@ async fn the_consent_route_presets_the_next_decision() {
         .unwrap()
         .to_string();
     sim_post(&sim, "/__sim/consent", json!({"account_id": noah})).await;
-    let resp = http()
-        .get(authorize_url(&sim, &authorize_params()))
-        .send()
-        .await
-        .unwrap();
+    let resp = authorize(&sim, &authorize_params()).await;
     let code = param(&location_query(&resp), "code").unwrap();
     let (_, tokens) = token_json(&sim, code_body(&code)).await;
     let (_, me) = get_json(&sim, "/me", tokens["access_token"].as_str().unwrap()).await;
@@ -116,16 +108,13 @@ async fn revoking_grants_kills_every_token_of_the_user() {
     .await;
     assert_eq!(status, 200);
     assert_eq!(body["revoked_families"], 1);
-    assert_eq!(get_json(&sim, "/me", access).await.0, 401);
-    let (status, body) = token_json(
-        &sim,
-        refresh_body(tokens["refresh_token"].as_str().unwrap()),
-    )
+    assert_eq!(get_status(&sim, "/me", access).await, 401);
+    let (status, body) = refresh(&sim, tokens["refresh_token"].as_str().unwrap())
     .await;
     assert_eq!(status, 403);
     assert_eq!(body["error"], "invalid_grant");
     assert_eq!(
-        get_json(&sim, "/me", &other.access_token).await.0,
+        get_status(&sim, "/me", &other.access_token).await,
         200,
         "other users keep theirs"
     );
@@ -142,7 +131,7 @@ async fn revoking_grants_kills_every_token_of_the_user() {
 
     // Sim::revoke_grants does the same.
     sim.revoke_grants(sim.snapshot()["users"][1]["account_id"].as_str().unwrap());
-    assert_eq!(get_json(&sim, "/me", &other.access_token).await.0, 401);
+    assert_eq!(get_status(&sim, "/me", &other.access_token).await, 401);
 }
 
 #[tokio::test]
@@ -156,10 +145,7 @@ async fn minted_tokens_work_at_the_gateway_and_refresh() {
     let (_, resources) = get_json(&sim, "/oauth/token/accessible-resources", access).await;
     assert_eq!(resources.as_array().unwrap().len(), 1);
     assert_eq!(resources[0]["id"], ids[1].as_str());
-    let (status, _) = token_json(
-        &sim,
-        refresh_body(minted["refresh_token"].as_str().unwrap()),
-    )
+    let (status, _) = refresh(&sim, minted["refresh_token"].as_str().unwrap())
     .await;
     assert_eq!(status, 200);
 
@@ -180,11 +166,7 @@ async fn redirect_uris_can_be_added_at_run_time() {
     let uri = "http://127.0.0.1:55555/cb";
     let mut params = authorize_params();
     params[3].1 = uri.into();
-    let before = http()
-        .get(authorize_url(&sim, &params))
-        .send()
-        .await
-        .unwrap();
+    let before = authorize(&sim, &params).await;
     assert_eq!(before.status(), 400);
 
     let (status, body) = sim_post(
@@ -206,11 +188,7 @@ async fn redirect_uris_can_be_added_at_run_time() {
     );
 
     sim.set_next_consent(Default::default());
-    let after = http()
-        .get(authorize_url(&sim, &params))
-        .send()
-        .await
-        .unwrap();
+    let after = authorize(&sim, &params).await;
     assert_eq!(after.status(), 302);
     assert!(after.headers()["location"]
         .to_str()
@@ -298,7 +276,7 @@ async fn a_status_fault_answers_instead_of_the_handler_and_is_used_up() {
         );
     }
     assert_eq!(
-        get_json(&sim, "/me", &access).await.0,
+        get_status(&sim, "/me", &access).await,
         200,
         "used up after count"
     );
@@ -324,7 +302,7 @@ async fn faults_match_method_and_globs() {
         status: Some(500),
         ..fault("/me")
     });
-    assert_eq!(get_json(&sim, "/me", &access).await.0, 200);
+    assert_eq!(get_status(&sim, "/me", &access).await, 200);
     sim.clear_faults();
 
     // `*` is exactly one segment.
@@ -333,9 +311,7 @@ async fn faults_match_method_and_globs() {
         ..fault("/oauth/*")
     });
     assert_eq!(
-        get_json(&sim, "/oauth/token/accessible-resources", &access)
-            .await
-            .0,
+        get_status(&sim, "/oauth/token/accessible-resources", &access).await,
         200
     );
     sim.clear_faults();
@@ -344,9 +320,7 @@ async fn faults_match_method_and_globs() {
         ..fault("/oauth/*/accessible-resources")
     });
     assert_eq!(
-        get_json(&sim, "/oauth/token/accessible-resources", &access)
-            .await
-            .0,
+        get_status(&sim, "/oauth/token/accessible-resources", &access).await,
         502
     );
 
@@ -357,22 +331,16 @@ async fn faults_match_method_and_globs() {
         ..fault("/ex/**")
     });
     assert_eq!(
-        get_json(&sim, "/ex/jira/abc/rest/api/3/myself", &access)
-            .await
-            .0,
+        get_status(&sim, "/ex/jira/abc/rest/api/3/myself", &access).await,
         429
     );
-    assert_eq!(get_json(&sim, "/ex", &access).await.0, 429);
+    assert_eq!(get_status(&sim, "/ex", &access).await, 429);
     assert_eq!(
-        get_json(&sim, "/ex/confluence/x/wiki/api/v2/pages", &access)
-            .await
-            .0,
+        get_status(&sim, "/ex/confluence/x/wiki/api/v2/pages", &access).await,
         429
     );
     assert_ne!(
-        get_json(&sim, "/ex/jira/abc/rest/api/3/myself", &access)
-            .await
-            .0,
+        get_status(&sim, "/ex/jira/abc/rest/api/3/myself", &access).await,
         429
     );
 
@@ -408,7 +376,7 @@ async fn faults_match_method_and_globs() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(get_json(&sim, "/me", &access).await.0, 200);
+    assert_eq!(get_status(&sim, "/me", &access).await, 200);
 }
 
 #[tokio::test]
@@ -420,7 +388,7 @@ async fn a_latency_fault_delays_then_continues_or_answers() {
         ..fault("/me")
     });
     let started = Instant::now();
-    assert_eq!(get_json(&sim, "/me", &access).await.0, 200);
+    assert_eq!(get_status(&sim, "/me", &access).await, 200);
     assert!(started.elapsed() >= Duration::from_millis(300));
 
     sim.add_fault(Fault {
@@ -429,7 +397,7 @@ async fn a_latency_fault_delays_then_continues_or_answers() {
         ..fault("/me")
     });
     let started = Instant::now();
-    assert_eq!(get_json(&sim, "/me", &access).await.0, 504);
+    assert_eq!(get_status(&sim, "/me", &access).await, 504);
     assert!(started.elapsed() >= Duration::from_millis(200));
 }
 
@@ -496,7 +464,7 @@ async fn a_dropped_request_cuts_any_route_once() {
             .await;
         assert!(result.is_err(), "expected a connection error");
     }
-    assert_eq!(get_json(&sim, "/me", &access).await.0, 200);
+    assert_eq!(get_status(&sim, "/me", &access).await, 200);
 }
 
 // ---- the binary ----

@@ -70,6 +70,15 @@ async fn register(g: &Gw, url: &str, hooks: Value) -> crate::jira::Resp {
     g.post(&g.jira(0, "/rest/api/3/webhook"), json!({"url": url, "webhooks": hooks})).await
 }
 
+/// Register `url` for `jira:issue_updated` on site 0's first project: the webhook id.
+async fn watch_updates(g: &Gw, url: &str) -> u64 {
+    let project = g.project_key(0, 0);
+    let hooks = json!([{"events": ["jira:issue_updated"], "jqlFilter": format!("project = {project}")}]);
+    let r = register(g, url, hooks).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body["webhookRegistrationResult"][0]["createdWebhookId"].as_u64().unwrap()
+}
+
 fn header<'a>(r: &'a Received, name: &str) -> Option<&'a str> {
     r.headers.get(name).map(|v| v.to_str().unwrap())
 }
@@ -85,10 +94,7 @@ struct Claims {
 async fn update_is_delivered_signed_with_the_client_secret() {
     let g = fast_gw().await;
     let (rx, url) = Receiver::start(vec![]).await;
-    let project = g.project_key(0, 0);
-    let r = register(&g, &url, json!([{"events": ["jira:issue_updated"], "jqlFilter": format!("project = {project}")}])).await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    let id = r.body["webhookRegistrationResult"][0]["createdWebhookId"].as_u64().unwrap();
+    let id = watch_updates(&g, &url).await;
 
     let key = g.some_issue_key(0).await;
     let put = g.put(&g.jira(0, &format!("/rest/api/3/issue/{key}")), json!({"fields": {"summary": "Webhook me"}})).await;
@@ -125,8 +131,7 @@ async fn update_is_delivered_signed_with_the_client_secret() {
 async fn failed_delivery_is_retried_with_the_same_identifier() {
     let g = fast_gw().await;
     let (rx, url) = Receiver::start(vec![500, 503]).await;
-    let project = g.project_key(0, 0);
-    register(&g, &url, json!([{"events": ["jira:issue_updated"], "jqlFilter": format!("project = {project}")}])).await;
+    watch_updates(&g, &url).await;
     let key = g.some_issue_key(0).await;
     g.put(&g.jira(0, &format!("/rest/api/3/issue/{key}")), json!({"fields": {"labels": ["retry"]}})).await;
     let got = rx.wait_for(3).await;
@@ -144,8 +149,7 @@ async fn failed_delivery_is_retried_with_the_same_identifier() {
 async fn client_errors_are_not_retried() {
     let g = fast_gw().await;
     let (rx, url) = Receiver::start(vec![400]).await;
-    let project = g.project_key(0, 0);
-    register(&g, &url, json!([{"events": ["jira:issue_updated"], "jqlFilter": format!("project = {project}")}])).await;
+    watch_updates(&g, &url).await;
     let key = g.some_issue_key(0).await;
     g.put(&g.jira(0, &format!("/rest/api/3/issue/{key}")), json!({"fields": {"labels": ["once"]}})).await;
     g.put(&g.jira(0, &format!("/rest/api/3/issue/{key}")), json!({"fields": {"labels": ["twice"]}})).await;
@@ -251,8 +255,7 @@ async fn list_refresh_delete_and_expiry() {
     let g = fast_gw().await;
     let (rx, url) = Receiver::start(vec![]).await;
     let project = g.project_key(0, 0);
-    let r = register(&g, &url, json!([{"events": ["jira:issue_updated"], "jqlFilter": format!("project = {project}")}])).await;
-    let id = r.body["webhookRegistrationResult"][0]["createdWebhookId"].as_u64().unwrap();
+    let id = watch_updates(&g, &url).await;
     let list = g.get(&g.jira(0, "/rest/api/3/webhook")).await;
     assert_eq!(list.status, 200);
     let w = &list.body["values"][0];
