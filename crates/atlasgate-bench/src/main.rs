@@ -29,7 +29,10 @@ use secrecy::SecretString;
 use serde_json::Value;
 
 #[derive(Parser)]
-#[command(name = "atlasgate-bench", about = "Benchmarks of atlasgate against atlassim")]
+#[command(
+    name = "atlasgate-bench",
+    about = "Benchmarks of atlasgate against atlassim"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -150,7 +153,10 @@ async fn setup(args: &ProxyArgs) -> anyhow::Result<Env> {
         ..Default::default()
     })
     .await?;
-    sim.add_redirect_uri(atlassim::config::DEFAULT_CLIENT_ID, &format!("{base}/oauth/callback"));
+    sim.add_redirect_uri(
+        atlassim::config::DEFAULT_CLIENT_ID,
+        &format!("{base}/oauth/callback"),
+    );
 
     let db = dir.join("bench.db");
     let _ = std::fs::remove_file(&db);
@@ -163,7 +169,10 @@ async fn setup(args: &ProxyArgs) -> anyhow::Result<Env> {
     config.client_secret = SecretString::from(atlassim::config::DEFAULT_CLIENT_SECRET);
     let app = Application::build_with_listener(config, listener).await?;
     let state = app.state().clone();
-    state.atlassian.set_policy(ClientPolicy { pacing: None, ..ClientPolicy::default() });
+    state.atlassian.set_policy(ClientPolicy {
+        pacing: None,
+        ..ClientPolicy::default()
+    });
     tokio::spawn(app.run_until(std::future::pending()));
 
     let created = atlasgate::apps::create(
@@ -206,7 +215,9 @@ async fn setup(args: &ProxyArgs) -> anyhow::Result<Env> {
         sites: Some(vec![cloud_id.clone()]),
         deny: false,
     });
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
     let mut browser = atlasgate::demo::Browser::new(http.clone());
     let page = browser.get(&session.connect_url).await?;
     if !page.body.contains("Connected") {
@@ -219,7 +230,10 @@ async fn setup(args: &ProxyArgs) -> anyhow::Result<Env> {
         .await?
         .json()
         .await?;
-    let connection = list["items"][0]["id"].as_str().context("no connection")?.to_string();
+    let connection = list["items"][0]["id"]
+        .as_str()
+        .context("no connection")?
+        .to_string();
     let token: Value = http
         .get(format!("{base}/v1/connections/{connection}/token"))
         .bearer_auth(&key)
@@ -227,8 +241,19 @@ async fn setup(args: &ProxyArgs) -> anyhow::Result<Env> {
         .await?
         .json()
         .await?;
-    let access_token = token["access_token"].as_str().context("no token")?.to_string();
-    Ok(Env { sim, base, key, connection, cloud_id, access_token, _dir: dir })
+    let access_token = token["access_token"]
+        .as_str()
+        .context("no token")?
+        .to_string();
+    Ok(Env {
+        sim,
+        base,
+        key,
+        connection,
+        cloud_id,
+        access_token,
+        _dir: dir,
+    })
 }
 
 fn median(mut runs: Vec<Run>) -> Run {
@@ -241,7 +266,12 @@ fn ms(d: Duration) -> String {
 }
 
 fn line(name: &str, r: &Run) {
-    println!("{name:<44} {:>9.0} req/s   p50 {:>9}   p95 {:>9}", r.rps, ms(r.p50), ms(r.p95));
+    println!(
+        "{name:<44} {:>9.0} req/s   p50 {:>9}   p95 {:>9}",
+        r.rps,
+        ms(r.p50),
+        ms(r.p95)
+    );
 }
 
 async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
@@ -250,18 +280,28 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
         .pool_max_idle_per_host(args.concurrency * 2)
         .build()?;
     let direct = Target {
-        url: format!("{}/ex/jira/{}/rest/api/3/myself", env.sim.api_url().trim_end_matches('/'), env.cloud_id),
+        url: format!(
+            "{}/ex/jira/{}/rest/api/3/myself",
+            env.sim.api_url().trim_end_matches('/'),
+            env.cloud_id
+        ),
         bearer: env.access_token.clone(),
     };
     let proxied = Target {
-        url: format!("{}/v1/connections/{}/proxy/jira/rest/api/3/myself", env.base, env.connection),
+        url: format!(
+            "{}/v1/connections/{}/proxy/jira/rest/api/3/myself",
+            env.base, env.connection
+        ),
         bearer: env.key.clone(),
     };
     let token = Target {
         url: format!("{}/v1/connections/{}/token", env.base, env.connection),
         bearer: env.key.clone(),
     };
-    let health = Target { url: format!("{}/healthz", env.base), bearer: String::new() };
+    let health = Target {
+        url: format!("{}/healthz", env.base),
+        bearer: String::new(),
+    };
 
     println!(
         "atlasgate-bench proxy: concurrency {}, {} requests (+{} warm-up) per run, {} rounds, atlassim latency {} ms",
@@ -270,7 +310,11 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
     let (mut d, mut p, mut h, mut t) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..args.rounds.max(1) {
         if args.token_only {
-            let r = Run { rps: 1.0, p50: Duration::from_millis(1), p95: Duration::from_millis(1) };
+            let r = Run {
+                rps: 1.0,
+                p50: Duration::from_millis(1),
+                p95: Duration::from_millis(1),
+            };
             d.push(r);
             p.push(r);
         } else {
@@ -307,7 +351,9 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         match cli.command {
             Command::Proxy(args) => proxy(args).await,

@@ -16,7 +16,11 @@ use crate::store::Store;
 use crate::vault::{keys, Cipher};
 
 #[derive(Debug, Parser)]
-#[command(name = "atlasgate", version, about = "A self-hosted broker between your applications and Atlassian Cloud")]
+#[command(
+    name = "atlasgate",
+    version,
+    about = "A self-hosted broker between your applications and Atlassian Cloud"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -149,7 +153,10 @@ pub enum SyncCommand {
 
 /// Run a parsed command line; the exit code is the process's.
 pub fn main(cli: Cli) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("atlasgate: cannot start the async runtime: {e}");
@@ -195,7 +202,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Keys(KeysCommand::Rotate) => rotate(&resolved).await,
         Command::Apps(AppsCommand::Create(args)) => create_app(&resolved, args).await,
         Command::Apps(AppsCommand::List) => list_apps(&resolved).await,
-        Command::Demo(args) => crate::demo::run(args.scripted).await.map_err(|e| CliError::Failed(format!("{e:#}"))),
+        Command::Demo(args) => crate::demo::run(args.scripted)
+            .await
+            .map_err(|e| CliError::Failed(format!("{e:#}"))),
         Command::Connections(ConnectionsCommand::List) => list_connections(&resolved).await,
         Command::Sync(SyncCommand::Status) => sync_status(&resolved).await,
     };
@@ -269,7 +278,10 @@ async fn migrate(resolved: &Resolved) -> Result<(), CliError> {
     let store = Store::connect(&url).await.map_err(CliError::failed)?;
     let pending = store.pending_migrations().await.map_err(CliError::failed)?;
     store.migrate().await.map_err(CliError::failed)?;
-    println!("applied {} migration(s); database is current", pending.len());
+    println!(
+        "applied {} migration(s); database is current",
+        pending.len()
+    );
     Ok(())
 }
 
@@ -281,10 +293,8 @@ async fn rotate(resolved: &Resolved) -> Result<(), CliError> {
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:30}] {pos}/{len} ({per_sec})",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({per_sec})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar
     });
@@ -302,11 +312,15 @@ async fn rotate(resolved: &Resolved) -> Result<(), CliError> {
             ),
         }
     };
-    let report = keys::rotate(&store, &cipher, &mut on_progress).await.map_err(CliError::failed)?;
+    let report = keys::rotate(&store, &cipher, &mut on_progress)
+        .await
+        .map_err(CliError::failed)?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let left = keys::count_on_old_keys(&store, &cipher).await.map_err(CliError::failed)?;
+    let left = keys::count_on_old_keys(&store, &cipher)
+        .await
+        .map_err(CliError::failed)?;
     println!(
         "re-encrypted {} of {} value(s) with key `{}`; {} value(s) left on other keys",
         report.reencrypted,
@@ -315,7 +329,10 @@ async fn rotate(resolved: &Resolved) -> Result<(), CliError> {
         left
     );
     if left == 0 {
-        println!("keys other than `{}` can now be removed from ATLASGATE_ENCRYPTION_KEYS", cipher.primary_key_id());
+        println!(
+            "keys other than `{}` can now be removed from ATLASGATE_ENCRYPTION_KEYS",
+            cipher.primary_key_id()
+        );
     }
     Ok(())
 }
@@ -346,11 +363,22 @@ async fn create_app(resolved: &Resolved, args: CreateAppArgs) -> Result<(), CliE
     }
     let cipher = Cipher::new(resolved.keyring()?);
     let store = open_store(resolved).await?;
-    let created = apps::create(&store, &cipher, NewApp { name, webhook_url, return_origins })
-        .await
-        .map_err(CliError::failed)?;
+    let created = apps::create(
+        &store,
+        &cipher,
+        NewApp {
+            name,
+            webhook_url,
+            return_origins,
+        },
+    )
+    .await
+    .map_err(CliError::failed)?;
     println!("app created: {} ({})", created.app.name, created.app.id);
-    println!("api key (shown once, store it now): {}", created.api_key.expose());
+    println!(
+        "api key (shown once, store it now): {}",
+        created.api_key.expose()
+    );
     if let Some(secret) = &created.webhook_secret {
         println!("webhook signing secret (shown once): {}", secret.expose());
     }
@@ -361,7 +389,12 @@ async fn list_connections(resolved: &Resolved) -> Result<(), CliError> {
     resolved.require(&[DATABASE_URL])?;
     init_logging(resolved);
     let store = open_store(resolved).await?;
-    print!("{}", crate::connections::render_list(&store).await.map_err(CliError::failed)?);
+    print!(
+        "{}",
+        crate::connections::render_list(&store)
+            .await
+            .map_err(CliError::failed)?
+    );
     Ok(())
 }
 
@@ -369,7 +402,12 @@ async fn sync_status(resolved: &Resolved) -> Result<(), CliError> {
     resolved.require(&[DATABASE_URL])?;
     init_logging(resolved);
     let store = open_store(resolved).await?;
-    print!("{}", crate::sync::render_status(&store).await.map_err(CliError::failed)?);
+    print!(
+        "{}",
+        crate::sync::render_status(&store)
+            .await
+            .map_err(CliError::failed)?
+    );
     Ok(())
 }
 
@@ -382,7 +420,10 @@ async fn list_apps(resolved: &Resolved) -> Result<(), CliError> {
         println!("no apps; create one with `atlasgate apps create --name NAME`");
         return Ok(());
     }
-    println!("{:36}  {:24}  {:20}  WEBHOOK / RETURN ORIGINS", "ID", "NAME", "CREATED");
+    println!(
+        "{:36}  {:24}  {:20}  WEBHOOK / RETURN ORIGINS",
+        "ID", "NAME", "CREATED"
+    );
     for a in apps {
         let origins: Vec<String> = a.return_origins.iter().map(|o| o.to_string()).collect();
         println!(
@@ -391,7 +432,11 @@ async fn list_apps(resolved: &Resolved) -> Result<(), CliError> {
             a.name,
             crate::admin::rfc3339(a.created_at),
             a.webhook_url.as_ref().map(|u| u.as_str()).unwrap_or("-"),
-            if origins.is_empty() { String::new() } else { format!("[{}]", origins.join(", ")) }
+            if origins.is_empty() {
+                String::new()
+            } else {
+                format!("[{}]", origins.join(", "))
+            }
         );
     }
     Ok(())

@@ -88,8 +88,18 @@ pub fn builtin_profiles() -> BTreeMap<String, Profile> {
         }
     }
     BTreeMap::from([
-        ("jira".to_string(), Profile { scopes: to_vec(JIRA_SCOPES) }),
-        ("confluence".to_string(), Profile { scopes: to_vec(CONFLUENCE_SCOPES) }),
+        (
+            "jira".to_string(),
+            Profile {
+                scopes: to_vec(JIRA_SCOPES),
+            },
+        ),
+        (
+            "confluence".to_string(),
+            Profile {
+                scopes: to_vec(CONFLUENCE_SCOPES),
+            },
+        ),
         ("atlassian".to_string(), Profile { scopes: both }),
     ])
 }
@@ -132,7 +142,10 @@ impl fmt::Debug for Config {
             .field("client_secret", &"[redacted]")
             .field("auth_url", &self.auth_url.as_str())
             .field("api_url", &self.api_url.as_str())
-            .field("admin_token", &self.admin_token.as_ref().map(|_| "[redacted]"))
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "[redacted]"),
+            )
             .field("refresh_margin", &self.refresh_margin)
             .field("profiles", &self.profiles)
             .field("log", &self.log)
@@ -167,7 +180,10 @@ impl Config {
 
     /// `{public_url}/oauth/callback`, the redirect URI registered with Atlassian.
     pub fn redirect_uri(&self) -> String {
-        format!("{}/oauth/callback", self.public_url.as_str().trim_end_matches('/'))
+        format!(
+            "{}/oauth/callback",
+            self.public_url.as_str().trim_end_matches('/')
+        )
     }
 
     /// `{public_url}{path}`; `path` starts with `/`.
@@ -237,7 +253,10 @@ impl TomlScalar {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("configuration is not usable:\n{0}")]
@@ -270,7 +289,9 @@ pub struct Report {
 
 impl Report {
     pub fn problems(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.iter().filter(|e| !matches!(e.status, Status::Ok(_)))
+        self.entries
+            .iter()
+            .filter(|e| !matches!(e.status, Status::Ok(_)))
     }
 
     pub fn is_ok(&self) -> bool {
@@ -278,7 +299,11 @@ impl Report {
     }
 
     fn push(&mut self, name: &str, source: &'static str, status: Status) {
-        self.entries.push(Entry { name: name.to_string(), status, source });
+        self.entries.push(Entry {
+            name: name.to_string(),
+            status,
+            source,
+        });
     }
 }
 
@@ -374,7 +399,10 @@ impl Settings {
             (AUTH_URL, atl.auth_url),
             (API_URL, atl.api_url),
             (ADMIN_TOKEN, file.admin_token),
-            (REFRESH_MARGIN, file.refresh_margin.map(TomlScalar::into_string)),
+            (
+                REFRESH_MARGIN,
+                file.refresh_margin.map(TomlScalar::into_string),
+            ),
             (LOG, file.log),
             (LOG_FORMAT, file.log_format),
         ];
@@ -404,8 +432,10 @@ impl Settings {
                 values.insert(name, (v.clone(), "flag"));
             }
         }
-        let mut profiles: BTreeMap<String, (Profile, &'static str)> =
-            builtin_profiles().into_iter().map(|(k, v)| (k, (v, "default"))).collect();
+        let mut profiles: BTreeMap<String, (Profile, &'static str)> = builtin_profiles()
+            .into_iter()
+            .map(|(k, v)| (k, (v, "default")))
+            .collect();
         for (name, p) in file.profiles {
             profiles.insert(name, (p, "file"));
         }
@@ -421,10 +451,13 @@ impl Settings {
     pub fn resolve(&self) -> Resolved {
         let mut r = Resolved::default();
 
-        let (db, src) = self.get(DATABASE_URL).unwrap_or((DEFAULT_DATABASE_URL, "default"));
+        let (db, src) = self
+            .get(DATABASE_URL)
+            .unwrap_or((DEFAULT_DATABASE_URL, "default"));
         match check_database_url(db) {
             Ok(()) => {
-                r.report.push(DATABASE_URL, src, Status::Ok(mask_database_url(db)));
+                r.report
+                    .push(DATABASE_URL, src, Status::Ok(mask_database_url(db)));
                 r.database_url = Some(db.to_string());
             }
             Err(why) => r.report.push(DATABASE_URL, src, Status::Invalid(why)),
@@ -472,7 +505,9 @@ impl Settings {
                     r.report.push(ENCRYPTION_KEYS, src, Status::Ok(shown));
                     r.encryption_keys = Some(k);
                 }
-                Err(e) => r.report.push(ENCRYPTION_KEYS, src, Status::Invalid(e.to_string())),
+                Err(e) => r
+                    .report
+                    .push(ENCRYPTION_KEYS, src, Status::Invalid(e.to_string())),
             },
         }
 
@@ -486,7 +521,8 @@ impl Settings {
         match self.get(CLIENT_SECRET) {
             None => r.report.push(CLIENT_SECRET, "default", Status::Missing),
             Some((v, src)) => {
-                r.report.push(CLIENT_SECRET, src, Status::Ok(mask_secret(v)));
+                r.report
+                    .push(CLIENT_SECRET, src, Status::Ok(mask_secret(v)));
                 r.client_secret = Some(SecretString::from(v.to_string()));
             }
         }
@@ -499,7 +535,10 @@ impl Settings {
             Some((v, src)) if v.len() < 16 => r.report.push(
                 ADMIN_TOKEN,
                 src,
-                Status::Invalid(format!("too short ({} characters, need at least 16)", v.len())),
+                Status::Invalid(format!(
+                    "too short ({} characters, need at least 16)",
+                    v.len()
+                )),
             ),
             Some((v, src)) => {
                 r.report.push(ADMIN_TOKEN, src, Status::Ok(mask_secret(v)));
@@ -539,7 +578,11 @@ impl Settings {
                 r.report.push(LOG, src, Status::Ok(v.to_string()));
                 r.log = Some(v.to_string());
             }
-            Err(e) => r.report.push(LOG, src, Status::Invalid(format!("not a tracing filter: {e}"))),
+            Err(e) => r.report.push(
+                LOG,
+                src,
+                Status::Invalid(format!("not a tracing filter: {e}")),
+            ),
         }
         let (v, src) = self.get(LOG_FORMAT).unwrap_or(("pretty", "default"));
         match v {
@@ -581,9 +624,14 @@ impl Settings {
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-    parse_file(&text).map_err(|message| ConfigError::Parse { path: path.to_path_buf(), message })
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_file(&text).map_err(|message| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message,
+    })
 }
 
 /// Parse `atlasgate.toml` text; the error names an unknown key.
@@ -653,12 +701,16 @@ impl Resolved {
 
     pub fn database_url(&self) -> Result<String, ConfigError> {
         self.require(&[DATABASE_URL])?;
-        self.database_url.clone().ok_or_else(|| ConfigError::Invalid(self.report.clone()))
+        self.database_url
+            .clone()
+            .ok_or_else(|| ConfigError::Invalid(self.report.clone()))
     }
 
     pub fn keyring(&self) -> Result<Keyring, ConfigError> {
         self.require(&[ENCRYPTION_KEYS])?;
-        self.encryption_keys.clone().ok_or_else(|| ConfigError::Invalid(self.report.clone()))
+        self.encryption_keys
+            .clone()
+            .ok_or_else(|| ConfigError::Invalid(self.report.clone()))
     }
 
     pub fn log(&self) -> (String, LogFormat) {
@@ -670,8 +722,7 @@ impl Resolved {
 }
 
 fn check_database_url(v: &str) -> Result<(), String> {
-    if v.starts_with("sqlite:") || v.starts_with("postgres://") || v.starts_with("postgresql://")
-    {
+    if v.starts_with("sqlite:") || v.starts_with("postgres://") || v.starts_with("postgresql://") {
         Ok(())
     } else {
         Err("must start with `sqlite:` or `postgres://`".into())
@@ -696,14 +747,20 @@ pub fn parse_base_url(v: &str) -> Result<Url, String> {
 
 fn check_profile(name: &str, p: &Profile) -> Result<(), String> {
     if name.is_empty()
-        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
         return Err("profile names use letters, digits, `-` and `_`".into());
     }
     if p.scopes.is_empty() {
         return Err("has no scopes".into());
     }
-    if let Some(bad) = p.scopes.iter().find(|s| s.is_empty() || s.contains(char::is_whitespace)) {
+    if let Some(bad) = p
+        .scopes
+        .iter()
+        .find(|s| s.is_empty() || s.contains(char::is_whitespace))
+    {
         return Err(format!("scope `{bad}` is empty or contains whitespace"));
     }
     // Without offline_access Atlassian issues no refresh token, and the vault
@@ -739,7 +796,11 @@ impl Config {
     pub fn admin_token_matches(&self, candidate: &str) -> bool {
         use subtle::ConstantTimeEq;
         match &self.admin_token {
-            Some(t) => t.expose_secret().as_bytes().ct_eq(candidate.as_bytes()).into(),
+            Some(t) => t
+                .expose_secret()
+                .as_bytes()
+                .ct_eq(candidate.as_bytes())
+                .into(),
             None => false,
         }
     }
@@ -753,7 +814,13 @@ mod tests {
     #[test]
     fn literal_urls_parse() {
         assert!(parse_base_url("http://127.0.0.1:0").is_ok());
-        assert_eq!(parse_base_url("http://x/prefix/").map(|u| u.to_string()).ok().as_deref(), Some("http://x/prefix"));
+        assert_eq!(
+            parse_base_url("http://x/prefix/")
+                .map(|u| u.to_string())
+                .ok()
+                .as_deref(),
+            Some("http://x/prefix")
+        );
     }
 
     #[test]

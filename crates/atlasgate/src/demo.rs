@@ -243,10 +243,14 @@ pub const STEPS: &[(&str, StepFn)] = &[
     ("get token", |w| Box::pin(step_token(w))),
     ("force refresh", |w| Box::pin(step_refresh(w))),
     ("list projects", |w| Box::pin(step_list_projects(w))),
-    ("import the active sprint", |w| Box::pin(step_import_sprint(w))),
+    ("import the active sprint", |w| {
+        Box::pin(step_import_sprint(w))
+    }),
     ("push an estimate", |w| Box::pin(step_push_estimate(w))),
     ("start a sync", |w| Box::pin(step_start_sync(w))),
-    ("webhook updates an issue", |w| Box::pin(step_webhook_update(w))),
+    ("webhook updates an issue", |w| {
+        Box::pin(step_webhook_update(w))
+    }),
     ("disconnect", |w| Box::pin(step_disconnect(w))),
     ("webhook removed", |w| Box::pin(step_webhook_removed(w))),
 ];
@@ -324,7 +328,8 @@ async fn step_create_app(w: &mut Walk) -> anyhow::Result<String> {
     );
     w.app_key = key.to_string();
     if let Some(secret) = body["webhook_secret"].as_str() {
-        w.receiver.set_secret(SecretString::from(secret.to_string()));
+        w.receiver
+            .set_secret(SecretString::from(secret.to_string()));
     }
     Ok(format!(
         "app {} (key agk_…)",
@@ -546,7 +551,10 @@ where
         if let Some(v) = f().await? {
             return Ok(v);
         }
-        ensure!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -555,7 +563,10 @@ fn first_project_key(w: &Walk) -> anyhow::Result<String> {
     let snap = w.demo.sim.snapshot();
     let site = snap["sites"]
         .as_array()
-        .and_then(|a| a.iter().find(|s| s["cloud_id"] == w.chosen_cloud_id.as_str()))
+        .and_then(|a| {
+            a.iter()
+                .find(|s| s["cloud_id"] == w.chosen_cloud_id.as_str())
+        })
         .ok_or_else(|| anyhow!("atlassim does not list the chosen site"))?;
     site["projects"][0]["key"]
         .as_str()
@@ -584,7 +595,11 @@ async fn step_start_sync(w: &mut Walk) -> anyhow::Result<String> {
         Ok((v["passes"].as_i64().unwrap_or(0) >= 1).then_some(v))
     })
     .await?;
-    ensure!(done["webhook"]["id"].is_i64(), "no Jira webhook registered: {}", done["webhook"]);
+    ensure!(
+        done["webhook"]["id"].is_i64(),
+        "no Jira webhook registered: {}",
+        done["webhook"]
+    );
     Ok(format!(
         "{} issues of {project} stored; Jira webhook #{} registered",
         done["issues_synced"], done["webhook"]["id"]
@@ -599,26 +614,42 @@ async fn step_webhook_update(w: &mut Walk) -> anyhow::Result<String> {
         .as_str()
         .ok_or_else(|| anyhow!("no synced issue"))?
         .to_string();
-    let summary = format!("Changed in Jira at {}", chrono::Utc::now().format("%H:%M:%S"));
+    let summary = format!(
+        "Changed in Jira at {}",
+        chrono::Utc::now().format("%H:%M:%S")
+    );
     let resp = w
         .http
-        .patch(format!("{}/__sim/issues/{}/{key}", w.demo.sim.base_url(), w.chosen_cloud_id))
+        .patch(format!(
+            "{}/__sim/issues/{}/{key}",
+            w.demo.sim.base_url(),
+            w.chosen_cloud_id
+        ))
         .json(&json!({ "fields": { "summary": summary } }))
         .send()
         .await?;
-    ensure!(resp.status().is_success(), "atlassim refused the change ({})", resp.status());
+    ensure!(
+        resp.status().is_success(),
+        "atlassim refused the change ({})",
+        resp.status()
+    );
     let passes_before = {
         let (_, v) = w
-            .json(reqwest::Method::GET, &format!("/v1/connections/{}/syncs/{}", w.connection_id, w.sync_id), None)
+            .json(
+                reqwest::Method::GET,
+                &format!("/v1/connections/{}/syncs/{}", w.connection_id, w.sync_id),
+                None,
+            )
             .await?;
         v["passes"].as_i64().unwrap_or(0)
     };
     let one = format!("/v1/connections/{}/issues?limit=1000", w.connection_id);
     poll("the local copy to change", || async {
         let (_, v) = w.json(reqwest::Method::GET, &one, None).await?;
-        let found = v["items"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|i| i["key"] == key.as_str() && i["summary"] == summary.as_str()));
+        let found = v["items"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|i| i["key"] == key.as_str() && i["summary"] == summary.as_str())
+        });
         Ok(found.then_some(()))
     })
     .await?;
@@ -628,12 +659,24 @@ async fn step_webhook_update(w: &mut Walk) -> anyhow::Result<String> {
         }))
     })
     .await?;
-    ensure!(event.verified, "the event's Standard Webhooks signature did not verify");
+    ensure!(
+        event.verified,
+        "the event's Standard Webhooks signature did not verify"
+    );
     let (_, v) = w
-        .json(reqwest::Method::GET, &format!("/v1/connections/{}/syncs/{}", w.connection_id, w.sync_id), None)
+        .json(
+            reqwest::Method::GET,
+            &format!("/v1/connections/{}/syncs/{}", w.connection_id, w.sync_id),
+            None,
+        )
         .await?;
-    ensure!(v["passes"].as_i64().unwrap_or(0) == passes_before, "a sync pass ran: the webhook was not what updated it");
-    Ok(format!("{key} updated locally by the Jira webhook; signed issue.updated delivered to the demo app"))
+    ensure!(
+        v["passes"].as_i64().unwrap_or(0) == passes_before,
+        "a sync pass ran: the webhook was not what updated it"
+    );
+    Ok(format!(
+        "{key} updated locally by the Jira webhook; signed issue.updated delivered to the demo app"
+    ))
 }
 
 async fn step_webhook_removed(w: &mut Walk) -> anyhow::Result<String> {
@@ -643,7 +686,11 @@ async fn step_webhook_removed(w: &mut Walk) -> anyhow::Result<String> {
     });
     let v: Value = w
         .http
-        .get(format!("{}/ex/jira/{}/rest/api/3/webhook", w.demo.sim.api_url(), w.chosen_cloud_id))
+        .get(format!(
+            "{}/ex/jira/{}/rest/api/3/webhook",
+            w.demo.sim.api_url(),
+            w.chosen_cloud_id
+        ))
         .bearer_auth(&token.access_token)
         .send()
         .await?
@@ -651,7 +698,11 @@ async fn step_webhook_removed(w: &mut Walk) -> anyhow::Result<String> {
         .await?;
     ensure!(v["total"] == 0, "Jira still lists webhooks: {v}");
     let (_, sync) = w
-        .json(reqwest::Method::GET, &format!("/v1/connections/{}/syncs/{}", w.connection_id, w.sync_id), None)
+        .json(
+            reqwest::Method::GET,
+            &format!("/v1/connections/{}/syncs/{}", w.connection_id, w.sync_id),
+            None,
+        )
         .await?;
     ensure!(sync["state"] == "stopped", "the sync is {}", sync["state"]);
     Ok("Jira lists no webhook of atlasgate; the sync is stopped".into())
@@ -812,13 +863,24 @@ impl SitePickerForm {
 async fn demo_active_sprint(w: &Walk) -> anyhow::Result<(String, i64, Value)> {
     let id = w.connection_id.clone();
     let (status, projects) = w
-        .json(reqwest::Method::GET, &format!("/v1/connections/{id}/jira/projects"), None)
+        .json(
+            reqwest::Method::GET,
+            &format!("/v1/connections/{id}/jira/projects"),
+            None,
+        )
         .await?;
-    ensure!(status == 200, "listing projects answered {status}: {projects}");
+    ensure!(
+        status == 200,
+        "listing projects answered {status}: {projects}"
+    );
     for p in projects["items"].as_array().cloned().unwrap_or_default() {
         let key = p["key"].as_str().unwrap_or_default().to_string();
         let (_, boards) = w
-            .json(reqwest::Method::GET, &format!("/v1/connections/{id}/jira/boards?project={key}"), None)
+            .json(
+                reqwest::Method::GET,
+                &format!("/v1/connections/{id}/jira/boards?project={key}"),
+                None,
+            )
             .await?;
         let Some(board) = boards["items"]
             .as_array()
@@ -834,20 +896,32 @@ async fn demo_active_sprint(w: &Walk) -> anyhow::Result<(String, i64, Value)> {
                 None,
             )
             .await?;
-        ensure!(status == 200, "listing sprints answered {status}: {sprints}");
+        ensure!(
+            status == 200,
+            "listing sprints answered {status}: {sprints}"
+        );
         if let Some(s) = sprints["items"].as_array().and_then(|s| s.first()) {
             return Ok((key, board, s.clone()));
         }
     }
-    Err(anyhow!("no project on the site has a scrum board with an active sprint"))
+    Err(anyhow!(
+        "no project on the site has a scrum board with an active sprint"
+    ))
 }
 
 async fn step_list_projects(w: &mut Walk) -> anyhow::Result<String> {
     let id = w.connection_id.clone();
     let (status, body) = w
-        .json(reqwest::Method::GET, &format!("/v1/connections/{id}/jira/projects"), None)
+        .json(
+            reqwest::Method::GET,
+            &format!("/v1/connections/{id}/jira/projects"),
+            None,
+        )
         .await?;
-    ensure!(status == 200, "GET /jira/projects answered {status}: {body}");
+    ensure!(
+        status == 200,
+        "GET /jira/projects answered {status}: {body}"
+    );
     let keys: Vec<&str> = body["items"]
         .as_array()
         .map(|a| a.iter().filter_map(|p| p["key"].as_str()).collect())
@@ -867,10 +941,16 @@ async fn step_import_sprint(w: &mut Walk) -> anyhow::Result<String> {
             None,
         )
         .await?;
-    ensure!(status == 200, "GET sprint issues answered {status}: {issues}");
+    ensure!(
+        status == 200,
+        "GET sprint issues answered {status}: {issues}"
+    );
     let items = issues["items"].as_array().cloned().unwrap_or_default();
     ensure!(!items.is_empty(), "the active sprint has no issues");
-    let points: f64 = items.iter().filter_map(|i| i["story_points"].as_f64()).sum();
+    let points: f64 = items
+        .iter()
+        .filter_map(|i| i["story_points"].as_f64())
+        .sum();
     Ok(format!(
         "{project} board {board}, sprint \"{}\": {} issues in rank order, {points} story points",
         sprint["name"].as_str().unwrap_or_default(),
@@ -890,9 +970,16 @@ async fn step_push_estimate(w: &mut Walk) -> anyhow::Result<String> {
         )
         .await?;
     let issue = issues["items"][0].clone();
-    let key = issue["key"].as_str().ok_or_else(|| anyhow!("no issue to estimate"))?.to_string();
+    let key = issue["key"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no issue to estimate"))?
+        .to_string();
     // A value the issue does not have yet, so the read-back proves the write.
-    let value = if issue["story_points"].as_f64() == Some(8.0) { 5.0 } else { 8.0 };
+    let value = if issue["story_points"].as_f64() == Some(8.0) {
+        5.0
+    } else {
+        8.0
+    };
     let (status, written) = w
         .json(
             reqwest::Method::POST,
@@ -912,6 +999,11 @@ async fn step_push_estimate(w: &mut Walk) -> anyhow::Result<String> {
         .await?;
     ensure!(status == 200, "reading {key} back answered {status}");
     let now = back["fields"][&field].as_f64();
-    ensure!(now == Some(value), "Jira says {field} = {now:?}, expected {value}");
-    Ok(format!("{key}: {field} set to {value} via board {board}; Jira reads back {value}"))
+    ensure!(
+        now == Some(value),
+        "Jira says {field} = {now:?}, expected {value}"
+    );
+    Ok(format!(
+        "{key}: {field} set to {value} via board {board}; Jira reads back {value}"
+    ))
 }

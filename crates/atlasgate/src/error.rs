@@ -30,7 +30,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError { field: field.into(), message: message.into() }
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -90,7 +93,10 @@ pub enum ApiError {
     ReauthRequired { connect_url: String },
     /// Temporarily unable (e.g. Atlassian down); answered 503 with `Retry-After`.
     #[error("{detail}")]
-    RetryLater { detail: String, retry_after_secs: u64 },
+    RetryLater {
+        detail: String,
+        retry_after_secs: u64,
+    },
     /// Atlassian's rate limit asks for a longer pause than we wait inline;
     /// answered 429 with `Retry-After`.
     #[error("Atlassian's rate limit for this site is exhausted; retry after {retry_after_secs} s")]
@@ -204,7 +210,11 @@ impl IntoResponse for ApiError {
         }
         let status = self.status();
         let mut resp = problem_response(status, &self.to_problem());
-        if let ApiError::RetryLater { retry_after_secs, .. } | ApiError::RateLimited { retry_after_secs } = &self {
+        if let ApiError::RetryLater {
+            retry_after_secs, ..
+        }
+        | ApiError::RateLimited { retry_after_secs } = &self
+        {
             if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                 resp.headers_mut().insert(header::RETRY_AFTER, v);
             }
@@ -335,18 +345,45 @@ mod tests {
             .await
             .unwrap();
         let status = resp.status();
-        let ct = resp.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
-        (status, ct, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+        let ct = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            ct,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     #[tokio::test]
     async fn bare_errors_become_problems_and_designed_bodies_stay() {
         let router = Router::new()
-            .route("/timeout", get(|| async { (StatusCode::GATEWAY_TIMEOUT, "") }))
-            .route("/plain", get(|| async { (StatusCode::BAD_REQUEST, "missing field `x`") }))
-            .route("/boom", get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "db password is hunter2") }))
-            .route("/json", get(|| async { (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "not_ready"}))) }))
+            .route(
+                "/timeout",
+                get(|| async { (StatusCode::GATEWAY_TIMEOUT, "") }),
+            )
+            .route(
+                "/plain",
+                get(|| async { (StatusCode::BAD_REQUEST, "missing field `x`") }),
+            )
+            .route(
+                "/boom",
+                get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "db password is hunter2") }),
+            )
+            .route(
+                "/json",
+                get(|| async {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        axum::Json(serde_json::json!({"status": "not_ready"})),
+                    )
+                }),
+            )
             .route(
                 "/relay",
                 get(|| async {
@@ -356,7 +393,10 @@ mod tests {
                 }),
             );
         let (s, ct, body) = call(router.clone(), "/timeout").await;
-        assert_eq!((s, ct.as_str()), (StatusCode::GATEWAY_TIMEOUT, PROBLEM_JSON));
+        assert_eq!(
+            (s, ct.as_str()),
+            (StatusCode::GATEWAY_TIMEOUT, PROBLEM_JSON)
+        );
         assert!(body["type"].as_str().unwrap().ends_with("/timeout"));
         assert_eq!(body["status"], 504);
 
@@ -364,15 +404,24 @@ mod tests {
         assert_eq!(body["detail"], "missing field `x`");
 
         let (s, ct, body) = call(router.clone(), "/boom").await;
-        assert_eq!((s, ct.as_str()), (StatusCode::INTERNAL_SERVER_ERROR, PROBLEM_JSON));
-        assert!(!body.to_string().contains("hunter2"), "server error text must not leak");
+        assert_eq!(
+            (s, ct.as_str()),
+            (StatusCode::INTERNAL_SERVER_ERROR, PROBLEM_JSON)
+        );
+        assert!(
+            !body.to_string().contains("hunter2"),
+            "server error text must not leak"
+        );
 
         let (_, ct, body) = call(router.clone(), "/json").await;
         assert!(ct.starts_with("application/json"));
         assert_eq!(body["status"], "not_ready");
 
         let (s, ct, _) = call(router, "/relay").await;
-        assert_eq!((s, ct.as_str()), (StatusCode::NOT_FOUND, "text/plain; charset=utf-8"));
+        assert_eq!(
+            (s, ct.as_str()),
+            (StatusCode::NOT_FOUND, "text/plain; charset=utf-8")
+        );
     }
 
     #[test]

@@ -32,7 +32,9 @@ pub struct HealthResponse {
 #[utoipa::path(get, path = "/healthz", tag = "health",
     responses((status = 200, description = "Up", body = HealthResponse)))]
 pub async fn get_healthz() -> Json<HealthResponse> {
-    Json(HealthResponse { status: "ok".into() })
+    Json(HealthResponse {
+        status: "ok".into(),
+    })
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -63,25 +65,46 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 pub async fn get_readyz(State(state): State<AppState>) -> Response {
     let mut checks = BTreeMap::new();
     let db = match tokio::time::timeout(CHECK_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(())) => CheckResult { ok: true, detail: None },
+        Ok(Ok(())) => CheckResult {
+            ok: true,
+            detail: None,
+        },
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: database unreachable");
-            CheckResult { ok: false, detail: Some("database unreachable".into()) }
+            CheckResult {
+                ok: false,
+                detail: Some("database unreachable".into()),
+            }
         }
-        Err(_) => CheckResult { ok: false, detail: Some("database did not answer in time".into()) },
+        Err(_) => CheckResult {
+            ok: false,
+            detail: Some("database did not answer in time".into()),
+        },
     };
     let db_ok = db.ok;
     checks.insert("database".to_string(), db);
     let migrations = if !db_ok {
-        CheckResult { ok: false, detail: Some("database unreachable".into()) }
+        CheckResult {
+            ok: false,
+            detail: Some("database unreachable".into()),
+        }
     } else {
         match tokio::time::timeout(CHECK_TIMEOUT, state.store.pending_migrations()).await {
-            Ok(Ok(p)) if p.is_empty() => CheckResult { ok: true, detail: None },
+            Ok(Ok(p)) if p.is_empty() => CheckResult {
+                ok: true,
+                detail: None,
+            },
             Ok(Ok(p)) => CheckResult {
                 ok: false,
-                detail: Some(format!("{} migration(s) pending; run `atlasgate migrate`", p.len())),
+                detail: Some(format!(
+                    "{} migration(s) pending; run `atlasgate migrate`",
+                    p.len()
+                )),
             },
-            _ => CheckResult { ok: false, detail: Some("cannot read migration state".into()) },
+            _ => CheckResult {
+                ok: false,
+                detail: Some("cannot read migration state".into()),
+            },
         }
     };
     checks.insert("migrations".to_string(), migrations);
@@ -102,11 +125,23 @@ pub async fn get_readyz(State(state): State<AppState>) -> Response {
                 .or_else(|| (!key_ok).then(|| "encryption key unusable".to_string())),
         },
     );
-    let failing: Vec<String> =
-        checks.iter().filter(|(_, c)| !c.ok).map(|(k, _)| k.clone()).collect();
-    let status = if failing.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let failing: Vec<String> = checks
+        .iter()
+        .filter(|(_, c)| !c.ok)
+        .map(|(k, _)| k.clone())
+        .collect();
+    let status = if failing.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = ReadyResponse {
-        status: if failing.is_empty() { "ready" } else { "not_ready" }.into(),
+        status: if failing.is_empty() {
+            "ready"
+        } else {
+            "not_ready"
+        }
+        .into(),
         checks,
         failing,
     };
@@ -118,7 +153,10 @@ pub async fn get_readyz(State(state): State<AppState>) -> Response {
     responses((status = 200, description = "Metrics", content_type = "application/openmetrics-text", body = String)))]
 pub async fn get_metrics(State(state): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.encode(),
     )
         .into_response()

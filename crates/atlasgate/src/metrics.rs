@@ -132,19 +132,29 @@ impl Metrics {
             })
             .inc();
         self.http_latency
-            .get_or_create(&RouteLabels { route: route.to_string(), method: method.to_string() })
+            .get_or_create(&RouteLabels {
+                route: route.to_string(),
+                method: method.to_string(),
+            })
             .observe(seconds);
     }
 
     /// Count one refresh: `outcome` is e.g. `ok`, `reused`, `invalid_grant`, `error`.
     pub fn refresh(&self, outcome: &str) {
-        self.refreshes.get_or_create(&OutcomeLabels { outcome: outcome.to_string() }).inc();
+        self.refreshes
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc();
     }
 
     /// Count one sync pass: `kind` is `full` or `incremental`, `outcome` `ok` or `error`.
     pub fn sync_pass(&self, kind: &str, outcome: &str) {
         self.sync_passes
-            .get_or_create(&PassLabels { kind: kind.to_string(), outcome: outcome.to_string() })
+            .get_or_create(&PassLabels {
+                kind: kind.to_string(),
+                outcome: outcome.to_string(),
+            })
             .inc();
     }
 
@@ -155,12 +165,20 @@ impl Metrics {
 
     /// Count one Jira webhook delivery: `applied`, `duplicate` or `rejected`.
     pub fn jira_webhook(&self, outcome: &str) {
-        self.jira_webhooks_received.get_or_create(&OutcomeLabels { outcome: outcome.to_string() }).inc();
+        self.jira_webhooks_received
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc();
     }
 
     /// Count one event delivery attempt: `delivered`, `retry` or `failed`.
     pub fn event_delivery(&self, outcome: &str) {
-        self.event_deliveries.get_or_create(&OutcomeLabels { outcome: outcome.to_string() }).inc();
+        self.event_deliveries
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc();
     }
 
     /// The text exposition format.

@@ -35,7 +35,9 @@ impl Modify for SecuritySchemes {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("agk_…")
-                    .description(Some("The app's API key, shown once when the app is created"))
+                    .description(Some(
+                        "The app's API key, shown once when the app is created",
+                    ))
                     .build(),
             ),
         );

@@ -55,7 +55,10 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::confluence::router())
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
-        .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
 }
 
 /// Routes that stream (the proxy): no body limit, no overall timeout.
@@ -90,7 +93,8 @@ fn sane_request_id(v: &HeaderValue) -> Option<String> {
     let s = v.to_str().ok()?;
     (!s.is_empty()
         && s.len() <= 128
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
     .then(|| s.to_string())
 }
 
@@ -139,9 +143,12 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     let method = req.method().to_string();
     let started = Instant::now();
     let resp = next.run(req).await;
-    state
-        .metrics
-        .observe_http(&route, &method, resp.status().as_u16(), started.elapsed().as_secs_f64());
+    state.metrics.observe_http(
+        &route,
+        &method,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     resp
 }
 
@@ -166,7 +173,9 @@ pub struct Application {
 impl Application {
     /// Bind `config.listen` (port 0 picks a free port), connect and migrate.
     pub async fn build(config: Config) -> Result<Application, StartError> {
-        let listener = TcpListener::bind(config.listen).await.map_err(StartError::Bind)?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(StartError::Bind)?;
         Self::build_with_listener(config, listener).await
     }
 
@@ -191,7 +200,12 @@ impl Application {
         let address = listener.local_addr().map_err(StartError::Bind)?;
         let state = AppState::new(config, store)?;
         let router = router(state.clone());
-        Ok(Application { listener, address, state, router })
+        Ok(Application {
+            listener,
+            address,
+            state,
+            router,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -223,7 +237,8 @@ impl Application {
         // Connect info: the connect pages rate limit by peer IP.
         let served = axum::serve(
             self.listener,
-            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(stop)
         .await;

@@ -50,7 +50,10 @@ impl Default for SimConfig {
                     "http://127.0.0.1:8080/oauth/callback".into(),
                     "http://localhost:8080/oauth/callback".into(),
                 ],
-                scopes: crate::scopes::ALL_SCOPES.iter().map(|s| s.to_string()).collect(),
+                scopes: crate::scopes::ALL_SCOPES
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
             }],
             auto_consent: false,
             rate_limits: false,

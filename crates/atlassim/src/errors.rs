@@ -29,7 +29,11 @@ pub enum ApiError {
     SiteNotFound,
     /// Jira's `ErrorCollection`.
     #[error("jira error {status}")]
-    Jira { status: StatusCode, messages: Vec<String>, errors: BTreeMap<String, String> },
+    Jira {
+        status: StatusCode,
+        messages: Vec<String>,
+        errors: BTreeMap<String, String>,
+    },
     /// A JQL problem: 400 with `warningMessages`, as `/search/jql` answers.
     #[error("jql: {0}")]
     Jql(#[from] JqlError),
@@ -38,18 +42,34 @@ pub enum ApiError {
     SearchRemoved,
     /// Confluence v2's error list.
     #[error("confluence error {status}")]
-    Confluence { status: StatusCode, title: String, detail: Option<String> },
+    Confluence {
+        status: StatusCode,
+        title: String,
+        detail: Option<String>,
+    },
 }
 
 impl ApiError {
     pub fn jira(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError::Jira { status, messages: vec![message.into()], errors: BTreeMap::new() }
+        ApiError::Jira {
+            status,
+            messages: vec![message.into()],
+            errors: BTreeMap::new(),
+        }
     }
 
-    pub fn jira_field(status: StatusCode, field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn jira_field(
+        status: StatusCode,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         let mut errors = BTreeMap::new();
         errors.insert(field.into(), message.into());
-        ApiError::Jira { status, messages: vec![], errors }
+        ApiError::Jira {
+            status,
+            messages: vec![],
+            errors,
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -58,18 +78,29 @@ impl ApiError {
 
     /// Jira's wording for an issue that is missing or not visible.
     pub fn issue_not_found() -> Self {
-        Self::jira(StatusCode::NOT_FOUND, "Issue does not exist or you do not have permission to see it.")
+        Self::jira(
+            StatusCode::NOT_FOUND,
+            "Issue does not exist or you do not have permission to see it.",
+        )
     }
 
     pub fn confluence(status: StatusCode, detail: Option<String>) -> Self {
         let title = status.canonical_reason().unwrap_or("Error").to_string();
-        ApiError::Confluence { status, title, detail }
+        ApiError::Confluence {
+            status,
+            title,
+            detail,
+        }
     }
 }
 
 /// The gateway's own 401 body.
 pub fn gateway_401(message: &str) -> Response {
-    (StatusCode::UNAUTHORIZED, Json(json!({"code": 401, "message": message}))).into_response()
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"code": 401, "message": message})),
+    )
+        .into_response()
 }
 
 impl IntoResponse for ApiError {
@@ -82,9 +113,15 @@ impl IntoResponse for ApiError {
                 Json(json!({"errorMessages": ["Site temporarily unavailable"], "errors": {}})),
             )
                 .into_response(),
-            ApiError::Jira { status, messages, errors } => {
-                (status, Json(json!({"errorMessages": messages, "errors": errors}))).into_response()
-            }
+            ApiError::Jira {
+                status,
+                messages,
+                errors,
+            } => (
+                status,
+                Json(json!({"errorMessages": messages, "errors": errors})),
+            )
+                .into_response(),
             ApiError::Jql(e) => (
                 StatusCode::BAD_REQUEST,
                 Json(json!({"errorMessages": e.messages, "errors": {}, "warningMessages": []})),
@@ -95,7 +132,11 @@ impl IntoResponse for ApiError {
                 Json(json!({"errorMessages": [SEARCH_REMOVED], "errors": {}})),
             )
                 .into_response(),
-            ApiError::Confluence { status, title, detail } => {
+            ApiError::Confluence {
+                status,
+                title,
+                detail,
+            } => {
                 let code = title.to_ascii_uppercase().replace(' ', "_");
                 (
                     status,

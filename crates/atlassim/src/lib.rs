@@ -5,23 +5,23 @@
 //! the API gateway (`api.atlassian.com`) and the control plane (`/__sim/`).
 //! See `crates/atlassim/README.md`.
 
+pub mod agile;
 pub mod auth;
 pub mod config;
+pub mod confluence;
 pub mod control;
+pub mod errors;
 pub mod faults;
 pub mod gateway;
-pub mod agile;
-pub mod confluence;
-pub mod errors;
 pub mod jira;
 pub mod jql;
-pub mod ratelimit;
-pub mod sim_issues;
-pub mod webhooks;
 pub mod model;
+pub mod ratelimit;
 pub mod scopes;
 pub mod seed;
+pub mod sim_issues;
 pub mod stats;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -45,8 +45,14 @@ pub fn app(state: AppState) -> Router {
         .merge(auth::router())
         .merge(control::router())
         .merge(gateway::router())
-        .layer(axum::middleware::from_fn_with_state(state.clone(), faults::apply_faults))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), stats::count_requests))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            faults::apply_faults,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            stats::count_requests,
+        ))
         .with_state(state)
 }
 
@@ -58,7 +64,13 @@ pub fn build_state(config: SimConfig) -> AppState {
         .timeout(std::time::Duration::from_secs(10))
         .build()
         .unwrap_or_default();
-    Arc::new(SimState { config, clock, world: Mutex::new(world), http, faults: faults::FaultSet::default() })
+    Arc::new(SimState {
+        config,
+        clock,
+        world: Mutex::new(world),
+        http,
+        faults: faults::FaultSet::default(),
+    })
 }
 
 /// A running simulator.
@@ -80,15 +92,21 @@ impl Sim {
         let (tx, rx) = oneshot::channel::<()>();
         let service = router.into_make_service_with_connect_info::<faults::ConnHandle>();
         let task = tokio::spawn(async move {
-            let server = axum::serve(faults::SimListener::new(listener), service).with_graceful_shutdown(async {
-                let _ = rx.await;
-            });
+            let server = axum::serve(faults::SimListener::new(listener), service)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                });
             if let Err(e) = server.await {
                 tracing::error!(error = %e, "atlassim server stopped");
             }
         });
         tracing::info!(%addr, "atlassim listening");
-        Ok(Sim { addr, state, shutdown: Some(tx), task })
+        Ok(Sim {
+            addr,
+            state,
+            shutdown: Some(tx),
+            task,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -173,7 +191,10 @@ impl Sim {
             let _ = tx.send(());
         }
         let abort = self.task.abort_handle();
-        if tokio::time::timeout(std::time::Duration::from_secs(3), &mut self.task).await.is_err() {
+        if tokio::time::timeout(std::time::Duration::from_secs(3), &mut self.task)
+            .await
+            .is_err()
+        {
             abort.abort();
         }
     }

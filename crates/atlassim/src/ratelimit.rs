@@ -84,11 +84,13 @@ pub struct Limited {
 impl IntoResponse for Limited {
     fn into_response(self) -> Response {
         let mut headers = HeaderMap::new();
-        let num = |n: i64| HeaderValue::from_str(&n.to_string()).unwrap_or(HeaderValue::from_static("1"));
+        let num =
+            |n: i64| HeaderValue::from_str(&n.to_string()).unwrap_or(HeaderValue::from_static("1"));
         headers.insert("retry-after", num(self.retry_after_secs.max(1)));
         headers.insert("x-ratelimit-limit", num(self.limit as i64));
         headers.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
-        if let Ok(v) = HeaderValue::from_str(&self.reset.to_rfc3339_opts(SecondsFormat::Secs, true)) {
+        if let Ok(v) = HeaderValue::from_str(&self.reset.to_rfc3339_opts(SecondsFormat::Secs, true))
+        {
             headers.insert("x-ratelimit-reset", v);
         }
         headers.insert("ratelimit-reason", HeaderValue::from_static(self.reason));
@@ -127,7 +129,10 @@ impl Limiter {
         // 3. Hourly quota: once spent, everything is refused until the top of the hour.
         let hour = hour_start(now);
         let used = {
-            let entry = inner.quota.entry(client_id.to_string()).or_insert((hour, 0));
+            let entry = inner
+                .quota
+                .entry(client_id.to_string())
+                .or_insert((hour, 0));
             if entry.0 != hour {
                 *entry = (hour, 0);
             }
@@ -150,8 +155,15 @@ impl Limiter {
             "DELETE" => settings.delete_rps,
             _ => settings.get_rps,
         };
-        let key = (cloud_id.to_string(), route.method.to_string(), route.path.to_string());
-        let bucket = inner.buckets.entry(key).or_insert(Bucket { tokens: rate, last: now });
+        let key = (
+            cloud_id.to_string(),
+            route.method.to_string(),
+            route.path.to_string(),
+        );
+        let bucket = inner.buckets.entry(key).or_insert(Bucket {
+            tokens: rate,
+            last: now,
+        });
         let elapsed = (now - bucket.last).num_milliseconds().max(0) as f64 / 1000.0;
         bucket.tokens = (bucket.tokens + elapsed * rate).min(rate);
         bucket.last = now;
@@ -171,12 +183,17 @@ impl Limiter {
             let ikey = (cloud_id.to_string(), issue.to_ascii_uppercase());
             let writes = inner.issue_writes.entry(ikey).or_default();
             let (long_n, long_w) = settings.issue_writes_long;
-            while writes.front().is_some_and(|t| (now - *t).num_seconds() >= long_w) {
+            while writes
+                .front()
+                .is_some_and(|t| (now - *t).num_seconds() >= long_w)
+            {
                 writes.pop_front();
             }
             for (n, window) in [settings.issue_writes_short, settings.issue_writes_long] {
-                let in_window: Vec<&Timestamp> =
-                    writes.iter().filter(|t| now - **t < Duration::seconds(window)).collect();
+                let in_window: Vec<&Timestamp> = writes
+                    .iter()
+                    .filter(|t| now - **t < Duration::seconds(window))
+                    .collect();
                 if in_window.len() >= n {
                     let oldest = in_window.first().map(|t| **t).unwrap_or(now);
                     let reset = oldest + Duration::seconds(window);
@@ -193,11 +210,18 @@ impl Limiter {
         }
 
         // Passed: take the token and the base point.
-        if let Some(b) = inner.buckets.get_mut(&(cloud_id.to_string(), route.method.to_string(), route.path.to_string())) {
+        if let Some(b) = inner.buckets.get_mut(&(
+            cloud_id.to_string(),
+            route.method.to_string(),
+            route.path.to_string(),
+        )) {
             b.tokens -= 1.0;
         }
         let used = {
-            let entry = inner.quota.entry(client_id.to_string()).or_insert((hour, 0));
+            let entry = inner
+                .quota
+                .entry(client_id.to_string())
+                .or_insert((hour, 0));
             entry.1 += 1;
             entry.1
         };
@@ -221,7 +245,10 @@ impl Limiter {
     pub fn charge(&self, state: &SimState, client_id: &str, points: u64) {
         let hour = hour_start(state.clock.now());
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = inner.quota.entry(client_id.to_string()).or_insert((hour, 0));
+        let entry = inner
+            .quota
+            .entry(client_id.to_string())
+            .or_insert((hour, 0));
         if entry.0 != hour {
             *entry = (hour, 0);
         }

@@ -26,8 +26,8 @@ use crate::model::{
 /// (`updated >= -30d`) finds seeded issues; never later than "now", so every
 /// seeded `updated` lies in the past.
 pub fn epoch(now: Timestamp, configured: Option<Timestamp>) -> Timestamp {
-    let start_of_today = Utc
-        .from_utc_datetime(&now.date_naive().and_hms_opt(0, 0, 0).unwrap_or_default());
+    let start_of_today =
+        Utc.from_utc_datetime(&now.date_naive().and_hms_opt(0, 0, 0).unwrap_or_default());
     configured.unwrap_or(start_of_today).min(now)
 }
 

@@ -21,9 +21,10 @@ use crate::model::AppState;
 use crate::webhooks::{self, IssueEvent, IssueEventKind};
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/__sim/issues", post(create))
-        .route("/__sim/issues/{cloud_id}/{key}", patch(update).delete(remove))
+    Router::new().route("/__sim/issues", post(create)).route(
+        "/__sim/issues/{cloud_id}/{key}",
+        patch(update).delete(remove),
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -43,7 +44,10 @@ pub struct UpdateIssue {
     account_id: Option<String>,
 }
 
-const SIM: EditMode = EditMode { v2: false, sim: true };
+const SIM: EditMode = EditMode {
+    v2: false,
+    sim: true,
+};
 
 fn default_user(state: &AppState, cloud_id: &str) -> String {
     let world = state.world();
@@ -54,19 +58,42 @@ fn default_user(state: &AppState, cloud_id: &str) -> String {
         .unwrap_or_default()
 }
 
-async fn create(State(state): State<AppState>, Extension(rt): Extension<Arc<Runtime>>, Json(req): Json<CreateIssue>) -> Result<Response, ApiError> {
-    let user = req.account_id.clone().unwrap_or_else(|| default_user(&state, &req.cloud_id));
+async fn create(
+    State(state): State<AppState>,
+    Extension(rt): Extension<Arc<Runtime>>,
+    Json(req): Json<CreateIssue>,
+) -> Result<Response, ApiError> {
+    let user = req
+        .account_id
+        .clone()
+        .unwrap_or_else(|| default_user(&state, &req.cloud_id));
     let mut fields = req.fields.clone();
     fields.insert("project".into(), json!({"key": req.project}));
     let issue = {
         let mut world = state.world();
         let users = world.users.clone();
         let now = state.clock.now();
-        let site = world.site_mut(&req.cloud_id).ok_or(ApiError::SiteNotFound)?;
+        let site = world
+            .site_mut(&req.cloud_id)
+            .ok_or(ApiError::SiteNotFound)?;
         service::create_issue(site, &users, &fields, &user, now, SIM)?
     };
-    webhooks::fire(&state, &rt, IssueEvent { cloud_id: req.cloud_id.clone(), kind: IssueEventKind::Created, issue: issue.clone(), changelog: vec![], user });
-    Ok((StatusCode::CREATED, Json(json!({"key": issue.key, "id": issue.id.to_string()}))).into_response())
+    webhooks::fire(
+        &state,
+        &rt,
+        IssueEvent {
+            cloud_id: req.cloud_id.clone(),
+            kind: IssueEventKind::Created,
+            issue: issue.clone(),
+            changelog: vec![],
+            user,
+        },
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"key": issue.key, "id": issue.id.to_string()})),
+    )
+        .into_response())
 }
 
 async fn update(
@@ -75,9 +102,23 @@ async fn update(
     Path((cloud_id, key)): Path<(String, String)>,
     Json(req): Json<UpdateIssue>,
 ) -> Result<Json<Value>, ApiError> {
-    let user = req.account_id.clone().unwrap_or_else(|| default_user(&state, &cloud_id));
-    let issue = edit_and_fire(&state, &rt, &cloud_id, &key, &req.fields, &Map::new(), SIM, &user)?;
-    Ok(Json(json!({"key": issue.key, "id": issue.id.to_string(), "updated": crate::jira::render::jira_time(issue.updated)})))
+    let user = req
+        .account_id
+        .clone()
+        .unwrap_or_else(|| default_user(&state, &cloud_id));
+    let issue = edit_and_fire(
+        &state,
+        &rt,
+        &cloud_id,
+        &key,
+        &req.fields,
+        &Map::new(),
+        SIM,
+        &user,
+    )?;
+    Ok(Json(
+        json!({"key": issue.key, "id": issue.id.to_string(), "updated": crate::jira::render::jira_time(issue.updated)}),
+    ))
 }
 
 async fn remove(

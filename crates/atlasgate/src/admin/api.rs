@@ -92,9 +92,11 @@ impl CreateAppRequest {
             }
         }
         match (name, webhook_url) {
-            (Ok(name), Ok(webhook_url)) if errors.is_empty() => {
-                Ok(NewApp { name, webhook_url, return_origins })
-            }
+            (Ok(name), Ok(webhook_url)) if errors.is_empty() => Ok(NewApp {
+                name,
+                webhook_url,
+                return_origins,
+            }),
             _ => Err(ApiError::Validation(errors)),
         }
     }
@@ -123,7 +125,10 @@ pub async fn create_app(
         Json(CreateAppResponse {
             app: AppResponse::from(&created.app),
             api_key: created.api_key.expose().to_string(),
-            webhook_secret: created.webhook_secret.as_ref().map(|s| s.expose().to_string()),
+            webhook_secret: created
+                .webhook_secret
+                .as_ref()
+                .map(|s| s.expose().to_string()),
         }),
     ))
 }
@@ -141,5 +146,7 @@ pub async fn list_apps(
     State(state): State<AppState>,
 ) -> Result<Json<ListAppsResponse>, ApiError> {
     let apps = apps::list(&state.store).await?;
-    Ok(Json(ListAppsResponse { apps: apps.iter().map(AppResponse::from).collect() }))
+    Ok(Json(ListAppsResponse {
+        apps: apps.iter().map(AppResponse::from).collect(),
+    }))
 }

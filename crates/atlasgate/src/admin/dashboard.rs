@@ -35,7 +35,10 @@ pub fn router() -> Router<AppState> {
 
 /// `/admin` under the public URL's path prefix (a reverse proxy may mount us).
 fn admin_path(state: &AppState, rest: &str) -> String {
-    format!("{}/admin{rest}", state.config.public_url.path().trim_end_matches('/'))
+    format!(
+        "{}/admin{rest}",
+        state.config.public_url.path().trim_end_matches('/')
+    )
 }
 
 fn session_cookie(headers: &HeaderMap) -> Option<String> {
@@ -57,7 +60,11 @@ fn logged_in(state: &AppState, headers: &HeaderMap) -> bool {
 }
 
 fn cookie_header(state: &AppState, value: &str, max_age: i64) -> Option<HeaderValue> {
-    let secure = if state.config.public_url.scheme() == "https" { "; Secure" } else { "" };
+    let secure = if state.config.public_url.scheme() == "https" {
+        "; Secure"
+    } else {
+        ""
+    };
     HeaderValue::from_str(&format!(
         "{COOKIE_NAME}={value}; Path={}; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}",
         admin_path(state, "")
@@ -85,8 +92,14 @@ fn no_store(mut resp: Response) -> Response {
         ),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     resp
 }
 
@@ -97,7 +110,9 @@ async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<Respo
     if !logged_in(&state, &headers) {
         return Ok(no_store(Html(login_page(&state, None)).into_response()));
     }
-    Ok(no_store(Html(dashboard_page(&state).await?).into_response()))
+    Ok(no_store(
+        Html(dashboard_page(&state).await?).into_response(),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -105,14 +120,19 @@ struct LoginForm {
     token: String,
 }
 
-async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Result<Response, ApiError> {
+async fn login(
+    State(state): State<AppState>,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, ApiError> {
     let Some(token) = &state.config.admin_token else {
         return Err(ApiError::NotFound);
     };
     if !state.config.admin_token_matches(form.token.trim()) {
         tracing::warn!("admin login with a wrong token");
         let page = login_page(&state, Some("That is not the admin token."));
-        return Ok(no_store((StatusCode::UNAUTHORIZED, Html(page)).into_response()));
+        return Ok(no_store(
+            (StatusCode::UNAUTHORIZED, Html(page)).into_response(),
+        ));
     }
     let value = session::issue(token, store::now())
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("cannot sign the session")))?;
@@ -178,7 +198,9 @@ fn page(title: &str, body: &str) -> String {
 }
 
 fn login_page(state: &AppState, error: Option<&str>) -> String {
-    let err = error.map(|e| format!("<p class=\"error\" id=\"login-error\">{}</p>", esc(e))).unwrap_or_default();
+    let err = error
+        .map(|e| format!("<p class=\"error\" id=\"login-error\">{}</p>", esc(e)))
+        .unwrap_or_default();
     page(
         "atlasgate admin — sign in",
         &format!(
@@ -271,8 +293,15 @@ async fn dashboard_page(state: &AppState) -> Result<String, ApiError> {
                 "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&a.name),
                 esc(&a.id),
-                a.webhook_url.as_ref().map(|u| esc(u.as_str())).unwrap_or_else(|| "—".into()),
-                if origins.is_empty() { "—".to_string() } else { origins.join("<br>") },
+                a.webhook_url
+                    .as_ref()
+                    .map(|u| esc(u.as_str()))
+                    .unwrap_or_else(|| "—".into()),
+                if origins.is_empty() {
+                    "—".to_string()
+                } else {
+                    origins.join("<br>")
+                },
                 rfc3339(a.created_at)
             );
         }
@@ -282,9 +311,7 @@ async fn dashboard_page(state: &AppState) -> Result<String, ApiError> {
 
     html.push_str("<section id=\"connections\"><h2>Connections</h2>");
     match connections(state).await {
-        Ok(list) if list.is_empty() => {
-            html.push_str("<p class=\"empty\">No connections yet.</p>")
-        }
+        Ok(list) if list.is_empty() => html.push_str("<p class=\"empty\">No connections yet.</p>"),
         Ok(list) => {
             html.push_str("<table><thead><tr><th>App</th><th>Owner</th><th>Profile</th><th>Health</th><th>Account</th><th>Site</th><th>Token expires</th><th>Last refresh</th><th>Last used</th></tr></thead><tbody>");
             for c in &list {
@@ -410,7 +437,11 @@ async fn deliveries_section(state: &AppState, html: &mut String, now: i64) {
                     _ => "muted",
                 };
                 let connection = match (&d.connection_id, &d.connection_owner) {
-                    (Some(id), Some(owner)) => format!("<code>{}</code> <span class=\"muted\">{}</span>", esc(owner), esc(id)),
+                    (Some(id), Some(owner)) => format!(
+                        "<code>{}</code> <span class=\"muted\">{}</span>",
+                        esc(owner),
+                        esc(id)
+                    ),
                     (Some(id), None) => format!("<code>{}</code>", esc(id)),
                     (None, _) => "—".into(),
                 };
@@ -420,7 +451,11 @@ async fn deliveries_section(state: &AppState, html: &mut String, now: i64) {
                     (None, None) => "—".into(),
                 };
                 let next = if d.delivery_state == "pending" {
-                    if d.next_attempt_at <= now { "due now".to_string() } else { rfc3339(d.next_attempt_at) }
+                    if d.next_attempt_at <= now {
+                        "due now".to_string()
+                    } else {
+                        rfc3339(d.next_attempt_at)
+                    }
                 } else {
                     "—".into()
                 };
@@ -452,6 +487,9 @@ mod tests {
 
     #[test]
     fn escapes_markup() {
-        assert_eq!(esc("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(
+            esc("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
     }
 }

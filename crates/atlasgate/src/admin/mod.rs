@@ -38,8 +38,9 @@ impl FromRequestParts<AppState> for Admin {
         if state.config.admin_token.is_none() {
             return Err(ApiError::NotFound);
         }
-        let token = auth_bearer(parts)
-            .ok_or(ApiError::Unauthorized("missing `Authorization: Bearer` admin token"))?;
+        let token = auth_bearer(parts).ok_or(ApiError::Unauthorized(
+            "missing `Authorization: Bearer` admin token",
+        ))?;
         if state.config.admin_token_matches(token) {
             Ok(Admin)
         } else {

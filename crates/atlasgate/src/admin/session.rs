@@ -31,13 +31,21 @@ pub fn issue(token: &SecretString, now: i64) -> Option<String> {
 
 /// Whether a cookie value is authentic and unexpired (constant-time compare).
 pub fn verify(token: &SecretString, value: &str, now: i64) -> bool {
-    let Some((expiry, sig)) = value.split_once('.') else { return false };
-    let Ok(expiry_n) = expiry.parse::<i64>() else { return false };
+    let Some((expiry, sig)) = value.split_once('.') else {
+        return false;
+    };
+    let Ok(expiry_n) = expiry.parse::<i64>() else {
+        return false;
+    };
     if expiry_n <= now {
         return false;
     }
-    let Ok(sig) = hex::decode(sig) else { return false };
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&mac_key(token)) else { return false };
+    let Ok(sig) = hex::decode(sig) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&mac_key(token)) else {
+        return false;
+    };
     mac.update(expiry.as_bytes());
     mac.verify_slice(&sig).is_ok()
 }
@@ -52,9 +60,17 @@ mod tests {
         let v = issue(&t, 1000).unwrap_or_default();
         assert!(verify(&t, &v, 1001));
         assert!(!verify(&t, &v, 1000 + SESSION_SECS));
-        assert!(!verify(&SecretString::from("other-token-0123456789"), &v, 1001));
+        assert!(!verify(
+            &SecretString::from("other-token-0123456789"),
+            &v,
+            1001
+        ));
         assert!(!v.contains("admin-token"));
-        let forged = format!("{}.{}", 1000 + SESSION_SECS * 10, v.split_once('.').map(|x| x.1).unwrap_or(""));
+        let forged = format!(
+            "{}.{}",
+            1000 + SESSION_SECS * 10,
+            v.split_once('.').map(|x| x.1).unwrap_or("")
+        );
         assert!(!verify(&t, &forged, 1001));
     }
 }

@@ -10,7 +10,6 @@ use super::ReturnOrigin;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-
 /// The app making the request. Every app-API handler takes one; queries then
 /// filter by `id`, so one app never sees another's objects.
 #[derive(Debug, Clone)]
@@ -32,10 +31,13 @@ impl FromRequestParts<AppState> for AuthenticatedApp {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let key = bearer(parts)
-            .ok_or(ApiError::Unauthorized("missing `Authorization: Bearer agk_…` header"))?;
+        let key = bearer(parts).ok_or(ApiError::Unauthorized(
+            "missing `Authorization: Bearer agk_…` header",
+        ))?;
         if !key.starts_with(API_KEY_PREFIX) {
-            return Err(ApiError::Unauthorized("the bearer token is not an app API key"));
+            return Err(ApiError::Unauthorized(
+                "the bearer token is not an app API key",
+            ));
         }
         let hash = super::types::hash_key(key);
         if let Some(app) = state.apps_cache.get(&hash) {
@@ -67,7 +69,8 @@ impl FromRequestParts<AppState> for AuthenticatedApp {
 /// see the change within [`AppKeyCache::TTL`]).
 #[derive(Debug, Default)]
 pub struct AppKeyCache {
-    entries: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, AuthenticatedApp)>>,
+    entries:
+        std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, AuthenticatedApp)>>,
 }
 
 impl AppKeyCache {
@@ -77,7 +80,10 @@ impl AppKeyCache {
 
     fn lock(
         &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (std::time::Instant, AuthenticatedApp)>> {
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<String, (std::time::Instant, AuthenticatedApp)>,
+    > {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 

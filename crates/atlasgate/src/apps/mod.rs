@@ -121,21 +121,37 @@ pub async fn create(store: &Store, cipher: &Cipher, new: NewApp) -> Result<Creat
         Err(e) => return Err(e.into()),
     }
     tracing::info!(app_id = %id, name = %row.name, "app created");
-    Ok(CreatedApp { app: App::from_row(&row)?, api_key, webhook_secret })
+    Ok(CreatedApp {
+        app: App::from_row(&row)?,
+        api_key,
+        webhook_secret,
+    })
 }
 
 pub async fn list(store: &Store) -> Result<Vec<App>, StoreError> {
-    rows::list(store.pool()).await?.iter().map(App::from_row).collect()
+    rows::list(store.pool())
+        .await?
+        .iter()
+        .map(App::from_row)
+        .collect()
 }
 
 pub async fn get(store: &Store, id: &str) -> Result<Option<App>, StoreError> {
-    rows::by_id(store.pool(), id).await?.as_ref().map(App::from_row).transpose()
+    rows::by_id(store.pool(), id)
+        .await?
+        .as_ref()
+        .map(App::from_row)
+        .transpose()
 }
 
 /// The app owning this API key, if any. Only the key's hash is looked up.
 pub async fn authenticate(store: &Store, key: &str) -> Result<Option<App>, StoreError> {
     let hash = types::hash_key(key);
-    rows::by_key_hash(store.pool(), &hash).await?.as_ref().map(App::from_row).transpose()
+    rows::by_key_hash(store.pool(), &hash)
+        .await?
+        .as_ref()
+        .map(App::from_row)
+        .transpose()
 }
 
 /// The app's webhook signing secret (`whsec_…`), decrypted, for signing events.
@@ -148,7 +164,9 @@ pub async fn webhook_secret(
         return Ok(None);
     };
     match row.webhook_secret_ct {
-        Some(ct) => Ok(Some(cipher.decrypt_string(&ct, &APP_WEBHOOK_SECRET.aad(app_id))?)),
+        Some(ct) => Ok(Some(
+            cipher.decrypt_string(&ct, &APP_WEBHOOK_SECRET.aad(app_id))?,
+        )),
         None => Ok(None),
     }
 }

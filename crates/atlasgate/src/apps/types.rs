@@ -18,7 +18,10 @@ impl ApiKey {
     pub fn generate() -> ApiKey {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
-        ApiKey(SecretString::from(format!("{API_KEY_PREFIX}{}", hex::encode(bytes))))
+        ApiKey(SecretString::from(format!(
+            "{API_KEY_PREFIX}{}",
+            hex::encode(bytes)
+        )))
     }
 
     /// The key in clear: only for showing it once at creation.
@@ -107,10 +110,14 @@ impl ReturnOrigin {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(format!("`{s}` must not contain credentials"));
         }
-        if url.query().is_some() || url.fragment().is_some() || !matches!(url.path(), "" | "/")
+        if url.query().is_some()
+            || url.fragment().is_some()
+            || !matches!(url.path(), "" | "/")
             || s.trim_end_matches('/').matches('/').count() != 2
         {
-            return Err(format!("`{s}` must be only scheme://host[:port], without a path"));
+            return Err(format!(
+                "`{s}` must be only scheme://host[:port], without a path"
+            ));
         }
         Ok(ReturnOrigin(url.origin().ascii_serialization()))
     }
@@ -150,8 +157,18 @@ mod tests {
 
     #[test]
     fn origins() {
-        assert_eq!(ReturnOrigin::parse("https://app.example.com").unwrap().as_str(), "https://app.example.com");
-        assert_eq!(ReturnOrigin::parse("http://localhost:3000/").unwrap().as_str(), "http://localhost:3000");
+        assert_eq!(
+            ReturnOrigin::parse("https://app.example.com")
+                .unwrap()
+                .as_str(),
+            "https://app.example.com"
+        );
+        assert_eq!(
+            ReturnOrigin::parse("http://localhost:3000/")
+                .unwrap()
+                .as_str(),
+            "http://localhost:3000"
+        );
         assert!(ReturnOrigin::parse("https://app.example.com/path").is_err());
         assert!(ReturnOrigin::parse("ftp://x").is_err());
         assert!(ReturnOrigin::parse("app.example.com").is_err());
@@ -188,4 +205,3 @@ mod tests {
         }
     }
 }
-

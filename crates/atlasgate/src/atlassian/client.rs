@@ -177,7 +177,11 @@ impl AtlassianError {
         let v: serde_json::Value = serde_json::from_str(body).ok()?;
         let mut msgs: Vec<String> = v["errorMessages"]
             .as_array()
-            .map(|a| a.iter().filter_map(|m| m.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| m.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default();
         if let Some(o) = v["errors"].as_object() {
             for (k, m) in o {
@@ -294,7 +298,11 @@ impl AtlassianClient {
     }
 
     pub fn policy(&self) -> ClientPolicy {
-        self.policy.read().unwrap_or_else(|e| e.into_inner()).policy.clone()
+        self.policy
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .policy
+            .clone()
     }
 
     /// Replace the policy (tests shorten delays; the benchmark turns pacing off).
@@ -372,7 +380,10 @@ impl AtlassianClient {
         let mut retries = 0u32;
         loop {
             // Pauses learnt from 429s (ours or other callers').
-            if let Some(until) = self.limits.blocked_until(&cloud_id, &endpoint, issue.as_deref()) {
+            if let Some(until) = self
+                .limits
+                .blocked_until(&cloud_id, &endpoint, issue.as_deref())
+            {
                 let wait = until.saturating_duration_since(tokio::time::Instant::now());
                 if wait > policy.max_inline_wait {
                     return Err(AtlassianError::RateLimited {
@@ -419,28 +430,30 @@ impl AtlassianClient {
                         Attempt::Retry(backoff(&policy, retries))
                     } else if never_sent || is_idempotent(&req.method) {
                         return Err(AtlassianError::Unreachable(
-                            if never_sent { "connection refused or failed" } else { "connection lost" }
-                                .to_string(),
+                            if never_sent {
+                                "connection refused or failed"
+                            } else {
+                                "connection lost"
+                            }
+                            .to_string(),
                         ));
                     } else {
                         return Err(AtlassianError::OutcomeUnknown);
                     }
                 }
-                Ok(Ok(resp)) => {
-                    self.classify(
-                        resp,
-                        &fresh,
-                        &policy,
-                        &cloud_id,
-                        &endpoint,
-                        issue.as_deref(),
-                        &req.method,
-                        retries,
-                        can_retry,
-                        refreshed,
-                        replayable,
-                    )
-                }
+                Ok(Ok(resp)) => self.classify(
+                    resp,
+                    &fresh,
+                    &policy,
+                    &cloud_id,
+                    &endpoint,
+                    issue.as_deref(),
+                    &req.method,
+                    retries,
+                    can_retry,
+                    refreshed,
+                    replayable,
+                ),
             };
             match step {
                 Attempt::Done(r) => return Ok(*r),
@@ -527,7 +540,10 @@ impl AtlassianClient {
                 (StatusCode::SERVICE_UNAVAILABLE, Some(w)) if w <= policy.max_inline_wait => w,
                 _ => backoff(policy, retries),
             };
-            tracing::debug!(status = status.as_u16(), "retrying after an Atlassian server error");
+            tracing::debug!(
+                status = status.as_u16(),
+                "retrying after an Atlassian server error"
+            );
             return Attempt::Retry(wait);
         }
         done(resp)
@@ -542,7 +558,8 @@ impl AtlassianClient {
         req: ApiRequest,
     ) -> Result<(T, ConnectionRow), AtlassianError> {
         let (resp, row) = self.call(app_id, connection_id, req).await?;
-        let value = serde_json::from_slice(&resp).map_err(|e| AtlassianError::Decode(e.to_string()))?;
+        let value =
+            serde_json::from_slice(&resp).map_err(|e| AtlassianError::Decode(e.to_string()))?;
         Ok((value, row))
     }
 
@@ -561,7 +578,9 @@ impl AtlassianClient {
                 let secs = limits::retry_after(&resp.headers)
                     .map(|d| d.as_secs_f64().ceil() as u64)
                     .unwrap_or(60);
-                return Err(AtlassianError::RateLimited { retry_after_secs: secs });
+                return Err(AtlassianError::RateLimited {
+                    retry_after_secs: secs,
+                });
             }
             let bytes = resp
                 .response
@@ -587,14 +606,21 @@ impl AtlassianClient {
 /// field id, the project keys): `(cloud_id, kind) → (when, value)`.
 #[derive(Debug, Default)]
 pub struct SiteCache {
-    entries: std::sync::Mutex<std::collections::HashMap<CacheKey, (tokio::time::Instant, serde_json::Value)>>,
+    entries: std::sync::Mutex<
+        std::collections::HashMap<CacheKey, (tokio::time::Instant, serde_json::Value)>,
+    >,
 }
 
 type CacheKey = (String, &'static str);
 
 impl SiteCache {
     /// The cached value if it is younger than `ttl`.
-    pub fn get(&self, cloud_id: &str, kind: &'static str, ttl: Duration) -> Option<serde_json::Value> {
+    pub fn get(
+        &self,
+        cloud_id: &str,
+        kind: &'static str,
+        ttl: Duration,
+    ) -> Option<serde_json::Value> {
         let m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         m.get(&(cloud_id.to_string(), kind))
             .filter(|(at, _)| at.elapsed() < ttl)
@@ -603,6 +629,9 @@ impl SiteCache {
 
     pub fn put(&self, cloud_id: &str, kind: &'static str, value: serde_json::Value) {
         let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        m.insert((cloud_id.to_string(), kind), (tokio::time::Instant::now(), value));
+        m.insert(
+            (cloud_id.to_string(), kind),
+            (tokio::time::Instant::now(), value),
+        );
     }
 }

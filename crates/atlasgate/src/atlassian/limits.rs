@@ -57,7 +57,12 @@ impl LimitKind {
 /// `Retry-After` seconds when present, else the time until
 /// `X-RateLimit-Reset` (ISO-8601), else `None`.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     if let Some(v) = header("retry-after").or_else(|| header("beta-retry-after")) {
         if let Ok(secs) = v.parse::<f64>() {
             if secs.is_finite() && secs >= 0.0 {
@@ -107,7 +112,10 @@ pub fn written_issue(method: &Method, path: &str) -> Option<String> {
     let mut segs = path.split('/');
     while let Some(s) = segs.next() {
         if s == "issue" {
-            return segs.next().filter(|k| !k.is_empty()).map(|k| k.to_ascii_uppercase());
+            return segs
+                .next()
+                .filter(|k| !k.is_empty())
+                .map(|k| k.to_ascii_uppercase());
         }
     }
     None
@@ -141,14 +149,22 @@ fn get<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, Instant>>, key: &K) -> Op
 
 impl RateState {
     /// The instant before which this request must not be sent, if any.
-    pub fn blocked_until(&self, site: &str, endpoint: &str, issue: Option<&str>) -> Option<Instant> {
+    pub fn blocked_until(
+        &self,
+        site: &str,
+        endpoint: &str,
+        issue: Option<&str>,
+    ) -> Option<Instant> {
         let mut until = get(&self.sites, &site.to_string());
         let mut later = |t: Option<Instant>| {
             if let Some(t) = t {
                 until = Some(until.map_or(t, |u| u.max(t)));
             }
         };
-        later(get(&self.endpoints, &(site.to_string(), endpoint.to_string())));
+        later(get(
+            &self.endpoints,
+            &(site.to_string(), endpoint.to_string()),
+        ));
         if let Some(issue) = issue {
             later(get(&self.issues, &(site.to_string(), issue.to_string())));
         }
@@ -170,7 +186,11 @@ impl RateState {
             (LimitKind::PerIssue, Some(issue)) => {
                 bump(&self.issues, (site.to_string(), issue.to_string()), until)
             }
-            _ => bump(&self.endpoints, (site.to_string(), endpoint.to_string()), until),
+            _ => bump(
+                &self.endpoints,
+                (site.to_string(), endpoint.to_string()),
+                until,
+            ),
         }
     }
 }
@@ -189,7 +209,12 @@ impl Default for Pacing {
     /// PUT/DELETE 50 rps; facts §4): bulk work should meet the refill rate,
     /// not the wall.
     fn default() -> Self {
-        Pacing { get: 90, post: 90, put: 45, delete: 45 }
+        Pacing {
+            get: 90,
+            post: 90,
+            put: 45,
+            delete: 45,
+        }
     }
 }
 
@@ -234,7 +259,8 @@ impl Pacer {
             Method::DELETE => &self.delete,
             _ => &self.get,
         };
-        l.until_key_ready(&(site.to_string(), endpoint.to_string())).await;
+        l.until_key_ready(&(site.to_string(), endpoint.to_string()))
+            .await;
     }
 }
 
@@ -249,12 +275,18 @@ mod tests {
             endpoint_key(&Method::GET, "rest/api/3/issue/ACME-12"),
             "GET rest/api/{}/issue/{}"
         );
-        assert_eq!(endpoint_key(&Method::GET, "rest/api/3/myself"), "GET rest/api/{}/myself");
+        assert_eq!(
+            endpoint_key(&Method::GET, "rest/api/3/myself"),
+            "GET rest/api/{}/myself"
+        );
     }
 
     #[test]
     fn written_issue_is_found_for_writes_only() {
-        assert_eq!(written_issue(&Method::PUT, "rest/api/3/issue/acme-1"), Some("ACME-1".into()));
+        assert_eq!(
+            written_issue(&Method::PUT, "rest/api/3/issue/acme-1"),
+            Some("ACME-1".into())
+        );
         assert_eq!(
             written_issue(&Method::POST, "rest/api/3/issue/ACME-1/comment"),
             Some("ACME-1".into())
@@ -271,18 +303,29 @@ mod tests {
         let at = chrono::Utc::now() + chrono::Duration::seconds(10);
         h.insert(
             "x-ratelimit-reset",
-            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).parse().unwrap(),
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                .parse()
+                .unwrap(),
         );
         let d = retry_after(&h).unwrap();
-        assert!(d > Duration::from_secs(8) && d <= Duration::from_secs(10), "{d:?}");
+        assert!(
+            d > Duration::from_secs(8) && d <= Duration::from_secs(10),
+            "{d:?}"
+        );
     }
 
     #[test]
     fn reasons_pick_the_granularity() {
         let mut h = HeaderMap::new();
-        h.insert("ratelimit-reason", "jira-quota-global-based".parse().unwrap());
+        h.insert(
+            "ratelimit-reason",
+            "jira-quota-global-based".parse().unwrap(),
+        );
         assert_eq!(LimitKind::from_headers(&h), LimitKind::Quota);
-        h.insert("ratelimit-reason", "jira-per-issue-on-write".parse().unwrap());
+        h.insert(
+            "ratelimit-reason",
+            "jira-per-issue-on-write".parse().unwrap(),
+        );
         assert_eq!(LimitKind::from_headers(&h), LimitKind::PerIssue);
         h.insert("ratelimit-reason", "jira-burst-based".parse().unwrap());
         assert_eq!(LimitKind::from_headers(&h), LimitKind::Burst);
@@ -291,10 +334,22 @@ mod tests {
     #[tokio::test]
     async fn a_quota_pause_covers_every_endpoint_of_the_site_only() {
         let s = RateState::default();
-        s.record(LimitKind::Quota, "site-a", "GET x", None, Duration::from_secs(5));
+        s.record(
+            LimitKind::Quota,
+            "site-a",
+            "GET x",
+            None,
+            Duration::from_secs(5),
+        );
         assert!(s.blocked_until("site-a", "GET y", None).is_some());
         assert!(s.blocked_until("site-b", "GET x", None).is_none());
-        s.record(LimitKind::Burst, "site-b", "GET x", None, Duration::from_secs(5));
+        s.record(
+            LimitKind::Burst,
+            "site-b",
+            "GET x",
+            None,
+            Duration::from_secs(5),
+        );
         assert!(s.blocked_until("site-b", "GET x", None).is_some());
         assert!(s.blocked_until("site-b", "GET y", None).is_none());
     }

@@ -10,4 +10,6 @@ pub use oauth::{AccessibleSite, AtlassianAccount, OAuthClient, OAuthError, Token
 pub mod client;
 pub mod limits;
 
-pub use client::{ApiRequest, ApiResponse, AtlassianClient, AtlassianError, ClientPolicy, Product, RequestBody};
+pub use client::{
+    ApiRequest, ApiResponse, AtlassianClient, AtlassianError, ClientPolicy, Product, RequestBody,
+};

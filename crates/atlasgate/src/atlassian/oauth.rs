@@ -205,7 +205,10 @@ impl OAuthClient {
     }
 
     async fn token_call(&self, body: serde_json::Value) -> Result<TokenResponse, OAuthError> {
-        let request = self.http.post(join_url(&self.auth_url, "oauth/token")).json(&body);
+        let request = self
+            .http
+            .post(join_url(&self.auth_url, "oauth/token"))
+            .json(&body);
         send_for(request, "token response").await
     }
 

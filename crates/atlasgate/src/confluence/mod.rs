@@ -102,7 +102,11 @@ pub async fn all_results(
 
 fn link(base: &Option<String>, v: &Value) -> Option<String> {
     let webui = v["_links"]["webui"].as_str()?;
-    Some(format!("{}{}", base.as_deref().unwrap_or("").trim_end_matches('/'), webui))
+    Some(format!(
+        "{}{}",
+        base.as_deref().unwrap_or("").trim_end_matches('/'),
+        webui
+    ))
 }
 
 fn id_of(v: &Value) -> String {
@@ -144,8 +148,11 @@ pub async fn pages(
     connection_id: &str,
     space_id: &str,
 ) -> Result<Vec<Page>, AtlassianError> {
-    let first = ApiRequest::get(Product::Confluence, format!("wiki/api/v2/spaces/{space_id}/pages"))
-        .query(&[("limit", "250")]);
+    let first = ApiRequest::get(
+        Product::Confluence,
+        format!("wiki/api/v2/spaces/{space_id}/pages"),
+    )
+    .query(&[("limit", "250")]);
     let (all, base) = all_results(client, app_id, connection_id, first).await?;
     Ok(all
         .iter()
@@ -216,11 +223,22 @@ pub async fn list_pages(
     }
     let row = crate::jira::site_connection(&state, &app, &id).await?;
     let result = async {
-        let found = spaces(&state.atlassian, Some(&app.id), &row.id, Some(q.space.trim())).await?;
-        let Some(space) = found.into_iter().find(|s| s.key.eq_ignore_ascii_case(q.space.trim())) else {
+        let found = spaces(
+            &state.atlassian,
+            Some(&app.id),
+            &row.id,
+            Some(q.space.trim()),
+        )
+        .await?;
+        let Some(space) = found
+            .into_iter()
+            .find(|s| s.key.eq_ignore_ascii_case(q.space.trim()))
+        else {
             return Ok(None);
         };
-        pages(&state.atlassian, Some(&app.id), &row.id, &space.id).await.map(Some)
+        pages(&state.atlassian, Some(&app.id), &row.id, &space.id)
+            .await
+            .map(Some)
     }
     .await;
     match result {

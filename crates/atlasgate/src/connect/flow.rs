@@ -12,9 +12,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::pages;
-use crate::ratelimit::{self, IpRateLimit};
 use super::{browser_cookie, random_hex, sha256_hex, COOKIE_NAME};
 use crate::atlassian::AccessibleSite;
+use crate::ratelimit::{self, IpRateLimit};
 use crate::state::AppState;
 use crate::store::connections as conn_rows;
 use crate::store::sessions::{self as rows, status, SessionRow};
@@ -25,7 +25,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(start_connect))
         .routes(routes!(callback))
         .routes(routes!(site_form, choose_site))
-        .layer(axum::middleware::from_fn_with_state(IpRateLimit::connect(), ratelimit::limit))
+        .layer(axum::middleware::from_fn_with_state(
+            IpRateLimit::connect(),
+            ratelimit::limit,
+        ))
 }
 
 /// An HTML answer with headers that keep it out of caches, frames and referrers.

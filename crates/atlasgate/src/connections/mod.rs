@@ -429,7 +429,10 @@ async fn touch_used(state: &AppState, fresh: &FreshToken) {
         .is_none_or(|t| now - t >= crate::proxy::TOUCH_EVERY_SECS);
     crate::proxy::touch_used(state, &fresh.connection).await;
     if due {
-        state.refresher.token_cache().note_used(&fresh.connection.id, now);
+        state
+            .refresher
+            .token_cache()
+            .note_used(&fresh.connection.id, now);
     }
 }
 

@@ -219,7 +219,9 @@ async fn deliver_one(state: &AppState, e: &DueEvent) {
                 e.attempts,
             );
             let next = now + (delay_ms as i64 + 999) / 1000;
-            state.metrics.event_delivery(if give_up { "failed" } else { "retry" });
+            state
+                .metrics
+                .event_delivery(if give_up { "failed" } else { "retry" });
             tracing::info!(event_id = %e.id, attempts = e.attempts + 1, give_up, error = %error, "event delivery failed");
             sqlx::query(
                 "UPDATE events SET delivery_state = $1, attempts = attempts + 1, last_attempt_at = $2, \

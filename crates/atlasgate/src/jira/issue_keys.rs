@@ -79,14 +79,18 @@ pub fn find_keys<S: AsRef<str>>(texts: &[S], projects: &HashSet<String>) -> Vec<
             while s > 0 && word_byte(b[s - 1]) {
                 s -= 1;
             }
-            if !number.is_empty() && number.len() <= 10 && number[0] != b'0' && ends_clean && s < i {
+            if !number.is_empty() && number.len() <= 10 && number[0] != b'0' && ends_clean && s < i
+            {
                 let word = &text.as_ref()[s..i];
                 // Longest suffix of the word (at `_` boundaries) that is a project key.
                 let mut starts = vec![0];
                 starts.extend(word.match_indices('_').map(|(k, _)| k + 1));
                 let found = starts.into_iter().find_map(|k| {
                     let cand = word[k..].to_ascii_uppercase();
-                    let ok = cand.as_bytes().first().is_some_and(|c| c.is_ascii_alphabetic())
+                    let ok = cand
+                        .as_bytes()
+                        .first()
+                        .is_some_and(|c| c.is_ascii_alphabetic())
                         && projects.contains(&cand);
                     ok.then_some(cand)
                 });
@@ -142,15 +146,23 @@ pub async fn find_issue_keys(
     Json(req): Json<IssueKeysRequest>,
 ) -> Result<Json<IssueKeysResponse>, ApiError> {
     if req.texts.len() > 1000 {
-        return Err(ApiError::validation("texts", "at most 1000 texts per request"));
+        return Err(ApiError::validation(
+            "texts",
+            "at most 1000 texts per request",
+        ));
     }
     let row = super::site_connection(&state, &app, &id).await?;
     let projects = match super::ops::project_keys(&super::ctx(&state, &app, &row)).await {
         Ok(p) => p,
         Err(e) => return Err(super::fail(&state, &row, e).await),
     };
-    let projects: HashSet<String> = projects.into_iter().map(|k| k.to_ascii_uppercase()).collect();
-    Ok(Json(IssueKeysResponse { keys: find_keys(&req.texts, &projects) }))
+    let projects: HashSet<String> = projects
+        .into_iter()
+        .map(|k| k.to_ascii_uppercase())
+        .collect();
+    Ok(Json(IssueKeysResponse {
+        keys: find_keys(&req.texts, &projects),
+    }))
 }
 
 #[cfg(test)]
@@ -161,7 +173,10 @@ mod tests {
     use super::*;
 
     fn projects() -> HashSet<String> {
-        ["ACME", "WEB", "OPS", "MY_PROJ"].iter().map(|s| s.to_string()).collect()
+        ["ACME", "WEB", "OPS", "MY_PROJ"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     }
 
     #[test]
@@ -182,7 +197,9 @@ mod tests {
     fn issue_key_newtype() {
         assert_eq!(IssueKey::parse("acme-12").unwrap().as_str(), "ACME-12");
         assert_eq!(IssueKey::parse("ACME-12").unwrap().project(), "ACME");
-        for bad in ["ACME", "ACME-", "-1", "1A-2", "ACME-01", "AC ME-1", "ACME-1/x"] {
+        for bad in [
+            "ACME", "ACME-", "-1", "1A-2", "ACME-01", "AC ME-1", "ACME-1/x",
+        ] {
             assert!(IssueKey::parse(bad).is_none(), "{bad}");
         }
     }
@@ -192,7 +209,9 @@ mod tests {
         let up = text.to_ascii_uppercase();
         projects().iter().any(|p| {
             up.match_indices(&format!("{p}-")).any(|(at, m)| {
-                up.as_bytes().get(at + m.len()).is_some_and(|c| (b'1'..=b'9').contains(c))
+                up.as_bytes()
+                    .get(at + m.len())
+                    .is_some_and(|c| (b'1'..=b'9').contains(c))
             })
         })
     }

@@ -54,7 +54,11 @@ pub(crate) async fn site_connection(
     Ok(row)
 }
 
-pub(crate) fn ctx<'a>(state: &'a AppState, app: &'a AuthenticatedApp, row: &'a ConnectionRow) -> Ctx<'a> {
+pub(crate) fn ctx<'a>(
+    state: &'a AppState,
+    app: &'a AuthenticatedApp,
+    row: &'a ConnectionRow,
+) -> Ctx<'a> {
     Ctx {
         client: &state.atlassian,
         app_id: Some(&app.id),
@@ -222,8 +226,13 @@ pub async fn list_sprints(
     Query(q): Query<ListSprintsQueryParams>,
 ) -> Result<Json<SprintList>, ApiError> {
     if let Some(s) = &q.state {
-        if s.split(',').any(|x| !matches!(x.trim(), "active" | "future" | "closed")) {
-            return Err(ApiError::validation("state", "must be a comma list of active, future, closed"));
+        if s.split(',')
+            .any(|x| !matches!(x.trim(), "active" | "future" | "closed"))
+        {
+            return Err(ApiError::validation(
+                "state",
+                "must be a comma list of active, future, closed",
+            ));
         }
     }
     let row = site_connection(&state, &app, &id).await?;
@@ -314,7 +323,10 @@ pub async fn search_issues(
     }
     let limit = q.limit.unwrap_or(50);
     if !(1..=5000).contains(&limit) {
-        errors.push(crate::error::FieldError::new("limit", "must be between 1 and 5000"));
+        errors.push(crate::error::FieldError::new(
+            "limit",
+            "must be between 1 and 5000",
+        ));
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
@@ -363,11 +375,17 @@ pub async fn update_estimate(
     let mut errors = Vec::new();
     let key = IssueKey::parse(&key);
     if key.is_none() {
-        errors.push(crate::error::FieldError::new("key", "is not a Jira issue key (PROJECT-123)"));
+        errors.push(crate::error::FieldError::new(
+            "key",
+            "is not a Jira issue key (PROJECT-123)",
+        ));
     }
     let value = parse_estimate(&req.value);
     if value.is_none() {
-        errors.push(crate::error::FieldError::new("value", "must be a non-negative number"));
+        errors.push(crate::error::FieldError::new(
+            "value",
+            "must be a non-negative number",
+        ));
     }
     let (Some(key), Some(value)) = (key, value) else {
         return Err(ApiError::Validation(errors));
@@ -417,7 +435,10 @@ pub async fn create_comment(
     let mut errors = Vec::new();
     let key = IssueKey::parse(&key);
     if key.is_none() {
-        errors.push(crate::error::FieldError::new("key", "is not a Jira issue key (PROJECT-123)"));
+        errors.push(crate::error::FieldError::new(
+            "key",
+            "is not a Jira issue key (PROJECT-123)",
+        ));
     }
     if req.text.trim().is_empty() {
         errors.push(crate::error::FieldError::new("text", "must not be empty"));
@@ -430,7 +451,10 @@ pub async fn create_comment(
         Ok(v) => Ok((
             StatusCode::CREATED,
             Json(CommentResponse {
-                id: v["id"].as_str().map(String::from).unwrap_or_else(|| v["id"].to_string()),
+                id: v["id"]
+                    .as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| v["id"].to_string()),
                 created: v["created"].as_str().map(ops::jira_time),
             }),
         )),

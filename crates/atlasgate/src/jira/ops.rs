@@ -32,11 +32,18 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, AtlassianError> {
         let req = ApiRequest::jira(Method::GET, path).query(query);
-        Ok(self.client.json(self.app_id, self.connection_id, req).await?.0)
+        Ok(self
+            .client
+            .json(self.app_id, self.connection_id, req)
+            .await?
+            .0)
     }
 
     pub async fn send(&self, req: ApiRequest) -> Result<Value, AtlassianError> {
-        let (bytes, _) = self.client.call(self.app_id, self.connection_id, req).await?;
+        let (bytes, _) = self
+            .client
+            .call(self.app_id, self.connection_id, req)
+            .await?;
         if bytes.is_empty() {
             return Ok(Value::Null);
         }
@@ -169,7 +176,11 @@ pub fn issue_from_json(site_url: &str, fields: &SiteFields, v: &Value) -> Issue 
     let sprint = fields.sprint.as_ref().and_then(|s| match &f[&s.id] {
         Value::Array(all) => all
             .iter()
-            .find(|x| x["state"].as_str().is_some_and(|st| st.eq_ignore_ascii_case("active")))
+            .find(|x| {
+                x["state"]
+                    .as_str()
+                    .is_some_and(|st| st.eq_ignore_ascii_case("active"))
+            })
             .or_else(|| all.last())
             .and_then(sprint_ref),
         one @ Value::Object(_) => sprint_ref(one),
@@ -199,7 +210,11 @@ pub fn issue_from_json(site_url: &str, fields: &SiteFields, v: &Value) -> Issue 
 
 /// The site's fields, from `/rest/api/3/field` (cached per site for an hour).
 pub async fn site_fields(ctx: &Ctx<'_>) -> Result<SiteFields, AtlassianError> {
-    if let Some(v) = ctx.client.cache.get(ctx.cloud_id, "jira-fields", FIELDS_TTL) {
+    if let Some(v) = ctx
+        .client
+        .cache
+        .get(ctx.cloud_id, "jira-fields", FIELDS_TTL)
+    {
         if let Ok(f) = serde_json::from_value(v) {
             return Ok(f);
         }
@@ -208,16 +223,20 @@ pub async fn site_fields(ctx: &Ctx<'_>) -> Result<SiteFields, AtlassianError> {
     let list = all.as_array().cloned().unwrap_or_default();
     let find = |names: &[&str]| {
         // Prefer the names in the order given, then any custom field of that name.
-        names.iter().find_map(|want| {
-            list.iter().find(|f| {
-                f["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(want))
-                    && f["id"].as_str().is_some()
+        names
+            .iter()
+            .find_map(|want| {
+                list.iter().find(|f| {
+                    f["name"]
+                        .as_str()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(want))
+                        && f["id"].as_str().is_some()
+                })
             })
-        })
-        .map(|f| FieldRef {
-            id: f["id"].as_str().unwrap_or_default().to_string(),
-            name: f["name"].as_str().unwrap_or_default().to_string(),
-        })
+            .map(|f| FieldRef {
+                id: f["id"].as_str().unwrap_or_default().to_string(),
+                name: f["name"].as_str().unwrap_or_default().to_string(),
+            })
     };
     let fields = SiteFields {
         story_points: find(STORY_POINT_FIELD_NAMES),
@@ -239,14 +258,21 @@ pub async fn list_projects(ctx: &Ctx<'_>) -> Result<Vec<Project>, AtlassianError
         let page = ctx
             .get(
                 "rest/api/3/project/search",
-                &[("startAt", start.to_string()), ("maxResults", PAGE.to_string()), ("orderBy", "key".into())],
+                &[
+                    ("startAt", start.to_string()),
+                    ("maxResults", PAGE.to_string()),
+                    ("orderBy", "key".into()),
+                ],
             )
             .await?;
         let values = page["values"].as_array().cloned().unwrap_or_default();
         for p in &values {
             let key = p["key"].as_str().unwrap_or_default().to_string();
             out.push(Project {
-                id: p["id"].as_str().map(String::from).unwrap_or_else(|| p["id"].to_string()),
+                id: p["id"]
+                    .as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| p["id"].to_string()),
                 name: p["name"].as_str().unwrap_or_default().to_string(),
                 type_: p["projectTypeKey"].as_str().map(String::from),
                 url: ctx.browse_url(&key),
@@ -268,12 +294,20 @@ pub async fn list_projects(ctx: &Ctx<'_>) -> Result<Vec<Project>, AtlassianError
 
 /// The site's project keys, cached per site for five minutes.
 pub async fn project_keys(ctx: &Ctx<'_>) -> Result<Vec<String>, AtlassianError> {
-    if let Some(v) = ctx.client.cache.get(ctx.cloud_id, "jira-project-keys", Duration::from_secs(300)) {
+    if let Some(v) =
+        ctx.client
+            .cache
+            .get(ctx.cloud_id, "jira-project-keys", Duration::from_secs(300))
+    {
         if let Ok(keys) = serde_json::from_value(v) {
             return Ok(keys);
         }
     }
-    Ok(list_projects(ctx).await?.into_iter().map(|p| p.key).collect())
+    Ok(list_projects(ctx)
+        .await?
+        .into_iter()
+        .map(|p| p.key)
+        .collect())
 }
 
 /// Pages of the agile API (`startAt`/`maxResults`/`isLast`, values in `key`).
@@ -305,7 +339,10 @@ async fn agile_pages(
     Ok(out)
 }
 
-pub async fn list_boards(ctx: &Ctx<'_>, project: Option<&str>) -> Result<Vec<Board>, AtlassianError> {
+pub async fn list_boards(
+    ctx: &Ctx<'_>,
+    project: Option<&str>,
+) -> Result<Vec<Board>, AtlassianError> {
     let mut q = Vec::new();
     if let Some(p) = project {
         q.push(("projectKeyOrId", p.to_string()));
@@ -324,12 +361,22 @@ pub async fn list_boards(ctx: &Ctx<'_>, project: Option<&str>) -> Result<Vec<Boa
         .collect())
 }
 
-pub async fn list_sprints(ctx: &Ctx<'_>, board: i64, state: Option<&str>) -> Result<Vec<Sprint>, AtlassianError> {
+pub async fn list_sprints(
+    ctx: &Ctx<'_>,
+    board: i64,
+    state: Option<&str>,
+) -> Result<Vec<Sprint>, AtlassianError> {
     let mut q = Vec::new();
     if let Some(s) = state {
         q.push(("state", s.to_string()));
     }
-    let values = agile_pages(ctx, &format!("rest/agile/1.0/board/{board}/sprint"), &q, "values").await?;
+    let values = agile_pages(
+        ctx,
+        &format!("rest/agile/1.0/board/{board}/sprint"),
+        &q,
+        "values",
+    )
+    .await?;
     Ok(values
         .iter()
         .filter_map(|s| {
@@ -340,7 +387,10 @@ pub async fn list_sprints(ctx: &Ctx<'_>, board: i64, state: Option<&str>) -> Res
                 start_date: s["startDate"].as_str().map(String::from),
                 end_date: s["endDate"].as_str().map(String::from),
                 complete_date: s["completeDate"].as_str().map(String::from),
-                goal: s["goal"].as_str().filter(|g| !g.is_empty()).map(String::from),
+                goal: s["goal"]
+                    .as_str()
+                    .filter(|g| !g.is_empty())
+                    .map(String::from),
                 board_id: s["originBoardId"].as_i64(),
             })
         })
@@ -351,7 +401,10 @@ pub async fn list_sprints(ctx: &Ctx<'_>, board: i64, state: Option<&str>) -> Res
 pub async fn ranked_issues(ctx: &Ctx<'_>, path: &str) -> Result<Vec<Issue>, AtlassianError> {
     let fields = site_fields(ctx).await?;
     let values = agile_pages(ctx, path, &[("fields", fields.fields_param())], "issues").await?;
-    Ok(values.iter().map(|v| issue_from_json(ctx.site_url, &fields, v)).collect())
+    Ok(values
+        .iter()
+        .map(|v| issue_from_json(ctx.site_url, &fields, v))
+        .collect())
 }
 
 /// `/rest/api/3/search/jql`, following `nextPageToken` up to `limit` issues.
@@ -370,7 +423,11 @@ pub async fn search(ctx: &Ctx<'_>, jql: &str, limit: usize) -> Result<Vec<Issue>
         }
         let page = ctx.get("rest/api/3/search/jql", &q).await?;
         let issues = page["issues"].as_array().cloned().unwrap_or_default();
-        out.extend(issues.iter().map(|v| issue_from_json(ctx.site_url, &fields, v)));
+        out.extend(
+            issues
+                .iter()
+                .map(|v| issue_from_json(ctx.site_url, &fields, v)),
+        );
         token = page["nextPageToken"].as_str().map(String::from);
         if issues.is_empty() || token.is_none() || page["isLast"].as_bool() == Some(true) {
             break;
@@ -384,7 +441,10 @@ pub async fn search(ctx: &Ctx<'_>, jql: &str, limit: usize) -> Result<Vec<Issue>
 pub async fn get_issue(ctx: &Ctx<'_>, key: &str) -> Result<Issue, AtlassianError> {
     let fields = site_fields(ctx).await?;
     let v = ctx
-        .get(&format!("rest/api/3/issue/{key}"), &[("fields", fields.fields_param())])
+        .get(
+            &format!("rest/api/3/issue/{key}"),
+            &[("fields", fields.fields_param())],
+        )
         .await?;
     Ok(issue_from_json(ctx.site_url, &fields, &v))
 }
@@ -438,16 +498,22 @@ pub async fn set_estimate(
         let Some(field_id) = est["field"]["fieldId"].as_str().filter(|_| kind == "field") else {
             return Err(EstimateError::BoardNotByField { board, kind });
         };
-        let req = ApiRequest::jira(Method::PUT, format!("rest/agile/1.0/issue/{key}/estimation"))
-            .query(&[("boardId", board.to_string())])
-            .json(&json!({ "value": value.to_string() }));
+        let req = ApiRequest::jira(
+            Method::PUT,
+            format!("rest/agile/1.0/issue/{key}/estimation"),
+        )
+        .query(&[("boardId", board.to_string())])
+        .json(&json!({ "value": value.to_string() }));
         let answer = ctx.send(req).await?;
         return Ok(answer["fieldId"].as_str().unwrap_or(field_id).to_string());
     }
     let fields = site_fields(ctx).await?;
     let Some(sp) = fields.story_points else {
         return Err(EstimateError::NoField {
-            names: STORY_POINT_FIELD_NAMES.iter().map(|s| s.to_string()).collect(),
+            names: STORY_POINT_FIELD_NAMES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         });
     };
     let req = ApiRequest::jira(Method::PUT, format!("rest/api/3/issue/{key}"))

@@ -181,7 +181,13 @@ fn raw_tail(uri_path: &str, product: Product) -> Option<&str> {
     Some(&uri_path[at + marker.len()..])
 }
 
-async fn proxy(state: AppState, app: AuthenticatedApp, id: String, product: Product, req: Request) -> Response {
+async fn proxy(
+    state: AppState,
+    app: AuthenticatedApp,
+    id: String,
+    product: Product,
+    req: Request,
+) -> Response {
     match forward(&state, &app, &id, product, req).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
@@ -197,7 +203,8 @@ async fn forward(
 ) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let tail = raw_tail(parts.uri.path(), product).unwrap_or("");
-    let path = ProxyPath::parse(tail).map_err(|e| ApiError::BadRequest(format!("unsafe proxy path: {e}")))?;
+    let path = ProxyPath::parse(tail)
+        .map_err(|e| ApiError::BadRequest(format!("unsafe proxy path: {e}")))?;
     // Another app's connection is a 404 before anything happens to it (not
     // even a refresh).
     let row = rows::get_for_app(state.store.pool(), &app.id, id)
@@ -251,7 +258,11 @@ async fn forward(
         for (name, value) in &answer.headers {
             // content-length stays when the body passes unchanged: the
             // streamed body has exactly that length.
-            let keep = if name == header::CONTENT_LENGTH { !rewrite } else { !hop_or_private(name, &listed) };
+            let keep = if name == header::CONTENT_LENGTH {
+                !rewrite
+            } else {
+                !hop_or_private(name, &listed)
+            };
             if keep {
                 h.append(name.clone(), value.clone());
             }
@@ -272,7 +283,11 @@ async fn forward(
                 id,
                 product.as_str()
             );
-            Body::from_stream(rewrite::replace_stream(stream, from, bytes::Bytes::from(to)))
+            Body::from_stream(rewrite::replace_stream(
+                stream,
+                from,
+                bytes::Bytes::from(to),
+            ))
         }
         _ => Body::from_stream(stream),
     };
@@ -296,7 +311,11 @@ pub(crate) async fn touch_used(state: &AppState, row: &ConnectionRow) {
 
 /// What the app sees when the client layer produced no answer (or, for
 /// typed calls, an answer that was not a success).
-pub(crate) async fn upstream_error(state: &AppState, connection_id: &str, e: AtlassianError) -> ApiError {
+pub(crate) async fn upstream_error(
+    state: &AppState,
+    connection_id: &str,
+    e: AtlassianError,
+) -> ApiError {
     match e {
         AtlassianError::Refresh(e) => match rows::get(state.store.pool(), connection_id).await {
             Ok(Some(row)) => crate::connections::refresh_error(state, &row, e).await,
@@ -304,16 +323,24 @@ pub(crate) async fn upstream_error(state: &AppState, connection_id: &str, e: Atl
             Err(db) => ApiError::internal(db),
         },
         AtlassianError::NotFound => ApiError::NotFound,
-        AtlassianError::NoSite => {
-            ApiError::Conflict("the connection has no selected site yet (PUT /v1/connections/{id}/site)".into())
+        AtlassianError::NoSite => ApiError::Conflict(
+            "the connection has no selected site yet (PUT /v1/connections/{id}/site)".into(),
+        ),
+        AtlassianError::Unreachable(why) => {
+            ApiError::BadGateway(format!("Atlassian cannot be reached: {why}"))
         }
-        AtlassianError::Unreachable(why) => ApiError::BadGateway(format!("Atlassian cannot be reached: {why}")),
         e @ AtlassianError::OutcomeUnknown => ApiError::BadGateway(e.to_string()),
-        AtlassianError::Timeout => ApiError::GatewayTimeout("Atlassian did not answer in time".into()),
-        AtlassianError::RateLimited { retry_after_secs } => ApiError::RateLimited { retry_after_secs },
+        AtlassianError::Timeout => {
+            ApiError::GatewayTimeout("Atlassian did not answer in time".into())
+        }
+        AtlassianError::RateLimited { retry_after_secs } => {
+            ApiError::RateLimited { retry_after_secs }
+        }
         e @ AtlassianError::Decode(_) => ApiError::BadGateway(e.to_string()),
         ref st @ AtlassianError::Status { status, .. } => {
-            let msg = st.jira_messages().unwrap_or_else(|| format!("Atlassian answered {status}"));
+            let msg = st
+                .jira_messages()
+                .unwrap_or_else(|| format!("Atlassian answered {status}"));
             match status {
                 StatusCode::NOT_FOUND => ApiError::NotFound,
                 StatusCode::BAD_REQUEST => ApiError::BadRequest(msg),

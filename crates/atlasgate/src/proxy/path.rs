@@ -52,7 +52,10 @@ impl ProxyPath {
         if raw.is_empty() {
             return Err(UnsafePath::Empty);
         }
-        if raw.bytes().any(|b| b < 0x20 || b == 0x7f || b == b'#' || b == b'?') {
+        if raw
+            .bytes()
+            .any(|b| b < 0x20 || b == 0x7f || b == b'#' || b == b'?')
+        {
             return Err(UnsafePath::Malformed);
         }
         if raw.contains('\\') {
@@ -145,7 +148,10 @@ mod tests {
             ("https:/evil.example", UnsafePath::Authority),
             ("user@evil.example/x", UnsafePath::Authority),
             ("rest/%40evil", UnsafePath::Authority),
-            ("ex/jira/other-cloud/rest/api/3/myself", UnsafePath::GatewayPrefix),
+            (
+                "ex/jira/other-cloud/rest/api/3/myself",
+                UnsafePath::GatewayPrefix,
+            ),
             ("EX/confluence/x", UnsafePath::GatewayPrefix),
             ("rest/%00", UnsafePath::Malformed),
             ("rest/%zz", UnsafePath::Malformed),

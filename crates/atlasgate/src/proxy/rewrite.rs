@@ -9,7 +9,11 @@ use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 
 /// Replace every `from` by `to` in a byte stream.
-pub fn replace_stream<S, E>(inner: S, from: Vec<u8>, to: Bytes) -> impl Stream<Item = Result<Bytes, E>>
+pub fn replace_stream<S, E>(
+    inner: S,
+    from: Vec<u8>,
+    to: Bytes,
+) -> impl Stream<Item = Result<Bytes, E>>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
 {
@@ -19,7 +23,11 @@ where
         done: bool,
     }
     futures::stream::unfold(
-        St { inner, carry: Vec::new(), done: false },
+        St {
+            inner,
+            carry: Vec::new(),
+            done: false,
+        },
         move |mut st| {
             let from = from.clone();
             let to = to.clone();
@@ -61,7 +69,10 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let first = *needle.first()?;
     let mut i = 0;
     while i + needle.len() <= hay.len() {
-        match hay[i..hay.len() + 1 - needle.len()].iter().position(|b| *b == first) {
+        match hay[i..hay.len() + 1 - needle.len()]
+            .iter()
+            .position(|b| *b == first)
+        {
             None => return None,
             Some(p) => {
                 i += p;
@@ -95,9 +106,15 @@ mod tests {
     use super::*;
 
     async fn run(chunks: &[&str], from: &str, to: &str) -> String {
-        let items: Vec<Result<Bytes, std::io::Error>> =
-            chunks.iter().map(|c| Ok(Bytes::from(c.to_string()))).collect();
-        let s = replace_stream(futures::stream::iter(items), from.as_bytes().to_vec(), Bytes::from(to.to_string()));
+        let items: Vec<Result<Bytes, std::io::Error>> = chunks
+            .iter()
+            .map(|c| Ok(Bytes::from(c.to_string())))
+            .collect();
+        let s = replace_stream(
+            futures::stream::iter(items),
+            from.as_bytes().to_vec(),
+            Bytes::from(to.to_string()),
+        );
         let parts: Vec<Bytes> = s.map(|r| r.unwrap()).collect().await;
         String::from_utf8(parts.concat()).unwrap()
     }
@@ -112,7 +129,18 @@ mod tests {
             let (a, b) = whole.split_at(cut);
             assert_eq!(run(&[a, b], from, to).await, want, "cut at {cut}");
         }
-        assert_eq!(run(&whole.split("").filter(|s| !s.is_empty()).collect::<Vec<_>>(), from, to).await, want);
+        assert_eq!(
+            run(
+                &whole
+                    .split("")
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>(),
+                from,
+                to
+            )
+            .await,
+            want
+        );
         assert_eq!(run(&["no match here"], from, to).await, "no match here");
         assert_eq!(run(&[], from, to).await, "");
     }

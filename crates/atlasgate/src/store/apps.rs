@@ -54,8 +54,10 @@ pub async fn by_key_hash(pool: &AnyPool, hash: &str) -> Result<Option<AppRow>, S
 }
 
 pub async fn by_id(pool: &AnyPool, id: &str) -> Result<Option<AppRow>, StoreError> {
-    Ok(sqlx::query_as::<_, AppRow>(&format!("SELECT {COLUMNS} FROM apps WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?)
+    Ok(
+        sqlx::query_as::<_, AppRow>(&format!("SELECT {COLUMNS} FROM apps WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?,
+    )
 }

@@ -35,7 +35,11 @@ pub struct Aad<'a> {
 
 impl<'a> Aad<'a> {
     pub fn new(table: &'a str, column: &'a str, row_id: &'a str) -> Self {
-        Aad { table, column, row_id }
+        Aad {
+            table,
+            column,
+            row_id,
+        }
     }
 
     fn bytes(&self, key_id: &str) -> Vec<u8> {
@@ -60,7 +64,11 @@ pub enum KeyringError {
     #[error("entry {index} (key `{id}`) is not valid base64")]
     NotBase64 { index: usize, id: String },
     #[error("entry {index} (key `{id}`) decodes to {len} bytes; AES-256 needs 32")]
-    WrongLength { index: usize, id: String, len: usize },
+    WrongLength {
+        index: usize,
+        id: String,
+        len: usize,
+    },
     #[error("key id `{id}` appears more than once")]
     DuplicateId { id: String },
 }
@@ -95,7 +103,10 @@ impl EncryptionKey {
     pub fn generate(id: impl Into<String>) -> EncryptionKey {
         let mut bytes = Box::new([0u8; KEY_LEN]);
         rand::rng().fill_bytes(bytes.as_mut());
-        EncryptionKey { id: id.into(), key: SecretBox::new(bytes) }
+        EncryptionKey {
+            id: id.into(),
+            key: SecretBox::new(bytes),
+        }
     }
 
     /// `ID:BASE64` — the secret itself; only `keys generate` prints it.
@@ -128,7 +139,9 @@ pub struct Keyring {
 
 impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.keys.iter().map(|k| &k.id)).finish()
+        f.debug_list()
+            .entries(self.keys.iter().map(|k| &k.id))
+            .finish()
     }
 }
 
@@ -136,20 +149,31 @@ impl Keyring {
     /// Parse `k2:BASE64,k1:BASE64`. Errors name the entry, never its bytes.
     pub fn parse(s: &str) -> Result<Keyring, KeyringError> {
         let mut keys: Vec<EncryptionKey> = Vec::new();
-        let entries: Vec<&str> =
-            s.split(',').map(str::trim).filter(|e| !e.is_empty()).collect();
+        let entries: Vec<&str> = s
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .collect();
         if entries.is_empty() {
             return Err(KeyringError::Empty);
         }
         for (i, entry) in entries.iter().enumerate() {
             let index = i + 1;
-            let (id, b64) = entry.split_once(':').ok_or(KeyringError::MissingId { index })?;
+            let (id, b64) = entry
+                .split_once(':')
+                .ok_or(KeyringError::MissingId { index })?;
             let id = id.trim();
             if !valid_key_id(id) {
-                return Err(KeyringError::BadId { index, id: id.chars().take(40).collect() });
+                return Err(KeyringError::BadId {
+                    index,
+                    id: id.chars().take(40).collect(),
+                });
             }
             let bytes = Zeroizing::new(decode_base64(b64.trim()).ok_or_else(|| {
-                KeyringError::NotBase64 { index, id: id.to_string() }
+                KeyringError::NotBase64 {
+                    index,
+                    id: id.to_string(),
+                }
             })?);
             if bytes.len() != KEY_LEN {
                 return Err(KeyringError::WrongLength {
@@ -163,7 +187,10 @@ impl Keyring {
             }
             let mut key = Box::new([0u8; KEY_LEN]);
             key.copy_from_slice(&bytes);
-            keys.push(EncryptionKey { id: id.to_string(), key: SecretBox::new(key) });
+            keys.push(EncryptionKey {
+                id: id.to_string(),
+                key: SecretBox::new(key),
+            });
         }
         Ok(Keyring { keys })
     }
@@ -177,7 +204,9 @@ impl Keyring {
 
     /// A one-key ring with a random key (tests, `demo`).
     pub fn generate() -> Keyring {
-        Keyring { keys: vec![EncryptionKey::generate(new_key_id())] }
+        Keyring {
+            keys: vec![EncryptionKey::generate(new_key_id())],
+        }
     }
 
     pub fn primary_id(&self) -> &str {
@@ -202,8 +231,11 @@ impl Keyring {
 
     /// The keyring in `ATLASGATE_ENCRYPTION_KEYS` syntax (a secret).
     pub fn to_env_value(&self) -> SecretString {
-        let parts: Vec<String> =
-            self.keys.iter().map(|k| k.to_entry().expose_secret().to_string()).collect();
+        let parts: Vec<String> = self
+            .keys
+            .iter()
+            .map(|k| k.to_entry().expose_secret().to_string())
+            .collect();
         SecretString::from(parts.join(","))
     }
 }
@@ -212,13 +244,19 @@ impl Keyring {
 pub fn new_key_id() -> String {
     let mut r = [0u8; 2];
     rand::rng().fill_bytes(&mut r);
-    format!("k{}{}", chrono::Utc::now().format("%Y%m%d%H%M%S"), hex::encode(r))
+    format!(
+        "k{}{}",
+        chrono::Utc::now().format("%Y%m%d%H%M%S"),
+        hex::encode(r)
+    )
 }
 
 fn valid_key_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_KEY_ID_LEN
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn decode_base64(s: &str) -> Option<Vec<u8>> {
@@ -235,7 +273,9 @@ pub struct Cipher {
 
 impl fmt::Debug for Cipher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Cipher").field("keys", &self.keyring).finish()
+        f.debug_struct("Cipher")
+            .field("keys", &self.keyring)
+            .finish()
     }
 }
 
@@ -258,14 +298,21 @@ impl Cipher {
     }
 
     pub fn encrypt(&self, plaintext: &[u8], aad: &Aad<'_>) -> Result<Vec<u8>, VaultError> {
-        let key = self.keyring.keys.first().ok_or(VaultError::UnknownKey(String::new()))?;
+        let key = self
+            .keyring
+            .keys
+            .first()
+            .ok_or(VaultError::UnknownKey(String::new()))?;
         let aead = Aes256Gcm::new(key.key.expose_secret().into());
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
         let ct = aead
             .encrypt(
                 Nonce::from_slice(&nonce),
-                Payload { msg: plaintext, aad: &aad.bytes(&key.id) },
+                Payload {
+                    msg: plaintext,
+                    aad: &aad.bytes(&key.id),
+                },
             )
             .map_err(|_| VaultError::TooLarge)?;
         let id = key.id.as_bytes();
@@ -280,11 +327,19 @@ impl Cipher {
     }
 
     /// Encrypt a secret string (a token, a signing secret).
-    pub fn encrypt_str(&self, plaintext: &SecretString, aad: &Aad<'_>) -> Result<Vec<u8>, VaultError> {
+    pub fn encrypt_str(
+        &self,
+        plaintext: &SecretString,
+        aad: &Aad<'_>,
+    ) -> Result<Vec<u8>, VaultError> {
         self.encrypt(plaintext.expose_secret().as_bytes(), aad)
     }
 
-    pub fn decrypt(&self, ciphertext: &[u8], aad: &Aad<'_>) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+    pub fn decrypt(
+        &self,
+        ciphertext: &[u8],
+        aad: &Aad<'_>,
+    ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
         let (key_id, nonce, body) = split(ciphertext)?;
         let key = self
             .keyring
@@ -293,12 +348,22 @@ impl Cipher {
             .find(|k| k.id == key_id)
             .ok_or_else(|| VaultError::UnknownKey(key_id.to_string()))?;
         let aead = Aes256Gcm::new(key.key.expose_secret().into());
-        aead.decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad: &aad.bytes(key_id) })
-            .map(Zeroizing::new)
-            .map_err(|_| VaultError::Decrypt)
+        aead.decrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: body,
+                aad: &aad.bytes(key_id),
+            },
+        )
+        .map(Zeroizing::new)
+        .map_err(|_| VaultError::Decrypt)
     }
 
-    pub fn decrypt_string(&self, ciphertext: &[u8], aad: &Aad<'_>) -> Result<SecretString, VaultError> {
+    pub fn decrypt_string(
+        &self,
+        ciphertext: &[u8],
+        aad: &Aad<'_>,
+    ) -> Result<SecretString, VaultError> {
         let bytes = self.decrypt(ciphertext, aad)?;
         let s = std::str::from_utf8(&bytes).map_err(|_| VaultError::NotUtf8)?;
         Ok(SecretString::from(s.to_string()))
@@ -344,7 +409,17 @@ mod tests {
     #[test]
     fn keyring_errors_name_the_entry_without_bytes() {
         let e = Keyring::parse("k1:AAAA").err().unwrap();
-        assert!(matches!(e, KeyringError::WrongLength { index: 1, len: 3, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                KeyringError::WrongLength {
+                    index: 1,
+                    len: 3,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         assert!(!e.to_string().contains("AAAA"));
     }
 
@@ -380,4 +455,3 @@ mod tests {
         }
     }
 }
-

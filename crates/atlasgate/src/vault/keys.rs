@@ -26,7 +26,12 @@ pub enum RotateError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{table}.{column} of row {row_id}: {source}")]
-    Vault { table: &'static str, column: &'static str, row_id: String, source: VaultError },
+    Vault {
+        table: &'static str,
+        column: &'static str,
+        row_id: String,
+        source: VaultError,
+    },
 }
 
 impl From<sqlx::Error> for RotateError {
@@ -73,13 +78,22 @@ async fn rotate_column(
     report: &mut RotateReport,
     progress: &mut dyn FnMut(RotateProgress),
 ) -> Result<(), RotateError> {
-    let EncryptedColumn { table, id_column, column } = col;
+    let EncryptedColumn {
+        table,
+        id_column,
+        column,
+    } = col;
     let total: i64 = sqlx::query_scalar(&format!(
         "SELECT COUNT(*) FROM {table} WHERE {column} IS NOT NULL"
     ))
     .fetch_one(store.pool())
     .await?;
-    let mut p = RotateProgress { column: col, scanned: 0, total: total.max(0) as u64, reencrypted: 0 };
+    let mut p = RotateProgress {
+        column: col,
+        scanned: 0,
+        total: total.max(0) as u64,
+        reencrypted: 0,
+    };
     let mut after = String::new();
     loop {
         let mut tx = store.begin_write().await?;
@@ -99,11 +113,18 @@ async fn rotate_column(
         for (id, ct) in &rows {
             p.scanned += 1;
             report.scanned += 1;
-            let on_primary = key_id_of(ct).map(|k| k == cipher.primary_key_id()).unwrap_or(false);
+            let on_primary = key_id_of(ct)
+                .map(|k| k == cipher.primary_key_id())
+                .unwrap_or(false);
             if on_primary {
                 continue;
             }
-            let vault_err = |source| RotateError::Vault { table, column, row_id: id.clone(), source };
+            let vault_err = |source| RotateError::Vault {
+                table,
+                column,
+                row_id: id.clone(),
+                source,
+            };
             let aad = col.aad(id);
             let plain = cipher.decrypt(ct, &aad).map_err(vault_err)?;
             let fresh = cipher.encrypt(&plain, &aad).map_err(vault_err)?;
@@ -139,7 +160,11 @@ pub async fn count_on_old_keys(store: &Store, cipher: &Cipher) -> Result<u64, Ro
         .await?;
         n += cts
             .iter()
-            .filter(|ct| key_id_of(ct).map(|k| k != cipher.primary_key_id()).unwrap_or(true))
+            .filter(|ct| {
+                key_id_of(ct)
+                    .map(|k| k != cipher.primary_key_id())
+                    .unwrap_or(true)
+            })
             .count() as u64;
     }
     Ok(n)

@@ -26,18 +26,37 @@ pub struct EncryptedColumn {
 impl EncryptedColumn {
     /// The associated data of this column's value in row `row_id`.
     pub fn aad<'a>(&'a self, row_id: &'a str) -> Aad<'a> {
-        Aad { table: self.table, column: self.column, row_id }
+        Aad {
+            table: self.table,
+            column: self.column,
+            row_id,
+        }
     }
 }
 
 /// The webhook signing secret of an app.
-pub const APP_WEBHOOK_SECRET: EncryptedColumn =
-    EncryptedColumn { table: "apps", id_column: "id", column: "webhook_secret_ct" };
+pub const APP_WEBHOOK_SECRET: EncryptedColumn = EncryptedColumn {
+    table: "apps",
+    id_column: "id",
+    column: "webhook_secret_ct",
+};
 
 /// Every encrypted column in the database.
 pub const ENCRYPTED_COLUMNS: &[EncryptedColumn] = &[
     APP_WEBHOOK_SECRET,
-    EncryptedColumn { table: "connections", id_column: "id", column: "access_token" },
-    EncryptedColumn { table: "connections", id_column: "id", column: "refresh_token" },
-    EncryptedColumn { table: "connections", id_column: "id", column: "refresh_inflight_token" },
+    EncryptedColumn {
+        table: "connections",
+        id_column: "id",
+        column: "access_token",
+    },
+    EncryptedColumn {
+        table: "connections",
+        id_column: "id",
+        column: "refresh_token",
+    },
+    EncryptedColumn {
+        table: "connections",
+        id_column: "id",
+        column: "refresh_inflight_token",
+    },
 ];

@@ -34,8 +34,8 @@ use crate::atlassian::{OAuthClient, OAuthError, TokenResponse};
 use crate::metrics::Metrics;
 use crate::store::connections::{self as rows, ConnectionRow, ConnectionStatus};
 use crate::store::{Store, StoreError};
-use crate::vault::token_cache::TokenCache;
 use crate::vault::token::{self, ACCESS_TOKEN, INFLIGHT_REFRESH_TOKEN, REFRESH_TOKEN};
+use crate::vault::token_cache::TokenCache;
 use crate::vault::{Cipher, VaultError};
 
 /// How long a claim on the mark is good for before others may take over.

@@ -22,7 +22,10 @@ async fn create_shows_the_key_once_and_stores_only_its_hash() {
         assert!(key.starts_with("agk_") && key.len() == 68, "{key}");
         assert!(secret.starts_with("whsec_"), "{secret}");
         assert_eq!(body["name"], "billing-bot");
-        assert_eq!(body["return_origins"], json!(["https://bot.example.com", "http://localhost:3000"]));
+        assert_eq!(
+            body["return_origins"],
+            json!(["https://bot.example.com", "http://localhost:3000"])
+        );
         assert!(body["created_at"].as_str().unwrap().ends_with('Z'));
 
         // The list never shows the key, its hash or the secret.
@@ -47,11 +50,17 @@ async fn create_shows_the_key_once_and_stores_only_its_hash() {
         assert_eq!(stored_hash, hash);
         assert!(!ct.windows(6).any(|w| w == b"whsec_"));
         let dump: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT name, api_key_hash, return_origins FROM apps").fetch_all(app.store.pool()).await.unwrap();
+            sqlx::query_as("SELECT name, api_key_hash, return_origins FROM apps")
+                .fetch_all(app.store.pool())
+                .await
+                .unwrap();
         assert!(!format!("{dump:?}").contains(&key));
 
         let logs = captured_logs();
-        assert!(!logs.contains(&key) && !logs.contains(&secret), "a credential reached the logs");
+        assert!(
+            !logs.contains(&key) && !logs.contains(&secret),
+            "a credential reached the logs"
+        );
     }
 }
 
@@ -73,7 +82,10 @@ async fn the_app_key_authenticates_app_routes() {
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
 
     let body = assert_problem(app.get("/v1/connections", None).await, 401).await;
-    assert!(body["detail"].as_str().unwrap().contains("Authorization"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("Authorization"),
+        "{body}"
+    );
     let wrong = format!("agk_{}", "0".repeat(64));
     assert_problem(app.get("/v1/connections", Some(&wrong)).await, 401).await;
     assert_problem(app.get("/v1/connections", Some("not-a-key")).await, 401).await;
@@ -95,14 +107,33 @@ async fn invalid_fields_are_all_reported() {
         )
         .await;
     let body = assert_problem(resp, 422).await;
-    let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
-    assert_eq!(fields, ["name", "webhook_url", "return_origins[1]", "return_origins[2]"], "{body}");
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "name",
+            "webhook_url",
+            "return_origins[1]",
+            "return_origins[2]"
+        ],
+        "{body}"
+    );
     assert!(body["type"].as_str().unwrap().ends_with("validation"));
 
     // Unknown fields are refused too.
-    let resp = app.admin_post_json("/admin/api/apps", &json!({ "name": "a", "colour": "red" })).await;
+    let resp = app
+        .admin_post_json("/admin/api/apps", &json!({ "name": "a", "colour": "red" }))
+        .await;
     assert!(resp.status().is_client_error());
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/problem+json"));
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/problem+json"));
 }
 
 #[tokio::test]
@@ -110,7 +141,9 @@ async fn a_taken_name_is_a_conflict() {
     for backend in backends() {
         let app = TestApp::spawn_on(backend).await;
         app.create_app("twin").await;
-        let resp = app.admin_post_json("/admin/api/apps", &json!({ "name": "twin" })).await;
+        let resp = app
+            .admin_post_json("/admin/api/apps", &json!({ "name": "twin" }))
+            .await;
         let body = assert_problem(resp, 409).await;
         assert!(body["detail"].as_str().unwrap().contains("twin"));
     }

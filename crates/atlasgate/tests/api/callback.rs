@@ -75,7 +75,8 @@ async fn rejections(backend: Backend) {
     assert_eq!(status, 403);
     // Atlassian says the person declined.
     // Atlassian's error answers carry `error` instead of `code`.
-    let with_error = |error: &str| with_param(&with_param(&good, "code", None), "error", Some(error));
+    let with_error =
+        |error: &str| with_param(&with_param(&good, "code", None), "error", Some(error));
     let declined = with_error("access_denied");
     let (status, body) = html_page(&b, &app, &declined).await;
     assert_eq!(status, 403);
@@ -157,7 +158,9 @@ async fn callback_rejections_leave_the_database_unchanged() {
 #[tokio::test]
 async fn errors_redirect_to_return_to_when_the_browser_is_known() {
     let app = TestApp::spawn().await;
-    let key = &app.create_app_returning_to("errors", "http://localhost:3000").await;
+    let key = &app
+        .create_app_returning_to("errors", "http://localhost:3000")
+        .await;
     let session = new_session(
         &app,
         key,

@@ -9,7 +9,9 @@ use http::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::TestApp;
-use crate::proxy::{connected, fast_policy, fault, proxy_get, proxy_json, proxy_url, sim_count, sim_site};
+use crate::proxy::{
+    connected, fast_policy, fault, proxy_get, proxy_json, proxy_url, sim_count, sim_site,
+};
 
 fn rate_limited(path: &str, count: u32, retry_after: u64, reason: &str) -> atlassim::Fault {
     let mut f = fault("GET", path, count);
@@ -39,7 +41,12 @@ async fn jira_app() -> (TestApp, String, String) {
 #[tokio::test]
 async fn burst_429s_are_waited_out_as_long_as_retry_after_says() {
     let (app, key, id) = jira_app().await;
-    app.sim.add_fault(rate_limited("/ex/jira/*/rest/api/3/myself", 2, 1, "jira-burst-based"));
+    app.sim.add_fault(rate_limited(
+        "/ex/jira/*/rest/api/3/myself",
+        2,
+        1,
+        "jira-burst-based",
+    ));
     let before = sim_count(&app, "GET", "/rest/api/3/myself");
     let started = Instant::now();
     let resp = proxy_get(&app, &key, &id, "rest/api/3/myself").await;
@@ -54,12 +61,25 @@ async fn burst_429s_are_waited_out_as_long_as_retry_after_says() {
 #[tokio::test]
 async fn a_quota_429_pauses_every_endpoint_of_the_site() {
     let (app, key, id) = jira_app().await;
-    app.sim.add_fault(rate_limited("/ex/jira/*/rest/api/3/myself", 1, 2, "jira-quota-global-based"));
+    app.sim.add_fault(rate_limited(
+        "/ex/jira/*/rest/api/3/myself",
+        1,
+        2,
+        "jira-quota-global-based",
+    ));
     let first = {
         let client = app.client.clone();
         let url = proxy_url(&app, &id, "rest/api/3/myself");
         let key = key.clone();
-        tokio::spawn(async move { client.get(url).bearer_auth(key).send().await.unwrap().status() })
+        tokio::spawn(async move {
+            client
+                .get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
     };
     // Let the first call meet the 429, then ask for something else on the same site.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -68,16 +88,27 @@ async fn a_quota_429_pauses_every_endpoint_of_the_site() {
     let resp = proxy_get(&app, &key, &id, "rest/api/3/project/search").await;
     let elapsed = started.elapsed();
     assert_eq!(resp.status(), 200);
-    assert!(elapsed >= Duration::from_millis(1200), "the site should be paused: {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(1200),
+        "the site should be paused: {elapsed:?}"
+    );
     assert!(elapsed < Duration::from_secs(8), "{elapsed:?}");
-    assert_eq!(sim_count(&app, "GET", "/rest/api/3/project/search") - before, 1);
+    assert_eq!(
+        sim_count(&app, "GET", "/rest/api/3/project/search") - before,
+        1
+    );
     assert_eq!(first.await.unwrap(), 200);
 }
 
 #[tokio::test]
 async fn a_long_quota_pause_is_handed_back_as_429_with_retry_after() {
     let (app, key, id) = jira_app().await;
-    app.sim.add_fault(rate_limited("/ex/jira/*/rest/api/3/myself", 1, 1800, "jira-quota-global-based"));
+    app.sim.add_fault(rate_limited(
+        "/ex/jira/*/rest/api/3/myself",
+        1,
+        1800,
+        "jira-quota-global-based",
+    ));
     // The first caller sees Atlassian's own 429 (relayed).
     let resp = proxy_get(&app, &key, &id, "rest/api/3/myself").await;
     assert_eq!(resp.status(), 429);
@@ -86,16 +117,31 @@ async fn a_long_quota_pause_is_handed_back_as_429_with_retry_after() {
     let before = sim_count(&app, "GET", "/rest/api/3/project/search");
     let resp = proxy_get(&app, &key, &id, "rest/api/3/project/search").await;
     assert_eq!(resp.status(), 429);
-    let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1790..=1800).contains(&retry), "{retry}");
     assert_eq!(sim_count(&app, "GET", "/rest/api/3/project/search"), before);
 }
 
 /// Adds a comment to the first issue of the first project through the proxy.
 async fn proxy_post_comment(app: &TestApp, key: &str, id: &str) -> reqwest::Response {
-    let issue = format!("{}-1", sim_site(app, 0)["projects"][0]["key"].as_str().unwrap());
+    let issue = format!(
+        "{}-1",
+        sim_site(app, 0)["projects"][0]["key"].as_str().unwrap()
+    );
     let body = json!({"body": {"type": "doc", "version": 1, "content": []}});
-    proxy_json(app, Method::POST, key, id, &format!("rest/api/3/issue/{issue}/comment"), &body).await
+    proxy_json(
+        app,
+        Method::POST,
+        key,
+        id,
+        &format!("rest/api/3/issue/{issue}/comment"),
+        &body,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -114,7 +160,11 @@ async fn server_errors_and_dropped_connections_on_get_are_retried() {
         let before = sim_count(&app, "GET", "/rest/api/3/myself");
         let resp = proxy_get(&app, &key, &id, "rest/api/3/myself").await;
         assert_eq!(resp.status(), 200, "{what}");
-        assert_eq!(sim_count(&app, "GET", "/rest/api/3/myself") - before, requests, "{what}");
+        assert_eq!(
+            sim_count(&app, "GET", "/rest/api/3/myself") - before,
+            requests,
+            "{what}"
+        );
     }
 }
 
@@ -174,21 +224,41 @@ async fn typed_calls_through_the_client_follow_the_same_rules() {
     let client = &app.state.atlassian;
     // A typed GET through the library API, as sync uses it.
     let (me, row): (Value, _) = client
-        .json(None, &id, ApiRequest::jira(Method::GET, "rest/api/3/myself"))
+        .json(
+            None,
+            &id,
+            ApiRequest::jira(Method::GET, "rest/api/3/myself"),
+        )
         .await
         .unwrap();
     assert!(me["accountId"].is_string());
     assert_eq!(row.id, id);
     // A non-success answer is an error carrying Jira's message.
     let err = client
-        .json::<Value>(None, &id, ApiRequest::jira(Method::GET, "rest/api/3/search/jql").query(&[("jql", "nosuchfield = 1")]))
+        .json::<Value>(
+            None,
+            &id,
+            ApiRequest::jira(Method::GET, "rest/api/3/search/jql")
+                .query(&[("jql", "nosuchfield = 1")]),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, AtlassianError::Status { status, .. } if status == 400), "{err:?}");
-    assert!(err.jira_messages().unwrap().contains("nosuchfield"), "{:?}", err.jira_messages());
+    assert!(
+        matches!(err, AtlassianError::Status { status, .. } if status == 400),
+        "{err:?}"
+    );
+    assert!(
+        err.jira_messages().unwrap().contains("nosuchfield"),
+        "{:?}",
+        err.jira_messages()
+    );
     // Another app's id is refused when the app is named.
     let err = client
-        .json::<Value>(Some("not-the-owner"), &id, ApiRequest::jira(Method::GET, "rest/api/3/myself"))
+        .json::<Value>(
+            Some("not-the-owner"),
+            &id,
+            ApiRequest::jira(Method::GET, "rest/api/3/myself"),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, AtlassianError::NotFound));
@@ -225,37 +295,72 @@ async fn pacing_keeps_bulk_work_under_the_burst_limit() {
 
     let sim = atlassim::SimConfig {
         rate_limits: true,
-        rate_limit: atlassim::ratelimit::RateLimitSettings { get_rps: 20.0, ..Default::default() },
+        rate_limit: atlassim::ratelimit::RateLimitSettings {
+            get_rps: 20.0,
+            ..Default::default()
+        },
         ..Default::default()
     };
-    let app = TestApp::spawn_with(crate::helpers::TestOptions { sim, ..Default::default() }, |_| {}).await;
+    let app = TestApp::spawn_with(
+        crate::helpers::TestOptions {
+            sim,
+            ..Default::default()
+        },
+        |_| {},
+    )
+    .await;
     let (_, id) = connected(&app, "jira", 0).await;
     let burst = || async {
         let calls = (0..60).map(|_| {
-            app.state.atlassian.json::<Value>(None, &id, ApiRequest::jira(Method::GET, "rest/api/3/myself"))
+            app.state.atlassian.json::<Value>(
+                None,
+                &id,
+                ApiRequest::jira(Method::GET, "rest/api/3/myself"),
+            )
         });
         futures::future::join_all(calls).await
     };
     let refused = |app: &TestApp| -> u64 {
-        app.sim.stats().requests.iter().filter(|r| r.status == 429).map(|r| r.count).sum()
+        app.sim
+            .stats()
+            .requests
+            .iter()
+            .filter(|r| r.status == 429)
+            .map(|r| r.count)
+            .sum()
     };
 
     app.state.atlassian.set_policy(ClientPolicy {
-        pacing: Some(Pacing { get: 18, post: 18, put: 9, delete: 9 }),
+        pacing: Some(Pacing {
+            get: 18,
+            post: 18,
+            put: 9,
+            delete: 9,
+        }),
         ..ClientPolicy::default()
     });
     for r in burst().await {
         r.unwrap();
     }
-    assert_eq!(refused(&app), 0, "paced requests should never meet the burst limit");
+    assert_eq!(
+        refused(&app),
+        0,
+        "paced requests should never meet the burst limit"
+    );
 
     // Let the bucket refill, then the same burst without pacing.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    app.state.atlassian.set_policy(ClientPolicy { pacing: None, ..ClientPolicy::default() });
+    app.state.atlassian.set_policy(ClientPolicy {
+        pacing: None,
+        ..ClientPolicy::default()
+    });
     for r in burst().await {
         r.unwrap();
     }
-    assert!(refused(&app) > 0, "unpaced, the burst limit should have answered 429");
+    assert!(
+        refused(&app) > 0,
+        "unpaced, the burst limit should have answered 429"
+    );
 }
 
 /// A per-issue 429 delays writes to that issue only; a burst 429 slows that
@@ -263,7 +368,10 @@ async fn pacing_keeps_bulk_work_under_the_burst_limit() {
 #[tokio::test]
 async fn narrower_429s_pause_only_what_they_name() {
     let (app, key, id) = jira_app().await;
-    let project = sim_site(&app, 0)["projects"][0]["key"].as_str().unwrap().to_string();
+    let project = sim_site(&app, 0)["projects"][0]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (one, two) = (format!("{project}-1"), format!("{project}-2"));
     let put = |issue: String, summary: &'static str| {
         let client = app.client.clone();
@@ -271,11 +379,22 @@ async fn narrower_429s_pause_only_what_they_name() {
         let key = key.clone();
         async move {
             let started = Instant::now();
-            let resp = client.put(url).bearer_auth(key).json(&json!({"fields": {"summary": summary}})).send().await.unwrap();
+            let resp = client
+                .put(url)
+                .bearer_auth(key)
+                .json(&json!({"fields": {"summary": summary}}))
+                .send()
+                .await
+                .unwrap();
             (resp.status().as_u16(), started.elapsed())
         }
     };
-    let mut f = rate_limited(&format!("/ex/jira/*/rest/api/3/issue/{one}"), 1, 2, "jira-per-issue-on-write");
+    let mut f = rate_limited(
+        &format!("/ex/jira/*/rest/api/3/issue/{one}"),
+        1,
+        2,
+        "jira-per-issue-on-write",
+    );
     f.method = Some("PUT".into());
     app.sim.add_fault(f);
     let first = tokio::spawn(put(one.clone(), "first"));
@@ -290,17 +409,34 @@ async fn narrower_429s_pause_only_what_they_name() {
     assert_eq!(first.await.unwrap().0, 204);
 
     // A burst 429 on one endpoint does not hold back another.
-    app.sim.add_fault(rate_limited("/ex/jira/*/rest/api/3/myself", 1, 2, "jira-burst-based"));
+    app.sim.add_fault(rate_limited(
+        "/ex/jira/*/rest/api/3/myself",
+        1,
+        2,
+        "jira-burst-based",
+    ));
     let slow = {
         let client = app.client.clone();
         let url = proxy_url(&app, &id, "rest/api/3/myself");
         let key = key.clone();
-        tokio::spawn(async move { client.get(url).bearer_auth(key).send().await.unwrap().status() })
+        tokio::spawn(async move {
+            client
+                .get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = Instant::now();
     let resp = proxy_get(&app, &key, &id, "rest/api/3/project/search").await;
     assert_eq!(resp.status(), 200);
-    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(slow.await.unwrap(), 200);
 }

@@ -56,8 +56,15 @@ pub async fn callback_url(app: &TestApp, b: &Browser, connect_url: &str) -> Stri
 }
 
 /// Submit the site picker at `url` with this CSRF token and cloud id.
-pub async fn choose_site(b: &mut Browser, url: &str, csrf: &str, cloud_id: &str) -> atlasgate::demo::Page {
-    b.post_form(url, &[("csrf", csrf), ("cloud_id", cloud_id)]).await.unwrap()
+pub async fn choose_site(
+    b: &mut Browser,
+    url: &str,
+    csrf: &str,
+    cloud_id: &str,
+) -> atlasgate::demo::Page {
+    b.post_form(url, &[("csrf", csrf), ("cloud_id", cloud_id)])
+        .await
+        .unwrap()
 }
 
 /// `POST /v1/connect-sessions`, asserting 201.
@@ -234,7 +241,9 @@ async fn connect_session_lists_every_invalid_field() {
 #[tokio::test]
 async fn return_to_must_use_an_allowed_origin() {
     let app = TestApp::spawn().await;
-    let key = &app.create_app_returning_to("origins", "https://app.example.com").await;
+    let key = &app
+        .create_app_returning_to("origins", "https://app.example.com")
+        .await;
     new_session(
         &app,
         key,
@@ -545,7 +554,9 @@ async fn full_connect_flow_with_site_picker() {
 #[tokio::test]
 async fn one_site_finishes_at_return_to_without_a_picker() {
     let app = TestApp::spawn().await;
-    let key = &app.create_app_returning_to("return", "https://app.example.com").await;
+    let key = &app
+        .create_app_returning_to("return", "https://app.example.com")
+        .await;
     let session = new_session(
         &app,
         key,

@@ -36,7 +36,9 @@ async fn list_and_paginate(backend: atlasgate::store::Backend) {
     let one = app.get_json("/v1/connections?owner=user:3", &key).await;
     assert_eq!(one["items"].as_array().unwrap().len(), 1);
     assert_eq!(one["items"][0]["id"], ids[3].as_str());
-    let none = app.get_json("/v1/connections?profile=confluence", &key).await;
+    let none = app
+        .get_json("/v1/connections?profile=confluence", &key)
+        .await;
     assert!(none["items"].as_array().unwrap().is_empty());
     let del = app
         .client
@@ -48,7 +50,9 @@ async fn list_and_paginate(backend: atlasgate::store::Backend) {
     assert_eq!(del.status(), 200);
     let active = app.get_json("/v1/connections?status=active", &key).await;
     assert_eq!(active["items"].as_array().unwrap().len(), 4);
-    let gone = app.get_json("/v1/connections?status=disconnected", &key).await;
+    let gone = app
+        .get_json("/v1/connections?status=disconnected", &key)
+        .await;
     assert_eq!(gone["items"][0]["id"], ids[0].as_str());
     assert_problem(
         app.get("/v1/connections?status=bogus", Some(&key)).await,
@@ -139,7 +143,8 @@ async fn connections_list_command_shows_connections_without_tokens() {
 // change this process makes must be visible to the very next call.
 
 async fn token_body(app: &TestApp, key: &str, id: &str) -> Value {
-    app.get_ok(&format!("/v1/connections/{id}/token"), key).await
+    app.get_ok(&format!("/v1/connections/{id}/token"), key)
+        .await
 }
 
 /// The first `/token` call must have put the connection in the cache, or the
@@ -160,7 +165,9 @@ async fn token_after_disconnect_is_refused_at_once() {
         assert_cached(&app, &id);
         let resp = app.delete(&format!("/v1/connections/{id}"), &key).await;
         assert_eq!(resp.status(), 200);
-        let resp = app.get(&format!("/v1/connections/{id}/token"), Some(&key)).await;
+        let resp = app
+            .get(&format!("/v1/connections/{id}/token"), Some(&key))
+            .await;
         let body = assert_problem(resp, 409).await;
         assert!(
             body["detail"].as_str().unwrap().contains("disconnected"),
@@ -180,7 +187,10 @@ async fn a_forced_refresh_is_served_by_token_at_once() {
         assert_eq!(resp.status(), 200);
         assert_eq!(app.sim.stats().tokens.refreshes, 1);
         let new = token_body(&app, &key, &id).await;
-        assert_ne!(new["access_token"], old["access_token"], "a stale token was served");
+        assert_ne!(
+            new["access_token"], old["access_token"],
+            "a stale token was served"
+        );
         // And it is the token now stored, not just a different one.
         let again = token_body(&app, &key, &id).await;
         assert_eq!(again["access_token"], new["access_token"]);
@@ -198,12 +208,14 @@ async fn a_cached_connection_is_still_404_for_another_app() {
     token_body(&app, &key, &id).await;
     assert_cached(&app, &id);
     let foreign = assert_problem(
-        app.get(&format!("/v1/connections/{id}/token"), Some(&other)).await,
+        app.get(&format!("/v1/connections/{id}/token"), Some(&other))
+            .await,
         404,
     )
     .await;
     let missing = assert_problem(
-        app.get("/v1/connections/conn_doesnotexist/token", Some(&other)).await,
+        app.get("/v1/connections/conn_doesnotexist/token", Some(&other))
+            .await,
         404,
     )
     .await;
@@ -221,7 +233,10 @@ async fn a_site_change_is_served_by_token_at_once() {
     let (_, key) = app.create_app("cache-site").await;
     let sites = sim_sites(&app);
     let id = connect(&app, &key, "s", &sites, Some(&sites[0])).await;
-    assert_eq!(token_body(&app, &key, &id).await["cloud_id"], sites[0].as_str());
+    assert_eq!(
+        token_body(&app, &key, &id).await["cloud_id"],
+        sites[0].as_str()
+    );
     assert_cached(&app, &id);
     let resp = app
         .client
@@ -232,5 +247,8 @@ async fn a_site_change_is_served_by_token_at_once() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(token_body(&app, &key, &id).await["cloud_id"], sites[1].as_str());
+    assert_eq!(
+        token_body(&app, &key, &id).await["cloud_id"],
+        sites[1].as_str()
+    );
 }

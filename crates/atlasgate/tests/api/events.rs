@@ -101,9 +101,15 @@ pub async fn record_issue_updated(s: &Setup, n: i64) -> String {
         .await
         .unwrap();
     let mut conn = s.app.store.pool().acquire().await.unwrap();
-    atlasgate::events::record(&mut conn, &app_id, Some(&s.connection), "issue.updated", json!({ "n": n }))
-        .await
-        .unwrap()
+    atlasgate::events::record(
+        &mut conn,
+        &app_id,
+        Some(&s.connection),
+        "issue.updated",
+        json!({ "n": n }),
+    )
+    .await
+    .unwrap()
 }
 
 /// Quick workers for tests.
@@ -236,7 +242,9 @@ async fn every_event_arrives_after_downtime(backend: Backend) {
     for n in 0..4 {
         record_issue_updated(&s, n).await;
     }
-    let resp = app.delete(&format!("/v1/connections/{second}"), &s.key).await;
+    let resp = app
+        .delete(&format!("/v1/connections/{second}"), &s.key)
+        .await;
     assert_eq!(resp.status(), 200);
 
     // Attempts fail and are visible with their error.

@@ -21,7 +21,10 @@ struct LogBuffer(Arc<Mutex<Vec<u8>>>);
 
 impl Write for LogBuffer {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -52,7 +55,9 @@ pub fn capture_logs() {
 /// Everything logged so far by any test in this process.
 pub fn captured_logs() -> String {
     LOGS.get()
-        .map(|b| String::from_utf8_lossy(&b.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned())
+        .map(|b| {
+            String::from_utf8_lossy(&b.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+        })
         .unwrap_or_default()
 }
 
@@ -90,17 +95,30 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
                 let url = format!("sqlite://{}/atlasgate.db", dir.path().display());
-                TestDb { url, backend, _dir: Some(dir), pg: None }
+                TestDb {
+                    url,
+                    backend,
+                    _dir: Some(dir),
+                    pg: None,
+                }
             }
             Backend::Postgres => {
                 let admin = std::env::var(PG_ENV).expect("ATLASGATE_TEST_POSTGRES_URL");
                 let name = format!("atlasgate_t_{}", uuid::Uuid::new_v4().simple());
                 let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
                 conn.close().await.ok();
                 let mut url = url::Url::parse(&admin).unwrap();
                 url.set_path(&format!("/{name}"));
-                TestDb { url: url.to_string(), backend, _dir: None, pg: Some((admin, name)) }
+                TestDb {
+                    url: url.to_string(),
+                    backend,
+                    _dir: None,
+                    pg: Some((admin, name)),
+                }
             }
         }
     }
@@ -111,7 +129,10 @@ impl Drop for TestDb {
         if let Some((admin, name)) = self.pg.take() {
             // Drop runs outside async; use a throwaway runtime on its own thread.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
                 rt.block_on(async {
                     let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
                     sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -170,7 +191,14 @@ impl TestApp {
     }
 
     pub async fn spawn_on(backend: Backend) -> TestApp {
-        Self::spawn_with(TestOptions { backend, ..Default::default() }, |_| {}).await
+        Self::spawn_with(
+            TestOptions {
+                backend,
+                ..Default::default()
+            },
+            |_| {},
+        )
+        .await
     }
 
     /// Start with options; `tweak` may change the config last.
@@ -197,7 +225,9 @@ impl TestApp {
         config.admin_token = opts.admin_token.clone().map(SecretString::from);
         tweak(&mut config);
 
-        let app = Application::build_with_listener(config, listener).await.unwrap();
+        let app = Application::build_with_listener(config, listener)
+            .await
+            .unwrap();
         let state = app.state().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(app.run_until(async {
@@ -236,7 +266,12 @@ impl TestApp {
     }
 
     /// `POST path` with a JSON body and an app key (or none).
-    pub async fn post_json(&self, path: &str, key: Option<&str>, body: &Value) -> reqwest::Response {
+    pub async fn post_json(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        body: &Value,
+    ) -> reqwest::Response {
         let mut req = self.client.post(self.url(path)).json(body);
         if let Some(k) = key {
             req = req.bearer_auth(k);
@@ -266,30 +301,60 @@ impl TestApp {
 
     /// `DELETE path` with an app key.
     pub async fn delete(&self, path: &str, key: &str) -> reqwest::Response {
-        self.client.delete(self.url(path)).bearer_auth(key).send().await.unwrap()
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// `POST /v1/connections/{id}/refresh` with an app key.
     pub async fn refresh_connection(&self, key: &str, id: &str) -> reqwest::Response {
-        self.post_json(&format!("/v1/connections/{id}/refresh"), Some(key), &serde_json::json!({})).await
+        self.post_json(
+            &format!("/v1/connections/{id}/refresh"),
+            Some(key),
+            &serde_json::json!({}),
+        )
+        .await
     }
 
     /// `GET /v1/connections/{id}/token` with an app key, parsed as JSON.
     pub async fn connection_token(&self, key: &str, id: &str) -> Value {
-        self.get_json(&format!("/v1/connections/{id}/token"), key).await
+        self.get_json(&format!("/v1/connections/{id}/token"), key)
+            .await
     }
 
     /// The Jira webhooks atlassim holds on `cloud_id`, read straight from atlassim.
     pub async fn sim_webhooks(&self, cloud_id: &str) -> Value {
-        let token = self.sim.mint_token(atlassim::MintTokenRequest::default()).access_token;
-        let url = format!("{}/ex/jira/{cloud_id}/rest/api/3/webhook", self.sim.base_url());
-        reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+        let token = self
+            .sim
+            .mint_token(atlassim::MintTokenRequest::default())
+            .access_token;
+        let url = format!(
+            "{}/ex/jira/{cloud_id}/rest/api/3/webhook",
+            self.sim.base_url()
+        );
+        reqwest::Client::new()
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     /// Create an app through the admin API: `(app_id, api_key)`.
     pub async fn create_app(&self, name: &str) -> (String, String) {
-        let body = self.create_app_with(&serde_json::json!({ "name": name })).await;
-        (body["id"].as_str().unwrap().to_string(), body["api_key"].as_str().unwrap().to_string())
+        let body = self
+            .create_app_with(&serde_json::json!({ "name": name }))
+            .await;
+        (
+            body["id"].as_str().unwrap().to_string(),
+            body["api_key"].as_str().unwrap().to_string(),
+        )
     }
 
     /// A new app `name` with `owner` connected to the first atlassim site: `(api_key, connection_id)`.
@@ -303,13 +368,21 @@ impl TestApp {
     /// Create an app that may send people back to `origin`: its api key.
     pub async fn create_app_returning_to(&self, name: &str, origin: &str) -> String {
         let body = serde_json::json!({ "name": name, "return_origins": [origin] });
-        self.create_app_with(&body).await["api_key"].as_str().unwrap().to_string()
+        self.create_app_with(&body).await["api_key"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     /// Create an app with a full request body; returns the 201 body.
     pub async fn create_app_with(&self, body: &Value) -> Value {
         let resp = self.admin_post_json("/admin/api/apps", body).await;
-        assert_eq!(resp.status(), 201, "creating app: {}", resp.text().await.unwrap());
+        assert_eq!(
+            resp.status(),
+            201,
+            "creating app: {}",
+            resp.text().await.unwrap()
+        );
         resp.json().await.unwrap()
     }
 
@@ -354,13 +427,19 @@ impl TestApp {
         config.public_url = url::Url::parse(&self.address).unwrap();
         config.auth_url = url::Url::parse(&self.sim.auth_url()).unwrap();
         config.api_url = url::Url::parse(&self.sim.api_url()).unwrap();
-        let app = Application::build_with_listener(config, listener).await.unwrap();
+        let app = Application::build_with_listener(config, listener)
+            .await
+            .unwrap();
         let state = app.state().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(app.run_until(async {
             let _ = rx.await;
         }));
-        OtherProcess { address, state, stop: Some(tx) }
+        OtherProcess {
+            address,
+            state,
+            stop: Some(tx),
+        }
     }
 }
 
@@ -373,12 +452,30 @@ impl Drop for TestApp {
 /// Assert the response is an RFC 9457 problem with this status; returns the body.
 pub async fn assert_problem(resp: reqwest::Response, status: u16) -> Value {
     assert_eq!(resp.status().as_u16(), status);
-    let ct = resp.headers().get("content-type").unwrap().to_str().unwrap().to_string();
-    assert!(ct.starts_with("application/problem+json"), "content-type {ct}");
-    let rid = resp.headers().get("x-request-id").unwrap().to_str().unwrap().to_string();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        ct.starts_with("application/problem+json"),
+        "content-type {ct}"
+    );
+    let rid = resp
+        .headers()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["status"], status);
-    assert!(body["type"].as_str().unwrap().starts_with("https://"), "{body}");
+    assert!(
+        body["type"].as_str().unwrap().starts_with("https://"),
+        "{body}"
+    );
     assert!(body["title"].is_string(), "{body}");
     assert_eq!(body["request_id"], rid.as_str(), "{body}");
     body
@@ -443,7 +540,11 @@ pub async fn chromedriver() -> Option<Driver> {
         eprintln!("skipping browser test: /usr/bin/chromedriver is not installed");
         return None;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = std::process::Command::new("/usr/bin/chromedriver")
         .arg(format!("--port={port}"))
         .stdout(std::process::Stdio::null())
@@ -451,9 +552,16 @@ pub async fn chromedriver() -> Option<Driver> {
         .spawn()
         .unwrap();
     // Owned by the guard from here on: killed and reaped on every path.
-    let driver = Driver { child, port, profile: tempfile::tempdir().unwrap() };
+    let driver = Driver {
+        child,
+        port,
+        profile: tempfile::tempdir().unwrap(),
+    };
     for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return Some(driver);
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;

@@ -58,7 +58,9 @@ async fn isolation(backend: atlasgate::store::Backend) {
         );
     }
     // Listing and filtering by the same owner shows nothing of app A.
-    let list = app.get_json("/v1/connections?owner=shared-owner", &key_b).await;
+    let list = app
+        .get_json("/v1/connections?owner=shared-owner", &key_b)
+        .await;
     assert_eq!(list["items"].as_array().unwrap().len(), 0);
     // App A's connection is untouched.
     let conn = app.get_json(&format!("/v1/connections/{id}"), &key_a).await;

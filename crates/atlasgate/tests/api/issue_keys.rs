@@ -11,8 +11,16 @@ use crate::proxy::{connected, sim_count, sim_site};
 async fn finds_keys_of_existing_projects_only() {
     let app = TestApp::spawn().await;
     let (key, id) = connected(&app, "jira", 0).await;
-    let mine: Vec<String> = sim_site(&app, 0)["projects"].as_array().unwrap().iter().map(|p| p["key"].as_str().unwrap().to_string()).collect();
-    let theirs = sim_site(&app, 1)["projects"][0]["key"].as_str().unwrap().to_string();
+    let mine: Vec<String> = sim_site(&app, 0)["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["key"].as_str().unwrap().to_string())
+        .collect();
+    let theirs = sim_site(&app, 1)["projects"][0]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (a, b) = (&mine[0], &mine[1]);
     let texts = vec![
         format!("{a}-12: Fix login redirect"),
@@ -21,18 +29,27 @@ async fn finds_keys_of_existing_projects_only() {
         format!("[{b}-7] follow-up, {a}-3"),
     ];
     let url = format!("/v1/connections/{id}/jira/issue-keys");
-    let resp = app.post_json(&url, Some(&key), &json!({ "texts": texts })).await;
+    let resp = app
+        .post_json(&url, Some(&key), &json!({ "texts": texts }))
+        .await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["keys"], json!([format!("{a}-12"), format!("{b}-7"), format!("{a}-3")]));
+    assert_eq!(
+        body["keys"],
+        json!([format!("{a}-12"), format!("{b}-7"), format!("{a}-3")])
+    );
 
     // The project list is cached per site: a second call asks Jira nothing.
     let before = sim_count(&app, "GET", "/rest/api/3/project/search");
-    let resp = app.post_json(&url, Some(&key), &json!({ "texts": ["nothing here"] })).await;
+    let resp = app
+        .post_json(&url, Some(&key), &json!({ "texts": ["nothing here"] }))
+        .await;
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["keys"], json!([]));
     assert_eq!(sim_count(&app, "GET", "/rest/api/3/project/search"), before);
 
-    let resp = app.post_json(&url, Some(&key), &json!({ "texts": "not a list" })).await;
+    let resp = app
+        .post_json(&url, Some(&key), &json!({ "texts": "not a list" }))
+        .await;
     assert_problem(resp, 422).await;
 }

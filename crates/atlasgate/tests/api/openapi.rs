@@ -7,7 +7,10 @@ use serde_json::Value;
 
 use crate::helpers::TestApp;
 
-const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/snapshots/openapi.json");
+const SNAPSHOT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/api/snapshots/openapi.json"
+);
 
 #[tokio::test]
 async fn openapi_document_matches_the_snapshot() {
@@ -35,14 +38,29 @@ async fn openapi_documents_the_platform_routes_and_security() {
     let app = TestApp::spawn().await;
     let doc: Value = app.get("/openapi.json", None).await.json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for (path, method) in [("/healthz", "get"), ("/readyz", "get"), ("/metrics", "get"), ("/admin/api/apps", "get"), ("/admin/api/apps", "post")] {
-        assert!(doc["paths"][path][method].is_object(), "{method} {path} is not documented");
+    for (path, method) in [
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+        ("/admin/api/apps", "get"),
+        ("/admin/api/apps", "post"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} is not documented"
+        );
     }
     let schemes = &doc["components"]["securitySchemes"];
     assert_eq!(schemes["app_key"]["scheme"], "bearer");
     assert_eq!(schemes["admin_token"]["scheme"], "bearer");
-    assert_eq!(doc["paths"]["/admin/api/apps"]["post"]["security"][0]["admin_token"], serde_json::json!([]));
+    assert_eq!(
+        doc["paths"]["/admin/api/apps"]["post"]["security"][0]["admin_token"],
+        serde_json::json!([])
+    );
     assert!(doc["components"]["schemas"]["Problem"].is_object());
     // The library function and the served document agree.
-    assert_eq!(serde_json::to_value(atlasgate::server::openapi()).unwrap(), doc);
+    assert_eq!(
+        serde_json::to_value(atlasgate::server::openapi()).unwrap(),
+        doc
+    );
 }

@@ -8,7 +8,9 @@ use atlasgate::atlassian::ClientPolicy;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::connect::{browser, consent, expire_access_token, first_account, new_session, sim_sites};
+use crate::connect::{
+    browser, consent, expire_access_token, first_account, new_session, sim_sites,
+};
 use crate::helpers::{assert_problem, TestApp};
 
 // ---------------------------------------------------------------- helpers
@@ -22,12 +24,21 @@ pub async fn connected(app: &TestApp, profile: &str, site: usize) -> (String, St
     (key, id)
 }
 
-pub async fn connect_with(app: &TestApp, key: &str, owner: &str, profile: &str, site: usize) -> String {
+pub async fn connect_with(
+    app: &TestApp,
+    key: &str,
+    owner: &str,
+    profile: &str,
+    site: usize,
+) -> String {
     let sites = sim_sites(app);
     let session = new_session(app, key, json!({ "owner": owner, "profile": profile })).await;
     let mut b = browser(app);
     consent(app, &sites[site..site + 1]);
-    let page = b.get(session["connect_url"].as_str().unwrap()).await.unwrap();
+    let page = b
+        .get(session["connect_url"].as_str().unwrap())
+        .await
+        .unwrap();
     assert_eq!(page.status, 200, "{}: {}", page.url, page.body);
     assert!(page.body.contains("Connected"), "{}", page.body);
     let q = url::form_urlencoded::Serializer::new(String::new())
@@ -58,7 +69,11 @@ pub fn sim_count(app: &TestApp, method: &str, suffix: &str) -> u64 {
         .stats()
         .requests
         .iter()
-        .filter(|r| r.method.eq_ignore_ascii_case(method) && r.route.starts_with("/ex/") && r.route.ends_with(suffix))
+        .filter(|r| {
+            r.method.eq_ignore_ascii_case(method)
+                && r.route.starts_with("/ex/")
+                && r.route.ends_with(suffix)
+        })
         .map(|r| r.count)
         .sum()
 }
@@ -92,7 +107,12 @@ pub fn proxy_url(app: &TestApp, id: &str, rest: &str) -> String {
 }
 
 pub async fn proxy_get(app: &TestApp, key: &str, id: &str, rest: &str) -> reqwest::Response {
-    app.client.get(proxy_url(app, id, rest)).bearer_auth(key).send().await.unwrap()
+    app.client
+        .get(proxy_url(app, id, rest))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// `method` through the Jira proxy with a JSON body.
@@ -104,12 +124,20 @@ pub async fn proxy_json(
     rest: &str,
     body: &Value,
 ) -> reqwest::Response {
-    app.client.request(method, proxy_url(app, id, rest)).bearer_auth(key).json(body).send().await.unwrap()
+    app.client
+        .request(method, proxy_url(app, id, rest))
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// Send a request line exactly as written (reqwest would normalise `..`).
 async fn raw_get(app: &TestApp, key: &str, target: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap();
     let req = format!(
         "GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n",
         app.port
@@ -118,7 +146,11 @@ async fn raw_get(app: &TestApp, key: &str, target: &str) -> (u16, String) {
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.unwrap();
     let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     (status, text)
 }
 
@@ -143,37 +175,75 @@ async fn proxy_swaps_the_key_for_the_token_and_passes_requests_through() {
     // Query strings pass untouched.
     let site = sim_site(&app, 0);
     let project = site["projects"][0]["key"].as_str().unwrap().to_string();
-    let resp = proxy_get(&app, &key, &id, &format!("rest/api/3/search/jql?jql=project%20%3D%20{project}&fields=key&maxResults=3")).await;
+    let resp = proxy_get(
+        &app,
+        &key,
+        &id,
+        &format!("rest/api/3/search/jql?jql=project%20%3D%20{project}&fields=key&maxResults=3"),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let page: Value = resp.json().await.unwrap();
     assert_eq!(page["issues"].as_array().unwrap().len(), 3);
-    assert!(page["issues"][0]["key"].as_str().unwrap().starts_with(&format!("{project}-")));
+    assert!(page["issues"][0]["key"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{project}-")));
 
     // A body and method pass: POST a comment, PUT a field.
     let issue = page["issues"][0]["key"].as_str().unwrap().to_string();
     let body = json!({"body": {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [{"type": "text", "text": "via proxy"}]}]}});
-    let resp = proxy_json(&app, reqwest::Method::POST, &key, &id, &format!("rest/api/3/issue/{issue}/comment"), &body).await;
+    let resp = proxy_json(
+        &app,
+        reqwest::Method::POST,
+        &key,
+        &id,
+        &format!("rest/api/3/issue/{issue}/comment"),
+        &body,
+    )
+    .await;
     assert_eq!(resp.status(), 201);
     let renamed = json!({"fields": {"summary": "renamed through the proxy"}});
-    let resp = proxy_json(&app, reqwest::Method::PUT, &key, &id, &format!("rest/api/3/issue/{issue}"), &renamed).await;
+    let resp = proxy_json(
+        &app,
+        reqwest::Method::PUT,
+        &key,
+        &id,
+        &format!("rest/api/3/issue/{issue}"),
+        &renamed,
+    )
+    .await;
     assert_eq!(resp.status(), 204);
-    let got: Value = proxy_get(&app, &key, &id, &format!("rest/api/3/issue/{issue}?fields=summary"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let got: Value = proxy_get(
+        &app,
+        &key,
+        &id,
+        &format!("rest/api/3/issue/{issue}?fields=summary"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(got["fields"]["summary"], "renamed through the proxy");
 
     // Atlassian's own errors are relayed untouched (Jira's ErrorCollection).
     let resp = proxy_get(&app, &key, &id, "rest/api/3/issue/NOPE-999999").await;
     assert_eq!(resp.status(), 404);
-    assert!(!resp.headers()["content-type"].to_str().unwrap().contains("problem"));
+    assert!(!resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .contains("problem"));
     let err: Value = resp.json().await.unwrap();
     assert!(err["errorMessages"].is_array(), "{err}");
 
     // Without the app key: 401 problem, nothing sent.
     let before = gateway_requests(&app);
-    let resp = app.client.get(proxy_url(&app, &id, "rest/api/3/myself")).send().await.unwrap();
+    let resp = app
+        .client
+        .get(proxy_url(&app, &id, "rest/api/3/myself"))
+        .send()
+        .await
+        .unwrap();
     assert_problem(resp, 401).await;
     assert_eq!(gateway_requests(&app), before);
 }
@@ -188,14 +258,31 @@ async fn large_bodies_stream_both_ways() {
     let issue = format!("{project}-1");
     let text = "x".repeat(1536 * 1024);
     let body = json!({"fields": {"summary": "big body", "customfield_19999": text}});
-    let resp = proxy_json(&app, reqwest::Method::PUT, &key, &id, &format!("rest/api/3/issue/{issue}"), &body).await;
+    let resp = proxy_json(
+        &app,
+        reqwest::Method::PUT,
+        &key,
+        &id,
+        &format!("rest/api/3/issue/{issue}"),
+        &body,
+    )
+    .await;
     assert_eq!(resp.status(), 204, "{}", resp.text().await.unwrap());
     // And comes back in a response larger than the app API's body limit.
-    let resp = proxy_get(&app, &key, &id, &format!("rest/api/3/issue/{issue}?fields=summary,customfield_19999")).await;
+    let resp = proxy_get(
+        &app,
+        &key,
+        &id,
+        &format!("rest/api/3/issue/{issue}?fields=summary,customfield_19999"),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let got: Value = resp.json().await.unwrap();
     assert_eq!(got["fields"]["summary"], "big body");
-    assert_eq!(got["fields"]["customfield_19999"].as_str().unwrap().len(), text.len());
+    assert_eq!(
+        got["fields"]["customfield_19999"].as_str().unwrap().len(),
+        text.len()
+    );
 }
 
 #[tokio::test]
@@ -204,7 +291,9 @@ async fn the_confluence_proxy_reaches_the_confluence_base() {
     let (key, id) = connected(&app, "atlassian", 0).await;
     let resp = app
         .client
-        .get(app.url(&format!("/v1/connections/{id}/proxy/confluence/wiki/api/v2/spaces?limit=2")))
+        .get(app.url(&format!(
+            "/v1/connections/{id}/proxy/confluence/wiki/api/v2/spaces?limit=2"
+        )))
         .bearer_auth(&key)
         .send()
         .await
@@ -257,9 +346,16 @@ async fn unsafe_paths_are_refused_before_anything_is_sent() {
     for target in &forms {
         let (status, text) = raw_get(&app, &key, target).await;
         assert_eq!(status, 400, "{target}: {text}");
-        assert!(text.contains("application/problem+json"), "{target}: {text}");
+        assert!(
+            text.contains("application/problem+json"),
+            "{target}: {text}"
+        );
     }
-    assert_eq!(gateway_requests(&app), before, "nothing may reach Atlassian");
+    assert_eq!(
+        gateway_requests(&app),
+        before,
+        "nothing may reach Atlassian"
+    );
     // The same connection still works for a proper path.
     let (status, _) = raw_get(&app, &key, &format!("{base}/rest/api/3/myself")).await;
     assert_eq!(status, 200);
@@ -275,8 +371,14 @@ async fn a_dead_grant_answers_reauth_required_with_a_connect_url() {
     expire_access_token(&app, &id).await;
     let resp = proxy_get(&app, &key, &id, "rest/api/3/myself").await;
     let body = assert_problem(resp, 409).await;
-    assert!(body["type"].as_str().unwrap().ends_with("/reauth-required"), "{body}");
-    assert!(body["connect_url"].as_str().unwrap().starts_with(&format!("{}/connect/", app.address)));
+    assert!(
+        body["type"].as_str().unwrap().ends_with("/reauth-required"),
+        "{body}"
+    );
+    assert!(body["connect_url"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{}/connect/", app.address)));
 }
 
 #[tokio::test]
@@ -295,7 +397,10 @@ async fn unreachable_and_slow_atlassian_become_502_and_504() {
     app.sim.add_fault(f);
     let resp = proxy_get(&app, &key, &id, "rest/api/3/myself").await;
     let body = assert_problem(resp, 502).await;
-    assert!(body["type"].as_str().unwrap().ends_with("/bad-gateway"), "{body}");
+    assert!(
+        body["type"].as_str().unwrap().ends_with("/bad-gateway"),
+        "{body}"
+    );
 
     // Every attempt is slower than the timeout.
     let mut f = fault("GET", "/ex/jira/*/rest/api/3/myself", 2);
@@ -304,6 +409,9 @@ async fn unreachable_and_slow_atlassian_become_502_and_504() {
     let started = Instant::now();
     let resp = proxy_get(&app, &key, &id, "rest/api/3/myself").await;
     let body = assert_problem(resp, 504).await;
-    assert!(body["type"].as_str().unwrap().ends_with("/gateway-timeout"), "{body}");
+    assert!(
+        body["type"].as_str().unwrap().ends_with("/gateway-timeout"),
+        "{body}"
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
 }

@@ -7,7 +7,10 @@ use atlasgate::vault::{Cipher, Keyring};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use crate::connect::{browser, callback_url, choose_site, connect, consent, expire_access_token, new_session, sim_sites};
+use crate::connect::{
+    browser, callback_url, choose_site, connect, consent, expire_access_token, new_session,
+    sim_sites,
+};
 use crate::helpers::{assert_problem, backends, captured_logs, TestApp, TestOptions};
 
 /// The plaintext tokens currently stored for every connection (decrypted).

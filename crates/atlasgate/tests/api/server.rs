@@ -17,7 +17,13 @@ async fn healthz_answers_ok() {
 #[tokio::test]
 async fn request_id_is_echoed_when_sane_and_generated_otherwise() {
     let app = TestApp::spawn().await;
-    let resp = app.client.get(app.url("/healthz")).header("x-request-id", "abc-123_x.y").send().await.unwrap();
+    let resp = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "abc-123_x.y")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.headers()["x-request-id"], "abc-123_x.y");
 
     let resp = app.get("/healthz", None).await;
@@ -25,12 +31,24 @@ async fn request_id_is_echoed_when_sane_and_generated_otherwise() {
     assert_eq!(generated.len(), 36, "a UUID: {generated}");
 
     // Not sane (spaces, too long): replaced rather than reflected.
-    let resp = app.client.get(app.url("/healthz")).header("x-request-id", "a b<script>").send().await.unwrap();
+    let resp = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "a b<script>")
+        .send()
+        .await
+        .unwrap();
     let id = resp.headers()["x-request-id"].to_str().unwrap();
     assert_ne!(id, "a b<script>");
     assert_eq!(id.len(), 36);
     let long = "x".repeat(300);
-    let resp = app.client.get(app.url("/healthz")).header("x-request-id", &long).send().await.unwrap();
+    let resp = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", &long)
+        .send()
+        .await
+        .unwrap();
     assert_ne!(resp.headers()["x-request-id"].to_str().unwrap(), long);
 }
 
@@ -38,16 +56,29 @@ async fn request_id_is_echoed_when_sane_and_generated_otherwise() {
 async fn request_id_is_in_the_log_span() {
     let app = TestApp::spawn().await;
     let id = format!("trace-{}", uuid::Uuid::new_v4().simple());
-    app.client.get(app.url("/healthz")).header("x-request-id", &id).send().await.unwrap();
+    app.client
+        .get(app.url("/healthz"))
+        .header("x-request-id", &id)
+        .send()
+        .await
+        .unwrap();
     let logs = crate::helpers::captured_logs();
-    let line = logs.lines().find(|l| l.contains(&id) && l.contains("request finished"));
+    let line = logs
+        .lines()
+        .find(|l| l.contains(&id) && l.contains("request finished"));
     assert!(line.is_some(), "no log line with the request id {id}");
 }
 
 #[tokio::test]
 async fn unknown_route_is_a_problem_404() {
     let app = TestApp::spawn().await;
-    let resp = app.client.get(app.url("/no/such/route")).header("x-request-id", "rid-404").send().await.unwrap();
+    let resp = app
+        .client
+        .get(app.url("/no/such/route"))
+        .header("x-request-id", "rid-404")
+        .send()
+        .await
+        .unwrap();
     let body = assert_problem(resp, 404).await;
     assert_eq!(body["request_id"], "rid-404");
     assert!(body["type"].as_str().unwrap().ends_with("not-found"));
@@ -103,7 +134,13 @@ async fn readyz_names_every_check_and_fails_when_the_database_is_gone() {
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["status"], "not_ready");
         assert_eq!(body["checks"]["database"]["ok"], false);
-        assert!(body["failing"].as_array().unwrap().contains(&json!("database")), "{body}");
+        assert!(
+            body["failing"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("database")),
+            "{body}"
+        );
         assert_eq!(body["checks"]["encryption_key"]["ok"], true);
     }
 }
@@ -120,10 +157,17 @@ async fn metrics_count_requests_by_route_template() {
     let text = resp.text().await.unwrap();
     let line = text
         .lines()
-        .find(|l| l.starts_with("atlasgate_http_requests_total{") && l.contains("route=\"/healthz\"") && l.contains("status=\"200\""))
+        .find(|l| {
+            l.starts_with("atlasgate_http_requests_total{")
+                && l.contains("route=\"/healthz\"")
+                && l.contains("status=\"200\"")
+        })
         .unwrap_or_else(|| panic!("no healthz counter in:\n{text}"));
     assert!(line.ends_with(" 3"), "{line}");
-    assert!(text.contains("route=\"unmatched\""), "404s are counted without their raw path");
+    assert!(
+        text.contains("route=\"unmatched\""),
+        "404s are counted without their raw path"
+    );
     assert!(!text.contains("/nope"));
     assert!(text.contains("atlasgate_http_request_duration_seconds_bucket"));
 }
@@ -144,20 +188,33 @@ async fn docs_are_served_from_the_binary() {
 async fn readyz_fails_while_a_migration_is_pending() {
     for backend in backends() {
         let app = TestApp::spawn_on(backend).await;
-        let newest: i64 = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations").fetch_one(app.store.pool()).await.unwrap();
-        sqlx::query("DELETE FROM _sqlx_migrations WHERE version = $1").bind(newest).execute(app.store.pool()).await.unwrap();
+        let newest: i64 = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE version = $1")
+            .bind(newest)
+            .execute(app.store.pool())
+            .await
+            .unwrap();
         let resp = app.get("/readyz", None).await;
         assert_eq!(resp.status(), 503, "{backend:?}");
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["failing"], json!(["migrations"]), "{body}");
-        assert!(body["checks"]["migrations"]["detail"].as_str().unwrap().contains("atlasgate migrate"));
+        assert!(body["checks"]["migrations"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("atlasgate migrate"));
     }
 }
 
 /// The value of one sample line of `/metrics` (`name{labels}` exactly).
 fn sample(text: &str, series: &str) -> u64 {
     text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
         .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
         .trim()
         .parse()
@@ -173,29 +230,45 @@ async fn metrics_count_sync_passes_jira_webhooks_and_event_deliveries() {
 
     let s = setup(
         atlasgate::store::Backend::Sqlite,
-        atlassim::SimConfig { sites: 1, projects: 1, issues: 6, ..Default::default() },
+        atlassim::SimConfig {
+            sites: 1,
+            projects: 1,
+            issues: 6,
+            ..Default::default()
+        },
     )
     .await;
     // The app is down at first: deliveries are retried.
     s.receiver.down.store(true, Ordering::SeqCst);
     let keys = project_keys(&s);
-    let created = create_sync(&s, json!({ "jql": format!("project = {}", keys[0]), "webhooks": true, "interval_s": 3600 })).await;
+    let created = create_sync(
+        &s,
+        json!({ "jql": format!("project = {}", keys[0]), "webhooks": true, "interval_s": 3600 }),
+    )
+    .await;
     let id = created["id"].as_str().unwrap().to_string();
     wait_idle(&s, &id, 0, 60).await;
-    wait_for(20, "a refused delivery", || async { (s.receiver.refused.load(Ordering::SeqCst) >= 1).then_some(()) }).await;
+    wait_for(20, "a refused delivery", || async {
+        (s.receiver.refused.load(Ordering::SeqCst) >= 1).then_some(())
+    })
+    .await;
     s.receiver.down.store(false, Ordering::SeqCst);
 
     // A change in Jira arrives by webhook; then Jira's retry of it, and a forgery.
     let (_, raw) = local_issues(&s).await;
-    let key = raw.values().next().unwrap()["key"].as_str().unwrap().to_string();
+    let key = raw.values().next().unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
     sim_patch(&s, &key, json!({ "summary": "Counted" })).await;
-    let (identifier, payload): (String, String) = wait_for(20, "the Jira webhook to be stored", || async {
-        sqlx::query_as("SELECT identifier, payload FROM jira_webhook_deliveries")
-            .fetch_optional(s.app.store.pool())
-            .await
-            .unwrap()
-    })
-    .await;
+    let (identifier, payload): (String, String) =
+        wait_for(20, "the Jira webhook to be stored", || async {
+            sqlx::query_as("SELECT identifier, payload FROM jira_webhook_deliveries")
+                .fetch_optional(s.app.store.pool())
+                .await
+                .unwrap()
+        })
+        .await;
     let jwt = |secret: &str| {
         let now = chrono::Utc::now().timestamp();
         jsonwebtoken::encode(
@@ -217,27 +290,63 @@ async fn metrics_count_sync_passes_jira_webhooks_and_event_deliveries() {
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), if secret == "not-the-client-secret" { 401 } else { 204 });
+        assert_eq!(
+            resp.status(),
+            if secret == "not-the-client-secret" {
+                401
+            } else {
+                204
+            }
+        );
     }
 
     // Every event (connection.created, sync.completed, issue.updated) delivered.
     wait_for(30, "every event delivered", || async {
         let ev = events(&s.app, &s.key).await;
-        (ev.len() >= 3 && ev.iter().all(|e| e["delivery_state"] == "delivered"))
-            .then_some(())
+        (ev.len() >= 3 && ev.iter().all(|e| e["delivery_state"] == "delivered")).then_some(())
     })
     .await;
     let delivered = s.receiver.received().len() as u64;
     assert_eq!(delivered, 3);
 
     let text = s.app.get("/metrics", None).await.text().await.unwrap();
-    assert_eq!(sample(&text, "atlasgate_sync_passes_total{kind=\"full\",outcome=\"ok\"}"), 1);
+    assert_eq!(
+        sample(
+            &text,
+            "atlasgate_sync_passes_total{kind=\"full\",outcome=\"ok\"}"
+        ),
+        1
+    );
     assert!(!text.contains("outcome=\"error\""), "{text}");
     assert_eq!(sample(&text, "atlasgate_sync_issues_upserted_total"), 6);
-    assert_eq!(sample(&text, "atlasgate_jira_webhooks_received_total{outcome=\"applied\"}"), 1);
-    assert_eq!(sample(&text, "atlasgate_jira_webhooks_received_total{outcome=\"duplicate\"}"), 1);
-    assert_eq!(sample(&text, "atlasgate_jira_webhooks_received_total{outcome=\"rejected\"}"), 1);
-    assert_eq!(sample(&text, "atlasgate_event_deliveries_total{outcome=\"delivered\"}"), delivered);
+    assert_eq!(
+        sample(
+            &text,
+            "atlasgate_jira_webhooks_received_total{outcome=\"applied\"}"
+        ),
+        1
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "atlasgate_jira_webhooks_received_total{outcome=\"duplicate\"}"
+        ),
+        1
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "atlasgate_jira_webhooks_received_total{outcome=\"rejected\"}"
+        ),
+        1
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "atlasgate_event_deliveries_total{outcome=\"delivered\"}"
+        ),
+        delivered
+    );
     assert_eq!(
         sample(&text, "atlasgate_event_deliveries_total{outcome=\"retry\"}"),
         s.receiver.refused.load(Ordering::SeqCst)

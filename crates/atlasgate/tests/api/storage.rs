@@ -27,13 +27,21 @@ async fn sqlite_file_is_created_if_missing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sub-less.db");
     assert!(!path.exists());
-    let store = Store::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    let store = Store::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     assert!(path.exists());
     assert_eq!(store.backend(), Backend::Sqlite);
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(store.pool()).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
     assert_eq!(mode.to_lowercase(), "wal");
-    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(store.pool()).await.unwrap();
+    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
     assert_eq!(fk, 1);
 }
 
@@ -41,7 +49,10 @@ async fn sqlite_file_is_created_if_missing() {
 async fn migrations_are_idempotent_and_reported_current() {
     for backend in backends() {
         let (_db, store) = fresh(backend).await;
-        assert!(!store.pending_migrations().await.unwrap().is_empty(), "{backend:?}: fresh db has pending migrations");
+        assert!(
+            !store.pending_migrations().await.unwrap().is_empty(),
+            "{backend:?}: fresh db has pending migrations"
+        );
         store.migrate().await.unwrap();
         store.migrate().await.unwrap();
         assert_eq!(store.pending_migrations().await.unwrap(), Vec::<i64>::new());
@@ -62,7 +73,10 @@ async fn unique_violations_are_recognised() {
         };
         insert("a").await.unwrap();
         let err = insert("b").await.unwrap_err();
-        assert!(atlasgate::store::is_unique_violation(&err), "{backend:?}: {err}");
+        assert!(
+            atlasgate::store::is_unique_violation(&err),
+            "{backend:?}: {err}"
+        );
         store.close().await;
     }
 }
@@ -82,17 +96,27 @@ async fn write_transactions_serialise_read_then_write() {
             let store = store.clone();
             tasks.push(tokio::spawn(async move {
                 let mut tx = store.begin_write().await.unwrap();
-                let sql = format!("SELECT created_at FROM apps WHERE id = 'a'{}", store.for_update());
+                let sql = format!(
+                    "SELECT created_at FROM apps WHERE id = 'a'{}",
+                    store.for_update()
+                );
                 let v: i64 = sqlx::query_scalar(&sql).fetch_one(&mut *tx).await.unwrap();
                 tokio::time::sleep(Duration::from_millis(5)).await;
-                sqlx::query("UPDATE apps SET created_at = $1 WHERE id = 'a'").bind(v + 1).execute(&mut *tx).await.unwrap();
+                sqlx::query("UPDATE apps SET created_at = $1 WHERE id = 'a'")
+                    .bind(v + 1)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
                 tx.commit().await.unwrap();
             }));
         }
         for t in tasks {
             t.await.unwrap();
         }
-        let v: i64 = sqlx::query_scalar("SELECT created_at FROM apps WHERE id = 'a'").fetch_one(store.pool()).await.unwrap();
+        let v: i64 = sqlx::query_scalar("SELECT created_at FROM apps WHERE id = 'a'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
         assert_eq!(v, 10, "{backend:?}");
         store.close().await;
     }
@@ -110,31 +134,62 @@ async fn events_are_recorded_in_order_with_delivery_state() {
         for i in 0..3 {
             events::insert(
                 &mut *tx,
-                NewEvent { app_id: "app1", connection_id: Some("c1"), event_type: "connection.created", payload: json!({ "n": i }) },
+                NewEvent {
+                    app_id: "app1",
+                    connection_id: Some("c1"),
+                    event_type: "connection.created",
+                    payload: json!({ "n": i }),
+                },
             )
             .await
             .unwrap();
         }
-        events::insert(&mut *tx, NewEvent { app_id: "app1", connection_id: None, event_type: "sync.completed", payload: json!({}) })
+        events::insert(
+            &mut *tx,
+            NewEvent {
+                app_id: "app1",
+                connection_id: None,
+                event_type: "sync.completed",
+                payload: json!({}),
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let recent = events::recent(store.pool(), Some("app1"), 10)
             .await
             .unwrap();
-        tx.commit().await.unwrap();
-        let recent = events::recent(store.pool(), Some("app1"), 10).await.unwrap();
         assert_eq!(recent.len(), 4);
         assert_eq!(recent[0].event_type, "sync.completed");
         assert!(recent.windows(2).all(|w| w[0].seq > w[1].seq));
         assert_eq!(recent[3].payload, r#"{"n":0}"#);
-        assert!(recent.iter().all(|e| e.delivery_state == "pending" && e.attempts == 0));
+        assert!(recent
+            .iter()
+            .all(|e| e.delivery_state == "pending" && e.attempts == 0));
         assert_eq!(recent[0].connection_id, None);
-        assert!(events::recent(store.pool(), Some("other"), 10).await.unwrap().is_empty());
+        assert!(events::recent(store.pool(), Some("other"), 10)
+            .await
+            .unwrap()
+            .is_empty());
 
         // A rolled-back transaction leaves no event behind.
         let mut tx = store.begin_write().await.unwrap();
-        events::insert(&mut *tx, NewEvent { app_id: "app1", connection_id: None, event_type: "x", payload: json!({}) })
-            .await
-            .unwrap();
+        events::insert(
+            &mut *tx,
+            NewEvent {
+                app_id: "app1",
+                connection_id: None,
+                event_type: "x",
+                payload: json!({}),
+            },
+        )
+        .await
+        .unwrap();
         tx.rollback().await.unwrap();
-        assert_eq!(events::recent(store.pool(), None, 10).await.unwrap().len(), 4);
+        assert_eq!(
+            events::recent(store.pool(), None, 10).await.unwrap().len(),
+            4
+        );
         store.close().await;
     }
 }

@@ -55,7 +55,11 @@ pub async fn sim_truth(s: &Setup, jql: &str) -> BTreeMap<String, Fields> {
         .as_str()
         .unwrap()
         .to_string();
-    let token = s.app.sim.mint_token(atlassim::MintTokenRequest::default()).access_token;
+    let token = s
+        .app
+        .sim
+        .mint_token(atlassim::MintTokenRequest::default())
+        .access_token;
     let client = reqwest::Client::new();
     let url = format!(
         "{}/ex/jira/{}/rest/api/3/search/jql",
@@ -170,7 +174,12 @@ pub async fn create_sync(s: &Setup, body: Value) -> Value {
 }
 
 pub async fn get_sync(s: &Setup, id: &str) -> Value {
-    s.app.get_ok(&format!("/v1/connections/{}/syncs/{id}", s.connection), &s.key).await
+    s.app
+        .get_ok(
+            &format!("/v1/connections/{}/syncs/{id}", s.connection),
+            &s.key,
+        )
+        .await
 }
 
 /// `POST …/syncs/{id}/run`, asserting 202.
@@ -182,7 +191,13 @@ pub async fn run_sync(s: &Setup, id: &str) {
 
 /// `DELETE …/syncs/{id}`, asserting 204.
 pub async fn delete_sync(s: &Setup, id: &str) {
-    let resp = s.app.delete(&format!("/v1/connections/{}/syncs/{id}", s.connection), &s.key).await;
+    let resp = s
+        .app
+        .delete(
+            &format!("/v1/connections/{}/syncs/{id}", s.connection),
+            &s.key,
+        )
+        .await;
     assert_eq!(resp.status(), 204);
 }
 

@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use crate::events::{events, setup, wait_for, Setup};
 use crate::helpers::backends;
 use crate::sync::{
-    create_sync, delete_sync, get_sync, local_issues, project_keys, run_sync, sim_delete, sim_patch,
-    wait_idle,
+    create_sync, delete_sync, get_sync, local_issues, project_keys, run_sync, sim_delete,
+    sim_patch, wait_idle,
 };
 
 const CLIENT_SECRET: &str = "atlasgate-dev-secret";
@@ -78,13 +78,19 @@ async fn local_summary(s: &Setup, key: &str) -> Option<String> {
 /// The key of some issue in the local copy.
 async fn first_local_key(s: &Setup) -> String {
     let (_, raw) = local_issues(s).await;
-    raw.values().next().unwrap()["key"].as_str().unwrap().to_string()
+    raw.values().next().unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 /// Change an issue's summary in Jira and wait for the webhook to bring it to the local copy.
 async fn change_summary_and_wait(s: &Setup, key: &str, summary: &str, what: &str) {
     sim_patch(s, key, json!({ "summary": summary })).await;
-    wait_for(20, what, || async { (local_summary(s, key).await.as_deref() == Some(summary)).then_some(()) }).await;
+    wait_for(20, what, || async {
+        (local_summary(s, key).await.as_deref() == Some(summary)).then_some(())
+    })
+    .await;
 }
 
 /// A webhook sync on the first project, its first pass done.
@@ -107,10 +113,19 @@ async fn webhook_sync(backend: Backend) -> (Setup, String, Vec<String>) {
 async fn change_arrives_and_forgeries_do_not(backend: Backend) {
     let (s, id, keys) = webhook_sync(backend).await;
     let (_, raw) = local_issues(&s).await;
-    let key = raw.values().next().unwrap()["key"].as_str().unwrap().to_string();
+    let key = raw.values().next().unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // Change in Jira → delivery → local copy, without a sync pass.
-    change_summary_and_wait(&s, &key, "Changed via webhook", "the webhook to update the local copy").await;
+    change_summary_and_wait(
+        &s,
+        &key,
+        "Changed via webhook",
+        "the webhook to update the local copy",
+    )
+    .await;
     assert_eq!(
         get_sync(&s, &id).await["passes"],
         1,
@@ -281,7 +296,12 @@ async fn jql_outside_the_webhook_subset_registers_projects_and_filters_locally()
 
 async fn upkeep_and_removal(backend: Backend) {
     let (s, id, _keys) = webhook_sync(backend).await;
-    let list = || async { s.app.sim_webhooks(&s.cloud_id).await["values"].as_array().unwrap().clone() };
+    let list = || async {
+        s.app.sim_webhooks(&s.cloud_id).await["values"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
     let first = get_sync(&s, &id).await;
     let hooks = list().await;
     assert_eq!(hooks.len(), 1);
@@ -309,7 +329,10 @@ async fn upkeep_and_removal(backend: Backend) {
     );
     assert_eq!(after["webhook"]["id"], first["webhook"]["id"]);
     // Disconnecting deletes it while the token still works, and stops the sync.
-    let resp = s.app.delete(&format!("/v1/connections/{}", s.connection), &s.key).await;
+    let resp = s
+        .app
+        .delete(&format!("/v1/connections/{}", s.connection), &s.key)
+        .await;
     assert_eq!(resp.status(), 200);
     assert!(list().await.is_empty());
     assert_eq!(get_sync(&s, &id).await["state"], "stopped");
@@ -352,7 +375,11 @@ async fn syncs_with_the_same_filter_share_one_registration() {
         .unwrap()
         .to_string();
     let v = wait_idle(&s, &second, 0, 60).await;
-    let hooks = || async { s.app.sim_webhooks(&s.cloud_id).await["total"].as_i64().unwrap() };
+    let hooks = || async {
+        s.app.sim_webhooks(&s.cloud_id).await["total"]
+            .as_i64()
+            .unwrap()
+    };
     assert_eq!(hooks().await, 1);
     assert_eq!(
         v["webhook"]["id"],
@@ -362,7 +389,13 @@ async fn syncs_with_the_same_filter_share_one_registration() {
     delete_sync(&s, &first).await;
     assert_eq!(hooks().await, 1);
     let key = first_local_key(&s).await;
-    change_summary_and_wait(&s, &key, "Still listening", "the shared webhook to update the copy").await;
+    change_summary_and_wait(
+        &s,
+        &key,
+        "Still listening",
+        "the shared webhook to update the copy",
+    )
+    .await;
     delete_sync(&s, &second).await;
     assert_eq!(hooks().await, 0);
 }

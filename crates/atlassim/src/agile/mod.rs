@@ -34,7 +34,12 @@ fn paging(q: &[(String, String)]) -> ApiResult<Paging> {
 /// The agile API's offset page (`{maxResults, startAt, total, isLast, values}`),
 /// charging the quota one point per object returned.
 fn page_bean<T>(ctx: &Ctx, page: &Paging, items: &[T], render: impl Fn(&T) -> Value) -> Value {
-    let values: Vec<Value> = items.iter().skip(page.start_at).take(page.max_results).map(render).collect();
+    let values: Vec<Value> = items
+        .iter()
+        .skip(page.start_at)
+        .take(page.max_results)
+        .map(render)
+        .collect();
     let is_last = page.start_at + values.len() >= items.len();
     ctx.charge(values.len());
     json!({
@@ -75,7 +80,8 @@ fn sprint_json(ctx: &Ctx, s: &Sprint) -> Value {
         "originBoardId": s.board_id,
         "goal": s.goal,
     });
-    let t = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let t =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     if let Some(o) = v.as_object_mut() {
         if let Some(d) = s.start_date {
             o.insert("startDate".into(), json!(t(d)));
@@ -91,11 +97,17 @@ fn sprint_json(ctx: &Ctx, s: &Sprint) -> Value {
 }
 
 fn board_not_found(id: &str) -> ApiError {
-    ApiError::jira(StatusCode::NOT_FOUND, format!("Board does not exist or you do not have permission to see it. (board id: {id})"))
+    ApiError::jira(
+        StatusCode::NOT_FOUND,
+        format!("Board does not exist or you do not have permission to see it. (board id: {id})"),
+    )
 }
 
 fn find_board<'a>(site: &'a Site, raw: &str) -> ApiResult<&'a Board> {
-    raw.parse::<u64>().ok().and_then(|id| site.board(id)).ok_or_else(|| board_not_found(raw))
+    raw.parse::<u64>()
+        .ok()
+        .and_then(|id| site.board(id))
+        .ok_or_else(|| board_not_found(raw))
 }
 
 pub async fn list_boards(ctx: Ctx, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
@@ -116,10 +128,18 @@ pub async fn list_boards(ctx: Ctx, RawQuery(raw): RawQuery) -> ApiResult<Json<Va
         .boards
         .iter()
         .filter(|b| project_id.is_none_or(|p| b.project_id == p))
-        .filter(|b| kind.as_ref().is_none_or(|k| k.split(',').any(|k| k == b.board_type.as_str())))
-        .filter(|b| name.as_ref().is_none_or(|n| b.name.to_lowercase().contains(n)))
+        .filter(|b| {
+            kind.as_ref()
+                .is_none_or(|k| k.split(',').any(|k| k == b.board_type.as_str()))
+        })
+        .filter(|b| {
+            name.as_ref()
+                .is_none_or(|n| b.name.to_lowercase().contains(n))
+        })
         .collect();
-    Ok(Json(page_bean(&ctx, &page, &boards, |b| board_json(&ctx, site, b))))
+    Ok(Json(page_bean(&ctx, &page, &boards, |b| {
+        board_json(&ctx, site, b)
+    })))
 }
 
 #[derive(Deserialize)]
@@ -151,8 +171,14 @@ pub async fn get_board_configuration(ctx: Ctx, Path(p): Path<BoardPath>) -> ApiR
         Some(f) => json!({"type": "field", "field": {"fieldId": f.id, "displayName": f.name}}),
         None => json!({"type": "issueCount"}),
     };
-    let rank_id: i64 = site.rank_field.id.trim_start_matches("customfield_").parse().unwrap_or(0);
-    let status_ref = |id: &str| json!({"id": id, "self": format!("{}/rest/api/3/status/{id}", ctx.api_base)});
+    let rank_id: i64 = site
+        .rank_field
+        .id
+        .trim_start_matches("customfield_")
+        .parse()
+        .unwrap_or(0);
+    let status_ref =
+        |id: &str| json!({"id": id, "self": format!("{}/rest/api/3/status/{id}", ctx.api_base)});
     let mut columns = vec![
         json!({"name": "To Do", "statuses": [status_ref("10000")]}),
         json!({"name": "In Progress", "statuses": [status_ref("3")]}),
@@ -175,12 +201,20 @@ pub async fn get_board_configuration(ctx: Ctx, Path(p): Path<BoardPath>) -> ApiR
     })))
 }
 
-pub async fn list_board_sprints(ctx: Ctx, Path(p): Path<BoardPath>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+pub async fn list_board_sprints(
+    ctx: Ctx,
+    Path(p): Path<BoardPath>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
     let q = query_pairs(&raw);
     let page = paging(&q)?;
     let states: Vec<String> = query_all(&q, "state")
         .into_iter()
-        .flat_map(|s| s.split(',').map(|x| x.trim().to_ascii_lowercase()).collect::<Vec<_>>())
+        .flat_map(|s| {
+            s.split(',')
+                .map(|x| x.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
         .filter(|s| !s.is_empty())
         .collect();
     let world = ctx.state.world();
@@ -202,7 +236,9 @@ pub async fn list_board_sprints(ctx: Ctx, Path(p): Path<BoardPath>, RawQuery(raw
         .filter(|s| states.is_empty() || states.iter().any(|x| x == s.state.as_str()))
         .collect();
     sprints.sort_by_key(|s| (order(s), s.id));
-    Ok(Json(page_bean(&ctx, &page, &sprints, |s| sprint_json(&ctx, s))))
+    Ok(Json(page_bean(&ctx, &page, &sprints, |s| {
+        sprint_json(&ctx, s)
+    })))
 }
 
 pub async fn get_sprint(ctx: Ctx, Path(p): Path<SprintPath>) -> ApiResult<Json<Value>> {
@@ -213,29 +249,54 @@ pub async fn get_sprint(ctx: Ctx, Path(p): Path<SprintPath>) -> ApiResult<Json<V
         .parse::<u64>()
         .ok()
         .and_then(|id| site.sprint(id))
-        .ok_or_else(|| ApiError::jira(StatusCode::NOT_FOUND, "Sprint does not exist or you do not have permission to view it."))?;
+        .ok_or_else(|| {
+            ApiError::jira(
+                StatusCode::NOT_FOUND,
+                "Sprint does not exist or you do not have permission to view it.",
+            )
+        })?;
     ctx.charge(1);
     Ok(Json(sprint_json(&ctx, sprint)))
 }
 
 /// Issues in rank order, optionally narrowed by `jql`, as agile `SearchResults`.
-fn issue_page(ctx: &Ctx, site: &Site, users: &[crate::model::User], candidates: Vec<&Issue>, q: &[(String, String)]) -> ApiResult<Value> {
+fn issue_page(
+    ctx: &Ctx,
+    site: &Site,
+    users: &[crate::model::User],
+    candidates: Vec<&Issue>,
+    q: &[(String, String)],
+) -> ApiResult<Value> {
     let page = paging(q)?;
     let filter = match query_one(q, "jql").filter(|j| !j.trim().is_empty()) {
         Some(text) => {
             let query = jql::parse(&text)?;
-            let eval = EvalCtx { site, users, now: ctx.state.clock.now(), current_user: Some(&ctx.access.account_id), strict: true };
+            let eval = EvalCtx {
+                site,
+                users,
+                now: ctx.state.clock.now(),
+                current_user: Some(&ctx.access.account_id),
+                strict: true,
+            };
             Some(Compiled::new(&query, &eval)?)
         }
         None => None,
     };
-    let mut hits: Vec<&Issue> = candidates.into_iter().filter(|i| filter.as_ref().is_none_or(|f| f.matches(i, site))).collect();
+    let mut hits: Vec<&Issue> = candidates
+        .into_iter()
+        .filter(|i| filter.as_ref().is_none_or(|f| f.matches(i, site)))
+        .collect();
     let total = hits.len();
     let end = page.start_at.saturating_add(page.max_results);
     // The query's ORDER BY wins; otherwise rank order.
     match &filter {
         Some(f) if f.has_order() => f.sort_prefix(&mut hits, site, end),
-        _ => crate::jql::sort_prefix(&mut hits, site, &[(OrderField::rank(), Direction::Asc)], end),
+        _ => crate::jql::sort_prefix(
+            &mut hits,
+            site,
+            &[(OrderField::rank(), Direction::Asc)],
+            end,
+        ),
     }
     let sel = FieldSelection::parse(&query_all(q, "fields"), "*navigable");
     let base = ctx.rest_base();
@@ -248,7 +309,8 @@ fn issue_page(ctx: &Ctx, site: &Site, users: &[crate::model::User], candidates: 
             // Agile answers carry `self` under the platform API as well.
             if let Some(o) = v.as_object_mut() {
                 o.entry("key").or_insert(json!(i.key));
-                o.entry("self").or_insert(json!(format!("{base}/issue/{}", i.id)));
+                o.entry("self")
+                    .or_insert(json!(format!("{base}/issue/{}", i.id)));
             }
             v
         })
@@ -263,7 +325,11 @@ fn issue_page(ctx: &Ctx, site: &Site, users: &[crate::model::User], candidates: 
     }))
 }
 
-pub async fn get_sprint_issues(ctx: Ctx, Path(p): Path<SprintPath>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+pub async fn get_sprint_issues(
+    ctx: Ctx,
+    Path(p): Path<SprintPath>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
     let q = query_pairs(&raw);
     let world = ctx.state.world();
     let site = world.site(&ctx.cloud_id).ok_or(ApiError::SiteNotFound)?;
@@ -272,30 +338,49 @@ pub async fn get_sprint_issues(ctx: Ctx, Path(p): Path<SprintPath>, RawQuery(raw
         .parse::<u64>()
         .ok()
         .filter(|id| site.sprint(*id).is_some())
-        .ok_or_else(|| ApiError::jira(StatusCode::NOT_FOUND, "Sprint does not exist or you do not have permission to view it."))?;
-    let candidates: Vec<&Issue> = site.issues.values().filter(|i| i.sprint_id == Some(sprint_id)).collect();
+        .ok_or_else(|| {
+            ApiError::jira(
+                StatusCode::NOT_FOUND,
+                "Sprint does not exist or you do not have permission to view it.",
+            )
+        })?;
+    let candidates: Vec<&Issue> = site
+        .issues
+        .values()
+        .filter(|i| i.sprint_id == Some(sprint_id))
+        .collect();
     Ok(Json(issue_page(&ctx, site, &world.users, candidates, &q)?))
 }
 
-pub async fn get_backlog(ctx: Ctx, Path(p): Path<BoardPath>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+pub async fn get_backlog(
+    ctx: Ctx,
+    Path(p): Path<BoardPath>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
     let q = query_pairs(&raw);
     let world = ctx.state.world();
     let site = world.site(&ctx.cloud_id).ok_or(ApiError::SiteNotFound)?;
     let board = find_board(site, &p.board)?;
     // The backlog: incomplete issues of the board's project in no active or future sprint.
     let open_sprint = |id: Option<u64>| {
-        id.and_then(|s| site.sprint(s)).is_some_and(|s| s.state != SprintState::Closed)
+        id.and_then(|s| site.sprint(s))
+            .is_some_and(|s| s.state != SprintState::Closed)
     };
     let candidates: Vec<&Issue> = site
         .issues
         .values()
-        .filter(|i| i.project_id == board.project_id && i.status.category_key != "done" && !open_sprint(i.sprint_id))
+        .filter(|i| {
+            i.project_id == board.project_id
+                && i.status.category_key != "done"
+                && !open_sprint(i.sprint_id)
+        })
         .collect();
     Ok(Json(issue_page(&ctx, site, &world.users, candidates, &q)?))
 }
 
 fn board_for_estimation<'a>(site: &'a Site, q: &[(String, String)]) -> ApiResult<&'a Board> {
-    let raw = query_one(q, "boardId").ok_or_else(|| ApiError::bad_request("The boardId parameter is required."))?;
+    let raw = query_one(q, "boardId")
+        .ok_or_else(|| ApiError::bad_request("The boardId parameter is required."))?;
     find_board(site, &raw)
 }
 
@@ -303,11 +388,19 @@ fn estimation_value(issue: &Issue, field_id: &str, sp_id: &str) -> Value {
     if field_id == sp_id {
         json!(issue.story_points)
     } else {
-        issue.custom_fields.get(field_id).cloned().unwrap_or(Value::Null)
+        issue
+            .custom_fields
+            .get(field_id)
+            .cloned()
+            .unwrap_or(Value::Null)
     }
 }
 
-pub async fn get_estimation(ctx: Ctx, Path(p): Path<crate::jira::IssuePath>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+pub async fn get_estimation(
+    ctx: Ctx,
+    Path(p): Path<crate::jira::IssuePath>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
     let q = query_pairs(&raw);
     let world = ctx.state.world();
     let site = world.site(&ctx.cloud_id).ok_or(ApiError::SiteNotFound)?;
@@ -318,22 +411,38 @@ pub async fn get_estimation(ctx: Ctx, Path(p): Path<crate::jira::IssuePath>, Raw
         .as_ref()
         .ok_or_else(|| ApiError::bad_request("The board does not estimate with a field."))?;
     ctx.charge(1);
-    Ok(Json(json!({"fieldId": field.id, "value": estimation_value(issue, &field.id, &site.story_points_field.id)})))
+    Ok(Json(
+        json!({"fieldId": field.id, "value": estimation_value(issue, &field.id, &site.story_points_field.id)}),
+    ))
 }
 
-pub async fn set_estimation(ctx: Ctx, Path(p): Path<crate::jira::IssuePath>, RawQuery(raw): RawQuery, body: axum::body::Bytes) -> ApiResult<Json<Value>> {
+pub async fn set_estimation(
+    ctx: Ctx,
+    Path(p): Path<crate::jira::IssuePath>,
+    RawQuery(raw): RawQuery,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
     let q = query_pairs(&raw);
-    let body: Value = serde_json::from_slice(&body).map_err(|_| ApiError::bad_request("Invalid request payload."))?;
+    let body: Value = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::bad_request("Invalid request payload."))?;
     // The spec types `value` as a string ("8.0"); numbers are accepted too.
     let value = match body.get("value") {
         Some(Value::String(s)) if s.trim().is_empty() => Value::Null,
         Some(Value::String(s)) => match s.trim().parse::<f64>() {
             Ok(n) => json!(n),
-            Err(_) => return Err(ApiError::bad_request(format!("The estimation value '{s}' is not a valid number."))),
+            Err(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "The estimation value '{s}' is not a valid number."
+                )))
+            }
         },
         Some(Value::Number(n)) => Value::Number(n.clone()),
         Some(Value::Null) | None => Value::Null,
-        Some(_) => return Err(ApiError::bad_request("The estimation value is not a valid number.")),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "The estimation value is not a valid number.",
+            ))
+        }
     };
     let field_id = {
         let world = ctx.state.world();
@@ -349,8 +458,19 @@ pub async fn set_estimation(ctx: Ctx, Path(p): Path<crate::jira::IssuePath>, Raw
     let mut fields = Map::new();
     fields.insert(field_id.clone(), value);
     // Works even when the field is not on the edit screen (atlassian-facts §3).
-    let issue = edit_and_fire(&ctx.state, &ctx.runtime, &ctx.cloud_id, &p.issue, &fields, &Map::new(), EditMode::default(), &ctx.access.account_id)?;
+    let issue = edit_and_fire(
+        &ctx.state,
+        &ctx.runtime,
+        &ctx.cloud_id,
+        &p.issue,
+        &fields,
+        &Map::new(),
+        EditMode::default(),
+        &ctx.access.account_id,
+    )?;
     let world = ctx.state.world();
     let site = world.site(&ctx.cloud_id).ok_or(ApiError::SiteNotFound)?;
-    Ok(Json(json!({"fieldId": field_id, "value": estimation_value(&issue, &field_id, &site.story_points_field.id)})))
+    Ok(Json(
+        json!({"fieldId": field_id, "value": estimation_value(&issue, &field_id, &site.story_points_field.id)}),
+    ))
 }

@@ -34,7 +34,9 @@ fn encode_cursor(offset: usize) -> String {
 }
 
 fn decode_cursor(c: &str) -> ApiResult<usize> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad("Invalid cursor"))?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c)
+        .map_err(|_| bad("Invalid cursor"))?;
     String::from_utf8(raw)
         .ok()
         .and_then(|s| s.strip_prefix("offset:").and_then(|n| n.parse().ok()))
@@ -53,7 +55,10 @@ fn cursor(q: &[(String, String)]) -> ApiResult<Cursor> {
     };
     let limit = match query_one(q, "limit") {
         None => DEFAULT_LIMIT,
-        Some(l) => l.parse::<usize>().map_err(|_| bad("limit must be a number"))?.clamp(1, MAX_LIMIT),
+        Some(l) => l
+            .parse::<usize>()
+            .map_err(|_| bad("limit must be a number"))?
+            .clamp(1, MAX_LIMIT),
     };
     Ok(Cursor { offset, limit })
 }
@@ -73,7 +78,14 @@ fn next_link(uri: &Uri, q: &[(String, String)], next_offset: usize) -> String {
     format!("{rel}?{}", ser.finish())
 }
 
-fn paged(uri: &Uri, q: &[(String, String)], site: &Site, c: &Cursor, total: usize, results: Vec<Value>) -> Response {
+fn paged(
+    uri: &Uri,
+    q: &[(String, String)],
+    site: &Site,
+    c: &Cursor,
+    total: usize,
+    results: Vec<Value>,
+) -> Response {
     let next_offset = c.offset + results.len();
     let mut links = json!({"base": format!("{}/wiki", site.url)});
     let mut headers = HeaderMap::new();
@@ -107,7 +119,12 @@ fn space_json(s: &Space, site: &Site) -> Value {
 }
 
 fn page_json(p: &Page, site: &Site, body_format: Option<&str>) -> Value {
-    let space_key = site.spaces.iter().find(|s| s.id == p.space_id).map(|s| s.key.clone()).unwrap_or_default();
+    let space_key = site
+        .spaces
+        .iter()
+        .find(|s| s.id == p.space_id)
+        .map(|s| s.key.clone())
+        .unwrap_or_default();
     let mut v = json!({
         "id": p.id.to_string(),
         "status": p.status,
@@ -137,7 +154,10 @@ fn page_json(p: &Page, site: &Site, body_format: Option<&str>) -> Value {
         }
         match body_format {
             Some("storage") => {
-                o.insert("body".into(), json!({"storage": {"representation": "storage", "value": p.body}}));
+                o.insert(
+                    "body".into(),
+                    json!({"storage": {"representation": "storage", "value": p.body}}),
+                );
             }
             Some("atlas_doc_format") => {
                 let text = p.body.replace("<p>", "").replace("</p>", "\n");
@@ -162,7 +182,11 @@ fn body_format(q: &[(String, String)]) -> ApiResult<Option<String>> {
 }
 
 fn list_of(q: &[(String, String)], name: &str) -> Vec<String> {
-    query_all(q, name).into_iter().flat_map(|s| s.split(',').map(str::to_string).collect::<Vec<_>>()).filter(|s| !s.is_empty()).collect()
+    query_all(q, name)
+        .into_iter()
+        .flat_map(|s| s.split(',').map(str::to_string).collect::<Vec<_>>())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 fn site_of<'a>(ctx: &Ctx, world: &'a crate::model::World) -> ApiResult<&'a Site> {
@@ -188,7 +212,12 @@ pub async fn list_spaces(ctx: Ctx, uri: Uri, RawQuery(raw): RawQuery) -> ApiResu
         .collect();
     spaces.sort_by_key(|s| s.id);
     let total = spaces.len();
-    let results: Vec<Value> = spaces.iter().skip(c.offset).take(c.limit).map(|s| space_json(s, site)).collect();
+    let results: Vec<Value> = spaces
+        .iter()
+        .skip(c.offset)
+        .take(c.limit)
+        .map(|s| space_json(s, site))
+        .collect();
     ctx.charge(results.len());
     Ok(paged(&uri, &q, site, &c, total, results))
 }
@@ -201,7 +230,11 @@ pub struct IdPath {
 pub async fn get_space(ctx: Ctx, Path(p): Path<IdPath>) -> ApiResult<Json<Value>> {
     let world = ctx.state.world();
     let site = site_of(&ctx, &world)?;
-    let space = site.spaces.iter().find(|s| s.id.to_string() == p.id).ok_or_else(not_found)?;
+    let space = site
+        .spaces
+        .iter()
+        .find(|s| s.id.to_string() == p.id)
+        .ok_or_else(not_found)?;
     let mut v = space_json(space, site);
     if let Some(o) = v.as_object_mut() {
         o.insert("_links".into(), json!({"webui": format!("/spaces/{}", space.key), "base": format!("{}/wiki", site.url)}));
@@ -210,12 +243,22 @@ pub async fn get_space(ctx: Ctx, Path(p): Path<IdPath>) -> ApiResult<Json<Value>
     Ok(Json(v))
 }
 
-fn pages_response(ctx: &Ctx, uri: &Uri, q: &[(String, String)], site: &Site, space: Option<u64>) -> ApiResult<Response> {
+fn pages_response(
+    ctx: &Ctx,
+    uri: &Uri,
+    q: &[(String, String)],
+    site: &Site,
+    space: Option<u64>,
+) -> ApiResult<Response> {
     let c = cursor(q)?;
     let fmt = body_format(q)?;
     let statuses = {
         let s = list_of(q, "status");
-        if s.is_empty() { vec!["current".to_string()] } else { s }
+        if s.is_empty() {
+            vec!["current".to_string()]
+        } else {
+            s
+        }
     };
     let space_ids: Vec<String> = list_of(q, "space-id");
     let title = query_one(q, "title");
@@ -231,16 +274,30 @@ fn pages_response(ctx: &Ctx, uri: &Uri, q: &[(String, String)], site: &Site, spa
         .collect();
     pages.sort_by_key(|p| p.id);
     let total = pages.len();
-    let results: Vec<Value> = pages.iter().skip(c.offset).take(c.limit).map(|p| page_json(p, site, fmt.as_deref())).collect();
+    let results: Vec<Value> = pages
+        .iter()
+        .skip(c.offset)
+        .take(c.limit)
+        .map(|p| page_json(p, site, fmt.as_deref()))
+        .collect();
     ctx.charge(results.len());
     Ok(paged(uri, q, site, &c, total, results))
 }
 
-pub async fn list_space_pages(ctx: Ctx, uri: Uri, Path(p): Path<IdPath>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+pub async fn list_space_pages(
+    ctx: Ctx,
+    uri: Uri,
+    Path(p): Path<IdPath>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
     let q = query_pairs(&raw);
     let world = ctx.state.world();
     let site = site_of(&ctx, &world)?;
-    let space = site.spaces.iter().find(|s| s.id.to_string() == p.id).ok_or_else(not_found)?;
+    let space = site
+        .spaces
+        .iter()
+        .find(|s| s.id.to_string() == p.id)
+        .ok_or_else(not_found)?;
     pages_response(&ctx, &uri, &q, site, Some(space.id))
 }
 
@@ -251,12 +308,20 @@ pub async fn list_pages(ctx: Ctx, uri: Uri, RawQuery(raw): RawQuery) -> ApiResul
     pages_response(&ctx, &uri, &q, site, None)
 }
 
-pub async fn get_page(ctx: Ctx, Path(p): Path<IdPath>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+pub async fn get_page(
+    ctx: Ctx,
+    Path(p): Path<IdPath>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
     let q = query_pairs(&raw);
     let fmt = body_format(&q)?;
     let world = ctx.state.world();
     let site = site_of(&ctx, &world)?;
-    let page = site.pages.iter().find(|x| x.id.to_string() == p.id).ok_or_else(not_found)?;
+    let page = site
+        .pages
+        .iter()
+        .find(|x| x.id.to_string() == p.id)
+        .ok_or_else(not_found)?;
     let mut v = page_json(page, site, fmt.as_deref());
     if let Some(links) = v.get_mut("_links").and_then(Value::as_object_mut) {
         links.insert("base".into(), json!(format!("{}/wiki", site.url)));

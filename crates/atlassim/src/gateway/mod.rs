@@ -41,7 +41,10 @@ struct ExtraHeaders(Arc<Mutex<HeaderMap>>);
 /// Every gateway route (Jira platform, Jira Software, Confluence) plus the
 /// issue routes of the control plane.
 pub fn router() -> Router<AppState> {
-    let runtime = Arc::new(Runtime { limiter: Limiter::default(), dispatcher: Dispatcher::default() });
+    let runtime = Arc::new(Runtime {
+        limiter: Limiter::default(),
+        dispatcher: Dispatcher::default(),
+    });
     let mut router = Router::new();
     for route in ROUTES {
         for path in routes::gateway_paths(route) {
@@ -116,10 +119,15 @@ fn route_for(method: &Method, matched: &str) -> Option<&'static Route> {
     let map = BY_TEMPLATE.get_or_init(|| {
         ROUTES
             .iter()
-            .flat_map(|r| routes::gateway_paths(r).into_iter().map(move |p| ((r.method.to_string(), p), r)))
+            .flat_map(|r| {
+                routes::gateway_paths(r)
+                    .into_iter()
+                    .map(move |p| ((r.method.to_string(), p), r))
+            })
             .collect()
     });
-    map.get(&(method.as_str().to_string(), matched.to_string())).copied()
+    map.get(&(method.as_str().to_string(), matched.to_string()))
+        .copied()
 }
 
 /// An authorised gateway call: who calls, on which site, through which operation.
@@ -139,7 +147,9 @@ impl Ctx {
     /// the request's base point was charged on entry).
     pub fn charge(&self, objects: usize) {
         if self.state.config.rate_limits {
-            self.runtime.limiter.charge(&self.state, &self.access.client_id, objects as u64);
+            self.runtime
+                .limiter
+                .charge(&self.state, &self.access.client_id, objects as u64);
         }
     }
 
@@ -150,15 +160,24 @@ impl Ctx {
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let v = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 impl FromRequestParts<AppState> for Ctx {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if state.config.latency_ms > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(state.config.latency_ms)).await;
         }
@@ -167,26 +186,52 @@ impl FromRequestParts<AppState> for Ctx {
             .get::<Arc<Runtime>>()
             .cloned()
             .ok_or_else(|| ApiError::Unauthorized.into_response())?;
-        let extra = parts.extensions.get::<ExtraHeaders>().cloned().unwrap_or_default();
-        let matched = parts.extensions.get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_default();
-        let route = route_for(&parts.method, &matched).ok_or_else(|| ApiError::Unauthorized.into_response())?;
-        let params = RawPathParams::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
-        let cloud_id = params.iter().find(|(k, _)| *k == "cloudId").map(|(_, v)| v.to_string()).unwrap_or_default();
-        let issue_param = params.iter().find(|(k, _)| *k == "issueIdOrKey").map(|(_, v)| v.to_string());
+        let extra = parts
+            .extensions
+            .get::<ExtraHeaders>()
+            .cloned()
+            .unwrap_or_default();
+        let matched = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_default();
+        let route = route_for(&parts.method, &matched)
+            .ok_or_else(|| ApiError::Unauthorized.into_response())?;
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let cloud_id = params
+            .iter()
+            .find(|(k, _)| *k == "cloudId")
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_default();
+        let issue_param = params
+            .iter()
+            .find(|(k, _)| *k == "issueIdOrKey")
+            .map(|(_, v)| v.to_string());
 
         let token = bearer(&parts.headers).ok_or_else(|| ApiError::Unauthorized.into_response())?;
         let (access, issue_key) = {
             let world = state.world();
             let access = crate::auth::check_access_token(state, &world, token)
                 .map_err(|_| ApiError::Unauthorized.into_response())?;
-            let product = if route.api == Api::Confluence { Product::Confluence } else { Product::Jira };
+            let product = if route.api == Api::Confluence {
+                Product::Confluence
+            } else {
+                Product::Jira
+            };
             let site_ok = world.site(&cloud_id).is_some_and(|s| s.has(product));
             if !site_ok || !access.cloud_ids.contains(&cloud_id) {
                 return Err(ApiError::SiteNotFound.into_response());
             }
             // Per-issue write limits count an issue once, whether named by id or key.
             let issue_key = issue_param.map(|p| {
-                world.site(&cloud_id).and_then(|s| s.resolve_issue_id(&p)).map(|id| id.to_string()).unwrap_or(p)
+                world
+                    .site(&cloud_id)
+                    .and_then(|s| s.resolve_issue_id(&p))
+                    .map(|id| id.to_string())
+                    .unwrap_or(p)
             });
             (access, issue_key)
         };
@@ -197,7 +242,13 @@ impl FromRequestParts<AppState> for Ctx {
         if state.config.rate_limits {
             let headers = runtime
                 .limiter
-                .check(state, &access.client_id, &cloud_id, route, issue_key.as_deref())
+                .check(
+                    state,
+                    &access.client_id,
+                    &cloud_id,
+                    route,
+                    issue_key.as_deref(),
+                )
                 .map_err(IntoResponse::into_response)?;
             if let Ok(mut h) = extra.0.lock() {
                 h.extend(headers);
@@ -208,8 +259,19 @@ impl FromRequestParts<AppState> for Ctx {
             .get(axum::http::header::HOST)
             .and_then(|h| h.to_str().ok())
             .unwrap_or("api.atlassian.com");
-        let product = if route.api == Api::Confluence { "confluence" } else { "jira" };
+        let product = if route.api == Api::Confluence {
+            "confluence"
+        } else {
+            "jira"
+        };
         let api_base = format!("http://{host}/ex/{product}/{cloud_id}");
-        Ok(Ctx { state: state.clone(), runtime, cloud_id, access, route, api_base })
+        Ok(Ctx {
+            state: state.clone(),
+            runtime,
+            cloud_id,
+            access,
+            route,
+            api_base,
+        })
     }
 }

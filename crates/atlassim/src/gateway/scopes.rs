@@ -30,7 +30,9 @@ fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(|| {
         let rows: Vec<ScopeEntry> = serde_json::from_str(SCOPES_JSON).unwrap_or_default();
-        rows.into_iter().map(|e| ((e.method, e.api, e.path), e.scopes)).collect()
+        rows.into_iter()
+            .map(|e| ((e.method, e.api, e.path), e.scopes))
+            .collect()
     })
 }
 
@@ -42,7 +44,9 @@ pub fn alternatives(method: &str, api: &str, path: &str) -> Option<&'static Vec<
 }
 
 pub fn satisfies(granted: &[String], alternatives: &[Vec<String>]) -> bool {
-    alternatives.iter().any(|alt| alt.iter().all(|s| granted.iter().any(|g| g == s)))
+    alternatives
+        .iter()
+        .any(|alt| alt.iter().all(|s| granted.iter().any(|g| g == s)))
 }
 
 /// Every scope any served operation names (for registering the default client).

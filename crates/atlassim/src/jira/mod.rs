@@ -29,26 +29,38 @@ impl Ctx {
 /// Query pairs in order, repeated keys kept (`fields=a&fields=b`).
 pub fn query_pairs(raw: &Option<String>) -> Vec<(String, String)> {
     raw.as_deref()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 pub fn query_all(pairs: &[(String, String)], name: &str) -> Vec<String> {
-    pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
+    pairs
+        .iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .collect()
 }
 
 pub fn query_one(pairs: &[(String, String)], name: &str) -> Option<String> {
-    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
 }
 
 pub fn query_int(pairs: &[(String, String)], name: &str) -> ApiResult<Option<i64>> {
     match query_one(pairs, name) {
         None => Ok(None),
         Some(v) if v.is_empty() => Ok(None),
-        Some(v) => v
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| ApiError::bad_request(format!("The value '{v}' for the parameter '{name}' is invalid."))),
+        Some(v) => v.parse::<i64>().map(Some).map_err(|_| {
+            ApiError::bad_request(format!(
+                "The value '{v}' for the parameter '{name}' is invalid."
+            ))
+        }),
     }
 }
 
@@ -73,7 +85,9 @@ pub async fn server_info(ctx: Ctx) -> ApiResult<Json<Value>> {
 
 pub async fn myself(ctx: Ctx) -> ApiResult<Json<Value>> {
     let world = ctx.state.world();
-    let user = world.user(&ctx.access.account_id).ok_or(ApiError::Unauthorized)?;
+    let user = world
+        .user(&ctx.access.account_id)
+        .ok_or(ApiError::Unauthorized)?;
     ctx.charge(1);
     Ok(Json(render::user_full(&ctx.rest_base(), user)))
 }
@@ -85,7 +99,12 @@ pub async fn list_projects(ctx: Ctx, uri: axum::http::Uri) -> ApiResult<Json<Val
     let mut projects: Vec<&crate::model::Project> = site.projects.iter().collect();
     projects.sort_by(|a, b| a.key.cmp(&b.key));
     ctx.charge(projects.len());
-    Ok(Json(Value::Array(projects.iter().map(|p| render::project_full(&base, &world.users, site, p)).collect())))
+    Ok(Json(Value::Array(
+        projects
+            .iter()
+            .map(|p| render::project_full(&base, &world.users, site, p))
+            .collect(),
+    )))
 }
 
 fn rest_base_for(ctx: &Ctx, uri: &axum::http::Uri) -> String {
@@ -96,7 +115,11 @@ fn rest_base_for(ctx: &Ctx, uri: &axum::http::Uri) -> String {
     }
 }
 
-pub async fn search_projects(ctx: Ctx, uri: axum::http::Uri, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+pub async fn search_projects(
+    ctx: Ctx,
+    uri: axum::http::Uri,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
     let q = query_pairs(&raw);
     let start_at = query_int(&q, "startAt")?.unwrap_or(0).max(0) as usize;
     // Above 100 falls back to 100 (atlassian-facts §3).
@@ -105,8 +128,14 @@ pub async fn search_projects(ctx: Ctx, uri: axum::http::Uri, RawQuery(raw): RawQ
         n => n as usize,
     };
     let text = query_one(&q, "query").map(|s| s.to_lowercase());
-    let keys: Vec<String> = query_all(&q, "keys").into_iter().flat_map(|k| k.split(',').map(str::to_string).collect::<Vec<_>>()).collect();
-    let ids: Vec<String> = query_all(&q, "id").into_iter().flat_map(|k| k.split(',').map(str::to_string).collect::<Vec<_>>()).collect();
+    let keys: Vec<String> = query_all(&q, "keys")
+        .into_iter()
+        .flat_map(|k| k.split(',').map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    let ids: Vec<String> = query_all(&q, "id")
+        .into_iter()
+        .flat_map(|k| k.split(',').map(str::to_string).collect::<Vec<_>>())
+        .collect();
     let type_key = query_one(&q, "typeKey");
     let order_by = query_one(&q, "orderBy").unwrap_or_else(|| "key".into());
 
@@ -116,10 +145,18 @@ pub async fn search_projects(ctx: Ctx, uri: axum::http::Uri, RawQuery(raw): RawQ
     let mut projects: Vec<&crate::model::Project> = site
         .projects
         .iter()
-        .filter(|p| text.as_ref().is_none_or(|t| p.key.to_lowercase().contains(t) || p.name.to_lowercase().contains(t)))
+        .filter(|p| {
+            text.as_ref().is_none_or(|t| {
+                p.key.to_lowercase().contains(t) || p.name.to_lowercase().contains(t)
+            })
+        })
         .filter(|p| keys.is_empty() || keys.iter().any(|k| k.eq_ignore_ascii_case(&p.key)))
         .filter(|p| ids.is_empty() || ids.iter().any(|i| *i == p.id.to_string()))
-        .filter(|p| type_key.as_ref().is_none_or(|t| t.split(',').any(|t| t == p.project_type_key)))
+        .filter(|p| {
+            type_key
+                .as_ref()
+                .is_none_or(|t| t.split(',').any(|t| t == p.project_type_key))
+        })
         .collect();
     let (field, desc) = match order_by.strip_prefix('-') {
         Some(f) => (f.to_string(), true),
@@ -131,7 +168,11 @@ pub async fn search_projects(ctx: Ctx, uri: axum::http::Uri, RawQuery(raw): RawQ
             "id" => a.id.cmp(&b.id),
             _ => a.key.cmp(&b.key),
         };
-        if desc { o.reverse() } else { o }
+        if desc {
+            o.reverse()
+        } else {
+            o
+        }
     });
     let total = projects.len();
     let page: Vec<Value> = projects
@@ -154,7 +195,10 @@ pub async fn search_projects(ctx: Ctx, uri: axum::http::Uri, RawQuery(raw): RawQ
         if let Some(o) = body.as_object_mut() {
             o.insert(
                 "nextPage".into(),
-                json!(format!("{base}/project/search?maxResults={max_results}&startAt={}", start_at + max_results)),
+                json!(format!(
+                    "{base}/project/search?maxResults={max_results}&startAt={}",
+                    start_at + max_results
+                )),
             );
         }
     }
@@ -168,14 +212,26 @@ pub struct ProjectPath {
     project: String,
 }
 
-pub async fn get_project(ctx: Ctx, uri: axum::http::Uri, Path(p): Path<ProjectPath>) -> ApiResult<Json<Value>> {
+pub async fn get_project(
+    ctx: Ctx,
+    uri: axum::http::Uri,
+    Path(p): Path<ProjectPath>,
+) -> ApiResult<Json<Value>> {
     let world = ctx.state.world();
     let site = world.site(&ctx.cloud_id).ok_or(ApiError::SiteNotFound)?;
     let project = site.project_by_key_or_id(&p.project).ok_or_else(|| {
-        ApiError::jira(StatusCode::NOT_FOUND, format!("No project could be found with key '{}'.", p.project))
+        ApiError::jira(
+            StatusCode::NOT_FOUND,
+            format!("No project could be found with key '{}'.", p.project),
+        )
     })?;
     ctx.charge(1);
-    Ok(Json(render::project_full(&rest_base_for(&ctx, &uri), &world.users, site, project)))
+    Ok(Json(render::project_full(
+        &rest_base_for(&ctx, &uri),
+        &world.users,
+        site,
+        project,
+    )))
 }
 
 pub async fn list_fields(ctx: Ctx) -> ApiResult<Json<Value>> {
@@ -192,7 +248,12 @@ pub struct IssuePath {
     pub issue: String,
 }
 
-pub async fn get_issue(ctx: Ctx, uri: axum::http::Uri, Path(p): Path<IssuePath>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+pub async fn get_issue(
+    ctx: Ctx,
+    uri: axum::http::Uri,
+    Path(p): Path<IssuePath>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
     let q = query_pairs(&raw);
     let sel = FieldSelection::parse(&query_all(&q, "fields"), "*all");
     let world = ctx.state.world();
@@ -200,8 +261,18 @@ pub async fn get_issue(ctx: Ctx, uri: axum::http::Uri, Path(p): Path<IssuePath>,
     // A case-mismatched key gets the issue back, no redirect (atlassian-facts §3).
     let issue = site.issue(&p.issue).ok_or_else(ApiError::issue_not_found)?;
     ctx.charge(1);
-    let mut bean = issue_bean(&rest_base_for(&ctx, &uri), &world.users, site, issue, &sel, ctx.is_v2(&uri));
-    if query_all(&q, "expand").iter().any(|e| e.split(',').any(|x| x.trim() == "names")) {
+    let mut bean = issue_bean(
+        &rest_base_for(&ctx, &uri),
+        &world.users,
+        site,
+        issue,
+        &sel,
+        ctx.is_v2(&uri),
+    );
+    if query_all(&q, "expand")
+        .iter()
+        .any(|e| e.split(',').any(|x| x.trim() == "names"))
+    {
         if let Some(o) = bean.as_object_mut() {
             o.insert("names".into(), render::field_names(site));
         }
@@ -213,7 +284,9 @@ fn object_of(body: &Value, key: &str) -> ApiResult<Map<String, Value>> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(Map::new()),
         Some(Value::Object(m)) => Ok(m.clone()),
-        Some(_) => Err(ApiError::bad_request(format!("Can not deserialize '{key}': expected an object."))),
+        Some(_) => Err(ApiError::bad_request(format!(
+            "Can not deserialize '{key}': expected an object."
+        ))),
     }
 }
 
@@ -222,7 +295,10 @@ fn parse_body(body: &[u8]) -> ApiResult<Value> {
         return Ok(Value::Object(Map::new()));
     }
     serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(format!("Unexpected character in the request body: {}", e.to_string().split(" at ").next().unwrap_or("")))
+        ApiError::bad_request(format!(
+            "Unexpected character in the request body: {}",
+            e.to_string().split(" at ").next().unwrap_or("")
+        ))
     })
 }
 
@@ -244,7 +320,10 @@ pub fn edit_and_fire(
         let mut world = ctx_state.world();
         let users = world.users.clone();
         let site = world.site_mut(cloud_id).ok_or(ApiError::SiteNotFound)?;
-        let old = site.issue(id_or_key).ok_or_else(ApiError::issue_not_found)?.clone();
+        let old = site
+            .issue(id_or_key)
+            .ok_or_else(ApiError::issue_not_found)?
+            .clone();
         let (mut new, changes) = service::apply_fields(site, &users, &old, fields, update, mode)?;
         if !changes.is_empty() {
             new.updated = now.max(old.updated);
@@ -256,44 +335,90 @@ pub fn edit_and_fire(
         webhooks::fire(
             ctx_state,
             runtime,
-            IssueEvent { cloud_id: cloud_id.to_string(), kind: IssueEventKind::Updated, issue: issue.clone(), changelog: changes, user: user.to_string() },
+            IssueEvent {
+                cloud_id: cloud_id.to_string(),
+                kind: IssueEventKind::Updated,
+                issue: issue.clone(),
+                changelog: changes,
+                user: user.to_string(),
+            },
         );
     }
     Ok(issue)
 }
 
-pub async fn edit_issue(ctx: Ctx, uri: axum::http::Uri, Path(p): Path<IssuePath>, RawQuery(raw): RawQuery, body: axum::body::Bytes) -> ApiResult<Response> {
+pub async fn edit_issue(
+    ctx: Ctx,
+    uri: axum::http::Uri,
+    Path(p): Path<IssuePath>,
+    RawQuery(raw): RawQuery,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
     let body = parse_body(&body)?;
     let fields = object_of(&body, "fields")?;
     let update = object_of(&body, "update")?;
-    let mode = EditMode { v2: ctx.is_v2(&uri), sim: false };
-    let issue = edit_and_fire(&ctx.state, &ctx.runtime, &ctx.cloud_id, &p.issue, &fields, &update, mode, &ctx.access.account_id)?;
+    let mode = EditMode {
+        v2: ctx.is_v2(&uri),
+        sim: false,
+    };
+    let issue = edit_and_fire(
+        &ctx.state,
+        &ctx.runtime,
+        &ctx.cloud_id,
+        &p.issue,
+        &fields,
+        &update,
+        mode,
+        &ctx.access.account_id,
+    )?;
     let q = query_pairs(&raw);
     if query_one(&q, "returnIssue").as_deref() == Some("true") {
         let world = ctx.state.world();
         let site = world.site(&ctx.cloud_id).ok_or(ApiError::SiteNotFound)?;
         let sel = FieldSelection::parse(&[] as &[String], "*all");
-        let v = issue_bean(&rest_base_for(&ctx, &uri), &world.users, site, &issue, &sel, mode.v2);
+        let v = issue_bean(
+            &rest_base_for(&ctx, &uri),
+            &world.users,
+            site,
+            &issue,
+            &sel,
+            mode.v2,
+        );
         return Ok((StatusCode::OK, Json(v)).into_response());
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub async fn create_issue(ctx: Ctx, uri: axum::http::Uri, body: axum::body::Bytes) -> ApiResult<Response> {
+pub async fn create_issue(
+    ctx: Ctx,
+    uri: axum::http::Uri,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
     let body = parse_body(&body)?;
     let fields = object_of(&body, "fields")?;
-    let mode = EditMode { v2: ctx.is_v2(&uri), sim: false };
+    let mode = EditMode {
+        v2: ctx.is_v2(&uri),
+        sim: false,
+    };
     let issue = {
         let mut world = ctx.state.world();
         let users = world.users.clone();
         let now = ctx.state.clock.now();
-        let site = world.site_mut(&ctx.cloud_id).ok_or(ApiError::SiteNotFound)?;
+        let site = world
+            .site_mut(&ctx.cloud_id)
+            .ok_or(ApiError::SiteNotFound)?;
         service::create_issue(site, &users, &fields, &ctx.access.account_id, now, mode)?
     };
     webhooks::fire(
         &ctx.state,
         &ctx.runtime,
-        IssueEvent { cloud_id: ctx.cloud_id.clone(), kind: IssueEventKind::Created, issue: issue.clone(), changelog: vec![], user: ctx.access.account_id.clone() },
+        IssueEvent {
+            cloud_id: ctx.cloud_id.clone(),
+            kind: IssueEventKind::Created,
+            issue: issue.clone(),
+            changelog: vec![],
+            user: ctx.access.account_id.clone(),
+        },
     );
     let base = rest_base_for(&ctx, &uri);
     Ok((
@@ -314,21 +439,36 @@ pub fn delete_and_fire(
     let issue = {
         let mut world = state.world();
         let site = world.site_mut(cloud_id).ok_or(ApiError::SiteNotFound)?;
-        let id = site.resolve_issue_id(id_or_key).ok_or_else(ApiError::issue_not_found)?;
-        site.remove_issue(id).ok_or_else(ApiError::issue_not_found)?
+        let id = site
+            .resolve_issue_id(id_or_key)
+            .ok_or_else(ApiError::issue_not_found)?;
+        site.remove_issue(id)
+            .ok_or_else(ApiError::issue_not_found)?
     };
     // Filters are matched against the issue as it was; its project and
     // sprint still exist on the site.
     webhooks::fire(
         state,
         runtime,
-        IssueEvent { cloud_id: cloud_id.to_string(), kind: IssueEventKind::Deleted, issue: issue.clone(), changelog: vec![], user: user.to_string() },
+        IssueEvent {
+            cloud_id: cloud_id.to_string(),
+            kind: IssueEventKind::Deleted,
+            issue: issue.clone(),
+            changelog: vec![],
+            user: user.to_string(),
+        },
     );
     Ok(issue)
 }
 
 pub async fn delete_issue(ctx: Ctx, Path(p): Path<IssuePath>) -> ApiResult<StatusCode> {
-    delete_and_fire(&ctx.state, &ctx.runtime, &ctx.cloud_id, &p.issue, &ctx.access.account_id)?;
+    delete_and_fire(
+        &ctx.state,
+        &ctx.runtime,
+        &ctx.cloud_id,
+        &p.issue,
+        &ctx.access.account_id,
+    )?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -340,7 +480,12 @@ pub struct PageParams {
     max_results: Option<i64>,
 }
 
-pub async fn list_comments(ctx: Ctx, uri: axum::http::Uri, Path(p): Path<IssuePath>, Query(page): Query<PageParams>) -> ApiResult<Json<Value>> {
+pub async fn list_comments(
+    ctx: Ctx,
+    uri: axum::http::Uri,
+    Path(p): Path<IssuePath>,
+    Query(page): Query<PageParams>,
+) -> ApiResult<Json<Value>> {
     let world = ctx.state.world();
     let site = world.site(&ctx.cloud_id).ok_or(ApiError::SiteNotFound)?;
     let issue = site.issue(&p.issue).ok_or_else(ApiError::issue_not_found)?;
@@ -363,25 +508,48 @@ pub async fn list_comments(ctx: Ctx, uri: axum::http::Uri, Path(p): Path<IssuePa
     })))
 }
 
-pub async fn add_comment(ctx: Ctx, uri: axum::http::Uri, Path(p): Path<IssuePath>, body: axum::body::Bytes) -> ApiResult<Response> {
+pub async fn add_comment(
+    ctx: Ctx,
+    uri: axum::http::Uri,
+    Path(p): Path<IssuePath>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
     let body = parse_body(&body)?;
     let v2 = ctx.is_v2(&uri);
     let adf = match body.get("body") {
         Some(Value::String(s)) if v2 && !s.trim().is_empty() => service::text_to_adf(s),
         Some(d) if !v2 && service::is_adf_doc(d) => d.clone(),
         Some(Value::String(_)) | None | Some(Value::Null) if v2 => {
-            return Err(ApiError::jira_field(StatusCode::BAD_REQUEST, "comment", "Comment body can not be empty!"))
+            return Err(ApiError::jira_field(
+                StatusCode::BAD_REQUEST,
+                "comment",
+                "Comment body can not be empty!",
+            ))
         }
         None | Some(Value::Null) => {
-            return Err(ApiError::jira_field(StatusCode::BAD_REQUEST, "comment", "Comment body can not be empty!"))
+            return Err(ApiError::jira_field(
+                StatusCode::BAD_REQUEST,
+                "comment",
+                "Comment body can not be empty!",
+            ))
         }
-        Some(_) => return Err(ApiError::jira_field(StatusCode::BAD_REQUEST, "comment", service::NOT_ADF)),
+        Some(_) => {
+            return Err(ApiError::jira_field(
+                StatusCode::BAD_REQUEST,
+                "comment",
+                service::NOT_ADF,
+            ))
+        }
     };
     let now = ctx.state.clock.now();
     let mut world = ctx.state.world();
-    let site = world.site_mut(&ctx.cloud_id).ok_or(ApiError::SiteNotFound)?;
+    let site = world
+        .site_mut(&ctx.cloud_id)
+        .ok_or(ApiError::SiteNotFound)?;
     let comment_id = site.next_comment_id;
-    let issue = site.issue_mut(&p.issue).ok_or_else(ApiError::issue_not_found)?;
+    let issue = site
+        .issue_mut(&p.issue)
+        .ok_or_else(ApiError::issue_not_found)?;
     let comment = crate::model::Comment {
         id: comment_id,
         author_account_id: ctx.access.account_id.clone(),
@@ -396,6 +564,12 @@ pub async fn add_comment(ctx: Ctx, uri: axum::http::Uri, Path(p): Path<IssuePath
     site.next_comment_id += 1;
     drop(world);
     let world = ctx.state.world();
-    let v = render::comment(&rest_base_for(&ctx, &uri), &world.users, &issue, &comment, v2);
+    let v = render::comment(
+        &rest_base_for(&ctx, &uri),
+        &world.users,
+        &issue,
+        &comment,
+        v2,
+    );
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }

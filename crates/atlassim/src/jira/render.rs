@@ -12,7 +12,8 @@ pub fn jira_time(t: Timestamp) -> String {
 }
 
 pub fn avatar_urls(seed: &str) -> Value {
-    let base = format!("https://avatar-management--avatars.us-west-2.prod.public.atl-paas.net/{seed}");
+    let base =
+        format!("https://avatar-management--avatars.us-west-2.prod.public.atl-paas.net/{seed}");
     json!({
         "48x48": format!("{base}/48"),
         "24x24": format!("{base}/24"),
@@ -95,10 +96,16 @@ pub fn project_full(rest_base: &str, users: &[User], site: &Site, p: &Project) -
     types.sort_by(|a, b| a.id.cmp(&b.id));
     if let Some(o) = v.as_object_mut() {
         o.insert("description".into(), json!(""));
-        o.insert("lead".into(), user_details(rest_base, users, &p.lead_account_id));
+        o.insert(
+            "lead".into(),
+            user_details(rest_base, users, &p.lead_account_id),
+        );
         o.insert("components".into(), json!([]));
         o.insert("versions".into(), json!([]));
-        o.insert("issueTypes".into(), Value::Array(types.iter().map(|t| issue_type(rest_base, t)).collect()));
+        o.insert(
+            "issueTypes".into(),
+            Value::Array(types.iter().map(|t| issue_type(rest_base, t)).collect()),
+        );
         o.insert("assigneeType".into(), json!("UNASSIGNED"));
         o.insert("roles".into(), json!({}));
     }
@@ -128,11 +135,20 @@ pub fn status(rest_base: &str, s: &Status) -> Value {
     })
 }
 
-pub const PRIORITIES: &[(&str, &str)] =
-    &[("1", "Highest"), ("2", "High"), ("3", "Medium"), ("4", "Low"), ("5", "Lowest")];
+pub const PRIORITIES: &[(&str, &str)] = &[
+    ("1", "Highest"),
+    ("2", "High"),
+    ("3", "Medium"),
+    ("4", "Low"),
+    ("5", "Lowest"),
+];
 
 pub fn priority(rest_base: &str, name: &str) -> Value {
-    let id = PRIORITIES.iter().find(|(_, n)| n.eq_ignore_ascii_case(name)).map(|(i, _)| *i).unwrap_or("3");
+    let id = PRIORITIES
+        .iter()
+        .find(|(_, n)| n.eq_ignore_ascii_case(name))
+        .map(|(i, _)| *i)
+        .unwrap_or("3");
     json!({
         "self": format!("{rest_base}/priority/{id}"),
         "iconUrl": format!("https://api.atlassian.com/images/icons/priorities/{}.svg", name.to_ascii_lowercase()),
@@ -151,13 +167,22 @@ pub fn sprint_field_value(s: &Sprint) -> Value {
     });
     if let Some(o) = v.as_object_mut() {
         if let Some(t) = s.start_date {
-            o.insert("startDate".into(), json!(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
+            o.insert(
+                "startDate".into(),
+                json!(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            );
         }
         if let Some(t) = s.end_date {
-            o.insert("endDate".into(), json!(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
+            o.insert(
+                "endDate".into(),
+                json!(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            );
         }
         if let Some(t) = s.complete_date {
-            o.insert("completeDate".into(), json!(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
+            o.insert(
+                "completeDate".into(),
+                json!(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            );
         }
     }
     v
@@ -191,13 +216,23 @@ impl FieldSelection {
     pub fn parse<S: AsRef<str>>(items: &[S], default: &str) -> FieldSelection {
         let mut parts: Vec<String> = items
             .iter()
-            .flat_map(|s| s.as_ref().split(',').map(|p| p.trim().to_string()).collect::<Vec<_>>())
+            .flat_map(|s| {
+                s.as_ref()
+                    .split(',')
+                    .map(|p| p.trim().to_string())
+                    .collect::<Vec<_>>()
+            })
             .filter(|s| !s.is_empty())
             .collect();
         if parts.is_empty() {
             parts = vec![default.to_string()];
         }
-        let mut sel = FieldSelection { all: false, navigable: false, include: vec![], exclude: vec![] };
+        let mut sel = FieldSelection {
+            all: false,
+            navigable: false,
+            include: vec![],
+            exclude: vec![],
+        };
         for p in parts {
             match p.as_str() {
                 "*all" => sel.all = true,
@@ -225,7 +260,13 @@ impl FieldSelection {
 }
 
 /// The issue's fields, keyed by field id.
-pub fn issue_fields(rest_base: &str, users: &[User], site: &Site, issue: &Issue, v2: bool) -> Vec<(String, bool, Value)> {
+pub fn issue_fields(
+    rest_base: &str,
+    users: &[User],
+    site: &Site,
+    issue: &Issue,
+    v2: bool,
+) -> Vec<(String, bool, Value)> {
     let project = site.project_by_id(issue.project_id);
     let description = match &issue.description {
         None => Value::Null,
@@ -240,22 +281,52 @@ pub fn issue_fields(rest_base: &str, users: &[User], site: &Site, issue: &Issue,
     let mut out: Vec<(String, bool, Value)> = vec![
         ("summary".into(), true, json!(issue.summary)),
         ("description".into(), true, description),
-        ("issuetype".into(), true, issue_type(rest_base, &issue.issue_type)),
-        ("project".into(), true, project.map(|p| project_summary(rest_base, p)).unwrap_or(Value::Null)),
+        (
+            "issuetype".into(),
+            true,
+            issue_type(rest_base, &issue.issue_type),
+        ),
+        (
+            "project".into(),
+            true,
+            project
+                .map(|p| project_summary(rest_base, p))
+                .unwrap_or(Value::Null),
+        ),
         ("status".into(), true, status(rest_base, &issue.status)),
-        ("priority".into(), true, priority(rest_base, &issue.priority)),
+        (
+            "priority".into(),
+            true,
+            priority(rest_base, &issue.priority),
+        ),
         (
             "assignee".into(),
             true,
-            issue.assignee.as_deref().map(|a| user_details(rest_base, users, a)).unwrap_or(Value::Null),
+            issue
+                .assignee
+                .as_deref()
+                .map(|a| user_details(rest_base, users, a))
+                .unwrap_or(Value::Null),
         ),
-        ("reporter".into(), true, user_details(rest_base, users, &issue.reporter)),
-        ("creator".into(), true, user_details(rest_base, users, &issue.reporter)),
+        (
+            "reporter".into(),
+            true,
+            user_details(rest_base, users, &issue.reporter),
+        ),
+        (
+            "creator".into(),
+            true,
+            user_details(rest_base, users, &issue.reporter),
+        ),
         ("labels".into(), true, json!(issue.labels)),
         ("created".into(), true, json!(jira_time(issue.created))),
         ("updated".into(), true, json!(jira_time(issue.updated))),
         ("resolution".into(), true, Value::Null),
-        (site.story_points_field.id.clone(), true, json!(issue.story_points)),
+        (
+            site.story_points_field.id.clone(),
+            true,
+            json!(issue.story_points),
+        ),
         (site.sprint_field.id.clone(), true, sprint),
         (site.rank_field.id.clone(), true, json!(issue.rank)),
     ];
@@ -264,7 +335,11 @@ pub fn issue_fields(rest_base: &str, users: &[User], site: &Site, issue: &Issue,
             out.push((k.clone(), true, v.clone()));
         }
     }
-    let comments: Vec<Value> = issue.comments.iter().map(|c| comment(rest_base, users, issue, c, v2)).collect();
+    let comments: Vec<Value> = issue
+        .comments
+        .iter()
+        .map(|c| comment(rest_base, users, issue, c, v2))
+        .collect();
     out.push((
         "comment".into(),
         false,
@@ -274,13 +349,23 @@ pub fn issue_fields(rest_base: &str, users: &[User], site: &Site, issue: &Issue,
 }
 
 /// An `IssueBean`.
-pub fn issue_bean(rest_base: &str, users: &[User], site: &Site, issue: &Issue, sel: &FieldSelection, v2: bool) -> Value {
+pub fn issue_bean(
+    rest_base: &str,
+    users: &[User],
+    site: &Site,
+    issue: &Issue,
+    sel: &FieldSelection,
+    v2: bool,
+) -> Value {
     if sel.ids_only() {
         let mut o = Map::new();
         o.insert("id".into(), json!(issue.id.to_string()));
         if sel.include.iter().any(|f| f == "key") {
             o.insert("key".into(), json!(issue.key));
-            o.insert("self".into(), json!(format!("{rest_base}/issue/{}", issue.id)));
+            o.insert(
+                "self".into(),
+                json!(format!("{rest_base}/issue/{}", issue.id)),
+            );
         }
         return Value::Object(o);
     }
@@ -326,8 +411,20 @@ pub fn field_list(site: &Site) -> Vec<Value> {
     let mut v = vec![
         json!({"id": "issuekey", "key": "issuekey", "name": "Key", "custom": false, "orderable": false, "navigable": true, "searchable": false, "clauseNames": ["id", "issue", "issuekey", "key"]}),
         system("summary", "Summary", "string", None, &["summary"]),
-        system("description", "Description", "string", None, &["description"]),
-        system("issuetype", "Issue Type", "issuetype", None, &["issuetype", "type"]),
+        system(
+            "description",
+            "Description",
+            "string",
+            None,
+            &["description"],
+        ),
+        system(
+            "issuetype",
+            "Issue Type",
+            "issuetype",
+            None,
+            &["issuetype", "type"],
+        ),
         system("project", "Project", "project", None, &["project"]),
         system("status", "Status", "status", None, &["status"]),
         system("priority", "Priority", "priority", None, &["priority"]),
@@ -335,13 +432,46 @@ pub fn field_list(site: &Site) -> Vec<Value> {
         system("reporter", "Reporter", "user", None, &["reporter"]),
         system("creator", "Creator", "user", None, &["creator"]),
         system("labels", "Labels", "array", Some("string"), &["labels"]),
-        system("created", "Created", "datetime", None, &["created", "createdDate"]),
-        system("updated", "Updated", "datetime", None, &["updated", "updatedDate"]),
-        system("resolution", "Resolution", "resolution", None, &["resolution"]),
+        system(
+            "created",
+            "Created",
+            "datetime",
+            None,
+            &["created", "createdDate"],
+        ),
+        system(
+            "updated",
+            "Updated",
+            "datetime",
+            None,
+            &["updated", "updatedDate"],
+        ),
+        system(
+            "resolution",
+            "Resolution",
+            "resolution",
+            None,
+            &["resolution"],
+        ),
         system("comment", "Comment", "comments-page", None, &["comment"]),
-        custom(&site.story_points_field, "number", None, "com.atlassian.jira.plugin.system.customfieldtypes:float"),
-        custom(&site.sprint_field, "array", Some("json"), "com.pyxis.greenhopper.jira:gh-sprint"),
-        custom(&site.rank_field, "any", None, "com.pyxis.greenhopper.jira:gh-lexo-rank"),
+        custom(
+            &site.story_points_field,
+            "number",
+            None,
+            "com.atlassian.jira.plugin.system.customfieldtypes:float",
+        ),
+        custom(
+            &site.sprint_field,
+            "array",
+            Some("json"),
+            "com.pyxis.greenhopper.jira:gh-sprint",
+        ),
+        custom(
+            &site.rank_field,
+            "any",
+            None,
+            "com.pyxis.greenhopper.jira:gh-lexo-rank",
+        ),
     ];
     // Jira lists fields in no documented order; atlassim sorts by id for stable output.
     v.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));

@@ -47,11 +47,16 @@ pub async fn search_jql_get(ctx: Ctx, uri: Uri, RawQuery(raw): RawQuery) -> ApiR
     search(ctx, uri, req)
 }
 
-pub async fn search_jql_post(ctx: Ctx, uri: Uri, body: axum::body::Bytes) -> ApiResult<Json<Value>> {
+pub async fn search_jql_post(
+    ctx: Ctx,
+    uri: Uri,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
     let req: SearchRequest = if body.is_empty() {
         SearchRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("Invalid request payload: {e}")))?
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("Invalid request payload: {e}")))?
     };
     search(ctx, uri, req)
 }
@@ -59,12 +64,15 @@ pub async fn search_jql_post(ctx: Ctx, uri: Uri, body: axum::body::Bytes) -> Api
 /// The opaque page token: where the next page starts, bound to the query it
 /// came from, and when it was issued (tokens expire after 7 days).
 fn make_token(offset: usize, fingerprint: &str, issued: i64) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{offset}:{fingerprint}:{issued}"))
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("{offset}:{fingerprint}:{issued}"))
 }
 
 fn read_token(token: &str, fingerprint: &str, now: i64) -> ApiResult<usize> {
     let bad = || ApiError::bad_request("The provided next page token is invalid or expired.");
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad())?;
     let text = String::from_utf8(raw).map_err(|_| bad())?;
     let mut parts = text.splitn(3, ':');
     let offset: usize = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
@@ -102,7 +110,9 @@ fn search(ctx: Ctx, uri: Uri, req: SearchRequest) -> ApiResult<Json<Value>> {
         return Err(ApiError::Jql(JqlError::validation(jql::UNBOUNDED_MESSAGE)));
     }
     if query.order_by.len() > 7 {
-        return Err(ApiError::Jql(JqlError::validation("The ORDER BY clause can't have more than 7 fields.")));
+        return Err(ApiError::Jql(JqlError::validation(
+            "The ORDER BY clause can't have more than 7 fields.",
+        )));
     }
     let fingerprint = {
         let mut h = Sha256::new();
@@ -114,10 +124,18 @@ fn search(ctx: Ctx, uri: Uri, req: SearchRequest) -> ApiResult<Json<Value>> {
         Some(t) if !t.is_empty() => read_token(t, &fingerprint, now.timestamp())?,
         _ => 0,
     };
-    let mut hits: Vec<&crate::model::Issue> = site.issues.values().filter(|i| compiled.matches(i, site)).collect();
+    let mut hits: Vec<&crate::model::Issue> = site
+        .issues
+        .values()
+        .filter(|i| compiled.matches(i, site))
+        .collect();
     let total = hits.len();
     compiled.sort_prefix(&mut hits, site, offset.saturating_add(max_results));
-    let base = if v2 { format!("{}/rest/api/2", ctx.api_base) } else { ctx.rest_base() };
+    let base = if v2 {
+        format!("{}/rest/api/2", ctx.api_base)
+    } else {
+        ctx.rest_base()
+    };
     let page: Vec<Value> = hits
         .iter()
         .skip(offset)
@@ -128,14 +146,21 @@ fn search(ctx: Ctx, uri: Uri, req: SearchRequest) -> ApiResult<Json<Value>> {
     let is_last = next >= total;
     ctx.charge(page.len());
     let mut body = json!({"issues": page, "isLast": is_last});
-    if req.expand.as_deref().is_some_and(|e| e.split(',').any(|x| x.trim() == "names")) {
+    if req
+        .expand
+        .as_deref()
+        .is_some_and(|e| e.split(',').any(|x| x.trim() == "names"))
+    {
         if let Some(o) = body.as_object_mut() {
             o.insert("names".into(), super::render::field_names(site));
         }
     }
     if !is_last {
         if let Some(o) = body.as_object_mut() {
-            o.insert("nextPageToken".into(), json!(make_token(next, &fingerprint, now.timestamp())));
+            o.insert(
+                "nextPageToken".into(),
+                json!(make_token(next, &fingerprint, now.timestamp())),
+            );
         }
     }
     Ok(Json(body))

@@ -22,7 +22,8 @@ pub struct EditMode {
 }
 
 pub const NOT_ON_SCREEN: &str = "cannot be set. It is not on the appropriate screen, or unknown.";
-pub const NOT_ADF: &str = "Operation value must be an Atlassian Document (see the Atlassian Document Format)";
+pub const NOT_ADF: &str =
+    "Operation value must be an Atlassian Document (see the Atlassian Document Format)";
 
 /// A valid ADF document: `{"type":"doc","version":1,"content":[…]}`.
 pub fn is_adf_doc(v: &Value) -> bool {
@@ -43,7 +44,11 @@ pub fn status_named(name: &str) -> Status {
         "to do" => crate::seed::status_to_do(),
         "in progress" => crate::seed::status_in_progress(),
         "done" => crate::seed::status_done(),
-        _ => Status { id: "10100".into(), name: name.to_string(), category_key: "new".into() },
+        _ => Status {
+            id: "10100".into(),
+            name: name.to_string(),
+            category_key: "new".into(),
+        },
     }
 }
 
@@ -63,23 +68,42 @@ fn known_issue_types(site: &Site) -> Vec<IssueType> {
 
 fn find_issue_type(site: &Site, v: &Value) -> Option<IssueType> {
     let want_id = v.get("id").and_then(Value::as_str).map(str::to_string);
-    let want_name = v.get("name").and_then(Value::as_str).or_else(|| v.as_str()).map(str::to_string);
+    let want_name = v
+        .get("name")
+        .and_then(Value::as_str)
+        .or_else(|| v.as_str())
+        .map(str::to_string);
     known_issue_types(site).into_iter().find(|t| {
         want_id.as_deref() == Some(t.id.as_str())
-            || want_name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(&t.name))
+            || want_name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(&t.name))
     })
 }
 
 fn user_ref(v: &Value) -> Option<String> {
-    v.get("accountId").and_then(Value::as_str).or_else(|| v.as_str()).map(str::to_string)
+    v.get("accountId")
+        .and_then(Value::as_str)
+        .or_else(|| v.as_str())
+        .map(str::to_string)
 }
 
 fn display_name(users: &[User], account_id: &str) -> String {
-    users.iter().find(|u| u.account_id == account_id).map(|u| u.name.clone()).unwrap_or_default()
+    users
+        .iter()
+        .find(|u| u.account_id == account_id)
+        .map(|u| u.name.clone())
+        .unwrap_or_default()
 }
 
 fn num_string(v: Option<f64>) -> Option<String> {
-    v.map(|n| if n.fract() == 0.0 { format!("{}", n as i64) } else { n.to_string() })
+    v.map(|n| {
+        if n.fract() == 0.0 {
+            format!("{}", n as i64)
+        } else {
+            n.to_string()
+        }
+    })
 }
 
 /// Apply `fields` (and `update` operations) to `issue`, collecting Jira's
@@ -99,14 +123,20 @@ pub fn apply_fields(
     let mut merged = fields.clone();
     for (field, ops) in update {
         let Some(ops) = ops.as_array() else {
-            errors.insert(field.clone(), "Operation value must be an array of operations".into());
+            errors.insert(
+                field.clone(),
+                "Operation value must be an array of operations".into(),
+            );
             continue;
         };
         for op in ops {
             let Some(o) = op.as_object() else { continue };
             if field == "labels" {
                 let mut labels: Vec<String> = match merged.get("labels").and_then(Value::as_array) {
-                    Some(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+                    Some(a) => a
+                        .iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect(),
                     None => new.labels.clone(),
                 };
                 if let Some(x) = o.get("add").and_then(Value::as_str) {
@@ -118,7 +148,10 @@ pub fn apply_fields(
                     labels.retain(|l| l != x);
                 }
                 if let Some(Value::Array(a)) = o.get("set") {
-                    labels = a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect();
+                    labels = a
+                        .iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect();
                 }
                 merged.insert("labels".into(), json!(labels));
             } else if let Some(v) = o.get("set") {
@@ -142,7 +175,11 @@ pub fn apply_fields(
             match v {
                 Value::Null => new.description = None,
                 Value::String(s) if mode.v2 || mode.sim => {
-                    new.description = if s.is_empty() { None } else { Some(text_to_adf(s)) }
+                    new.description = if s.is_empty() {
+                        None
+                    } else {
+                        Some(text_to_adf(s))
+                    }
                 }
                 d if is_adf_doc(d) && !mode.v2 => new.description = Some(d.clone()),
                 _ => {
@@ -152,9 +189,15 @@ pub fn apply_fields(
         } else if f == "labels" {
             match v.as_array() {
                 Some(a) if a.iter().all(Value::is_string) => {
-                    let labels: Vec<String> = a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect();
+                    let labels: Vec<String> = a
+                        .iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect();
                     if let Some(bad) = labels.iter().find(|l| l.contains(' ')) {
-                        errors.insert(f.into(), format!("The label '{bad}' contains spaces which is invalid."));
+                        errors.insert(
+                            f.into(),
+                            format!("The label '{bad}' contains spaces which is invalid."),
+                        );
                     } else {
                         new.labels = labels;
                     }
@@ -167,9 +210,9 @@ pub fn apply_fields(
         } else if f == "priority" {
             let name = v.get("name").and_then(Value::as_str).or_else(|| v.as_str());
             let id = v.get("id").and_then(Value::as_str);
-            let found = crate::jira::render::PRIORITIES
-                .iter()
-                .find(|(pid, pname)| Some(*pid) == id || name.is_some_and(|n| n.eq_ignore_ascii_case(pname)));
+            let found = crate::jira::render::PRIORITIES.iter().find(|(pid, pname)| {
+                Some(*pid) == id || name.is_some_and(|n| n.eq_ignore_ascii_case(pname))
+            });
             match found {
                 Some((_, pname)) => new.priority = pname.to_string(),
                 None => {
@@ -224,7 +267,10 @@ pub fn apply_fields(
                     }
                 },
             }
-        } else if f.starts_with("customfield_") && f != site.rank_field.id && f[12..].parse::<u64>().is_ok() {
+        } else if f.starts_with("customfield_")
+            && f != site.rank_field.id
+            && f[12..].parse::<u64>().is_ok()
+        {
             if v.is_null() {
                 new.custom_fields.remove(f);
             } else {
@@ -235,13 +281,25 @@ pub fn apply_fields(
         }
     }
     if !errors.is_empty() {
-        return Err(ApiError::Jira { status: StatusCode::BAD_REQUEST, messages: vec![], errors });
+        return Err(ApiError::Jira {
+            status: StatusCode::BAD_REQUEST,
+            messages: vec![],
+            errors,
+        });
     }
     let changes = diff(site, users, issue, &new);
     Ok((new, changes))
 }
 
-fn item(field: &str, custom: bool, field_id: &str, from: Option<String>, from_s: Option<String>, to: Option<String>, to_s: Option<String>) -> ChangeItem {
+fn item(
+    field: &str,
+    custom: bool,
+    field_id: &str,
+    from: Option<String>,
+    from_s: Option<String>,
+    to: Option<String>,
+    to_s: Option<String>,
+) -> ChangeItem {
     ChangeItem {
         field: field.to_string(),
         fieldtype: if custom { "custom" } else { "jira" }.to_string(),
@@ -257,48 +315,141 @@ fn item(field: &str, custom: bool, field_id: &str, from: Option<String>, from_s:
 pub fn diff(site: &Site, users: &[User], old: &Issue, new: &Issue) -> Vec<ChangeItem> {
     let mut out = Vec::new();
     if old.summary != new.summary {
-        out.push(item("summary", false, "summary", None, Some(old.summary.clone()), None, Some(new.summary.clone())));
+        out.push(item(
+            "summary",
+            false,
+            "summary",
+            None,
+            Some(old.summary.clone()),
+            None,
+            Some(new.summary.clone()),
+        ));
     }
     if old.description != new.description {
         let t = |d: &Option<Value>| d.as_ref().map(adf_text);
-        out.push(item("description", false, "description", None, t(&old.description), None, t(&new.description)));
+        out.push(item(
+            "description",
+            false,
+            "description",
+            None,
+            t(&old.description),
+            None,
+            t(&new.description),
+        ));
     }
     if old.labels != new.labels {
-        out.push(item("labels", false, "labels", None, Some(old.labels.join(" ")), None, Some(new.labels.join(" "))));
+        out.push(item(
+            "labels",
+            false,
+            "labels",
+            None,
+            Some(old.labels.join(" ")),
+            None,
+            Some(new.labels.join(" ")),
+        ));
     }
     if old.priority != new.priority {
         let id = |n: &str| {
-            crate::jira::render::PRIORITIES.iter().find(|(_, p)| *p == n).map(|(i, _)| i.to_string())
+            crate::jira::render::PRIORITIES
+                .iter()
+                .find(|(_, p)| *p == n)
+                .map(|(i, _)| i.to_string())
         };
-        out.push(item("priority", false, "priority", id(&old.priority), Some(old.priority.clone()), id(&new.priority), Some(new.priority.clone())));
+        out.push(item(
+            "priority",
+            false,
+            "priority",
+            id(&old.priority),
+            Some(old.priority.clone()),
+            id(&new.priority),
+            Some(new.priority.clone()),
+        ));
     }
     if old.assignee != new.assignee {
         let name = |a: &Option<String>| a.as_ref().map(|a| display_name(users, a));
-        out.push(item("assignee", false, "assignee", old.assignee.clone(), name(&old.assignee), new.assignee.clone(), name(&new.assignee)));
+        out.push(item(
+            "assignee",
+            false,
+            "assignee",
+            old.assignee.clone(),
+            name(&old.assignee),
+            new.assignee.clone(),
+            name(&new.assignee),
+        ));
     }
     if old.reporter != new.reporter {
-        out.push(item("reporter", false, "reporter", Some(old.reporter.clone()), Some(display_name(users, &old.reporter)), Some(new.reporter.clone()), Some(display_name(users, &new.reporter))));
+        out.push(item(
+            "reporter",
+            false,
+            "reporter",
+            Some(old.reporter.clone()),
+            Some(display_name(users, &old.reporter)),
+            Some(new.reporter.clone()),
+            Some(display_name(users, &new.reporter)),
+        ));
     }
     if old.issue_type != new.issue_type {
-        out.push(item("issuetype", false, "issuetype", Some(old.issue_type.id.clone()), Some(old.issue_type.name.clone()), Some(new.issue_type.id.clone()), Some(new.issue_type.name.clone())));
+        out.push(item(
+            "issuetype",
+            false,
+            "issuetype",
+            Some(old.issue_type.id.clone()),
+            Some(old.issue_type.name.clone()),
+            Some(new.issue_type.id.clone()),
+            Some(new.issue_type.name.clone()),
+        ));
     }
     if old.status != new.status {
-        out.push(item("status", false, "status", Some(old.status.id.clone()), Some(old.status.name.clone()), Some(new.status.id.clone()), Some(new.status.name.clone())));
+        out.push(item(
+            "status",
+            false,
+            "status",
+            Some(old.status.id.clone()),
+            Some(old.status.name.clone()),
+            Some(new.status.id.clone()),
+            Some(new.status.name.clone()),
+        ));
     }
     if old.story_points != new.story_points {
         let f = &site.story_points_field;
-        out.push(item(&f.name, true, &f.id, None, num_string(old.story_points), None, num_string(new.story_points)));
+        out.push(item(
+            &f.name,
+            true,
+            &f.id,
+            None,
+            num_string(old.story_points),
+            None,
+            num_string(new.story_points),
+        ));
     }
     if old.sprint_id != new.sprint_id {
         let name = |s: Option<u64>| s.and_then(|id| site.sprint(id)).map(|s| s.name.clone());
         let f = &site.sprint_field;
-        out.push(item(&f.name, true, &f.id, old.sprint_id.map(|s| s.to_string()), name(old.sprint_id), new.sprint_id.map(|s| s.to_string()), name(new.sprint_id)));
+        out.push(item(
+            &f.name,
+            true,
+            &f.id,
+            old.sprint_id.map(|s| s.to_string()),
+            name(old.sprint_id),
+            new.sprint_id.map(|s| s.to_string()),
+            name(new.sprint_id),
+        ));
     }
-    let keys: std::collections::BTreeSet<&String> = old.custom_fields.keys().chain(new.custom_fields.keys()).collect();
+    let keys: std::collections::BTreeSet<&String> = old
+        .custom_fields
+        .keys()
+        .chain(new.custom_fields.keys())
+        .collect();
     for k in keys {
         let (a, b) = (old.custom_fields.get(k), new.custom_fields.get(k));
         if a != b {
-            let s = |v: Option<&Value>| v.map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+            let s = |v: Option<&Value>| {
+                v.map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                })
+            };
             out.push(item(k, true, k, None, s(a), None, s(b)));
         }
     }
@@ -327,7 +478,13 @@ pub fn create_issue(
             .get("key")
             .and_then(Value::as_str)
             .map(str::to_string)
-            .or_else(|| p.get("id").and_then(|i| i.as_str().map(str::to_string).or_else(|| i.as_u64().map(|n| n.to_string()))))
+            .or_else(|| {
+                p.get("id").and_then(|i| {
+                    i.as_str()
+                        .map(str::to_string)
+                        .or_else(|| i.as_u64().map(|n| n.to_string()))
+                })
+            })
             .or_else(|| p.as_str().map(str::to_string))?;
         site.project_by_key_or_id(&key_or_id).cloned()
     });
@@ -342,18 +499,38 @@ pub fn create_issue(
     if issue_type.is_none() {
         errors.insert("issuetype".into(), "Specify an issue type".into());
     }
-    if fields.get("summary").and_then(Value::as_str).is_none_or(|s| s.trim().is_empty()) {
-        errors.insert("summary".into(), "You must specify a summary of the issue.".into());
+    if fields
+        .get("summary")
+        .and_then(Value::as_str)
+        .is_none_or(|s| s.trim().is_empty())
+    {
+        errors.insert(
+            "summary".into(),
+            "You must specify a summary of the issue.".into(),
+        );
     }
     let (Some(project), Some(issue_type)) = (project, issue_type) else {
-        return Err(ApiError::Jira { status: StatusCode::BAD_REQUEST, messages: vec![], errors });
+        return Err(ApiError::Jira {
+            status: StatusCode::BAD_REQUEST,
+            messages: vec![],
+            errors,
+        });
     };
     if !errors.is_empty() {
-        return Err(ApiError::Jira { status: StatusCode::BAD_REQUEST, messages: vec![], errors });
+        return Err(ApiError::Jira {
+            status: StatusCode::BAD_REQUEST,
+            messages: vec![],
+            errors,
+        });
     }
     let max_id = site.issues.keys().next_back().copied().unwrap_or(0);
     let id = site.next_issue_id.max(max_id + 1);
-    let max_rank = site.issues.values().filter_map(|i| rank_value(&i.rank)).max().unwrap_or(0);
+    let max_rank = site
+        .issues
+        .values()
+        .filter_map(|i| rank_value(&i.rank))
+        .max()
+        .unwrap_or(0);
     let number = project.next_issue_number;
     let draft = Issue {
         id,

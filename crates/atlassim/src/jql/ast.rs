@@ -296,7 +296,11 @@ impl Parser {
                     t.pos
                 )))
             }
-            _ => return Err(self.unexpected("Expecting operator").with_suffix(OPERATORS_HINT)),
+            _ => {
+                return Err(self
+                    .unexpected("Expecting operator")
+                    .with_suffix(OPERATORS_HINT))
+            }
         };
         self.bump();
         Ok(op)

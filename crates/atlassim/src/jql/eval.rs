@@ -67,7 +67,12 @@ enum CExpr {
     And(Box<CExpr>, Box<CExpr>),
     Or(Box<CExpr>, Box<CExpr>),
     Not(Box<CExpr>),
-    Pred { field: Field, op: Op, atoms: Vec<Atom>, text: String },
+    Pred {
+        field: Field,
+        op: Op,
+        atoms: Vec<Atom>,
+        text: String,
+    },
 }
 
 /// A query resolved against a site, ready to test issues and sort them.
@@ -104,24 +109,29 @@ fn resolve_field(name: &str, site: &Site) -> Result<Field, JqlError> {
         "rank" => Field::Rank,
         _ if lower.starts_with("issue.property[") => Field::Property,
         _ => {
-            let custom_id = if let Some(n) = lower.strip_prefix("cf[").and_then(|r| r.strip_suffix(']')) {
-                format!("customfield_{n}")
-            } else if lower == site.story_points_field.name.to_ascii_lowercase() {
-                site.story_points_field.id.clone()
-            } else if lower == site.sprint_field.name.to_ascii_lowercase() {
-                site.sprint_field.id.clone()
-            } else if lower == site.rank_field.name.to_ascii_lowercase() {
-                site.rank_field.id.clone()
-            } else {
-                return Err(no_field(name));
-            };
+            let custom_id =
+                if let Some(n) = lower.strip_prefix("cf[").and_then(|r| r.strip_suffix(']')) {
+                    format!("customfield_{n}")
+                } else if lower == site.story_points_field.name.to_ascii_lowercase() {
+                    site.story_points_field.id.clone()
+                } else if lower == site.sprint_field.name.to_ascii_lowercase() {
+                    site.sprint_field.id.clone()
+                } else if lower == site.rank_field.name.to_ascii_lowercase() {
+                    site.rank_field.id.clone()
+                } else {
+                    return Err(no_field(name));
+                };
             if custom_id == site.story_points_field.id {
                 Field::Number(custom_id)
             } else if custom_id == site.sprint_field.id {
                 Field::Sprint
             } else if custom_id == site.rank_field.id {
                 Field::Rank
-            } else if site.issues.values().any(|i| i.custom_fields.contains_key(&custom_id)) {
+            } else if site
+                .issues
+                .values()
+                .any(|i| i.custom_fields.contains_key(&custom_id))
+            {
                 Field::Custom(custom_id)
             } else {
                 return Err(no_field(name));
@@ -134,10 +144,16 @@ fn resolve_field(name: &str, site: &Site) -> Result<Field, JqlError> {
 fn supported_ops(field: &Field) -> &'static [Op] {
     use Op::*;
     match field {
-        Field::Project | Field::IssueType | Field::Status | Field::StatusCategory | Field::Sprint
-        | Field::Assignee | Field::Reporter | Field::Labels | Field::Custom(_) | Field::Property => {
-            &[Eq, Ne, In, NotIn, Is, IsNot]
-        }
+        Field::Project
+        | Field::IssueType
+        | Field::Status
+        | Field::StatusCategory
+        | Field::Sprint
+        | Field::Assignee
+        | Field::Reporter
+        | Field::Labels
+        | Field::Custom(_)
+        | Field::Property => &[Eq, Ne, In, NotIn, Is, IsNot],
         Field::Key => &[Eq, Ne, In, NotIn, Gt, Ge, Lt, Le],
         Field::Priority | Field::Created | Field::Updated | Field::Number(_) => {
             &[Eq, Ne, In, NotIn, Is, IsNot, Gt, Ge, Lt, Le]
@@ -210,7 +226,11 @@ fn start_of_day(t: Timestamp) -> Timestamp {
     Utc.from_utc_datetime(&t.date_naive().and_time(NaiveTime::MIN))
 }
 
-fn date_function(name: &str, args: &[String], now: Timestamp) -> Option<Result<Timestamp, JqlError>> {
+fn date_function(
+    name: &str,
+    args: &[String],
+    now: Timestamp,
+) -> Option<Result<Timestamp, JqlError>> {
     let offset = match args.first() {
         None => Duration::zero(),
         Some(a) => match parse_period(a) {
@@ -229,7 +249,8 @@ fn date_function(name: &str, args: &[String], now: Timestamp) -> Option<Result<T
         "endofday" => day + Duration::days(1) - Duration::milliseconds(1),
         "startofweek" => day - Duration::days(i64::from(now.weekday().num_days_from_sunday())),
         "endofweek" => {
-            day - Duration::days(i64::from(now.weekday().num_days_from_sunday())) + Duration::days(7)
+            day - Duration::days(i64::from(now.weekday().num_days_from_sunday()))
+                + Duration::days(7)
                 - Duration::milliseconds(1)
         }
         "startofmonth" => {
@@ -250,12 +271,18 @@ fn unknown_function(name: &str) -> JqlError {
 }
 
 fn value_missing(v: &str, field: &str) -> JqlError {
-    JqlError::validation(format!("The value '{v}' does not exist for the field '{field}'."))
+    JqlError::validation(format!(
+        "The value '{v}' does not exist for the field '{field}'."
+    ))
 }
 
 impl Compiled {
     pub fn new(query: &Query, ctx: &EvalCtx<'_>) -> Result<Compiled, JqlError> {
-        let expr = query.clause.as_ref().map(|e| compile_expr(e, ctx)).transpose()?;
+        let expr = query
+            .clause
+            .as_ref()
+            .map(|e| compile_expr(e, ctx))
+            .transpose()?;
         let mut order = Vec::new();
         for OrderItem { field, direction } in &query.order_by {
             let f = resolve_field(field, ctx.site)?;
@@ -295,7 +322,10 @@ impl Compiled {
     }
 
     fn order_fields(&self) -> Vec<(OrderField, Direction)> {
-        self.order.iter().map(|(f, d)| (OrderField(f.clone()), *d)).collect()
+        self.order
+            .iter()
+            .map(|(f, d)| (OrderField(f.clone()), *d))
+            .collect()
     }
 }
 
@@ -317,7 +347,12 @@ pub fn sort_issues(issues: &mut [&Issue], site: &Site, order: &[(OrderField, Dir
 /// Sorts only as far as a page needs: afterwards `issues[..end]` holds the
 /// first `end` issues in order (the rest is unordered). A page deep into a
 /// large result costs O(n), not O(n log n).
-pub fn sort_prefix(issues: &mut Vec<&Issue>, site: &Site, order: &[(OrderField, Direction)], end: usize) {
+pub fn sort_prefix(
+    issues: &mut Vec<&Issue>,
+    site: &Site,
+    order: &[(OrderField, Direction)],
+    end: usize,
+) {
     if end < issues.len() {
         issues.select_nth_unstable_by(end, |a, b| compare(a, b, site, order));
         issues.truncate(end);
@@ -336,7 +371,11 @@ fn compare(a: &Issue, b: &Issue, site: &Site, order: &[(OrderField, Direction)])
             (Some(_), None) => Ordering::Less,
             (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
         };
-        let o = if *dir == Direction::Desc { o.reverse() } else { o };
+        let o = if *dir == Direction::Desc {
+            o.reverse()
+        } else {
+            o
+        };
         if o != Ordering::Equal {
             return o;
         }
@@ -356,7 +395,9 @@ fn sort_key(f: &Field, i: &Issue, site: &Site) -> Option<SortKey> {
     let user_name = |id: &str| site_user_name(site, id);
     Some(match f {
         Field::Project => SortKey::Str(
-            site.project_by_id(i.project_id).map(|p| p.key.clone()).unwrap_or_default(),
+            site.project_by_id(i.project_id)
+                .map(|p| p.key.clone())
+                .unwrap_or_default(),
         ),
         Field::Key => {
             let (p, n) = split_key(&i.key)?;
@@ -399,8 +440,14 @@ fn number_value(id: &str, i: &Issue) -> Option<f64> {
 
 fn compile_expr(e: &Expr, ctx: &EvalCtx<'_>) -> Result<CExpr, JqlError> {
     Ok(match e {
-        Expr::And(a, b) => CExpr::And(Box::new(compile_expr(a, ctx)?), Box::new(compile_expr(b, ctx)?)),
-        Expr::Or(a, b) => CExpr::Or(Box::new(compile_expr(a, ctx)?), Box::new(compile_expr(b, ctx)?)),
+        Expr::And(a, b) => CExpr::And(
+            Box::new(compile_expr(a, ctx)?),
+            Box::new(compile_expr(b, ctx)?),
+        ),
+        Expr::Or(a, b) => CExpr::Or(
+            Box::new(compile_expr(a, ctx)?),
+            Box::new(compile_expr(b, ctx)?),
+        ),
         Expr::Not(a) => CExpr::Not(Box::new(compile_expr(a, ctx)?)),
         Expr::Clause(c) => compile_clause(c, ctx)?,
     })
@@ -427,14 +474,34 @@ fn compile_clause(c: &Clause, ctx: &EvalCtx<'_>) -> Result<CExpr, JqlError> {
         Operand::Value(v) => v.to_lowercase(),
         _ => String::new(),
     };
-    Ok(CExpr::Pred { field, op: c.op, atoms, text })
+    Ok(CExpr::Pred {
+        field,
+        op: c.op,
+        atoms,
+        text,
+    })
 }
 
-fn resolve_atom(field: &Field, name: &str, o: &Operand, ctx: &EvalCtx<'_>) -> Result<Vec<Atom>, JqlError> {
+fn resolve_atom(
+    field: &Field,
+    name: &str,
+    o: &Operand,
+    ctx: &EvalCtx<'_>,
+) -> Result<Vec<Atom>, JqlError> {
     let site = ctx.site;
-    let atom = |set: Vec<String>| Atom { empty: false, set, ord: None };
+    let atom = |set: Vec<String>| Atom {
+        empty: false,
+        set,
+        ord: None,
+    };
     let v = match o {
-        Operand::Empty => return Ok(vec![Atom { empty: true, set: vec![], ord: None }]),
+        Operand::Empty => {
+            return Ok(vec![Atom {
+                empty: true,
+                set: vec![],
+                ord: None,
+            }])
+        }
         Operand::List(items) => {
             let mut out = Vec::new();
             for i in items {
@@ -445,9 +512,11 @@ fn resolve_atom(field: &Field, name: &str, o: &Operand, ctx: &EvalCtx<'_>) -> Re
         Operand::Function(f, args) => {
             let lf = f.to_ascii_lowercase();
             return match (field, lf.as_str()) {
-                (Field::Assignee | Field::Reporter, "currentuser") => {
-                    Ok(vec![atom(ctx.current_user.map(|u| vec![u.to_ascii_lowercase()]).unwrap_or_default())])
-                }
+                (Field::Assignee | Field::Reporter, "currentuser") => Ok(vec![atom(
+                    ctx.current_user
+                        .map(|u| vec![u.to_ascii_lowercase()])
+                        .unwrap_or_default(),
+                )]),
                 (Field::Sprint, "opensprints" | "closedsprints" | "futuresprints") => {
                     let ids = site
                         .sprints
@@ -462,12 +531,19 @@ fn resolve_atom(field: &Field, name: &str, o: &Operand, ctx: &EvalCtx<'_>) -> Re
                     Ok(vec![atom(ids)])
                 }
                 (Field::Created | Field::Updated, _) => match date_function(f, args, ctx.now) {
-                    Some(t) => Ok(vec![Atom { empty: false, set: vec![], ord: Some(OrdVal::Time(t?)) }]),
+                    Some(t) => Ok(vec![Atom {
+                        empty: false,
+                        set: vec![],
+                        ord: Some(OrdVal::Time(t?)),
+                    }]),
                     None => Err(unknown_function(f)),
                 },
-                (_, "currentuser" | "opensprints" | "closedsprints" | "futuresprints" | "now"
-                | "startofday" | "endofday" | "startofweek" | "endofweek" | "startofmonth"
-                | "startofyear") => Err(JqlError::validation(format!(
+                (
+                    _,
+                    "currentuser" | "opensprints" | "closedsprints" | "futuresprints" | "now"
+                    | "startofday" | "endofday" | "startofweek" | "endofweek" | "startofmonth"
+                    | "startofyear",
+                ) => Err(JqlError::validation(format!(
                     "Function '{f}' is not supported by the field '{name}'."
                 ))),
                 _ => Err(unknown_function(f)),
@@ -482,7 +558,11 @@ fn resolve_atom(field: &Field, name: &str, o: &Operand, ctx: &EvalCtx<'_>) -> Re
             let ids: Vec<String> = site
                 .projects
                 .iter()
-                .filter(|p| p.key.eq_ignore_ascii_case(v) || p.id.to_string() == *v || p.name.eq_ignore_ascii_case(v))
+                .filter(|p| {
+                    p.key.eq_ignore_ascii_case(v)
+                        || p.id.to_string() == *v
+                        || p.name.eq_ignore_ascii_case(v)
+                })
                 .map(|p| p.id.to_string())
                 .collect();
             if ids.is_empty() && strict {
@@ -494,7 +574,8 @@ fn resolve_atom(field: &Field, name: &str, o: &Operand, ctx: &EvalCtx<'_>) -> Re
             let found = site.issue(v).is_some();
             if !found && strict {
                 let looks_like_id = v.parse::<u64>().is_ok();
-                let known_project = split_key(v).is_some_and(|(p, _)| site.project_by_key_or_id(&p).is_some());
+                let known_project =
+                    split_key(v).is_some_and(|(p, _)| site.project_by_key_or_id(&p).is_some());
                 if looks_like_id || known_project {
                     return Err(JqlError::validation(format!(
                         "An issue with key '{}' does not exist for field '{name}'.",
@@ -505,7 +586,10 @@ fn resolve_atom(field: &Field, name: &str, o: &Operand, ctx: &EvalCtx<'_>) -> Re
                     "The issue key '{v}' for field '{name}' is invalid."
                 )));
             }
-            let key = site.issue(v).map(|i| i.key.clone()).unwrap_or_else(|| v.to_uppercase());
+            let key = site
+                .issue(v)
+                .map(|i| i.key.clone())
+                .unwrap_or_else(|| v.to_uppercase());
             Atom {
                 empty: false,
                 set: vec![key.to_lowercase()],
@@ -513,7 +597,10 @@ fn resolve_atom(field: &Field, name: &str, o: &Operand, ctx: &EvalCtx<'_>) -> Re
             }
         }
         Field::IssueType | Field::Status | Field::StatusCategory | Field::Priority => {
-            let known = site.issues.values().any(|i| issue_strings(field, i).contains(&lower))
+            let known = site
+                .issues
+                .values()
+                .any(|i| issue_strings(field, i).contains(&lower))
                 || builtin_values(field).contains(&lower.as_str());
             if !known && strict {
                 return Err(value_missing(v, name));
@@ -540,7 +627,11 @@ fn resolve_atom(field: &Field, name: &str, o: &Operand, ctx: &EvalCtx<'_>) -> Re
             let ids: Vec<String> = ctx
                 .users
                 .iter()
-                .filter(|u| u.account_id == *v || u.email.eq_ignore_ascii_case(v) || u.name.eq_ignore_ascii_case(v))
+                .filter(|u| {
+                    u.account_id == *v
+                        || u.email.eq_ignore_ascii_case(v)
+                        || u.name.eq_ignore_ascii_case(v)
+                })
                 .map(|u| u.account_id.to_ascii_lowercase())
                 .collect();
             if ids.is_empty() && strict {
@@ -549,12 +640,20 @@ fn resolve_atom(field: &Field, name: &str, o: &Operand, ctx: &EvalCtx<'_>) -> Re
                 )));
             }
             // Lenient (webhook filters): an unknown value is taken as an account id.
-            atom(if ids.is_empty() { vec![lower.clone()] } else { ids })
+            atom(if ids.is_empty() {
+                vec![lower.clone()]
+            } else {
+                ids
+            })
         }
         Field::Labels | Field::Custom(_) | Field::Property => atom(vec![lower]),
         Field::Summary | Field::Description | Field::Text | Field::Rank => atom(vec![lower]),
         Field::Created | Field::Updated => match parse_date(v, ctx.now) {
-            Some(t) => Atom { empty: false, set: vec![], ord: Some(OrdVal::Time(t)) },
+            Some(t) => Atom {
+                empty: false,
+                set: vec![],
+                ord: Some(OrdVal::Time(t)),
+            },
             None => {
                 return Err(JqlError::validation(format!(
                     "Date value '{v}' for field '{name}' is invalid. {DATE_HELP}"
@@ -562,7 +661,11 @@ fn resolve_atom(field: &Field, name: &str, o: &Operand, ctx: &EvalCtx<'_>) -> Re
             }
         },
         Field::Number(_) => match v.parse::<f64>() {
-            Ok(n) => Atom { empty: false, set: vec![], ord: Some(OrdVal::Num(n)) },
+            Ok(n) => Atom {
+                empty: false,
+                set: vec![],
+                ord: Some(OrdVal::Num(n)),
+            },
             Err(_) => {
                 return Err(JqlError::validation(format!(
                     "The value '{v}' for field '{name}' is invalid. It must be a number."
@@ -577,7 +680,17 @@ fn builtin_values(field: &Field) -> &'static [&'static str] {
     match field {
         Field::IssueType => &["story", "bug", "task", "epic", "subtask", "sub-task"],
         Field::Status => &["to do", "in progress", "done", "backlog", "in review"],
-        Field::StatusCategory => &["new", "indeterminate", "done", "to do", "in progress", "2", "4", "3", "undefined"],
+        Field::StatusCategory => &[
+            "new",
+            "indeterminate",
+            "done",
+            "to do",
+            "in progress",
+            "2",
+            "4",
+            "3",
+            "undefined",
+        ],
         Field::Priority => &["highest", "high", "medium", "low", "lowest"],
         _ => &[],
     }
@@ -597,7 +710,10 @@ fn issue_strings(field: &Field, i: &Issue) -> Vec<String> {
     match field {
         Field::Project => vec![i.project_id.to_string()],
         Field::Key => vec![i.key.to_lowercase(), i.id.to_string()],
-        Field::IssueType => vec![i.issue_type.name.to_lowercase(), i.issue_type.id.to_lowercase()],
+        Field::IssueType => vec![
+            i.issue_type.name.to_lowercase(),
+            i.issue_type.id.to_lowercase(),
+        ],
         Field::Status => vec![i.status.name.to_lowercase(), i.status.id.to_lowercase()],
         Field::StatusCategory => {
             let (n, id) = category_name(&i.status.category_key);
@@ -613,7 +729,11 @@ fn issue_strings(field: &Field, i: &Issue) -> Vec<String> {
             Some(serde_json::Value::String(s)) => vec![s.to_lowercase()],
             Some(serde_json::Value::Array(a)) => a
                 .iter()
-                .map(|v| v.as_str().map(str::to_lowercase).unwrap_or_else(|| v.to_string()))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_lowercase)
+                        .unwrap_or_else(|| v.to_string())
+                })
                 .collect(),
             Some(serde_json::Value::Object(o)) => o
                 .get("value")
@@ -637,7 +757,9 @@ fn issue_strings(field: &Field, i: &Issue) -> Vec<String> {
             }
             vec![t]
         }
-        Field::Created | Field::Updated | Field::Number(_) | Field::Rank | Field::Property => vec![],
+        Field::Created | Field::Updated | Field::Number(_) | Field::Rank | Field::Property => {
+            vec![]
+        }
     }
 }
 
@@ -686,7 +808,13 @@ fn text_contains(hay: &str, needle: &str) -> bool {
         .all(|w| hay.contains(w))
 }
 
-fn atom_matches(field: &Field, a: &Atom, i: &Issue, strings: &[String], ord: &Option<OrdVal>) -> bool {
+fn atom_matches(
+    field: &Field,
+    a: &Atom,
+    i: &Issue,
+    strings: &[String],
+    ord: &Option<OrdVal>,
+) -> bool {
     if a.empty {
         return strings.is_empty() && ord.is_none();
     }
@@ -704,7 +832,12 @@ fn eval(e: &CExpr, i: &Issue) -> bool {
         CExpr::And(a, b) => eval(a, i) && eval(b, i),
         CExpr::Or(a, b) => eval(a, i) || eval(b, i),
         CExpr::Not(a) => !eval(a, i),
-        CExpr::Pred { field, op, atoms, text } => {
+        CExpr::Pred {
+            field,
+            op,
+            atoms,
+            text,
+        } => {
             let strings = issue_strings(field, i);
             let ord = issue_ord(field, i);
             let is_empty = match field {
@@ -712,7 +845,11 @@ fn eval(e: &CExpr, i: &Issue) -> bool {
                 Field::Priority => i.priority.is_empty(),
                 _ => strings.is_empty(),
             };
-            let any = || atoms.iter().any(|a| atom_matches(field, a, i, &strings, &ord));
+            let any = || {
+                atoms
+                    .iter()
+                    .any(|a| atom_matches(field, a, i, &strings, &ord))
+            };
             match op {
                 Op::Eq | Op::In => any(),
                 Op::Ne | Op::NotIn => !is_empty && !any(),
@@ -721,7 +858,9 @@ fn eval(e: &CExpr, i: &Issue) -> bool {
                 Op::Like => strings.iter().any(|s| text_contains(s, text)),
                 Op::NotLike => !strings.iter().any(|s| text_contains(s, text)),
                 Op::Gt | Op::Ge | Op::Lt | Op::Le => {
-                    let (Some(have), Some(want)) = (ord.as_ref(), atoms.first().and_then(|a| a.ord.as_ref())) else {
+                    let (Some(have), Some(want)) =
+                        (ord.as_ref(), atoms.first().and_then(|a| a.ord.as_ref()))
+                    else {
                         return false;
                     };
                     // Keys only compare within one project.
@@ -730,7 +869,9 @@ fn eval(e: &CExpr, i: &Issue) -> bool {
                             return false;
                         }
                     }
-                    let Some(o) = have.partial_cmp(want) else { return false };
+                    let Some(o) = have.partial_cmp(want) else {
+                        return false;
+                    };
                     match op {
                         Op::Gt => o == Ordering::Greater,
                         Op::Ge => o != Ordering::Less,
@@ -742,4 +883,3 @@ fn eval(e: &CExpr, i: &Issue) -> bool {
         }
     }
 }
-

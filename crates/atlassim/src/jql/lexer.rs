@@ -55,7 +55,10 @@ fn is_word_char(c: char) -> bool {
 
 /// Characters Jira reserves: they must be quoted.
 fn is_reserved(c: char) -> bool {
-    matches!(c, '%' | '^' | '$' | '#' | '?' | ';' | '*' | '{' | '}' | '`' | '\\' | '\'' )
+    matches!(
+        c,
+        '%' | '^' | '$' | '#' | '?' | ';' | '*' | '{' | '}' | '`' | '\\' | '\''
+    )
 }
 
 pub fn tokenize(input: &str) -> Result<Vec<Token>, JqlError> {
@@ -89,7 +92,10 @@ pub fn tokenize(input: &str) -> Result<Vec<Token>, JqlError> {
             '|' => (Tok::Or, 1),
             '"' | '\'' => {
                 let (s, end) = quoted(&chars, i)?;
-                out.push(Token { tok: Tok::Str(s), pos });
+                out.push(Token {
+                    tok: Tok::Str(s),
+                    pos,
+                });
                 i = end;
                 continue;
             }
@@ -99,7 +105,10 @@ pub fn tokenize(input: &str) -> Result<Vec<Token>, JqlError> {
                     i += 1;
                 }
                 let w: String = chars[start..i].iter().collect();
-                out.push(Token { tok: Tok::Word(w), pos });
+                out.push(Token {
+                    tok: Tok::Word(w),
+                    pos,
+                });
                 continue;
             }
             c if is_reserved(c) || !c.is_control() => {
@@ -118,7 +127,10 @@ pub fn tokenize(input: &str) -> Result<Vec<Token>, JqlError> {
         out.push(Token { tok, pos });
         i += len;
     }
-    out.push(Token { tok: Tok::Eof, pos: chars.len() + 1 });
+    out.push(Token {
+        tok: Tok::Eof,
+        pos: chars.len() + 1,
+    });
     Ok(out)
 }
 

@@ -19,11 +19,15 @@ pub struct JqlError {
 
 impl JqlError {
     pub fn parse(msg: impl Into<String>) -> Self {
-        JqlError { messages: vec![format!("Error in the JQL Query: {}", msg.into())] }
+        JqlError {
+            messages: vec![format!("Error in the JQL Query: {}", msg.into())],
+        }
     }
 
     pub fn validation(msg: impl Into<String>) -> Self {
-        JqlError { messages: vec![msg.into()] }
+        JqlError {
+            messages: vec![msg.into()],
+        }
     }
 
     pub(crate) fn with_suffix(mut self, suffix: &str) -> Self {

@@ -12,7 +12,9 @@ fn err(jql: &str) -> String {
 #[test]
 fn and_binds_tighter_than_or() {
     let q = parse("project = A OR status = Done AND type = Bug").unwrap();
-    let Some(Expr::Or(_, right)) = q.clause else { panic!("expected OR at the top") };
+    let Some(Expr::Or(_, right)) = q.clause else {
+        panic!("expected OR at the top")
+    };
     assert!(matches!(*right, Expr::And(..)));
 }
 
@@ -66,8 +68,11 @@ fn parse_errors_use_jiras_wording() {
 
 fn ident() -> impl Strategy<Value = String> {
     "[a-zA-Z][a-zA-Z0-9_]{0,8}".prop_filter("not a keyword", |s| {
-        !["and", "or", "not", "in", "is", "empty", "null", "order", "by", "asc", "desc", "was", "changed", "after", "before", "during", "on", "from", "to"]
-            .contains(&s.to_ascii_lowercase().as_str())
+        ![
+            "and", "or", "not", "in", "is", "empty", "null", "order", "by", "asc", "desc", "was",
+            "changed", "after", "before", "during", "on", "from", "to",
+        ]
+        .contains(&s.to_ascii_lowercase().as_str())
     })
 }
 
@@ -79,23 +84,40 @@ fn value() -> impl Strategy<Value = Operand> {
     prop_oneof![
         "\\PC{0,12}".prop_map(Operand::Value),
         Just(Operand::Empty),
-        (ident(), proptest::collection::vec("[ -~]{0,6}", 0..3)).prop_map(|(f, a)| Operand::Function(f, a)),
+        (ident(), proptest::collection::vec("[ -~]{0,6}", 0..3))
+            .prop_map(|(f, a)| Operand::Function(f, a)),
     ]
 }
 
 fn clause() -> impl Strategy<Value = Expr> {
     let ops = prop_oneof![
-        Just(Op::Eq), Just(Op::Ne), Just(Op::Gt), Just(Op::Ge), Just(Op::Lt), Just(Op::Le),
-        Just(Op::Like), Just(Op::NotLike), Just(Op::In), Just(Op::NotIn), Just(Op::Is), Just(Op::IsNot)
+        Just(Op::Eq),
+        Just(Op::Ne),
+        Just(Op::Gt),
+        Just(Op::Ge),
+        Just(Op::Lt),
+        Just(Op::Le),
+        Just(Op::Like),
+        Just(Op::NotLike),
+        Just(Op::In),
+        Just(Op::NotIn),
+        Just(Op::Is),
+        Just(Op::IsNot)
     ];
-    (field(), ops, value(), proptest::collection::vec(value(), 1..4)).prop_map(|(field, op, v, list)| {
-        let operand = match op {
-            Op::Is | Op::IsNot => Operand::Empty,
-            Op::In | Op::NotIn => Operand::List(list),
-            _ => v,
-        };
-        Expr::Clause(Clause { field, op, operand })
-    })
+    (
+        field(),
+        ops,
+        value(),
+        proptest::collection::vec(value(), 1..4),
+    )
+        .prop_map(|(field, op, v, list)| {
+            let operand = match op {
+                Op::Is | Op::IsNot => Operand::Empty,
+                Op::In | Op::NotIn => Operand::List(list),
+                _ => v,
+            };
+            Expr::Clause(Clause { field, op, operand })
+        })
 }
 
 fn expr() -> impl Strategy<Value = Expr> {
@@ -109,10 +131,17 @@ fn expr() -> impl Strategy<Value = Expr> {
 }
 
 fn query() -> impl Strategy<Value = Query> {
-    let dir = prop_oneof![Just(None), Just(Some(Direction::Asc)), Just(Some(Direction::Desc))];
+    let dir = prop_oneof![
+        Just(None),
+        Just(Some(Direction::Asc)),
+        Just(Some(Direction::Desc))
+    ];
     (
         proptest::option::of(expr()),
-        proptest::collection::vec((field(), dir).prop_map(|(field, direction)| OrderItem { field, direction }), 0..3),
+        proptest::collection::vec(
+            (field(), dir).prop_map(|(field, direction)| OrderItem { field, direction }),
+            0..3,
+        ),
     )
         .prop_map(|(clause, order_by)| Query { clause, order_by })
 }
@@ -163,25 +192,64 @@ fn symbolic_operators_and_case_insensitive_keywords() {
 fn seeded_world() -> &'static crate::model::World {
     static WORLD: std::sync::OnceLock<crate::model::World> = std::sync::OnceLock::new();
     WORLD.get_or_init(|| {
-        let config = crate::SimConfig { issues: 20, ..crate::SimConfig::default() };
+        let config = crate::SimConfig {
+            issues: 20,
+            ..crate::SimConfig::default()
+        };
         crate::seed::seed_world(&config, chrono::Utc::now())
     })
 }
 
 fn jql_text() -> impl Strategy<Value = String> {
     let field = prop_oneof![
-        Just("project"), Just("key"), Just("status"), Just("statusCategory"), Just("sprint"), Just("assignee"),
-        Just("labels"), Just("summary"), Just("updated"), Just("created"), Just("priority"), Just("issuetype"),
-        Just("\"Story Points\""), Just("cf[10016]"), Just("rank"), Just("text"), Just("description"), Just("nope")
+        Just("project"),
+        Just("key"),
+        Just("status"),
+        Just("statusCategory"),
+        Just("sprint"),
+        Just("assignee"),
+        Just("labels"),
+        Just("summary"),
+        Just("updated"),
+        Just("created"),
+        Just("priority"),
+        Just("issuetype"),
+        Just("\"Story Points\""),
+        Just("cf[10016]"),
+        Just("rank"),
+        Just("text"),
+        Just("description"),
+        Just("nope")
     ];
-    let op = prop_oneof![Just("="), Just("!="), Just(">"), Just("<="), Just("~"), Just("in"), Just("not in"), Just("is"), Just("is not")];
+    let op = prop_oneof![
+        Just("="),
+        Just("!="),
+        Just(">"),
+        Just("<="),
+        Just("~"),
+        Just("in"),
+        Just("not in"),
+        Just("is"),
+        Just("is not")
+    ];
     let value = prop_oneof![
-        Just("EMPTY".to_string()), Just("openSprints()".to_string()), Just("currentUser()".to_string()),
-        Just("-1d".to_string()), Just("\"2026-01-01 10:00\"".to_string()), Just("Done".to_string()),
-        Just("(\"To Do\", Done)".to_string()), Just("now()".to_string()), "[A-Z]{2,4}-[0-9]{1,3}", "[a-z0-9 ]{0,8}".prop_map(|s| format!("\"{s}\"")),
+        Just("EMPTY".to_string()),
+        Just("openSprints()".to_string()),
+        Just("currentUser()".to_string()),
+        Just("-1d".to_string()),
+        Just("\"2026-01-01 10:00\"".to_string()),
+        Just("Done".to_string()),
+        Just("(\"To Do\", Done)".to_string()),
+        Just("now()".to_string()),
+        "[A-Z]{2,4}-[0-9]{1,3}",
+        "[a-z0-9 ]{0,8}".prop_map(|s| format!("\"{s}\"")),
     ];
     let clause = (field, op, value).prop_map(|(f, o, v)| format!("{f} {o} {v}"));
-    (proptest::collection::vec(clause, 1..4), prop_oneof![Just(" AND "), Just(" OR ")], proptest::option::of(Just(" ORDER BY rank, updated DESC")))
+    (
+        proptest::collection::vec(clause, 1..4),
+        prop_oneof![Just(" AND "), Just(" OR ")],
+        proptest::option::of(Just(" ORDER BY rank, updated DESC")),
+    )
         .prop_map(|(clauses, join, order)| clauses.join(join) + order.unwrap_or(""))
 }
 
@@ -208,7 +276,13 @@ fn sort_prefix_agrees_with_a_full_sort() {
     let world = seeded_world();
     let site = &world.sites[0];
     let q = parse("project is not EMPTY ORDER BY status, updated DESC").unwrap();
-    let ctx = EvalCtx { site, users: &world.users, now: chrono::Utc::now(), current_user: None, strict: false };
+    let ctx = EvalCtx {
+        site,
+        users: &world.users,
+        now: chrono::Utc::now(),
+        current_user: None,
+        strict: false,
+    };
     let c = Compiled::new(&q, &ctx).unwrap();
     let mut all: Vec<&crate::model::Issue> = site.issues.values().collect();
     c.sort(&mut all, site);

@@ -27,8 +27,10 @@ fn walk(e: &Expr, errors: &mut Vec<String>) {
         Expr::Not(_) => errors.push("The operator NOT is unsupported".to_string()),
         Expr::Clause(c) => {
             let f = c.field.to_ascii_lowercase();
-            let field_ok = matches!(f.as_str(), "issuekey" | "project" | "issuetype" | "status" | "assignee" | "reporter")
-                || f.starts_with("issue.property[")
+            let field_ok = matches!(
+                f.as_str(),
+                "issuekey" | "project" | "issuetype" | "status" | "assignee" | "reporter"
+            ) || f.starts_with("issue.property[")
                 || (f.starts_with("cf[") && f.ends_with(']'));
             if !field_ok {
                 errors.push(format!("The clause {} is unsupported", c.field));

@@ -61,7 +61,12 @@ struct Claims<'a> {
 
 fn sign(d: &Delivery) -> Option<String> {
     let iat = chrono::Utc::now().timestamp();
-    let claims = Claims { iss: &d.client_id, sub: &d.registered_by, iat, exp: iat + JWT_LIFETIME_SECS };
+    let claims = Claims {
+        iss: &d.client_id,
+        sub: &d.registered_by,
+        iat,
+        exp: iat + JWT_LIFETIME_SECS,
+    };
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &claims,

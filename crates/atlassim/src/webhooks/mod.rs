@@ -43,7 +43,6 @@ impl IssueEventKind {
             IssueEventKind::Deleted => "jira:issue_deleted",
         }
     }
-
 }
 
 /// Jira's `issue_event_type_name`: a status change is `issue_generic` (a
@@ -53,8 +52,12 @@ fn type_name(kind: IssueEventKind, changelog: &[ChangeItem]) -> &'static str {
     match kind {
         IssueEventKind::Created => "issue_created",
         IssueEventKind::Deleted => "issue_deleted",
-        IssueEventKind::Updated if changelog.iter().any(|c| c.field_id == "status") => "issue_generic",
-        IssueEventKind::Updated if !changelog.is_empty() && changelog.iter().all(|c| c.field_id == "assignee") => {
+        IssueEventKind::Updated if changelog.iter().any(|c| c.field_id == "status") => {
+            "issue_generic"
+        }
+        IssueEventKind::Updated
+            if !changelog.is_empty() && changelog.iter().all(|c| c.field_id == "assignee") =>
+        {
             "issue_assigned"
         }
         IssueEventKind::Updated => "issue_updated",
@@ -81,12 +84,19 @@ pub fn fire(state: &AppState, runtime: &Runtime, event: IssueEvent) {
     let mut deliveries: Vec<Delivery> = Vec::new();
     {
         let world = state.world();
-        let Some(site) = world.site(&event.cloud_id) else { return };
-        let changed: Vec<&str> = event.changelog.iter().map(|c| c.field_id.as_str()).collect();
+        let Some(site) = world.site(&event.cloud_id) else {
+            return;
+        };
+        let changed: Vec<&str> = event
+            .changelog
+            .iter()
+            .map(|c| c.field_id.as_str())
+            .collect();
         // (client_id, url, registering account) → matched ids
         let mut groups: Vec<(String, String, String, Vec<u64>)> = Vec::new();
         for reg in &site.webhooks {
-            if reg.expires_at <= now || !reg.events.iter().any(|e| e == event.kind.webhook_event()) {
+            if reg.expires_at <= now || !reg.events.iter().any(|e| e == event.kind.webhook_event())
+            {
                 continue;
             }
             if event.kind == IssueEventKind::Updated {
@@ -98,7 +108,13 @@ pub fn fire(state: &AppState, runtime: &Runtime, event: IssueEvent) {
             }
             let matches = match jql::parse(&reg.jql_filter) {
                 Ok(q) => {
-                    let ctx = EvalCtx { site, users: &world.users, now, current_user: Some(&reg.account_id), strict: false };
+                    let ctx = EvalCtx {
+                        site,
+                        users: &world.users,
+                        now,
+                        current_user: Some(&reg.account_id),
+                        strict: false,
+                    };
                     Compiled::new(&q, &ctx).is_ok_and(|c| c.matches(&event.issue, site))
                 }
                 Err(_) => false,
@@ -106,9 +122,17 @@ pub fn fire(state: &AppState, runtime: &Runtime, event: IssueEvent) {
             if !matches {
                 continue;
             }
-            match groups.iter_mut().find(|g| g.0 == reg.client_id && g.1 == reg.url) {
+            match groups
+                .iter_mut()
+                .find(|g| g.0 == reg.client_id && g.1 == reg.url)
+            {
                 Some(g) => g.3.push(reg.id),
-                None => groups.push((reg.client_id.clone(), reg.url.clone(), reg.account_id.clone(), vec![reg.id])),
+                None => groups.push((
+                    reg.client_id.clone(),
+                    reg.url.clone(),
+                    reg.account_id.clone(),
+                    vec![reg.id],
+                )),
             }
         }
         if groups.is_empty() {
@@ -120,7 +144,9 @@ pub fn fire(state: &AppState, runtime: &Runtime, event: IssueEvent) {
         let issue_json = issue_bean(&rest, &world.users, site, &event.issue, &sel, true);
         let user = user_details(&rest, &world.users, &event.user);
         for (client_id, url, account_id, ids) in groups {
-            let Some(client) = world.client(&client_id) else { continue };
+            let Some(client) = world.client(&client_id) else {
+                continue;
+            };
             let mut body = json!({
                 "timestamp": now.timestamp_millis(),
                 "webhookEvent": event.kind.webhook_event(),

@@ -56,29 +56,49 @@ pub struct ContainerForWebhookIds {
 }
 
 fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("Invalid request payload: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("Invalid request payload: {e}")))
 }
 
 pub async fn register_webhooks(ctx: Ctx, body: axum::body::Bytes) -> ApiResult<Json<Value>> {
     let req: WebhookRegistrationDetails = json_body(&body)?;
     let url = req.url.filter(|u| !u.trim().is_empty()).ok_or_else(|| {
-        ApiError::jira_field(StatusCode::BAD_REQUEST, "url", "The webhook URL must not be empty.")
+        ApiError::jira_field(
+            StatusCode::BAD_REQUEST,
+            "url",
+            "The webhook URL must not be empty.",
+        )
     })?;
     if url::Url::parse(&url).is_err() {
-        return Err(ApiError::jira_field(StatusCode::BAD_REQUEST, "url", "The webhook URL is invalid."));
+        return Err(ApiError::jira_field(
+            StatusCode::BAD_REQUEST,
+            "url",
+            "The webhook URL is invalid.",
+        ));
     }
-    let items = req
-        .webhooks
-        .filter(|w| !w.is_empty())
-        .ok_or_else(|| ApiError::jira_field(StatusCode::BAD_REQUEST, "webhooks", "At least one webhook is required."))?;
+    let items = req.webhooks.filter(|w| !w.is_empty()).ok_or_else(|| {
+        ApiError::jira_field(
+            StatusCode::BAD_REQUEST,
+            "webhooks",
+            "At least one webhook is required.",
+        )
+    })?;
     let now = ctx.state.clock.now();
     let mut world = ctx.state.world();
     let users = world.users.clone();
-    let site = world.site_mut(&ctx.cloud_id).ok_or(ApiError::SiteNotFound)?;
+    let site = world
+        .site_mut(&ctx.cloud_id)
+        .ok_or(ApiError::SiteNotFound)?;
     site.webhooks.retain(|w| w.expires_at > now);
     let client = ctx.access.client_id.clone();
-    if site.webhooks.iter().any(|w| w.client_id == client && w.url != url) {
-        return Err(ApiError::bad_request("Only a single URL per app is allowed to be registered."));
+    if site
+        .webhooks
+        .iter()
+        .any(|w| w.client_id == client && w.url != url)
+    {
+        return Err(ApiError::bad_request(
+            "Only a single URL per app is allowed to be registered.",
+        ));
     }
     let mut results = Vec::new();
     let mut created = 0u64;
@@ -101,7 +121,13 @@ pub async fn register_webhooks(ctx: Ctx, body: axum::body::Bytes) -> ApiResult<J
                 Ok(q) => {
                     let subset = subset_errors(&q);
                     if subset.is_empty() {
-                        let eval = EvalCtx { site, users: &users, now, current_user: Some(&ctx.access.account_id), strict: true };
+                        let eval = EvalCtx {
+                            site,
+                            users: &users,
+                            now,
+                            current_user: Some(&ctx.access.account_id),
+                            strict: true,
+                        };
                         if let Err(e) = Compiled::new(&q, &eval) {
                             errors.extend(e.messages);
                         }
@@ -149,9 +175,15 @@ pub async fn list_webhooks(ctx: Ctx, RawQuery(raw): RawQuery) -> ApiResult<Json<
     let max_results = query_int(&q, "maxResults")?.unwrap_or(100).clamp(1, 100) as usize;
     let now = ctx.state.clock.now();
     let mut world = ctx.state.world();
-    let site = world.site_mut(&ctx.cloud_id).ok_or(ApiError::SiteNotFound)?;
+    let site = world
+        .site_mut(&ctx.cloud_id)
+        .ok_or(ApiError::SiteNotFound)?;
     site.webhooks.retain(|w| w.expires_at > now);
-    let mine: Vec<&WebhookRegistration> = site.webhooks.iter().filter(|w| w.client_id == ctx.access.client_id).collect();
+    let mine: Vec<&WebhookRegistration> = site
+        .webhooks
+        .iter()
+        .filter(|w| w.client_id == ctx.access.client_id)
+        .collect();
     let total = mine.len();
     let values: Vec<Value> = mine
         .iter()
@@ -186,16 +218,24 @@ pub async fn list_webhooks(ctx: Ctx, RawQuery(raw): RawQuery) -> ApiResult<Json<
 
 fn ids_of(body: &[u8]) -> ApiResult<Vec<u64>> {
     let req: ContainerForWebhookIds = json_body(body)?;
-    req.webhook_ids
-        .ok_or_else(|| ApiError::jira_field(StatusCode::BAD_REQUEST, "webhookIds", "The list of webhook IDs must not be empty."))
+    req.webhook_ids.ok_or_else(|| {
+        ApiError::jira_field(
+            StatusCode::BAD_REQUEST,
+            "webhookIds",
+            "The list of webhook IDs must not be empty.",
+        )
+    })
 }
 
 pub async fn delete_webhooks(ctx: Ctx, body: axum::body::Bytes) -> ApiResult<StatusCode> {
     let ids = ids_of(&body)?;
     let mut world = ctx.state.world();
-    let site = world.site_mut(&ctx.cloud_id).ok_or(ApiError::SiteNotFound)?;
+    let site = world
+        .site_mut(&ctx.cloud_id)
+        .ok_or(ApiError::SiteNotFound)?;
     // Ids of other apps are ignored (atlassian-facts §5).
-    site.webhooks.retain(|w| !(w.client_id == ctx.access.client_id && ids.contains(&w.id)));
+    site.webhooks
+        .retain(|w| !(w.client_id == ctx.access.client_id && ids.contains(&w.id)));
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -204,7 +244,9 @@ pub async fn refresh_webhooks(ctx: Ctx, body: axum::body::Bytes) -> ApiResult<Js
     let now = ctx.state.clock.now();
     let expires = now + Duration::days(EXPIRY_DAYS);
     let mut world = ctx.state.world();
-    let site = world.site_mut(&ctx.cloud_id).ok_or(ApiError::SiteNotFound)?;
+    let site = world
+        .site_mut(&ctx.cloud_id)
+        .ok_or(ApiError::SiteNotFound)?;
     for w in site.webhooks.iter_mut() {
         if w.client_id == ctx.access.client_id && ids.contains(&w.id) && w.expires_at > now {
             w.expires_at = expires;

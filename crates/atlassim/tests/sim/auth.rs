@@ -257,15 +257,9 @@ async fn reuse_after_the_window_revokes_the_family_and_its_access_tokens() {
         200
     );
 
-    assert_eq!(
-        refresh(&sim, &r0).await,
-        (403, invalid_refresh_body())
-    );
+    assert_eq!(refresh(&sim, &r0).await, (403, invalid_refresh_body()));
     // The whole family is gone: the newest refresh token and its access token.
-    assert_eq!(
-        refresh(&sim, &r1).await,
-        (403, invalid_refresh_body())
-    );
+    assert_eq!(refresh(&sim, &r1).await, (403, invalid_refresh_body()));
     let (status, body) = get_json(&sim, "/oauth/token/accessible-resources", &a1).await;
     assert_eq!(status, 401, "{body}");
     assert_eq!(get_status(&sim, "/me", &a1).await, 401);
@@ -282,9 +276,7 @@ async fn other_families_survive_a_revocation() {
     sim.advance_clock(601);
     assert_eq!(refresh(&sim, ra).await.0, 403);
     assert_eq!(
-        refresh(&sim, b["refresh_token"].as_str().unwrap())
-            .await
-            .0,
+        refresh(&sim, b["refresh_token"].as_str().unwrap()).await.0,
         200
     );
 }
@@ -305,10 +297,7 @@ async fn refresh_tokens_expire_after_inactivity_on_the_sim_clock() {
     let t2 = refresh_ok(&sim, &r1).await;
     let r2 = t2["refresh_token"].as_str().unwrap().to_string();
     sim.advance_clock(1001);
-    assert_eq!(
-        refresh(&sim, &r2).await,
-        (403, invalid_refresh_body())
-    );
+    assert_eq!(refresh(&sim, &r2).await, (403, invalid_refresh_body()));
     assert_eq!(
         sim.stats().tokens.family_revocations,
         0,
@@ -328,10 +317,7 @@ async fn the_optional_absolute_expiry_counts_from_first_consent() {
     let t1 = refresh_ok(&sim, &r0).await;
     sim.advance_clock(2001);
     let r1 = t1["refresh_token"].as_str().unwrap();
-    assert_eq!(
-        refresh(&sim, r1).await,
-        (403, invalid_refresh_body())
-    );
+    assert_eq!(refresh(&sim, r1).await, (403, invalid_refresh_body()));
 }
 
 #[tokio::test]
@@ -532,11 +518,21 @@ async fn every_other_authorize_parameter_is_checked() {
     let cases: [(&str, Option<&str>, &str, bool); 10] = [
         ("audience", None, "invalid_request", true),
         ("audience", Some("api.example.com"), "access_denied", true),
-        ("response_type", Some("token"), "unsupported_response_type", true),
+        (
+            "response_type",
+            Some("token"),
+            "unsupported_response_type",
+            true,
+        ),
         ("response_type", None, "unsupported_response_type", true),
         ("scope", None, "invalid_request", true),
         ("scope", Some("  "), "invalid_request", true),
-        ("scope", Some("read:jira-work admin:everything"), "invalid_scope", true),
+        (
+            "scope",
+            Some("read:jira-work admin:everything"),
+            "invalid_scope",
+            true,
+        ),
         ("prompt", None, "invalid_request", true),
         ("prompt", Some("none"), "invalid_request", true),
         ("state", None, "invalid_request", false),
@@ -601,7 +597,8 @@ async fn the_consent_form_issues_a_code_for_the_chosen_user_and_site() {
         .as_str()
         .unwrap()
         .to_string();
-    let html = authorize(&sim, &authorize_params()).await
+    let html = authorize(&sim, &authorize_params())
+        .await
         .text()
         .await
         .unwrap();
@@ -610,12 +607,29 @@ async fn the_consent_form_issues_a_code_for_the_chosen_user_and_site() {
     let request_id = &html[start..start + html[start..].find('"').unwrap()];
 
     // Accept without a site: the same page again, with the reason.
-    let resp = post_decision(&sim, &[("request_id", request_id), ("account_id", &noah), ("decision", "accept")]).await;
+    let resp = post_decision(
+        &sim,
+        &[
+            ("request_id", request_id),
+            ("account_id", &noah),
+            ("decision", "accept"),
+        ],
+    )
+    .await;
     assert_eq!(resp.status(), 422);
     let html = resp.text().await.unwrap();
     assert!(html.contains("Choose at least one site.") && html.contains(request_id));
 
-    let resp = post_decision(&sim, &[("request_id", request_id), ("account_id", &noah), ("site", &ids[1]), ("decision", "accept")]).await;
+    let resp = post_decision(
+        &sim,
+        &[
+            ("request_id", request_id),
+            ("account_id", &noah),
+            ("site", &ids[1]),
+            ("decision", "accept"),
+        ],
+    )
+    .await;
     assert_eq!(resp.status(), 302);
     let q = location_query(&resp);
     assert_eq!(param(&q, "state").as_deref(), Some("xyz-state"));
@@ -631,7 +645,16 @@ async fn the_consent_form_issues_a_code_for_the_chosen_user_and_site() {
     assert_eq!(resources[0]["id"], ids[1].as_str());
 
     // The page can be answered once.
-    let again = post_decision(&sim, &[("request_id", request_id), ("account_id", &noah), ("site", &ids[1]), ("decision", "accept")]).await;
+    let again = post_decision(
+        &sim,
+        &[
+            ("request_id", request_id),
+            ("account_id", &noah),
+            ("site", &ids[1]),
+            ("decision", "accept"),
+        ],
+    )
+    .await;
     assert_eq!(again.status(), 400);
 }
 

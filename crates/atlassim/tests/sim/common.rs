@@ -119,7 +119,12 @@ pub async fn default_code(sim: &Sim) -> String {
 
 /// POST `/oauth/token` with a JSON body; returns (status, body).
 pub async fn token_json(sim: &Sim, body: Value) -> (u16, Value) {
-    status_and_json(http().post(format!("{}/oauth/token", sim.auth_url())).json(&body)).await
+    status_and_json(
+        http()
+            .post(format!("{}/oauth/token", sim.auth_url()))
+            .json(&body),
+    )
+    .await
 }
 
 pub fn code_body(code: &str) -> Value {
@@ -173,7 +178,12 @@ pub fn mint_access_token(sim: &Sim) -> String {
 
 /// GET with a bearer token; returns (status, JSON body or Null).
 pub async fn get_json(sim: &Sim, path: &str, token: &str) -> (u16, Value) {
-    status_and_json(http().get(format!("{}{}", sim.api_url(), path)).bearer_auth(token)).await
+    status_and_json(
+        http()
+            .get(format!("{}{}", sim.api_url(), path))
+            .bearer_auth(token),
+    )
+    .await
 }
 
 /// Only the status of a bearer GET.
@@ -183,7 +193,12 @@ pub async fn get_status(sim: &Sim, path: &str, token: &str) -> u16 {
 
 /// POST JSON to the control plane.
 pub async fn sim_post(sim: &Sim, path: &str, body: Value) -> (u16, Value) {
-    status_and_json(http().post(format!("{}{}", sim.base_url(), path)).json(&body)).await
+    status_and_json(
+        http()
+            .post(format!("{}{}", sim.base_url(), path))
+            .json(&body),
+    )
+    .await
 }
 
 pub async fn sim_get(sim: &Sim, path: &str) -> Value {

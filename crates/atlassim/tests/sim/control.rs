@@ -109,8 +109,7 @@ async fn revoking_grants_kills_every_token_of_the_user() {
     assert_eq!(status, 200);
     assert_eq!(body["revoked_families"], 1);
     assert_eq!(get_status(&sim, "/me", access).await, 401);
-    let (status, body) = refresh(&sim, tokens["refresh_token"].as_str().unwrap())
-    .await;
+    let (status, body) = refresh(&sim, tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 403);
     assert_eq!(body["error"], "invalid_grant");
     assert_eq!(
@@ -145,8 +144,7 @@ async fn minted_tokens_work_at_the_gateway_and_refresh() {
     let (_, resources) = get_json(&sim, "/oauth/token/accessible-resources", access).await;
     assert_eq!(resources.as_array().unwrap().len(), 1);
     assert_eq!(resources[0]["id"], ids[1].as_str());
-    let (status, _) = refresh(&sim, minted["refresh_token"].as_str().unwrap())
-    .await;
+    let (status, _) = refresh(&sim, minted["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 200);
 
     let (status, _) = sim_post(

@@ -33,11 +33,21 @@ pub struct Resp {
 
 impl Gw {
     pub fn jira(&self, site: usize, path: &str) -> String {
-        format!("{}/ex/jira/{}{}", self.sim.api_url(), self.sites[site], path)
+        format!(
+            "{}/ex/jira/{}{}",
+            self.sim.api_url(),
+            self.sites[site],
+            path
+        )
     }
 
     pub fn confluence(&self, site: usize, path: &str) -> String {
-        format!("{}/ex/confluence/{}{}", self.sim.api_url(), self.sites[site], path)
+        format!(
+            "{}/ex/confluence/{}{}",
+            self.sim.api_url(),
+            self.sites[site],
+            path
+        )
     }
 
     pub async fn send(&self, method: &str, url: &str, token: &str, body: Option<Value>) -> Resp {
@@ -51,7 +61,11 @@ impl Gw {
         let headers = resp.headers().clone();
         let text = resp.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp { status, headers, body }
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, url: &str) -> Resp {
@@ -68,17 +82,26 @@ impl Gw {
 
     /// Some issue key of the first project of a site.
     pub async fn some_issue_key(&self, site: usize) -> String {
-        let project = self.sim.snapshot()["sites"][site]["projects"][0]["key"].as_str().unwrap().to_string();
+        let project = self.sim.snapshot()["sites"][site]["projects"][0]["key"]
+            .as_str()
+            .unwrap()
+            .to_string();
         format!("{project}-1")
     }
 
     pub fn project_key(&self, site: usize, n: usize) -> String {
-        self.sim.snapshot()["sites"][site]["projects"][n]["key"].as_str().unwrap().to_string()
+        self.sim.snapshot()["sites"][site]["projects"][n]["key"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     pub fn mint(&self, scopes: &[&str]) -> String {
         self.sim
-            .mint_token(MintTokenRequest { scopes: Some(scopes.iter().map(|s| s.to_string()).collect()), ..Default::default() })
+            .mint_token(MintTokenRequest {
+                scopes: Some(scopes.iter().map(|s| s.to_string()).collect()),
+                ..Default::default()
+            })
             .access_token
     }
 }
@@ -86,10 +109,19 @@ impl Gw {
 #[tokio::test]
 async fn missing_or_unknown_token_is_the_gateways_401() {
     let g = gw().await;
-    let r = http().get(g.jira(0, "/rest/api/3/myself")).send().await.unwrap();
+    let r = http()
+        .get(g.jira(0, "/rest/api/3/myself"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"code": 401, "message": "Unauthorized"}));
-    let r = g.send("GET", &g.jira(0, "/rest/api/3/myself"), "not-a-token", None).await;
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"code": 401, "message": "Unauthorized"})
+    );
+    let r = g
+        .send("GET", &g.jira(0, "/rest/api/3/myself"), "not-a-token", None)
+        .await;
     assert_eq!(r.status, 401);
     assert_eq!(r.body, json!({"code": 401, "message": "Unauthorized"}));
 }
@@ -108,11 +140,28 @@ async fn token_without_the_operations_scope_gets_scope_does_not_match() {
     let g = gw().await;
     let read_only = g.mint(&["read:jira-work", "read:jira-user"]);
     let key = g.some_issue_key(0).await;
-    let r = g.send("PUT", &g.jira(0, &format!("/rest/api/3/issue/{key}")), &read_only, Some(json!({"fields": {"summary": "x"}}))).await;
+    let r = g
+        .send(
+            "PUT",
+            &g.jira(0, &format!("/rest/api/3/issue/{key}")),
+            &read_only,
+            Some(json!({"fields": {"summary": "x"}})),
+        )
+        .await;
     assert_eq!(r.status, 401);
-    assert_eq!(r.body, json!({"code": 401, "message": "Unauthorized; scope does not match"}));
+    assert_eq!(
+        r.body,
+        json!({"code": 401, "message": "Unauthorized; scope does not match"})
+    );
     // The same token may read.
-    let r = g.send("GET", &g.jira(0, &format!("/rest/api/3/issue/{key}")), &read_only, None).await;
+    let r = g
+        .send(
+            "GET",
+            &g.jira(0, &format!("/rest/api/3/issue/{key}")),
+            &read_only,
+            None,
+        )
+        .await;
     assert_eq!(r.status, 200);
 }
 
@@ -123,19 +172,34 @@ async fn granular_scope_set_satisfies_an_operation_too() {
     // `write:issue:jira` is the granular alternative of PUT /issue.
     let granular = g.mint(&["write:issue:jira"]);
     let r = g
-        .send("PUT", &g.jira(0, &format!("/rest/api/3/issue/{key}")), &granular, Some(json!({"fields": {"summary": "Granular"}})))
+        .send(
+            "PUT",
+            &g.jira(0, &format!("/rest/api/3/issue/{key}")),
+            &granular,
+            Some(json!({"fields": {"summary": "Granular"}})),
+        )
         .await;
     assert_eq!(r.status, 204, "{:?}", r.body);
     // Part of a granular set is not enough.
     let partial = g.mint(&["read:issue-details:jira"]);
-    let r = g.send("GET", &g.jira(0, "/rest/api/3/search/jql?jql=project%20is%20not%20empty"), &partial, None).await;
+    let r = g
+        .send(
+            "GET",
+            &g.jira(0, "/rest/api/3/search/jql?jql=project%20is%20not%20empty"),
+            &partial,
+            None,
+        )
+        .await;
     assert_eq!(r.status, 401);
 }
 
 #[tokio::test]
 async fn unknown_cloud_id_is_404() {
     let g = gw().await;
-    let url = format!("{}/ex/jira/00000000-0000-0000-0000-000000000000/rest/api/3/myself", g.sim.api_url());
+    let url = format!(
+        "{}/ex/jira/00000000-0000-0000-0000-000000000000/rest/api/3/myself",
+        g.sim.api_url()
+    );
     let r = g.get(&url).await;
     assert_eq!(r.status, 404);
     assert_eq!(r.body["errorMessages"][0], "Site temporarily unavailable");
@@ -146,14 +210,25 @@ async fn site_outside_the_grant_is_404() {
     let g = gw().await;
     // A grant covers every site its user consented to, so use another user
     // whose only consent is the first site.
-    let other = g.sim.snapshot()["users"][1]["account_id"].as_str().unwrap().to_string();
+    let other = g.sim.snapshot()["users"][1]["account_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let only_first = g
         .sim
-        .mint_token(MintTokenRequest { account_id: Some(other), cloud_ids: Some(vec![g.sites[0].clone()]), ..Default::default() })
+        .mint_token(MintTokenRequest {
+            account_id: Some(other),
+            cloud_ids: Some(vec![g.sites[0].clone()]),
+            ..Default::default()
+        })
         .access_token;
-    let r = g.send("GET", &g.jira(1, "/rest/api/3/myself"), &only_first, None).await;
+    let r = g
+        .send("GET", &g.jira(1, "/rest/api/3/myself"), &only_first, None)
+        .await;
     assert_eq!(r.status, 404);
-    let r = g.send("GET", &g.jira(0, "/rest/api/3/myself"), &only_first, None).await;
+    let r = g
+        .send("GET", &g.jira(0, "/rest/api/3/myself"), &only_first, None)
+        .await;
     assert_eq!(r.status, 200);
 }
 
@@ -174,15 +249,30 @@ async fn myself_is_the_tokens_user() {
     let g = gw().await;
     let r = g.get(&g.jira(0, "/rest/api/3/myself")).await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.body["accountId"], g.sim.snapshot()["users"][0]["account_id"]);
+    assert_eq!(
+        r.body["accountId"],
+        g.sim.snapshot()["users"][0]["account_id"]
+    );
 }
 
 #[tokio::test]
 async fn removed_search_answers_410_with_the_exact_body() {
     let g = gw().await;
     let expected = json!({"errorMessages":["The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046"],"errors":{}});
-    for (method, path) in [("GET", "/rest/api/3/search?jql=project=X"), ("POST", "/rest/api/3/search"), ("GET", "/rest/api/2/search"), ("POST", "/rest/api/2/search")] {
-        let r = g.send(method, &g.jira(0, path), &g.token, (method == "POST").then(|| json!({"jql": "project = X"}))).await;
+    for (method, path) in [
+        ("GET", "/rest/api/3/search?jql=project=X"),
+        ("POST", "/rest/api/3/search"),
+        ("GET", "/rest/api/2/search"),
+        ("POST", "/rest/api/2/search"),
+    ] {
+        let r = g
+            .send(
+                method,
+                &g.jira(0, path),
+                &g.token,
+                (method == "POST").then(|| json!({"jql": "project = X"})),
+            )
+            .await;
         assert_eq!(r.status, 410, "{method} {path}");
         assert_eq!(r.body, expected);
     }
@@ -193,7 +283,9 @@ async fn project_search_pages_with_start_at() {
     let mut config = crate::common::config();
     config.projects = 5;
     let g = gw_with(config).await;
-    let r = g.get(&g.jira(0, "/rest/api/3/project/search?maxResults=2")).await;
+    let r = g
+        .get(&g.jira(0, "/rest/api/3/project/search?maxResults=2"))
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["total"], 5);
     assert_eq!(r.body["isLast"], false);
@@ -217,7 +309,9 @@ async fn project_search_pages_with_start_at() {
     assert_eq!(keys, sorted, "ordered by key, no duplicates");
     assert_eq!(keys.len(), 5);
     // Above 100 falls back to 100.
-    let r = g.get(&g.jira(0, "/rest/api/3/project/search?maxResults=500")).await;
+    let r = g
+        .get(&g.jira(0, "/rest/api/3/project/search?maxResults=500"))
+        .await;
     assert_eq!(r.body["maxResults"], 100);
 }
 
@@ -228,7 +322,9 @@ async fn v2_project_list_is_a_plain_array() {
     assert_eq!(r.status, 200);
     assert!(r.body.as_array().is_some_and(|a| !a.is_empty()));
     let key = r.body[0]["key"].as_str().unwrap();
-    let one = g.get(&g.jira(0, &format!("/rest/api/3/project/{key}"))).await;
+    let one = g
+        .get(&g.jira(0, &format!("/rest/api/3/project/{key}")))
+        .await;
     assert_eq!(one.body["key"], key);
     let missing = g.get(&g.jira(0, "/rest/api/3/project/NOPE")).await;
     assert_eq!(missing.status, 404);
@@ -240,11 +336,26 @@ async fn fields_list_the_sites_story_points_field() {
     for site in 0..2 {
         let sp = g.sim.snapshot()["sites"][site]["story_points_field"].clone();
         let r = g.get(&g.jira(site, "/rest/api/3/field")).await;
-        let f = r.body.as_array().unwrap().iter().find(|f| f["id"] == sp["id"]).cloned().expect("story points field listed");
+        let f = r
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == sp["id"])
+            .cloned()
+            .expect("story points field listed");
         assert_eq!(f["name"], sp["name"]);
         assert_eq!(f["custom"], true);
-        assert_eq!(f["schema"]["custom"], "com.atlassian.jira.plugin.system.customfieldtypes:float");
-        assert!(r.body.as_array().unwrap().iter().any(|f| f["schema"]["custom"] == "com.pyxis.greenhopper.jira:gh-sprint"));
+        assert_eq!(
+            f["schema"]["custom"],
+            "com.atlassian.jira.plugin.system.customfieldtypes:float"
+        );
+        assert!(r
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["schema"]["custom"] == "com.pyxis.greenhopper.jira:gh-sprint"));
     }
 }
 
@@ -252,12 +363,18 @@ async fn fields_list_the_sites_story_points_field() {
 async fn search_jql_walks_every_page_without_duplicates() {
     let g = gw().await;
     let project = g.project_key(0, 0);
-    let expected = g.sim.snapshot()["sites"][0]["projects"][0]["issue_count"].as_u64().unwrap() as usize;
+    let expected = g.sim.snapshot()["sites"][0]["projects"][0]["issue_count"]
+        .as_u64()
+        .unwrap() as usize;
     let mut seen = Vec::new();
     let mut token: Option<String> = None;
     let mut pages = 0;
     loop {
-        let mut url = format!("{}?jql={}&maxResults=7", g.jira(0, "/rest/api/3/search/jql"), urlencode(&format!("project = {project} ORDER BY key ASC")));
+        let mut url = format!(
+            "{}?jql={}&maxResults=7",
+            g.jira(0, "/rest/api/3/search/jql"),
+            urlencode(&format!("project = {project} ORDER BY key ASC"))
+        );
         if let Some(t) = &token {
             url.push_str(&format!("&nextPageToken={t}"));
         }
@@ -266,7 +383,10 @@ async fn search_jql_walks_every_page_without_duplicates() {
         assert!(r.body.get("total").is_none(), "no total on /search/jql");
         for i in r.body["issues"].as_array().unwrap() {
             // Default fields: ids only.
-            assert_eq!(i.as_object().unwrap().keys().collect::<Vec<_>>(), vec!["id"]);
+            assert_eq!(
+                i.as_object().unwrap().keys().collect::<Vec<_>>(),
+                vec!["id"]
+            );
             seen.push(i["id"].as_str().unwrap().to_string());
         }
         pages += 1;
@@ -306,14 +426,29 @@ async fn search_jql_post_with_fields_and_ordering() {
         .post(&g.jira(0, "/rest/api/3/search/jql"), json!({"jql": format!("project = {project}"), "fields": ["summary"], "expand": "names", "maxResults": 1}))
         .await;
     assert_eq!(named.body["names"]["summary"], "Summary");
-    let n = |i: &Value| i["key"].as_str().unwrap().rsplit('-').next().unwrap().parse::<u64>().unwrap();
+    let n = |i: &Value| {
+        i["key"]
+            .as_str()
+            .unwrap()
+            .rsplit('-')
+            .next()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
     assert!(n(&issues[0]) > n(&issues[1]) && n(&issues[1]) > n(&issues[2]));
 }
 
 #[tokio::test]
 async fn search_jql_rejects_unbounded_and_bad_queries_like_jira() {
     let g = gw().await;
-    let url = |jql: &str| format!("{}?jql={}", g.jira(0, "/rest/api/3/search/jql"), urlencode(jql));
+    let url = |jql: &str| {
+        format!(
+            "{}?jql={}",
+            g.jira(0, "/rest/api/3/search/jql"),
+            urlencode(jql)
+        )
+    };
     let unbounded = json!({"errorMessages":["Unbounded JQL queries are not allowed here. Please add a search restriction to your query."],"errors":{},"warningMessages":[]});
     for jql in ["", "order by key desc"] {
         let r = g.get(&url(jql)).await;
@@ -322,23 +457,34 @@ async fn search_jql_rejects_unbounded_and_bad_queries_like_jira() {
     }
     let r = g.get(&url("foo = bar")).await;
     assert_eq!(r.status, 400);
-    assert_eq!(r.body["errorMessages"], json!(["Field 'foo' does not exist or you do not have permission to view it."]));
+    assert_eq!(
+        r.body["errorMessages"],
+        json!(["Field 'foo' does not exist or you do not have permission to view it."])
+    );
     let r = g.get(&url("project = ")).await;
     assert_eq!(
         r.body["errorMessages"],
         json!(["Error in the JQL Query: Expecting either a value, list or function before the end of the query."])
     );
     let r = g.get(&url("project = NOPE")).await;
-    assert_eq!(r.body["errorMessages"], json!(["The value 'NOPE' does not exist for the field 'project'."]));
+    assert_eq!(
+        r.body["errorMessages"],
+        json!(["The value 'NOPE' does not exist for the field 'project'."])
+    );
 }
 
 #[tokio::test]
 async fn get_issue_has_jira_shaped_fields() {
     let g = gw().await;
     let key = g.some_issue_key(1).await;
-    let sp_id = g.sim.snapshot()["sites"][1]["story_points_field"]["id"].as_str().unwrap().to_string();
+    let sp_id = g.sim.snapshot()["sites"][1]["story_points_field"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // Keys are case-insensitive; no redirect.
-    let r = g.get(&g.jira(1, &format!("/rest/api/3/issue/{}", key.to_lowercase()))).await;
+    let r = g
+        .get(&g.jira(1, &format!("/rest/api/3/issue/{}", key.to_lowercase())))
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["key"], key);
     let f = &r.body["fields"];
@@ -350,7 +496,10 @@ async fn get_issue_has_jira_shaped_fields() {
     assert!(regex_like_jira_time(created), "{created}");
     let r = g.get(&g.jira(1, "/rest/api/3/issue/NOPE-999")).await;
     assert_eq!(r.status, 404);
-    assert_eq!(r.body["errorMessages"][0], "Issue does not exist or you do not have permission to see it.");
+    assert_eq!(
+        r.body["errorMessages"][0],
+        "Issue does not exist or you do not have permission to see it."
+    );
 }
 
 fn regex_like_jira_time(s: &str) -> bool {
@@ -362,9 +511,15 @@ fn regex_like_jira_time(s: &str) -> bool {
 async fn edit_issue_sets_fields_bumps_updated_and_rejects_unknown_fields() {
     let g = gw().await;
     let key = g.some_issue_key(0).await;
-    let sp_id = g.sim.snapshot()["sites"][0]["story_points_field"]["id"].as_str().unwrap().to_string();
+    let sp_id = g.sim.snapshot()["sites"][0]["story_points_field"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let url = g.jira(0, &format!("/rest/api/3/issue/{key}"));
-    let before = g.get(&url).await.body["fields"]["updated"].as_str().unwrap().to_string();
+    let before = g.get(&url).await.body["fields"]["updated"]
+        .as_str()
+        .unwrap()
+        .to_string();
     g.sim.advance_clock(60);
     let doc = json!({"type":"doc","version":1,"content":[{"type":"paragraph","content":[{"type":"text","text":"Hello"}]}]});
     let r = g.put(&url, json!({"fields": {"summary": "New summary", "description": doc, "labels": ["a", "b"], sp_id.clone(): 5}})).await;
@@ -378,12 +533,25 @@ async fn edit_issue_sets_fields_bumps_updated_and_rejects_unknown_fields() {
 
     let r = g.put(&url, json!({"fields": {"foo": 1}})).await;
     assert_eq!(r.status, 400);
-    assert_eq!(r.body, json!({"errorMessages": [], "errors": {"foo": "Field 'foo' cannot be set. It is not on the appropriate screen, or unknown."}}));
-    let r = g.put(&url, json!({"fields": {"description": "plain text"}})).await;
+    assert_eq!(
+        r.body,
+        json!({"errorMessages": [], "errors": {"foo": "Field 'foo' cannot be set. It is not on the appropriate screen, or unknown."}})
+    );
+    let r = g
+        .put(&url, json!({"fields": {"description": "plain text"}}))
+        .await;
     assert_eq!(r.status, 400);
-    assert!(r.body["errors"]["description"].as_str().unwrap().contains("Atlassian Document"));
+    assert!(r.body["errors"]["description"]
+        .as_str()
+        .unwrap()
+        .contains("Atlassian Document"));
     // v2 takes plain text.
-    let r = g.put(&g.jira(0, &format!("/rest/api/2/issue/{key}")), json!({"fields": {"description": "plain text"}})).await;
+    let r = g
+        .put(
+            &g.jira(0, &format!("/rest/api/2/issue/{key}")),
+            json!({"fields": {"description": "plain text"}}),
+        )
+        .await;
     assert_eq!(r.status, 204);
     let v2 = g.get(&g.jira(0, &format!("/rest/api/2/issue/{key}"))).await;
     assert_eq!(v2.body["fields"]["description"], "plain text");
@@ -399,13 +567,33 @@ async fn create_then_delete_an_issue() {
     assert_eq!(r.status, 201, "{:?}", r.body);
     let key = r.body["key"].as_str().unwrap().to_string();
     assert!(key.starts_with(&format!("{project}-")));
-    assert!(r.body["self"].as_str().unwrap().ends_with(r.body["id"].as_str().unwrap()));
+    assert!(r.body["self"]
+        .as_str()
+        .unwrap()
+        .ends_with(r.body["id"].as_str().unwrap()));
     let got = g.get(&g.jira(0, &format!("/rest/api/3/issue/{key}"))).await;
     assert_eq!(got.body["fields"]["summary"], "Made by a test");
-    let r = g.send("DELETE", &g.jira(0, &format!("/rest/api/3/issue/{key}")), &g.token, None).await;
+    let r = g
+        .send(
+            "DELETE",
+            &g.jira(0, &format!("/rest/api/3/issue/{key}")),
+            &g.token,
+            None,
+        )
+        .await;
     assert_eq!(r.status, 204);
-    assert_eq!(g.get(&g.jira(0, &format!("/rest/api/3/issue/{key}"))).await.status, 404);
-    let r = g.post(&g.jira(0, "/rest/api/3/issue"), json!({"fields": {"project": {"key": project}}})).await;
+    assert_eq!(
+        g.get(&g.jira(0, &format!("/rest/api/3/issue/{key}")))
+            .await
+            .status,
+        404
+    );
+    let r = g
+        .post(
+            &g.jira(0, "/rest/api/3/issue"),
+            json!({"fields": {"project": {"key": project}}}),
+        )
+        .await;
     assert_eq!(r.status, 400);
     assert!(r.body["errors"]["summary"].is_string() && r.body["errors"]["issuetype"].is_string());
 }
@@ -425,9 +613,17 @@ async fn comments_need_an_adf_body_and_are_listed() {
     assert_eq!(r.status, 400);
     let list = g.get(&url).await.body;
     assert_eq!(list["total"].as_u64().unwrap(), before + 1);
-    assert_eq!(list["comments"].as_array().unwrap().last().unwrap()["body"], doc);
+    assert_eq!(
+        list["comments"].as_array().unwrap().last().unwrap()["body"],
+        doc
+    );
     // v2 takes and renders plain text.
-    let r = g.post(&g.jira(0, &format!("/rest/api/2/issue/{key}/comment")), json!({"body": "from v2"})).await;
+    let r = g
+        .post(
+            &g.jira(0, &format!("/rest/api/2/issue/{key}/comment")),
+            json!({"body": "from v2"}),
+        )
+        .await;
     assert_eq!(r.status, 201);
     assert_eq!(r.body["body"], "from v2");
 }

@@ -23,7 +23,10 @@ fn assert_429(r: &Resp, reason: &str) {
     assert!(h(r, "retry-after").unwrap().parse::<u64>().unwrap() >= 1);
     assert!(h(r, "x-ratelimit-limit").unwrap().parse::<u64>().is_ok());
     let reset = h(r, "x-ratelimit-reset").unwrap();
-    assert!(chrono::DateTime::parse_from_rfc3339(reset).is_ok(), "{reset}");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(reset).is_ok(),
+        "{reset}"
+    );
     assert_eq!(r.body["errorMessages"], json!(["Rate limit exceeded."]));
 }
 
@@ -39,7 +42,11 @@ async fn off_by_default() {
 
 #[tokio::test]
 async fn burst_bucket_per_endpoint_then_refills() {
-    let g = limited(RateLimitSettings { get_rps: 2.0, ..Default::default() }).await;
+    let g = limited(RateLimitSettings {
+        get_rps: 2.0,
+        ..Default::default()
+    })
+    .await;
     let mut statuses = Vec::new();
     let mut last = None;
     for _ in 0..6 {
@@ -53,33 +60,61 @@ async fn burst_bucket_per_endpoint_then_refills() {
     let r = last.expect("a burst 429");
     assert_429(&r, "jira-burst-based");
     // Another endpoint has its own bucket.
-    assert_eq!(g.get(&g.jira(0, "/rest/api/3/serverInfo")).await.status, 200);
+    assert_eq!(
+        g.get(&g.jira(0, "/rest/api/3/serverInfo")).await.status,
+        200
+    );
     g.sim.advance_clock(5);
     assert_eq!(g.get(&g.jira(0, "/rest/api/3/myself")).await.status, 200);
 }
 
 #[tokio::test]
 async fn per_issue_writes() {
-    let g = limited(RateLimitSettings { issue_writes_short: (3, 2), ..Default::default() }).await;
+    let g = limited(RateLimitSettings {
+        issue_writes_short: (3, 2),
+        ..Default::default()
+    })
+    .await;
     let key = g.some_issue_key(0).await;
     let url = g.jira(0, &format!("/rest/api/3/issue/{key}"));
     for n in 0..3 {
-        let r = g.put(&url, json!({"fields": {"summary": format!("write {n}")}})).await;
+        let r = g
+            .put(&url, json!({"fields": {"summary": format!("write {n}")}}))
+            .await;
         assert_eq!(r.status, 204);
     }
-    let r = g.put(&url, json!({"fields": {"summary": "one too many"}})).await;
+    let r = g
+        .put(&url, json!({"fields": {"summary": "one too many"}}))
+        .await;
     assert_429(&r, "jira-per-issue-on-write");
     // Reads and other issues are not affected.
     assert_eq!(g.get(&url).await.status, 200);
     let other = format!("{}-2", g.project_key(0, 0));
-    assert_eq!(g.put(&g.jira(0, &format!("/rest/api/3/issue/{other}")), json!({"fields": {"summary": "fine"}})).await.status, 204);
+    assert_eq!(
+        g.put(
+            &g.jira(0, &format!("/rest/api/3/issue/{other}")),
+            json!({"fields": {"summary": "fine"}})
+        )
+        .await
+        .status,
+        204
+    );
     g.sim.advance_clock(3);
-    assert_eq!(g.put(&url, json!({"fields": {"summary": "later"}})).await.status, 204);
+    assert_eq!(
+        g.put(&url, json!({"fields": {"summary": "later"}}))
+            .await
+            .status,
+        204
+    );
 }
 
 #[tokio::test]
 async fn hourly_quota_with_near_limit_warning() {
-    let g = limited(RateLimitSettings { hourly_points: 10, ..Default::default() }).await;
+    let g = limited(RateLimitSettings {
+        hourly_points: 10,
+        ..Default::default()
+    })
+    .await;
     let url = g.jira(0, "/rest/api/3/serverInfo");
     let first = g.get(&url).await;
     assert_eq!(first.status, 200);
@@ -103,6 +138,9 @@ async fn hourly_quota_with_near_limit_warning() {
     assert!(h(&r, "retry-after").unwrap().parse::<u64>().unwrap() <= 3600);
     // The quota resets at the top of the UTC hour.
     g.sim.advance_clock(3600);
-    let token = g.sim.mint_token(atlassim::MintTokenRequest::default()).access_token;
+    let token = g
+        .sim
+        .mint_token(atlassim::MintTokenRequest::default())
+        .access_token;
     assert_eq!(g.send("GET", &url, &token, None).await.status, 200);
 }

@@ -220,7 +220,10 @@ async fn by_default_the_seeded_world_is_current_and_a_fixed_epoch_pins_its_dates
             .values()
             .filter(|i| now - i.updated <= chrono::Duration::days(30))
             .count();
-        assert!(recent > 0, "relative JQL such as updated >= -30d finds seeded issues");
+        assert!(
+            recent > 0,
+            "relative JQL such as updated >= -30d finds seeded issues"
+        );
     }
 
     let fixed = chrono::NaiveDate::from_ymd_opt(2026, 1, 1)

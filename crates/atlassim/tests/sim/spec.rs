@@ -26,7 +26,8 @@ fn spec(api: Api) -> &'static Value {
             .into_iter()
             .map(|a| {
                 let path = specs_dir().join(a.spec_file());
-                let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+                let text = std::fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
                 (a.as_str(), serde_json::from_str(&text).unwrap())
             })
             .collect()
@@ -35,13 +36,21 @@ fn spec(api: Api) -> &'static Value {
 }
 
 fn operation(api: Api, method: &str, path: &str) -> Option<&'static Value> {
-    spec(api)["paths"].get(path)?.get(method.to_ascii_lowercase())
+    spec(api)["paths"]
+        .get(path)?
+        .get(method.to_ascii_lowercase())
 }
 
 #[test]
 fn every_served_route_exists_in_its_spec() {
     for r in ROUTES {
-        assert!(operation(r.api, r.method, r.path).is_some(), "{} {} is not in {}", r.method, r.path, r.api.spec_file());
+        assert!(
+            operation(r.api, r.method, r.path).is_some(),
+            "{} {} is not in {}",
+            r.method,
+            r.path,
+            r.api.spec_file()
+        );
     }
 }
 
@@ -49,7 +58,15 @@ fn every_served_route_exists_in_its_spec() {
 /// entry is an alternative; without that list, the security requirement's
 /// OAuth2 scopes are the only one.
 fn derive_alternatives(op: &Value) -> Vec<Vec<String>> {
-    let strings = |v: &Value| v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect::<Vec<_>>()).unwrap_or_default();
+    let strings = |v: &Value| {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
     let mut alts: Vec<Vec<String>> = op["x-atlassian-oauth2-scopes"]
         .as_array()
         .map(|a| {
@@ -91,13 +108,25 @@ fn scope_table_is_derived_from_the_specs() {
         .collect();
     if std::env::var("ATLASSIM_REGENERATE_SCOPES").is_ok() {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/scopes.json");
-        std::fs::write(&path, serde_json::to_string_pretty(&derived).unwrap() + "\n").unwrap();
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&derived).unwrap() + "\n",
+        )
+        .unwrap();
     }
     let checked_in: Vec<ScopeEntry> = serde_json::from_str(SCOPES_JSON).unwrap();
-    assert_eq!(checked_in, derived, "data/scopes.json drifted from the specs; regenerate it (see this test's doc)");
+    assert_eq!(
+        checked_in, derived,
+        "data/scopes.json drifted from the specs; regenerate it (see this test's doc)"
+    );
     // Every alternative is non-empty except for serverInfo, which any token may call.
     for e in &derived {
-        assert!(!e.scopes.is_empty(), "{} {} has no OAuth2 scopes", e.method, e.path);
+        assert!(
+            !e.scopes.is_empty(),
+            "{} {} has no OAuth2 scopes",
+            e.method,
+            e.path
+        );
     }
 }
 
@@ -107,7 +136,8 @@ fn default_client_is_registered_for_every_scope_of_a_served_operation() {
     for r in ROUTES {
         let alts = derive_alternatives(operation(r.api, r.method, r.path).unwrap());
         assert!(
-            alts.iter().any(|alt| alt.iter().all(|s| registered.contains(s))),
+            alts.iter()
+                .any(|alt| alt.iter().all(|s| registered.contains(s))),
             "the default client cannot call {} {}",
             r.method,
             r.path
@@ -118,20 +148,39 @@ fn default_client_is_registered_for_every_scope_of_a_served_operation() {
 // ---- OpenAPI 3.0 schema → JSON Schema (draft 7) ----
 
 fn convert(v: &Value) -> Value {
-    let Some(o) = v.as_object() else { return v.clone() };
+    let Some(o) = v.as_object() else {
+        return v.clone();
+    };
     let mut out = Map::new();
     for (k, val) in o {
         match k.as_str() {
             "example" | "examples" | "discriminator" | "xml" | "externalDocs" | "nullable" => {}
             "properties" | "patternProperties" => {
-                let props = val.as_object().map(|m| m.iter().map(|(n, s)| (n.clone(), convert(s))).collect::<Map<_, _>>()).unwrap_or_default();
+                let props = val
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(n, s)| (n.clone(), convert(s)))
+                            .collect::<Map<_, _>>()
+                    })
+                    .unwrap_or_default();
                 out.insert(k.clone(), Value::Object(props));
             }
             "items" | "additionalProperties" | "not" => {
-                out.insert(k.clone(), if val.is_object() { convert(val) } else { val.clone() });
+                out.insert(
+                    k.clone(),
+                    if val.is_object() {
+                        convert(val)
+                    } else {
+                        val.clone()
+                    },
+                );
             }
             "allOf" | "anyOf" | "oneOf" => {
-                out.insert(k.clone(), Value::Array(val.as_array().into_iter().flatten().map(convert).collect()));
+                out.insert(
+                    k.clone(),
+                    Value::Array(val.as_array().into_iter().flatten().map(convert).collect()),
+                );
             }
             _ => {
                 out.insert(k.clone(), val.clone());
@@ -139,7 +188,10 @@ fn convert(v: &Value) -> Value {
         }
     }
     // Draft-4 style boolean exclusive bounds.
-    for (ex, bound) in [("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")] {
+    for (ex, bound) in [
+        ("exclusiveMinimum", "minimum"),
+        ("exclusiveMaximum", "maximum"),
+    ] {
         if let Some(Value::Bool(b)) = out.get(ex).cloned() {
             out.remove(ex);
             if b {
@@ -169,8 +221,14 @@ fn converted_components(api: Api) -> &'static Value {
         [Api::Jira, Api::Agile, Api::Confluence]
             .into_iter()
             .map(|a| {
-                let schemas = spec(a)["components"]["schemas"].as_object().cloned().unwrap_or_default();
-                let conv: Map<String, Value> = schemas.iter().map(|(k, v)| (k.clone(), convert(v))).collect();
+                let schemas = spec(a)["components"]["schemas"]
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default();
+                let conv: Map<String, Value> = schemas
+                    .iter()
+                    .map(|(k, v)| (k.clone(), convert(v)))
+                    .collect();
                 (a.as_str(), json!({"schemas": conv}))
             })
             .collect()
@@ -181,7 +239,9 @@ fn converted_components(api: Api) -> &'static Value {
 /// The response schema for a status, if the spec gives one.
 fn response_schema(api: Api, method: &str, path: &str, status: u16) -> Option<Value> {
     let op = operation(api, method, path)?;
-    let resp = op["responses"].get(status.to_string()).or_else(|| op["responses"].get("default"))?;
+    let resp = op["responses"]
+        .get(status.to_string())
+        .or_else(|| op["responses"].get("default"))?;
     let schema = resp["content"]["application/json"]["schema"].clone();
     match &schema {
         Value::Object(o) if !o.is_empty() => Some(schema),
@@ -196,7 +256,10 @@ fn validate(api: Api, schema: &Value, body: &Value) -> Vec<String> {
         .should_validate_formats(false)
         .build(&root)
         .unwrap_or_else(|e| panic!("schema does not compile: {e}"));
-    validator.iter_errors(body).map(|e| format!("{} at {}", e, e.instance_path)).collect()
+    validator
+        .iter_errors(body)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect()
 }
 
 struct Call {
@@ -208,7 +271,12 @@ struct Call {
 }
 
 fn call(op: Op, method: &'static str, path: impl Into<String>, body: Option<Value>) -> Call {
-    Call { op, method, path: path.into(), body }
+    Call {
+        op,
+        method,
+        path: path.into(),
+        body,
+    }
 }
 
 async fn script(g: &Gw) -> Vec<Call> {
@@ -216,10 +284,18 @@ async fn script(g: &Gw) -> Vec<Call> {
     let project = g.project_key(0, 0);
     let boards = g.get(&g.jira(0, "/rest/agile/1.0/board?type=scrum")).await;
     let board = boards.body["values"][0]["id"].as_u64().unwrap();
-    let sprints = g.get(&g.jira(0, &format!("/rest/agile/1.0/board/{board}/sprint?state=active"))).await;
+    let sprints = g
+        .get(&g.jira(
+            0,
+            &format!("/rest/agile/1.0/board/{board}/sprint?state=active"),
+        ))
+        .await;
     let sprint = sprints.body["values"][0]["id"].as_u64().unwrap();
     let spaces = g.get(&g.confluence(0, "/wiki/api/v2/spaces")).await;
-    let space = spaces.body["results"][0]["id"].as_str().unwrap().to_string();
+    let space = spaces.body["results"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let pages = g.get(&g.confluence(0, "/wiki/api/v2/pages")).await;
     let page = pages.body["results"][0]["id"].as_str().unwrap().to_string();
     let doc = json!({"type":"doc","version":1,"content":[{"type":"paragraph","content":[{"type":"text","text":"spec"}]}]});
@@ -229,47 +305,213 @@ async fn script(g: &Gw) -> Vec<Call> {
         call(Op::ServerInfo, "GET", "/rest/api/2/serverInfo", None),
         call(Op::Myself, "GET", "/rest/api/3/myself", None),
         call(Op::ProjectList, "GET", "/rest/api/3/project", None),
-        call(Op::ProjectSearch, "GET", "/rest/api/3/project/search?maxResults=1", None),
-        call(Op::ProjectGet, "GET", format!("/rest/api/3/project/{project}"), None),
+        call(
+            Op::ProjectSearch,
+            "GET",
+            "/rest/api/3/project/search?maxResults=1",
+            None,
+        ),
+        call(
+            Op::ProjectGet,
+            "GET",
+            format!("/rest/api/3/project/{project}"),
+            None,
+        ),
         call(Op::Fields, "GET", "/rest/api/3/field", None),
-        call(Op::SearchJqlGet, "GET", format!("/rest/api/3/search/jql?jql={jql}&fields=*all&maxResults=5&expand=names"), None),
-        call(Op::SearchJqlGet, "GET", format!("/rest/api/3/search/jql?jql={jql}&maxResults=2"), None),
+        call(
+            Op::SearchJqlGet,
+            "GET",
+            format!("/rest/api/3/search/jql?jql={jql}&fields=*all&maxResults=5&expand=names"),
+            None,
+        ),
+        call(
+            Op::SearchJqlGet,
+            "GET",
+            format!("/rest/api/3/search/jql?jql={jql}&maxResults=2"),
+            None,
+        ),
         call(Op::SearchJqlGet, "GET", "/rest/api/3/search/jql?jql=", None),
-        call(Op::SearchJqlPost, "POST", "/rest/api/3/search/jql", Some(json!({"jql": format!("project = {project}"), "fields": ["*navigable"], "maxResults": 3}))),
+        call(
+            Op::SearchJqlPost,
+            "POST",
+            "/rest/api/3/search/jql",
+            Some(
+                json!({"jql": format!("project = {project}"), "fields": ["*navigable"], "maxResults": 3}),
+            ),
+        ),
         call(Op::SearchRemoved, "GET", "/rest/api/3/search", None),
-        call(Op::SearchRemoved, "POST", "/rest/api/3/search", Some(json!({}))),
-        call(Op::IssueGet, "GET", format!("/rest/api/3/issue/{key}?expand=names"), None),
-        call(Op::IssueGet, "GET", format!("/rest/api/2/issue/{key}"), None),
+        call(
+            Op::SearchRemoved,
+            "POST",
+            "/rest/api/3/search",
+            Some(json!({})),
+        ),
+        call(
+            Op::IssueGet,
+            "GET",
+            format!("/rest/api/3/issue/{key}?expand=names"),
+            None,
+        ),
+        call(
+            Op::IssueGet,
+            "GET",
+            format!("/rest/api/2/issue/{key}"),
+            None,
+        ),
         call(Op::IssueGet, "GET", "/rest/api/3/issue/NOPE-1", None),
-        call(Op::IssueEdit, "PUT", format!("/rest/api/3/issue/{key}"), Some(json!({"fields": {"summary": "spec run"}}))),
-        call(Op::IssueEdit, "PUT", format!("/rest/api/3/issue/{key}?returnIssue=true"), Some(json!({"fields": {"labels": ["spec"]}}))),
-        call(Op::IssueEdit, "PUT", format!("/rest/api/3/issue/{key}"), Some(json!({"fields": {"nope": 1}}))),
-        call(Op::IssueCreate, "POST", "/rest/api/3/issue", Some(json!({"fields": {"project": {"key": project}, "issuetype": {"name": "Task"}, "summary": "spec"}}))),
-        call(Op::IssueCreate, "POST", "/rest/api/3/issue", Some(json!({"fields": {}}))),
-        call(Op::IssueDelete, "DELETE", format!("/rest/api/3/issue/{project}-2"), None),
-        call(Op::CommentAdd, "POST", format!("/rest/api/3/issue/{key}/comment"), Some(json!({"body": doc}))),
-        call(Op::CommentList, "GET", format!("/rest/api/3/issue/{key}/comment"), None),
-        call(Op::WebhookRegister, "POST", "/rest/api/3/webhook", Some(json!({"url": "http://127.0.0.1:9/hook", "webhooks": [
+        call(
+            Op::IssueEdit,
+            "PUT",
+            format!("/rest/api/3/issue/{key}"),
+            Some(json!({"fields": {"summary": "spec run"}})),
+        ),
+        call(
+            Op::IssueEdit,
+            "PUT",
+            format!("/rest/api/3/issue/{key}?returnIssue=true"),
+            Some(json!({"fields": {"labels": ["spec"]}})),
+        ),
+        call(
+            Op::IssueEdit,
+            "PUT",
+            format!("/rest/api/3/issue/{key}"),
+            Some(json!({"fields": {"nope": 1}})),
+        ),
+        call(
+            Op::IssueCreate,
+            "POST",
+            "/rest/api/3/issue",
+            Some(
+                json!({"fields": {"project": {"key": project}, "issuetype": {"name": "Task"}, "summary": "spec"}}),
+            ),
+        ),
+        call(
+            Op::IssueCreate,
+            "POST",
+            "/rest/api/3/issue",
+            Some(json!({"fields": {}})),
+        ),
+        call(
+            Op::IssueDelete,
+            "DELETE",
+            format!("/rest/api/3/issue/{project}-2"),
+            None,
+        ),
+        call(
+            Op::CommentAdd,
+            "POST",
+            format!("/rest/api/3/issue/{key}/comment"),
+            Some(json!({"body": doc})),
+        ),
+        call(
+            Op::CommentList,
+            "GET",
+            format!("/rest/api/3/issue/{key}/comment"),
+            None,
+        ),
+        call(
+            Op::WebhookRegister,
+            "POST",
+            "/rest/api/3/webhook",
+            Some(json!({"url": "http://127.0.0.1:9/hook", "webhooks": [
             {"events": ["comment_deleted"], "jqlFilter": format!("project = {project}")},
-            {"events": ["comment_deleted"], "jqlFilter": "watchCount = 1"}]}))),
-        call(Op::WebhookRegister, "POST", "/rest/api/3/webhook", Some(json!({"url": "http://127.0.0.1:9/other", "webhooks": [{"events": ["comment_deleted"], "jqlFilter": "project = X"}]}))),
+            {"events": ["comment_deleted"], "jqlFilter": "watchCount = 1"}]})),
+        ),
+        call(
+            Op::WebhookRegister,
+            "POST",
+            "/rest/api/3/webhook",
+            Some(
+                json!({"url": "http://127.0.0.1:9/other", "webhooks": [{"events": ["comment_deleted"], "jqlFilter": "project = X"}]}),
+            ),
+        ),
         call(Op::WebhookList, "GET", "/rest/api/3/webhook", None),
-        call(Op::WebhookRefresh, "PUT", "/rest/api/3/webhook/refresh", Some(json!({"webhookIds": [1]}))),
-        call(Op::WebhookDelete, "DELETE", "/rest/api/3/webhook", Some(json!({"webhookIds": [1]}))),
+        call(
+            Op::WebhookRefresh,
+            "PUT",
+            "/rest/api/3/webhook/refresh",
+            Some(json!({"webhookIds": [1]})),
+        ),
+        call(
+            Op::WebhookDelete,
+            "DELETE",
+            "/rest/api/3/webhook",
+            Some(json!({"webhookIds": [1]})),
+        ),
         call(Op::BoardList, "GET", "/rest/agile/1.0/board", None),
-        call(Op::BoardGet, "GET", format!("/rest/agile/1.0/board/{board}"), None),
-        call(Op::BoardConfiguration, "GET", format!("/rest/agile/1.0/board/{board}/configuration"), None),
-        call(Op::BoardSprints, "GET", format!("/rest/agile/1.0/board/{board}/sprint"), None),
-        call(Op::BoardBacklog, "GET", format!("/rest/agile/1.0/board/{board}/backlog?maxResults=3"), None),
-        call(Op::SprintGet, "GET", format!("/rest/agile/1.0/sprint/{sprint}"), None),
-        call(Op::SprintIssues, "GET", format!("/rest/agile/1.0/sprint/{sprint}/issue?maxResults=3"), None),
-        call(Op::EstimationSet, "PUT", format!("/rest/agile/1.0/issue/{key}/estimation?boardId={board}"), Some(json!({"value": "5"}))),
-        call(Op::EstimationGet, "GET", format!("/rest/agile/1.0/issue/{key}/estimation?boardId={board}"), None),
+        call(
+            Op::BoardGet,
+            "GET",
+            format!("/rest/agile/1.0/board/{board}"),
+            None,
+        ),
+        call(
+            Op::BoardConfiguration,
+            "GET",
+            format!("/rest/agile/1.0/board/{board}/configuration"),
+            None,
+        ),
+        call(
+            Op::BoardSprints,
+            "GET",
+            format!("/rest/agile/1.0/board/{board}/sprint"),
+            None,
+        ),
+        call(
+            Op::BoardBacklog,
+            "GET",
+            format!("/rest/agile/1.0/board/{board}/backlog?maxResults=3"),
+            None,
+        ),
+        call(
+            Op::SprintGet,
+            "GET",
+            format!("/rest/agile/1.0/sprint/{sprint}"),
+            None,
+        ),
+        call(
+            Op::SprintIssues,
+            "GET",
+            format!("/rest/agile/1.0/sprint/{sprint}/issue?maxResults=3"),
+            None,
+        ),
+        call(
+            Op::EstimationSet,
+            "PUT",
+            format!("/rest/agile/1.0/issue/{key}/estimation?boardId={board}"),
+            Some(json!({"value": "5"})),
+        ),
+        call(
+            Op::EstimationGet,
+            "GET",
+            format!("/rest/agile/1.0/issue/{key}/estimation?boardId={board}"),
+            None,
+        ),
         call(Op::SpaceList, "GET", "/wiki/api/v2/spaces?limit=1", None),
-        call(Op::SpaceGet, "GET", format!("/wiki/api/v2/spaces/{space}"), None),
-        call(Op::SpacePages, "GET", format!("/api/v2/spaces/{space}/pages?body-format=storage"), None),
-        call(Op::PageList, "GET", "/wiki/api/v2/pages?limit=2&body-format=atlas_doc_format", None),
-        call(Op::PageGet, "GET", format!("/wiki/api/v2/pages/{page}?body-format=storage"), None),
+        call(
+            Op::SpaceGet,
+            "GET",
+            format!("/wiki/api/v2/spaces/{space}"),
+            None,
+        ),
+        call(
+            Op::SpacePages,
+            "GET",
+            format!("/api/v2/spaces/{space}/pages?body-format=storage"),
+            None,
+        ),
+        call(
+            Op::PageList,
+            "GET",
+            "/wiki/api/v2/pages?limit=2&body-format=atlas_doc_format",
+            None,
+        ),
+        call(
+            Op::PageGet,
+            "GET",
+            format!("/wiki/api/v2/pages/{page}?body-format=storage"),
+            None,
+        ),
     ]
 }
 
@@ -279,12 +521,20 @@ async fn responses_of_a_scripted_run_validate_against_the_specs() {
     let calls = script(&g).await;
     // Every route is exercised.
     for r in ROUTES {
-        assert!(calls.iter().any(|c| c.op == r.op && c.method == r.method), "script misses {} {}", r.method, r.path);
+        assert!(
+            calls.iter().any(|c| c.op == r.op && c.method == r.method),
+            "script misses {} {}",
+            r.method,
+            r.path
+        );
     }
     let mut problems: Vec<String> = Vec::new();
     let mut validated: BTreeMap<String, usize> = BTreeMap::new();
     for c in &calls {
-        let route = ROUTES.iter().find(|r| r.op == c.op && r.method == c.method).unwrap();
+        let route = ROUTES
+            .iter()
+            .find(|r| r.op == c.op && r.method == c.method)
+            .unwrap();
         let url = match route.api {
             Api::Confluence => g.confluence(0, &c.path),
             _ => g.jira(0, &c.path),
@@ -297,18 +547,31 @@ async fn responses_of_a_scripted_run_validate_against_the_specs() {
         };
         let errors = validate(route.api, &schema, &resp.body);
         if errors.is_empty() {
-            *validated.entry(format!("{} {}", route.method, route.path)).or_default() += 1;
+            *validated
+                .entry(format!("{} {}", route.method, route.path))
+                .or_default() += 1;
         } else {
             problems.push(format!("{label}: {}", errors.join("; ")));
         }
     }
-    assert!(problems.is_empty(), "responses that do not match the spec:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "responses that do not match the spec:\n{}",
+        problems.join("\n")
+    );
     // Every route whose spec gives a schema for a status it answered was validated at least once.
     for r in ROUTES.iter().filter(|r| r.op != Op::SearchRemoved) {
         // (The removed search answers 410, for which the spec has no schema.)
-        let has_schema = ["200", "201"].iter().any(|s| response_schema(r.api, r.method, r.path, s.parse().unwrap()).is_some());
+        let has_schema = ["200", "201"]
+            .iter()
+            .any(|s| response_schema(r.api, r.method, r.path, s.parse().unwrap()).is_some());
         if has_schema {
-            assert!(validated.contains_key(&format!("{} {}", r.method, r.path)), "{} {} never validated", r.method, r.path);
+            assert!(
+                validated.contains_key(&format!("{} {}", r.method, r.path)),
+                "{} {} never validated",
+                r.method,
+                r.path
+            );
         }
     }
 }
@@ -316,7 +579,12 @@ async fn responses_of_a_scripted_run_validate_against_the_specs() {
 #[test]
 fn the_validator_rejects_a_body_that_breaks_the_schema() {
     let schema = response_schema(Api::Jira, "GET", "/rest/api/3/serverInfo", 200).unwrap();
-    assert!(validate(Api::Jira, &schema, &json!({"baseUrl": "https://x.atlassian.net"})).is_empty());
+    assert!(validate(
+        Api::Jira,
+        &schema,
+        &json!({"baseUrl": "https://x.atlassian.net"})
+    )
+    .is_empty());
     assert!(!validate(Api::Jira, &schema, &json!({"baseUrl": 7})).is_empty());
     assert!(!validate(Api::Jira, &schema, &json!({"unknownField": true})).is_empty());
     let page = response_schema(Api::Confluence, "GET", "/spaces", 200).unwrap();
