@@ -233,7 +233,7 @@ impl Application {
         let keepalive =
             crate::vault::keepalive::spawn(self.state.store.clone(), self.state.refresher.clone());
         // Sync passes, the Jira webhook inbox and event deliveries.
-        let workers = crate::jobs::spawn_workers(self.state.clone());
+        let workers = crate::jobs::spawn_workers(self.state.core.clone());
         // Connect info: the connect pages rate limit by peer IP.
         let served = axum::serve(
             self.listener,

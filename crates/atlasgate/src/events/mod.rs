@@ -3,9 +3,8 @@
 //! Webhooks signing, and `GET /v1/events`.
 
 pub mod receiver;
-pub mod signing;
-pub mod worker;
 
+pub use atlasgate_core::events::*;
 use axum::extract::{Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -17,51 +16,9 @@ use crate::apps::AuthenticatedApp;
 use crate::connections::rfc3339;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::events::{self as rows, NewEvent};
-use crate::store::StoreError;
-
-pub use signing::{sign, verify, SigningError};
-
-/// Every event type atlasgate emits.
-pub const EVENT_TYPES: &[&str] = &[
-    "connection.created",
-    "connection.needs_reauth",
-    "connection.deleted",
-    "issue.created",
-    "issue.updated",
-    "issue.deleted",
-    "sync.completed",
-    "sync.failed",
-];
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_events))
-}
-
-/// Record an event inside the caller's transaction. Wake the worker with
-/// [`wake`] after committing.
-pub async fn record(
-    conn: &mut sqlx::AnyConnection,
-    app_id: &str,
-    connection_id: Option<&str>,
-    event_type: &str,
-    payload: serde_json::Value,
-) -> Result<String, StoreError> {
-    rows::insert(
-        conn,
-        NewEvent {
-            app_id,
-            connection_id,
-            event_type,
-            payload,
-        },
-    )
-    .await
-}
-
-/// Tell this process's delivery worker that events are waiting.
-pub fn wake(state: &AppState) {
-    state.jobs.events_wakeup.notify_one();
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

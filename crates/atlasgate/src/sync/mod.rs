@@ -2,10 +2,9 @@
 //! filter (and their projects) into the local store, kept fresh by
 //! incremental passes and Jira webhooks; and the synced issues API.
 
-pub mod engine;
-pub mod jql;
-pub mod store;
-pub mod worker;
+pub use atlasgate_core::sync::{
+    engine, jql, rfc3339_ms, store, worker, IssueView, ProjectRef, SyncedSprintRef,
+};
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -16,12 +15,12 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::apps::AuthenticatedApp;
+use crate::apps::AppConnection;
 use crate::atlassian::{ApiRequest, AtlassianError, Product};
 use crate::connections::rfc3339;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::connections::{self as connections, ConnectionRow, ConnectionStatus};
+use crate::store::connections::ConnectionStatus;
 use crate::store::StoreError;
 use store::{IssueRow, SyncRow};
 
@@ -105,73 +104,9 @@ pub struct SyncList {
     pub items: Vec<SyncView>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
-pub struct ProjectRef {
-    pub id: Option<String>,
-    pub key: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
-pub struct SprintRef {
-    pub id: Option<i64>,
-    pub name: Option<String>,
-    pub state: Option<String>,
-}
-
-/// A synced issue, from the local store.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
-pub struct IssueView {
-    pub id: String,
-    pub key: String,
-    pub project: ProjectRef,
-    pub summary: Option<String>,
-    pub status: Option<String>,
-    #[serde(rename = "type")]
-    pub issue_type: Option<String>,
-    pub story_points: Option<f64>,
-    /// The active sprint if the issue is in one, else its latest.
-    pub sprint: Option<SprintRef>,
-    /// Jira's `updated` (RFC 3339, milliseconds).
-    pub updated: String,
-    /// Browse link on the site.
-    pub url: String,
-    /// Deleted in Jira (kept so apps see the deletion).
-    pub deleted: bool,
-}
-
-fn rfc3339_ms(ms: i64) -> String {
-    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
-
-impl IssueView {
-    pub fn from_row(r: &IssueRow) -> IssueView {
-        IssueView {
-            id: r.issue_id.clone(),
-            key: r.issue_key.clone(),
-            project: ProjectRef {
-                id: r.project_id.clone(),
-                key: r.project_key.clone(),
-            },
-            summary: r.summary.clone(),
-            status: r.status.clone(),
-            issue_type: r.issue_type.clone(),
-            story_points: r.story_points.as_deref().and_then(|s| s.parse().ok()),
-            sprint: (r.sprint_id.is_some() || r.sprint_name.is_some()).then(|| SprintRef {
-                id: r.sprint_id,
-                name: r.sprint_name.clone(),
-                state: r.sprint_state.clone(),
-            }),
-            updated: rfc3339_ms(r.updated_ms),
-            url: r.url.clone(),
-            deleted: r.deleted != 0,
-        }
-    }
-}
-
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct IssueList {
+    #[schema(value_type = Vec<crate::schema::IssueView>)]
     pub items: Vec<IssueView>,
     pub next_cursor: Option<String>,
 }
@@ -233,25 +168,14 @@ pub async fn view(state: &AppState, row: &SyncRow) -> Result<SyncView, ApiError>
     })
 }
 
-async fn load_connection(
-    state: &AppState,
-    app: &AuthenticatedApp,
-    id: &str,
-) -> Result<ConnectionRow, ApiError> {
-    connections::get_for_app(state.store.pool(), &app.id, id)
-        .await?
-        .ok_or(ApiError::NotFound)
-}
-
+/// One of the connection's syncs (404 for another connection's, like a missing one).
 async fn load_sync(
     state: &AppState,
-    app: &AuthenticatedApp,
-    id: &str,
+    conn: &AppConnection,
     sync: &str,
 ) -> Result<SyncRow, ApiError> {
-    load_connection(state, app, id).await?;
     match store::get(state.store.pool(), sync).await? {
-        Some(s) if s.connection_id == id && s.app_id == app.id => Ok(s),
+        Some(s) if s.connection_id == conn.row.id && s.app_id == conn.app.id => Ok(s),
         _ => Err(ApiError::NotFound),
     }
 }
@@ -279,11 +203,10 @@ async fn load_sync(
 )]
 pub async fn create_sync(
     State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path(id): Path<String>,
+    AppConnection { app, row: conn, .. }: AppConnection,
     Json(req): Json<CreateSyncRequest>,
 ) -> Result<(StatusCode, Json<SyncView>), ApiError> {
-    let conn = load_connection(&state, &app, &id).await?;
+    let id = conn.id.clone();
     let mut errors = Vec::new();
     let (filter, _) = jql::split_order_by(&req.jql);
     if filter.is_empty() {
@@ -398,12 +321,10 @@ pub async fn create_sync(
 )]
 pub async fn list_syncs(
     State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path(id): Path<String>,
+    conn: AppConnection,
 ) -> Result<Json<SyncList>, ApiError> {
-    load_connection(&state, &app, &id).await?;
     let mut items = Vec::new();
-    for row in store::of_connection(state.store.pool(), &id).await? {
+    for row in store::of_connection(state.store.pool(), &conn.row.id).await? {
         items.push(view(&state, &row).await?);
     }
     Ok(Json(SyncList { items }))
@@ -428,10 +349,10 @@ pub async fn list_syncs(
 )]
 pub async fn get_sync(
     State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path((id, sync)): Path<(String, String)>,
+    conn: AppConnection,
+    Path((_id, sync)): Path<(String, String)>,
 ) -> Result<Json<SyncView>, ApiError> {
-    let row = load_sync(&state, &app, &id, &sync).await?;
+    let row = load_sync(&state, &conn, &sync).await?;
     Ok(Json(view(&state, &row).await?))
 }
 
@@ -455,10 +376,10 @@ pub async fn get_sync(
 )]
 pub async fn run_sync(
     State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path((id, sync)): Path<(String, String)>,
+    conn: AppConnection,
+    Path((_id, sync)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<SyncView>), ApiError> {
-    load_sync(&state, &app, &id, &sync).await?;
+    load_sync(&state, &conn, &sync).await?;
     let now = crate::store::now();
     sqlx::query(
         "UPDATE syncs SET run_requested = 1, next_run_at = $1, updated_at = $1 WHERE id = $2",
@@ -468,7 +389,7 @@ pub async fn run_sync(
     .execute(state.store.pool())
     .await?;
     state.jobs.sync_wakeup.notify_one();
-    let row = load_sync(&state, &app, &id, &sync).await?;
+    let row = load_sync(&state, &conn, &sync).await?;
     Ok((StatusCode::ACCEPTED, Json(view(&state, &row).await?)))
 }
 
@@ -492,12 +413,13 @@ pub async fn run_sync(
 )]
 pub async fn delete_sync(
     State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path((id, sync)): Path<(String, String)>,
+    conn: AppConnection,
+    Path((_id, sync)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let row = load_sync(&state, &app, &id, &sync).await?;
+    let row = load_sync(&state, &conn, &sync).await?;
     if let Err(e) =
-        crate::webhooks::registration::delete_for(&state, &id, std::slice::from_ref(&row)).await
+        crate::webhooks::registration::delete_for(&state, &conn.row.id, std::slice::from_ref(&row))
+            .await
     {
         tracing::warn!(sync_id = %sync, error = %e.describe(), "could not delete the sync's Jira webhook");
     }
@@ -526,11 +448,10 @@ pub async fn delete_sync(
 )]
 pub async fn list_issues(
     State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path(id): Path<String>,
+    conn: AppConnection,
     Query(q): Query<ListIssuesQueryParams>,
 ) -> Result<Json<IssueList>, ApiError> {
-    load_connection(&state, &app, &id).await?;
+    let id = conn.row.id.clone();
     let limit = q.limit.unwrap_or(100);
     let mut errors = Vec::new();
     if !(1..=1000).contains(&limit) {

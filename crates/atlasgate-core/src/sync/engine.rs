@@ -18,11 +18,11 @@ use super::jql::{date_bound, key_order, parse_jira_time, split_order_by};
 use super::store::{self as rows, IssueRow, PartitionRow, SyncRow};
 use crate::atlassian::{ApiRequest, AtlassianError, Product};
 use crate::jobs::{Counters, Tuning};
-use crate::state::AppState;
+use crate::state::Core;
 use crate::store::{now, StoreError};
 
 /// How long a claim on a sync lasts unless renewed (`jobs.tuning.sync_lease_s`).
-pub fn lease_secs(state: &AppState) -> i64 {
+pub fn lease_secs(state: &Core) -> i64 {
     Tuning::get(&state.jobs.tuning.sync_lease_s).max(1) as i64
 }
 /// Cap of the ids checked one by one when reconciliation finds issues missing.
@@ -62,7 +62,7 @@ impl SyncError {
 // ---------------------------------------------------------------- Jira calls
 
 pub async fn jira_get(
-    state: &AppState,
+    state: &Core,
     connection_id: &str,
     path: &str,
     query: &[(&str, String)],
@@ -77,7 +77,7 @@ pub async fn jira_get(
 
 /// Every project of the site: `(id, key, name)`.
 pub async fn list_projects(
-    state: &AppState,
+    state: &Core,
     connection_id: &str,
 ) -> Result<Vec<(String, String, String)>, SyncError> {
     let mut out = Vec::new();
@@ -122,7 +122,7 @@ fn field_list(sync: &SyncRow) -> String {
 
 /// Learn the user's time zone (JQL dates) and the site's story points and
 /// sprint field ids (they differ per site). Stored on the sync; `""` = none.
-pub async fn discover(state: &AppState, sync: &mut SyncRow) -> Result<(), SyncError> {
+pub async fn discover(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError> {
     if sync.time_zone.is_some() && sync.story_points_field.is_some() && sync.sprint_field.is_some()
     {
         return Ok(());
@@ -285,7 +285,7 @@ impl PassKind {
 /// Renew the claim (and fail fast if another process holds it now).
 async fn renew(
     conn: &mut sqlx::AnyConnection,
-    state: &AppState,
+    state: &Core,
     sync_id: &str,
 ) -> Result<(), SyncError> {
     let r = sqlx::query("UPDATE syncs SET locked_until = $1 WHERE id = $2 AND locked_by = $3")
@@ -301,7 +301,7 @@ async fn renew(
 }
 
 /// Begin a pass: its partitions with empty checkpoints.
-async fn start_pass(state: &AppState, sync: &mut SyncRow) -> Result<(), SyncError> {
+async fn start_pass(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError> {
     let (filter, _) = split_order_by(&sync.jql);
     let filter = filter.to_string();
     let now = now();
@@ -389,7 +389,7 @@ async fn start_pass(state: &AppState, sync: &mut SyncRow) -> Result<(), SyncErro
 
 /// Stream one partition to the store, page by page, from its checkpoint.
 async fn run_partition(
-    state: &AppState,
+    state: &Core,
     sync: &SyncRow,
     kind: PassKind,
     mut p: PartitionRow,
@@ -505,7 +505,7 @@ async fn run_partition(
 /// Find stored issues of this sync that Jira no longer has (deleted while
 /// no webhook told us) and mark them `deleted`. Ids leave the JQL for other
 /// reasons too, so each missing one is confirmed by `GET issue` → 404.
-async fn reconcile(state: &AppState, sync: &SyncRow) -> Result<usize, SyncError> {
+async fn reconcile(state: &Core, sync: &SyncRow) -> Result<usize, SyncError> {
     let (filter, _) = split_order_by(&sync.jql);
     let mut remote: HashSet<String> = HashSet::new();
     let mut token: Option<String> = None;
@@ -578,7 +578,7 @@ async fn reconcile(state: &AppState, sync: &SyncRow) -> Result<usize, SyncError>
 }
 
 /// Run (or resume) one pass of a sync this process has claimed.
-pub async fn run_pass(state: &AppState, sync_id: &str) -> Result<PassKind, SyncError> {
+pub async fn run_pass(state: &Core, sync_id: &str) -> Result<PassKind, SyncError> {
     let mut sync = rows::get(state.store.pool(), sync_id)
         .await?
         .ok_or(SyncError::LeaseLost)?;
@@ -638,7 +638,7 @@ pub async fn issues_synced<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     )
 }
 
-async fn finish_pass(state: &AppState, sync: &SyncRow, kind: PassKind) -> Result<(), SyncError> {
+async fn finish_pass(state: &Core, sync: &SyncRow, kind: PassKind) -> Result<(), SyncError> {
     let now = now();
     let mut tx = state.store.begin_write().await?;
     renew(&mut tx, state, &sync.id).await?;
@@ -687,11 +687,7 @@ async fn finish_pass(state: &AppState, sync: &SyncRow, kind: PassKind) -> Result
 }
 
 /// Record a failed pass: the checkpoints stay, the next run resumes.
-pub async fn fail_pass(
-    state: &AppState,
-    sync_id: &str,
-    error: &SyncError,
-) -> Result<(), SyncError> {
+pub async fn fail_pass(state: &Core, sync_id: &str, error: &SyncError) -> Result<(), SyncError> {
     if matches!(error, SyncError::LeaseLost) {
         return Ok(());
     }
@@ -751,7 +747,7 @@ impl Drop for Heartbeat {
 }
 
 /// Keep the claim alive while a pass waits on Atlassian (rate limits).
-pub fn heartbeat(state: AppState, sync_id: String) -> Heartbeat {
+pub fn heartbeat(state: Core, sync_id: String) -> Heartbeat {
     Heartbeat(tokio::spawn(async move {
         loop {
             let every = Duration::from_millis((lease_secs(&state) * 1000 / 4) as u64);

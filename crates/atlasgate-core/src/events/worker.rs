@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::connections::rfc3339;
 use crate::jobs::{nap, Counters, Tuning};
-use crate::state::AppState;
+use crate::state::Core;
 use crate::store::StoreError;
 
 /// How long a claim holds an event (a crashed worker's events return after it).
@@ -35,7 +35,7 @@ pub struct DueEvent {
     pub first_attempt_at: Option<i64>,
 }
 
-pub async fn run(state: AppState) {
+pub async fn run(state: Core) {
     loop {
         let n = match deliver_due(&state).await {
             Ok(n) => n,
@@ -53,14 +53,14 @@ pub async fn run(state: AppState) {
 
 /// One round: claim, deliver concurrently, record outcomes. Returns how many
 /// events were attempted.
-pub async fn deliver_due(state: &AppState) -> Result<usize, StoreError> {
+pub async fn deliver_due(state: &Core) -> Result<usize, StoreError> {
     let due = claim(state).await?;
     let n = due.len();
     futures::future::join_all(due.iter().map(|e| deliver_one(state, e))).await;
     Ok(n)
 }
 
-async fn claim(state: &AppState) -> Result<Vec<DueEvent>, StoreError> {
+async fn claim(state: &Core) -> Result<Vec<DueEvent>, StoreError> {
     let store = &state.store;
     let now = crate::store::now();
     let mut tx = store.begin_write().await?;
@@ -108,7 +108,7 @@ enum Outcome {
     Skipped(&'static str),
 }
 
-async fn attempt(state: &AppState, e: &DueEvent) -> Outcome {
+async fn attempt(state: &Core, e: &DueEvent) -> Outcome {
     let app = match crate::apps::get(&state.store, &e.app_id).await {
         Ok(Some(a)) => a,
         Ok(None) => return Outcome::Skipped("the app no longer exists"),
@@ -177,7 +177,7 @@ pub fn backoff_ms(base: u64, max: u64, attempts: i64) -> u64 {
     (capped as f64 * jitter) as u64
 }
 
-async fn deliver_one(state: &AppState, e: &DueEvent) {
+async fn deliver_one(state: &Core, e: &DueEvent) {
     let outcome = attempt(state, e).await;
     let now = crate::store::now();
     let me = &state.jobs.worker_id;

@@ -42,7 +42,7 @@ pub struct AtlassianAccount {
 }
 
 /// One site the grant covers, entries of accessible-resources merged by cloud id.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 pub struct AccessibleSite {
     pub cloud_id: String,
     pub name: String,

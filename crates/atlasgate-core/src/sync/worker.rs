@@ -12,13 +12,13 @@ use tokio::task::JoinSet;
 
 use super::engine::{self, lease_secs};
 use crate::jobs::{nap, Tuning};
-use crate::state::AppState;
+use crate::state::Core;
 use crate::store::{now, StoreError};
 
 /// Passes one process runs at once (each may stream several partitions).
 const MAX_PASSES: usize = 4;
 
-pub async fn run(state: AppState) {
+pub async fn run(state: Core) {
     let slots = Arc::new(Semaphore::new(MAX_PASSES));
     // Owned by this loop: when the workers are stopped, running passes stop
     // too (their checkpoints stay; the lease runs out and anyone resumes).
@@ -48,7 +48,7 @@ pub async fn run(state: AppState) {
     }
 }
 
-async fn run_claimed(state: &AppState, id: &str) {
+async fn run_claimed(state: &Core, id: &str) {
     let beat = engine::heartbeat(state.clone(), id.to_string());
     let outcome = engine::run_pass(state, id).await;
     drop(beat);
@@ -63,7 +63,7 @@ async fn run_claimed(state: &AppState, id: &str) {
 }
 
 /// Take up to `limit` due syncs for this process.
-pub async fn claim(state: &AppState, limit: i64) -> Result<Vec<String>, StoreError> {
+pub async fn claim(state: &Core, limit: i64) -> Result<Vec<String>, StoreError> {
     let store = &state.store;
     let now = now();
     let mut tx = store.begin_write().await?;

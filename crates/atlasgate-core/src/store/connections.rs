@@ -8,9 +8,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Executor};
 use super::Backend;
 
 /// Lifecycle of a connection (DESIGN §2).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionStatus {
     Active,
@@ -19,6 +17,12 @@ pub enum ConnectionStatus {
 }
 
 impl ConnectionStatus {
+    pub const ALL: [ConnectionStatus; 3] = [
+        ConnectionStatus::Active,
+        ConnectionStatus::NeedsReauth,
+        ConnectionStatus::Disconnected,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ConnectionStatus::Active => "active",

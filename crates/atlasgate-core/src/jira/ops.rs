@@ -7,7 +7,6 @@ use std::time::Duration;
 use http::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use utoipa::ToSchema;
 
 use crate::atlassian::{ApiRequest, AtlassianClient, AtlassianError};
 
@@ -58,7 +57,7 @@ impl Ctx<'_> {
 // ---- wire types ------------------------------------------------------------------
 
 /// A Jira project.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Project {
     pub id: String,
     pub key: String,
@@ -71,7 +70,7 @@ pub struct Project {
 }
 
 /// A Jira Software board.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Board {
     pub id: i64,
     pub name: String,
@@ -82,7 +81,7 @@ pub struct Board {
 }
 
 /// A sprint of a board.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Sprint {
     pub id: i64,
     pub name: String,
@@ -96,7 +95,7 @@ pub struct Sprint {
 }
 
 /// The sprint an issue is in (the active one when it has been in several).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SprintRef {
     pub id: i64,
     pub name: String,
@@ -104,7 +103,7 @@ pub struct SprintRef {
 }
 
 /// An issue as atlasgate shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Issue {
     pub key: String,
     pub id: String,

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::state::AppState;
+use crate::state::Core;
 
 /// Knobs of the background workers. Atomics so a test can turn them on a
 /// running application (`app.state.jobs.tuning…`).
@@ -92,7 +92,7 @@ impl Counters {
     }
 }
 
-/// Per-process job state, shared through `AppState::jobs`.
+/// Per-process job state, shared through `Core::jobs`.
 #[derive(Debug)]
 pub struct Jobs {
     /// Names this process in `locked_by` columns.
@@ -134,7 +134,7 @@ impl Drop for Workers {
 }
 
 /// Start the event delivery, sync and webhook-inbox workers.
-pub fn spawn_workers(state: AppState) -> Workers {
+pub fn spawn_workers(state: Core) -> Workers {
     Workers(vec![
         tokio::spawn(crate::events::worker::run(state.clone())),
         tokio::spawn(crate::sync::worker::run(state.clone())),
