@@ -1,4 +1,4 @@
-//! The core's one error type. The edge turns it into problem+json in one
+//! The core's one error type. The edge turns it into an HTTP answer in one
 //! synchronous `From` (no I/O): whatever the answer needs — such as the
 //! reconnect link of a dead grant — is already inside.
 

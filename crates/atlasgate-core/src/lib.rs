@@ -4,7 +4,7 @@
 //! keys, the refresh engine), the Atlassian client layer, the sync engine,
 //! Jira webhook ingest, the event outbox, and one [`Error`]. It depends on no
 //! HTTP-server crate; the `atlasgate` crate is the edge that translates
-//! requests into calls here and [`Error`] into problem+json. See
+//! requests into calls here and [`Error`] into HTTP answers. See
 //! `ARCHITECTURE.md`.
 
 pub mod apps;
@@ -24,6 +24,7 @@ pub mod sync;
 pub mod time;
 pub mod vault;
 pub mod webhooks;
+pub mod workers;
 
 pub use config::Config;
 pub use error::{Error, Result};

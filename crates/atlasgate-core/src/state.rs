@@ -17,9 +17,9 @@ pub struct Core {
     /// Outgoing HTTP (Atlassian, app webhooks).
     pub http: reqwest::Client,
     pub metrics: Arc<Metrics>,
-    /// Single-flight token refresh (DESIGN §4).
+    /// Single-flight token refresh (docs/design.md §4).
     pub refresher: Arc<Refresher>,
-    /// The polite Atlassian REST client (DESIGN §5): proxy, typed ops, sync.
+    /// The polite Atlassian REST client (docs/design.md §5): proxy, typed ops, sync.
     pub atlassian: Arc<crate::atlassian::AtlassianClient>,
     /// Background jobs: sync passes, Jira webhook inbox, event deliveries.
     pub jobs: Arc<crate::jobs::Jobs>,

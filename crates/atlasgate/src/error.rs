@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 use atlasgate_core::store::StoreError;
 use atlasgate_core::Error as CoreError;
 
-use crate::server::current_request_id;
+use crate::request::current_request_id;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 /// Base of the `type` URIs of our problems (`{BASE}{slug}`).
@@ -359,7 +359,7 @@ pub async fn problem_fallback(req: Request, next: Next) -> Response {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         problem.detail = Some(format!(
             "request body is larger than the {} byte limit",
-            crate::server::BODY_LIMIT_BYTES
+            crate::request::BODY_LIMIT_BYTES
         ));
     }
     let mut out = problem_response(status, &problem);

@@ -1,4 +1,4 @@
-//! The one HTTP client layer for Atlassian's REST APIs (DESIGN §5), used by
+//! The one HTTP client layer for Atlassian's REST APIs (docs/design.md §5), used by
 //! the proxy, the typed Jira/Confluence operations and sync.
 //!
 //! For every request it: waits out any pause learnt from a 429 (site quota,
@@ -214,7 +214,7 @@ pub struct ClientPolicy {
 }
 
 impl Default for ClientPolicy {
-    /// Atlassian's recommended backoff (facts §4): 2 s doubling up to ~30 s,
+    /// Atlassian's recommended backoff (docs/atlassian-behaviour.md §4): 2 s doubling up to ~30 s,
     /// at most 4 retries; we start at 1 s since most 5xx are momentary.
     fn default() -> Self {
         ClientPolicy {

@@ -126,3 +126,26 @@ pub async fn recent_deliveries(pool: &AnyPool, limit: i64) -> Result<Vec<Deliver
     .fetch_all(pool)
     .await?)
 }
+
+/// One page of an app's events, newest first: those with `seq < before`,
+/// optionally of one connection and one type.
+pub async fn list_for_app(
+    pool: &AnyPool,
+    app_id: &str,
+    before: i64,
+    connection_id: Option<&str>,
+    event_type: Option<&str>,
+    limit: i64,
+) -> Result<super::Page<EventRow>, sqlx::Error> {
+    let mut q = sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM events WHERE app_id = "));
+    q.push_bind(app_id.to_string())
+        .push(" AND seq < ")
+        .push_bind(before);
+    if let Some(c) = connection_id {
+        q.push(" AND connection_id = ").push_bind(c.to_string());
+    }
+    if let Some(t) = event_type {
+        q.push(" AND type = ").push_bind(t.to_string());
+    }
+    super::fetch_page(pool, q, "seq DESC", limit).await
+}

@@ -17,13 +17,15 @@ pub mod apps;
 pub mod connections;
 pub mod events;
 pub mod sessions;
+pub mod syncs;
 
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::any::AnyRow;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use sqlx::{Any, AnyPool, Executor, FromRow, QueryBuilder, Transaction};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -236,6 +238,36 @@ fn sqlite_url_with_create(url: &str) -> String {
 /// Unix seconds, the unit of every timestamp column.
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
+}
+
+/// One page of a keyset-paginated list.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// More rows follow the last item (the caller makes its cursor from it).
+    pub more: bool,
+}
+
+/// The one cursor-page reader of every list endpoint: `query` holds the
+/// `SELECT … WHERE …` with its filters (and keyset condition) pushed through
+/// [`QueryBuilder::push_bind`], so placeholders are never counted by hand;
+/// this appends ` ORDER BY {order} LIMIT limit + 1` and reads whether more
+/// rows follow.
+pub async fn fetch_page<T>(
+    pool: &AnyPool,
+    mut query: QueryBuilder<'_, Any>,
+    order: &str,
+    limit: i64,
+) -> Result<Page<T>, sqlx::Error>
+where
+    T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+{
+    query.push(" ORDER BY ").push(order).push(" LIMIT ");
+    query.push_bind(limit + 1);
+    let mut items: Vec<T> = query.build_query_as().fetch_all(pool).await?;
+    let more = items.len() as i64 > limit;
+    items.truncate(limit.max(0) as usize);
+    Ok(Page { items, more })
 }
 
 /// A new row id (UUID v4, hyphenated).

@@ -1,4 +1,4 @@
-//! One sync pass (DESIGN §6): a full pass partitioned by project (streams run
+//! One sync pass (docs/design.md §6): a full pass partitioned by project (streams run
 //! concurrently), then incremental passes from the last high-water mark
 //! minus an overlap. Pages are keyset-paged on `ORDER BY updated ASC, key ASC`
 //! and every page is stored in its own transaction together with the
@@ -183,13 +183,8 @@ pub fn parse_issue(v: &Value, sync: &SyncRow, now: i64) -> Option<IssueRow> {
         .sprint_field
         .as_deref()
         .filter(|s| !s.is_empty())
-        .and_then(|id| f[id].as_array())
-        .and_then(|a| {
-            a.iter()
-                .find(|s| s["state"].as_str() == Some("active"))
-                .or_else(|| a.last())
-                .cloned()
-        });
+        .and_then(|id| crate::jira::ops::current_sprint(&f[id]))
+        .cloned();
     Some(IssueRow {
         connection_id: sync.connection_id.clone(),
         issue_id: id,
@@ -585,7 +580,7 @@ pub async fn run_pass(state: &Core, sync_id: &str) -> Result<PassKind, SyncError
     discover(state, &mut sync).await?;
     if sync.webhooks != 0 {
         // A webhook problem does not stop polling; it shows as `webhook_error`.
-        if let Err(e) = crate::webhooks::registration::upkeep(state, &mut sync).await {
+        if let Err(e) = super::registration::upkeep(state, &mut sync).await {
             tracing::warn!(sync_id = %sync.id, error = %e.describe(), "webhook upkeep failed");
         }
     }
@@ -757,4 +752,86 @@ pub fn heartbeat(state: Core, sync_id: String) -> Heartbeat {
             }
         }
     }))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::jira::ops::{issue_from_json, FieldRef, SiteFields};
+
+    /// The same Jira issue JSON read by the sync path (which webhooks share:
+    /// `webhooks::apply` calls [`parse_issue`]) and the typed operations
+    /// gives the same issue — whatever the case of the sprint state and
+    /// whether the sprint field holds an array or one object.
+    #[test]
+    fn sync_webhook_and_typed_operation_read_an_issue_alike() {
+        let sprint_active = json!({"id": 7, "name": "Sprint 7", "state": "ACTIVE"});
+        let sprint_closed = json!({"id": 6, "name": "Sprint 6", "state": "closed"});
+        for sprint_field in [
+            json!([sprint_closed.clone(), sprint_active.clone()]),
+            json!([sprint_active.clone(), sprint_closed.clone()]),
+            sprint_active.clone(),
+        ] {
+            let issue = json!({
+                "id": "10001",
+                "key": "ACME-1",
+                "fields": {
+                    "summary": "Login page",
+                    "status": {"name": "In Progress"},
+                    "issuetype": {"name": "Story"},
+                    "project": {"id": "10000", "key": "ACME"},
+                    "updated": "2025-12-01T10:00:00.000+0000",
+                    "customfield_10016": 5.0,
+                    "customfield_10020": sprint_field,
+                }
+            });
+            let sync = SyncRow {
+                id: "syn_1".into(),
+                connection_id: "con_1".into(),
+                site_url: "https://acme.atlassian.net".into(),
+                story_points_field: Some("customfield_10016".into()),
+                sprint_field: Some("customfield_10020".into()),
+                ..Default::default()
+            };
+            let fields = SiteFields {
+                story_points: Some(FieldRef {
+                    id: "customfield_10016".into(),
+                    name: "Story Points".into(),
+                }),
+                sprint: Some(FieldRef {
+                    id: "customfield_10020".into(),
+                    name: "Sprint".into(),
+                }),
+            };
+            let synced = parse_issue(&issue, &sync, 0).unwrap();
+            let typed = issue_from_json("https://acme.atlassian.net", &fields, &issue);
+            assert_eq!(synced.issue_id, typed.id);
+            assert_eq!(synced.issue_key, typed.key);
+            assert_eq!(synced.url, typed.url);
+            assert_eq!(synced.summary, typed.summary);
+            assert_eq!(synced.status, typed.status);
+            assert_eq!(synced.issue_type, typed.type_);
+            assert_eq!(
+                synced
+                    .story_points
+                    .as_deref()
+                    .map(|s| s.parse::<f64>().unwrap()),
+                typed.story_points
+            );
+            let typed_sprint = typed.sprint.unwrap();
+            assert_eq!(synced.sprint_id, Some(typed_sprint.id));
+            assert_eq!(synced.sprint_id, Some(7), "the active sprint wins");
+            assert_eq!(
+                synced.sprint_name.as_deref(),
+                Some(typed_sprint.name.as_str())
+            );
+            assert_eq!(
+                synced.sprint_state.map(|s| s.to_ascii_lowercase()),
+                Some(typed_sprint.state)
+            );
+        }
+    }
 }

@@ -4,7 +4,9 @@
 
 pub mod engine;
 pub mod jql;
-pub mod store;
+pub mod registration;
+/// The synced rows: syncs, their partitions and the synced issues.
+pub use crate::store::syncs as store;
 pub mod worker;
 
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,6 @@
-//! Keep idle connections alive (DESIGN §4).
+//! Keep idle connections alive (docs/design.md §4).
 //!
-//! An Atlassian refresh token dies after 90 days without use (facts §1). A
+//! An Atlassian refresh token dies after 90 days without use (docs/atlassian-behaviour.md §1). A
 //! background pass refreshes every active connection whose current refresh
 //! token is older than 83 days, i.e. would reach the limit within 7 days. The
 //! same pass resumes refreshes whose process died mid-call (a stale refresh

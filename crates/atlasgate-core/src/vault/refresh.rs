@@ -1,8 +1,8 @@
-//! The refresh engine — DESIGN §4, the heart of the vault.
+//! The refresh engine — docs/design.md §4, the heart of the vault.
 //!
 //! Atlassian rotates the refresh token on every use; the old one keeps working
 //! for a 10-minute reuse window, and reuse after that revokes the whole family
-//! (atlassian-facts §1). So:
+//! (docs/atlassian-behaviour.md §1). So:
 //!
 //! - **Single flight in the process.** One refresh per connection runs as a
 //!   spawned task; every caller awaits the same shared result (a caller that
@@ -149,7 +149,7 @@ pub fn unix_now() -> i64 {
 }
 
 fn jitter(base: Duration) -> Duration {
-    // ×0.7–1.3, as Atlassian recommends for backoff (facts §4).
+    // ×0.7–1.3, as Atlassian recommends for backoff (docs/atlassian-behaviour.md §4).
     let factor = 0.7 + rand::random::<f64>() * 0.6;
     base.mul_f64(factor)
 }
@@ -541,7 +541,7 @@ impl Refresher {
     ) -> Result<Option<FreshToken>, RefreshError> {
         let now = unix_now();
         let access_ct = token::seal(&self.cipher, id, ACCESS_TOKEN, &answer.access_token)?;
-        // Atlassian sometimes omits `refresh_token` on a refresh (facts §1):
+        // Atlassian sometimes omits `refresh_token` on a refresh (docs/atlassian-behaviour.md §1):
         // the old one then stays the current one.
         let (refresh_plain, rotated) = match &answer.refresh_token {
             Some(new) => (new, true),

@@ -1,11 +1,9 @@
-//! Jira webhooks in (DESIGN §6): `POST /webhooks/jira` verifies the bearer
+//! Jira webhooks in (docs/design.md §6): `POST /webhooks/jira` verifies the bearer
 //! JWT (HS256 with the OAuth client secret, `exp` checked), deduplicates by
 //! `X-Atlassian-Webhook-Identifier`, stores the delivery durably, answers,
 //! and then applies it to the synced issues of every matching sync. A
 //! delivery that could not be applied stays `received` and the inbox worker
 //! retries it.
-
-pub mod registration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -239,7 +237,7 @@ async fn member(
 /// Apply a delivery; returns how many connections' copies it touched.
 pub async fn apply(state: &Core, payload: &Value) -> Result<usize, SyncError> {
     let event = payload["webhookEvent"].as_str().unwrap_or("");
-    if !registration::EVENTS.contains(&event) {
+    if !crate::sync::registration::EVENTS.contains(&event) {
         return Ok(0);
     }
     let issue = &payload["issue"];

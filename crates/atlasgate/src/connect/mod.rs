@@ -1,4 +1,4 @@
-//! The connect flow (DESIGN §2–3): an app creates a one-use connect session;
+//! The connect flow (docs/design.md §2–3): an app creates a one-use connect session;
 //! a person follows its link through Atlassian's consent, back to
 //! `/oauth/callback`, through the site picker when the grant covers several
 //! sites, and finally back to the app's `return_to`.
@@ -24,7 +24,7 @@
 //! an HTML page, never a redirect.
 
 mod flow;
-pub mod pages;
+
 mod sessions;
 
 use axum::http::HeaderMap;

@@ -1,4 +1,4 @@
-//! The connections API (DESIGN §3): list, inspect, disconnect, get a token,
+//! The connections API (docs/design.md §3): list, inspect, disconnect, get a token,
 //! force a refresh, choose the site. Every route runs as an
 //! [`AuthenticatedApp`]; another app's connection answers 404 exactly like a
 //! missing one.
@@ -104,15 +104,13 @@ pub async fn list_connections(
         status: q.status,
         after: q.cursor,
     };
-    let mut found = rows::list_for_app(state.store.pool(), &app.id, &filter, limit + 1).await?;
-    let next_cursor = if found.len() as i64 > limit {
-        found.truncate(limit as usize);
-        found.last().map(|r| r.id.clone())
-    } else {
-        None
-    };
+    let page = rows::list_for_app(state.store.pool(), &app.id, &filter, limit).await?;
+    let next_cursor = page
+        .more
+        .then(|| page.items.last().map(|r| r.id.clone()))
+        .flatten();
     Ok(Json(ConnectionList {
-        items: found.iter().map(ConnectionView::from_row).collect(),
+        items: page.items.iter().map(ConnectionView::from_row).collect(),
         next_cursor,
     }))
 }
@@ -136,10 +134,10 @@ pub async fn get_connection(conn: AppConnection) -> Result<Json<ConnectionView>,
 }
 
 /// Work to do on Atlassian's side before the tokens are wiped. The app's
-/// Jira webhooks must be deleted while the token still works (DESIGN §3);
+/// Jira webhooks must be deleted while the token still works (docs/design.md §3);
 /// that arrives with webhook registration — hook it in here.
 async fn before_disconnect(state: &AppState, row: &ConnectionRow) -> Result<(), ApiError> {
-    crate::webhooks::registration::on_disconnect(state, row).await;
+    crate::sync::registration::on_disconnect(state, row).await;
     Ok(())
 }
 

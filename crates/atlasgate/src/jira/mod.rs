@@ -1,4 +1,4 @@
-//! Typed Jira operations (DESIGN §3 `/v1/connections/{id}/jira/…`):
+//! Typed Jira operations (docs/design.md §3 `/v1/connections/{id}/jira/…`):
 //! projects, boards, sprints, sprint issues, backlog, JQL search, estimates,
 //! comments, and issue keys found in text. Answers use atlasgate's own
 //! schemas ([`ops`]); Atlassian's pagination is followed here so apps never

@@ -1,4 +1,4 @@
-//! The authenticated proxy (DESIGN §3):
+//! The authenticated proxy (docs/design.md §3):
 //! `ANY /v1/connections/{id}/proxy/jira/{path…}` → `{ATLASSIAN_API_URL}/ex/jira/{cloud_id}/{path…}`
 //! (and `…/proxy/confluence/…`) for the connection's selected site.
 //!

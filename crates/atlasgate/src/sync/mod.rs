@@ -1,28 +1,27 @@
-//! Syncs (DESIGN §3, §6): standing orders to mirror the issues of a JQL
+//! Syncs (docs/design.md §3, §6): standing orders to mirror the issues of a JQL
 //! filter (and their projects) into the local store, kept fresh by
 //! incremental passes and Jira webhooks; and the synced issues API.
 
 pub use atlasgate_core::sync::{
-    engine, jql, rfc3339_ms, store, worker, IssueView, ProjectRef, SyncedSprintRef,
+    engine, jql, registration, rfc3339_ms, store, worker, IssueView, ProjectRef, SyncedSprintRef,
 };
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::apps::AppConnection;
 use crate::atlassian::{ApiRequest, AtlassianError, Product};
-use crate::connections::rfc3339;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::connections::ConnectionStatus;
 use crate::store::StoreError;
-use store::{IssueRow, SyncRow};
+use atlasgate_core::time::rfc3339;
+use store::SyncRow;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -381,13 +380,7 @@ pub async fn run_sync(
 ) -> Result<(StatusCode, Json<SyncView>), ApiError> {
     load_sync(&state, &conn, &sync).await?;
     let now = crate::store::now();
-    sqlx::query(
-        "UPDATE syncs SET run_requested = 1, next_run_at = $1, updated_at = $1 WHERE id = $2",
-    )
-    .bind(now)
-    .bind(&sync)
-    .execute(state.store.pool())
-    .await?;
+    store::request_run(state.store.pool(), &sync, now).await?;
     state.jobs.sync_wakeup.notify_one();
     let row = load_sync(&state, &conn, &sync).await?;
     Ok((StatusCode::ACCEPTED, Json(view(&state, &row).await?)))
@@ -418,15 +411,12 @@ pub async fn delete_sync(
 ) -> Result<StatusCode, ApiError> {
     let row = load_sync(&state, &conn, &sync).await?;
     if let Err(e) =
-        crate::webhooks::registration::delete_for(&state, &conn.row.id, std::slice::from_ref(&row))
+        crate::sync::registration::delete_for(&state, &conn.row.id, std::slice::from_ref(&row))
             .await
     {
         tracing::warn!(sync_id = %sync, error = %e.describe(), "could not delete the sync's Jira webhook");
     }
-    sqlx::query("DELETE FROM syncs WHERE id = $1")
-        .bind(&sync)
-        .execute(state.store.pool())
-        .await?;
+    store::delete(state.store.pool(), &sync).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -492,48 +482,21 @@ pub async fn list_issues(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let mut sql = format!(
-        "SELECT {} FROM synced_issues WHERE connection_id = $1",
-        store::ISSUE_COLUMNS
-    );
-    let mut binds: Vec<Value> = Vec::new();
-    let mut n = 2;
-    if let Some(p) = &q.project {
-        sql.push_str(&format!(" AND (project_key = ${n} OR project_id = ${n})"));
-        binds.push(Value::String(p.clone()));
-        n += 1;
-    }
-    if let Some(ms) = since {
-        sql.push_str(&format!(" AND updated_ms >= ${n}"));
-        binds.push(Value::from(ms));
-        n += 1;
-    }
-    if let Some((ms, iid)) = &after {
-        sql.push_str(&format!(
-            " AND (updated_ms > ${n} OR (updated_ms = ${n} AND issue_id > ${}))",
-            n + 1
-        ));
-        binds.push(Value::from(*ms));
-        binds.push(Value::String(iid.clone()));
-        n += 2;
-    }
-    sql.push_str(&format!(" ORDER BY updated_ms, issue_id LIMIT ${n}"));
-    let mut query = sqlx::query_as::<_, IssueRow>(&sql).bind(&id);
-    for b in &binds {
-        query = match b {
-            Value::String(s) => query.bind(s.clone()),
-            other => query.bind(other.as_i64().unwrap_or_default()),
-        };
-    }
-    let mut found = query.bind(limit + 1).fetch_all(state.store.pool()).await?;
-    let next_cursor = if found.len() as i64 > limit {
-        found.truncate(limit as usize);
-        found
-            .last()
-            .map(|r| format!("{}_{}", r.updated_ms, r.issue_id))
-    } else {
-        None
+    let filter = store::IssueFilter {
+        project: q.project.clone(),
+        updated_since_ms: since,
+        after,
     };
+    let page = store::list_issues(state.store.pool(), &id, &filter, limit).await?;
+    let next_cursor = page
+        .more
+        .then(|| {
+            page.items
+                .last()
+                .map(|r| format!("{}_{}", r.updated_ms, r.issue_id))
+        })
+        .flatten();
+    let found = page.items;
     Ok(Json(IssueList {
         items: found.iter().map(IssueView::from_row).collect(),
         next_cursor,
@@ -542,12 +505,7 @@ pub async fn list_issues(
 
 /// `atlasgate sync status`: one line per sync with its progress.
 pub async fn render_status(store: &crate::store::Store) -> Result<String, StoreError> {
-    let all: Vec<SyncRow> = sqlx::query_as(&format!(
-        "SELECT {} FROM syncs ORDER BY created_at, id",
-        store::SYNC_COLUMNS
-    ))
-    .fetch_all(store.pool())
-    .await?;
+    let all: Vec<SyncRow> = crate::sync::store::list_all(store.pool()).await?;
     if all.is_empty() {
         return Ok("no syncs yet; create one with POST /v1/connections/{id}/syncs\n".into());
     }

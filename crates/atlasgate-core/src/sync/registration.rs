@@ -1,4 +1,4 @@
-//! Jira dynamic webhooks of syncs (atlassian-facts §5): registered with the
+//! Jira dynamic webhooks of syncs (docs/atlassian-behaviour.md §5): registered with the
 //! sync's JQL when it is inside Jira's webhook subset, else with
 //! `project IN (…)` and a check of each delivery against the JQL; refreshed
 //! a week before their 30-day expiry; deleted with the sync or on disconnect.
