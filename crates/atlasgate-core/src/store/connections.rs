@@ -200,7 +200,7 @@ pub async fn list_for_app(
     limit: i64,
 ) -> Result<super::Page<ConnectionRow>, sqlx::Error> {
     let mut q =
-        sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM connections WHERE app_id = "));
+        super::SqlBuilder::new(format!("SELECT {COLUMNS} FROM connections WHERE app_id = "));
     q.push_bind(app_id.to_string());
     for (column, value) in [
         (" AND owner = ", &filter.owner),
@@ -514,6 +514,22 @@ pub async fn dashboard_lines(pool: &AnyPool) -> Result<Vec<ConnectionLine>, sqlx
          FROM connections c JOIN apps a ON a.id = c.app_id \
          ORDER BY c.updated_at DESC LIMIT 200",
     )
+    .fetch_all(pool)
+    .await
+}
+
+/// Connections with an abandoned in-flight refresh (lease lapsed).
+pub async fn stale_refresh_marks(
+    pool: &AnyPool,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM connections WHERE status = 'active' AND refresh_inflight_token IS NOT NULL \
+         AND (refresh_lease_until IS NULL OR refresh_lease_until < $1) LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
     .fetch_all(pool)
     .await
 }

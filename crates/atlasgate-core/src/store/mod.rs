@@ -25,7 +25,7 @@ use std::time::Duration;
 use sqlx::any::AnyRow;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{Any, AnyPool, Executor, FromRow, QueryBuilder, Transaction};
+use sqlx::{Any, AnyPool, Executor, FromRow, Transaction};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -248,14 +248,62 @@ pub struct Page<T> {
     pub more: bool,
 }
 
+/// A value bound by [`SqlBuilder::push_bind`].
+#[derive(Debug, Clone)]
+pub enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+impl From<String> for Bind {
+    fn from(v: String) -> Bind {
+        Bind::Text(v)
+    }
+}
+
+impl From<i64> for Bind {
+    fn from(v: i64) -> Bind {
+        Bind::Int(v)
+    }
+}
+
+/// A statement built from pieces, numbering its `$n` placeholders itself.
+/// (sqlx's `QueryBuilder` writes `?` placeholders through the `Any` driver,
+/// which PostgreSQL refuses; this keeps the portable `$n` form.)
+#[derive(Debug)]
+pub struct SqlBuilder {
+    sql: String,
+    binds: Vec<Bind>,
+}
+
+impl SqlBuilder {
+    pub fn new(sql: impl Into<String>) -> SqlBuilder {
+        SqlBuilder {
+            sql: sql.into(),
+            binds: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, sql: &str) -> &mut SqlBuilder {
+        self.sql.push_str(sql);
+        self
+    }
+
+    pub fn push_bind(&mut self, value: impl Into<Bind>) -> &mut SqlBuilder {
+        self.binds.push(value.into());
+        self.sql.push_str(&format!("${}", self.binds.len()));
+        self
+    }
+}
+
 /// The one cursor-page reader of every list endpoint: `query` holds the
 /// `SELECT … WHERE …` with its filters (and keyset condition) pushed through
-/// [`QueryBuilder::push_bind`], so placeholders are never counted by hand;
+/// [`SqlBuilder::push_bind`], so placeholders are never counted by hand;
 /// this appends ` ORDER BY {order} LIMIT limit + 1` and reads whether more
 /// rows follow.
 pub async fn fetch_page<T>(
     pool: &AnyPool,
-    mut query: QueryBuilder<'_, Any>,
+    mut query: SqlBuilder,
     order: &str,
     limit: i64,
 ) -> Result<Page<T>, sqlx::Error>
@@ -264,7 +312,14 @@ where
 {
     query.push(" ORDER BY ").push(order).push(" LIMIT ");
     query.push_bind(limit + 1);
-    let mut items: Vec<T> = query.build_query_as().fetch_all(pool).await?;
+    let mut q = sqlx::query_as::<_, T>(&query.sql);
+    for b in query.binds {
+        q = match b {
+            Bind::Text(s) => q.bind(s),
+            Bind::Int(i) => q.bind(i),
+        };
+    }
+    let mut items: Vec<T> = q.fetch_all(pool).await?;
     let more = items.len() as i64 > limit;
     items.truncate(limit.max(0) as usize);
     Ok(Page { items, more })

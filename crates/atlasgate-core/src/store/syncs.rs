@@ -326,7 +326,7 @@ pub async fn list_issues(
     filter: &IssueFilter,
     limit: i64,
 ) -> Result<super::Page<IssueRow>, sqlx::Error> {
-    let mut q = sqlx::QueryBuilder::new(format!(
+    let mut q = super::SqlBuilder::new(format!(
         "SELECT {ISSUE_COLUMNS} FROM synced_issues WHERE connection_id = "
     ));
     q.push_bind(connection_id.to_string());
@@ -379,4 +379,40 @@ pub async fn delete(pool: &sqlx::AnyPool, sync_id: &str) -> Result<(), sqlx::Err
         .execute(pool)
         .await?;
     Ok(())
+}
+
+/// Claim up to `limit` due syncs for worker `me` until `lease_until`
+/// (state `running`): `FOR UPDATE SKIP LOCKED` on PostgreSQL, under
+/// `BEGIN IMMEDIATE` on SQLite, so no two processes take the same sync.
+pub async fn claim_due(
+    store: &super::Store,
+    me: &str,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> Result<Vec<String>, StoreError> {
+    let mut tx = store.begin_write().await?;
+    let ids: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT id FROM syncs WHERE state <> 'stopped' AND next_run_at <= $1 \
+         AND (locked_until IS NULL OR locked_until < $1) ORDER BY next_run_at, id LIMIT $2{}",
+        store.for_update_skip_locked()
+    ))
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    for id in &ids {
+        sqlx::query(
+            "UPDATE syncs SET locked_by = $1, locked_until = $2, state = 'running', run_requested = 0, \
+             updated_at = $3 WHERE id = $4",
+        )
+        .bind(me)
+        .bind(lease_until)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(ids)
 }

@@ -66,28 +66,13 @@ async fn run_claimed(state: &Core, id: &str) {
 pub async fn claim(state: &Core, limit: i64) -> Result<Vec<String>, StoreError> {
     let store = &state.store;
     let now = now();
-    let mut tx = store.begin_write().await?;
-    let ids: Vec<String> = sqlx::query_scalar(&format!(
-        "SELECT id FROM syncs WHERE state <> 'stopped' AND next_run_at <= $1 \
-         AND (locked_until IS NULL OR locked_until < $1) ORDER BY next_run_at, id LIMIT $2{}",
-        store.for_update_skip_locked()
-    ))
-    .bind(now)
-    .bind(limit)
-    .fetch_all(&mut *tx)
+    let ids = crate::store::syncs::claim_due(
+        store,
+        &state.jobs.worker_id,
+        now,
+        now + lease_secs(state),
+        limit,
+    )
     .await?;
-    for id in &ids {
-        sqlx::query(
-            "UPDATE syncs SET locked_by = $1, locked_until = $2, state = 'running', run_requested = 0, \
-             updated_at = $3 WHERE id = $4",
-        )
-        .bind(&state.jobs.worker_id)
-        .bind(now + lease_secs(state))
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
     Ok(ids)
 }

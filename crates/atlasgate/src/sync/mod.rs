@@ -104,7 +104,7 @@ pub struct SyncList {
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct IssueList {
+pub struct SyncedIssueList {
     #[schema(value_type = Vec<crate::schema::IssueView>)]
     pub items: Vec<IssueView>,
     pub next_cursor: Option<String>,
@@ -430,7 +430,7 @@ pub async fn delete_sync(
     tag = "syncs",
     params(("id" = String, Path, description = "Connection id"), ListIssuesQueryParams),
     responses(
-        (status = 200, description = "A page of issues", body = IssueList),
+        (status = 200, description = "A page of issues", body = SyncedIssueList),
         (status = 404, description = "No such connection (for this app)", body = crate::error::Problem),
         (status = 422, description = "Invalid filter", body = crate::error::Problem),
     ),
@@ -440,7 +440,7 @@ pub async fn list_issues(
     State(state): State<AppState>,
     conn: AppConnection,
     Query(q): Query<ListIssuesQueryParams>,
-) -> Result<Json<IssueList>, ApiError> {
+) -> Result<Json<SyncedIssueList>, ApiError> {
     let id = conn.row.id.clone();
     let limit = q.limit.unwrap_or(100);
     let mut errors = Vec::new();
@@ -497,7 +497,7 @@ pub async fn list_issues(
         })
         .flatten();
     let found = page.items;
-    Ok(Json(IssueList {
+    Ok(Json(SyncedIssueList {
         items: found.iter().map(IssueView::from_row).collect(),
         next_cursor,
     }))
