@@ -15,6 +15,7 @@
 
 pub mod apps;
 pub mod connections;
+pub mod deliveries;
 pub mod events;
 pub mod sessions;
 pub mod syncs;

@@ -416,3 +416,13 @@ pub async fn claim_due(
     tx.commit().await?;
     Ok(ids)
 }
+
+/// Syncs with a registered Jira webhook (deliveries are matched to them).
+pub async fn with_webhooks(pool: &sqlx::AnyPool) -> Result<Vec<SyncRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {SYNC_COLUMNS} FROM syncs WHERE webhooks = 1 AND state <> 'stopped' AND webhook_id IS NOT NULL \
+         ORDER BY webhook_local_filter, created_at, id"
+    ))
+    .fetch_all(pool)
+    .await
+}

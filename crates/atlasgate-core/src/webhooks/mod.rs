@@ -10,10 +10,11 @@ use serde_json::Value;
 
 use crate::jobs::Counters;
 use crate::state::Core;
+use crate::store::deliveries;
 use crate::store::now;
 use crate::sync::engine::{self, SyncError};
 use crate::sync::jql::split_order_by;
-use crate::sync::store::{self as sync_rows, SyncRow, SYNC_COLUMNS};
+use crate::sync::store::{self as sync_rows, SyncRow};
 
 pub const IDENTIFIER_HEADER: &str = "x-atlassian-webhook-identifier";
 pub const RETRY_HEADER: &str = "x-atlassian-webhook-retry";
@@ -53,19 +54,16 @@ pub async fn receive(
     payload: &Value,
 ) -> Result<bool, crate::store::StoreError> {
     let event = payload["webhookEvent"].as_str().unwrap_or("").to_string();
-    let inserted = sqlx::query(
-        "INSERT INTO jira_webhook_deliveries (identifier, received_at, retry, event, payload, state, attempts) \
-         VALUES ($1, $2, $3, $4, $5, 'received', 0) ON CONFLICT (identifier) DO NOTHING",
+    let inserted = deliveries::insert(
+        state.store.pool(),
+        identifier,
+        retry,
+        &event,
+        &payload.to_string(),
+        now(),
     )
-    .bind(identifier)
-    .bind(now())
-    .bind(retry)
-    .bind(&event)
-    .bind(payload.to_string())
-    .execute(state.store.pool())
-    .await?
-    .rows_affected();
-    if inserted == 0 {
+    .await?;
+    if !inserted {
         state.metrics.jira_webhook("duplicate");
         tracing::info!(identifier = %identifier, retry, "duplicate Jira webhook delivery ignored");
         return Ok(false);
@@ -85,15 +83,7 @@ pub async fn inbox_worker(state: Core) {
     loop {
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         let now = now();
-        let due: Vec<String> = match sqlx::query_scalar(
-            "SELECT identifier FROM jira_webhook_deliveries WHERE state = 'received' \
-             AND (locked_until IS NULL OR locked_until < $1) AND received_at < $2 ORDER BY received_at LIMIT 20",
-        )
-        .bind(now)
-        .bind(now - 1)
-        .fetch_all(state.store.pool())
-        .await
-        {
+        let due = match deliveries::due(state.store.pool(), now).await {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the webhook inbox failed");
@@ -109,26 +99,15 @@ pub async fn inbox_worker(state: Core) {
 /// Claim one stored delivery and apply it (at most one process at a time).
 pub async fn apply_delivery(state: &Core, identifier: &str) {
     let now = now();
-    let claimed = sqlx::query(
-        "UPDATE jira_webhook_deliveries SET locked_until = $1, attempts = attempts + 1 \
-         WHERE identifier = $2 AND state = 'received' AND (locked_until IS NULL OR locked_until < $3)",
-    )
-    .bind(now + APPLY_LEASE_SECS)
-    .bind(identifier)
-    .bind(now)
-    .execute(state.store.pool())
-    .await;
-    if !matches!(claimed, Ok(r) if r.rows_affected() == 1) {
+    let claimed =
+        deliveries::claim(state.store.pool(), identifier, now, now + APPLY_LEASE_SECS).await;
+    if !matches!(claimed, Ok(true)) {
         return;
     }
-    let row: Option<(String, i64)> = sqlx::query_as(
-        "SELECT payload, attempts FROM jira_webhook_deliveries WHERE identifier = $1",
-    )
-    .bind(identifier)
-    .fetch_optional(state.store.pool())
-    .await
-    .ok()
-    .flatten();
+    let row = deliveries::payload(state.store.pool(), identifier)
+        .await
+        .ok()
+        .flatten();
     let Some((payload, attempts)) = row else {
         return;
     };
@@ -136,26 +115,21 @@ pub async fn apply_delivery(state: &Core, identifier: &str) {
     let result = apply(state, &payload).await;
     let now = crate::store::now();
     let update = match &result {
-        Ok(n) => sqlx::query(
-            "UPDATE jira_webhook_deliveries SET state = $1, applied_at = $2, locked_until = NULL, last_error = NULL \
-             WHERE identifier = $3",
-        )
-        .bind(if *n > 0 { "applied" } else { "ignored" })
-        .bind(now)
-        .bind(identifier),
+        Ok(n) => deliveries::mark_done(state.store.pool(), identifier, *n > 0, now).await,
         Err(e) => {
             tracing::warn!(identifier, error = %e.describe(), "applying a Jira webhook failed; will retry");
             let give_up = attempts >= MAX_APPLY_ATTEMPTS;
-            sqlx::query(
-                "UPDATE jira_webhook_deliveries SET state = $1, last_error = $2, locked_until = $3 WHERE identifier = $4",
+            deliveries::mark_failed(
+                state.store.pool(),
+                identifier,
+                give_up,
+                &e.describe(),
+                now + (5i64 << attempts.clamp(0, 8)),
             )
-            .bind(if give_up { "ignored" } else { "received" })
-            .bind(e.describe())
-            .bind(now + (5i64 << attempts.clamp(0, 8)))
-            .bind(identifier)
+            .await
         }
     };
-    if let Err(e) = update.execute(state.store.pool()).await {
+    if let Err(e) = update {
         tracing::warn!(identifier, error = %e, "could not record a webhook's outcome");
     }
 }
@@ -170,12 +144,7 @@ async fn matching_syncs(state: &Core, payload: &Value) -> Result<Vec<Vec<SyncRow
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_i64).collect())
         .unwrap_or_default();
-    let all: Vec<SyncRow> = sqlx::query_as(&format!(
-        "SELECT {SYNC_COLUMNS} FROM syncs WHERE webhooks = 1 AND state <> 'stopped' AND webhook_id IS NOT NULL \
-         ORDER BY webhook_local_filter, created_at, id"
-    ))
-    .fetch_all(state.store.pool())
-    .await?;
+    let all: Vec<SyncRow> = sync_rows::with_webhooks(state.store.pool()).await?;
     let mut groups: Vec<Vec<SyncRow>> = Vec::new();
     for s in all {
         let site = format!("{}/", s.site_url.trim_end_matches('/'));

@@ -77,7 +77,6 @@ const SQL_NOT_YET_IN_STORE: &[&str] = &[
     "atlasgate-core/src/sync/engine.rs",
     "atlasgate-core/src/sync/registration.rs",
     "atlasgate-core/src/vault/keys.rs",
-    "atlasgate-core/src/webhooks/mod.rs",
 ];
 
 #[test]
