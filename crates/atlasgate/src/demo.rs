@@ -1,4 +1,4 @@
-//! `atlasgate demo` (DESIGN §8): the whole product on atlassim + SQLite with
+//! `atlasgate demo` (docs/design.md §8): the whole product on atlassim + SQLite with
 //! no configuration and no network.
 //!
 //! Without `--scripted` it prints the links a person needs and serves until

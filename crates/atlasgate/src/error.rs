@@ -14,8 +14,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::server::current_request_id;
-use crate::store::StoreError;
+use atlasgate_core::store::StoreError;
+use atlasgate_core::Error as CoreError;
+
+use crate::request::current_request_id;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 /// Base of the `type` URIs of our problems (`{BASE}{slug}`).
@@ -106,23 +108,70 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        ApiError::Internal(e.into())
+/// The one translation of the core's errors into answers: synchronous, no
+/// I/O (the core has already put what the answer needs into the error).
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        match e {
+            CoreError::NotFound => ApiError::NotFound,
+            CoreError::Invalid { field, message } => ApiError::validation(field, message),
+            CoreError::Conflict(msg) => ApiError::Conflict(msg),
+            CoreError::ReauthRequired { connect_url } => ApiError::ReauthRequired { connect_url },
+            CoreError::Disconnected => ApiError::Conflict("the connection is disconnected".into()),
+            e @ CoreError::NoSite => ApiError::Conflict(e.to_string()),
+            CoreError::RefreshUnavailable { retry_after_secs } => ApiError::RetryLater {
+                detail: "Atlassian could not refresh the token right now".into(),
+                retry_after_secs,
+            },
+            e @ CoreError::RefreshRejected { .. } => ApiError::BadGateway(e.to_string()),
+            e @ CoreError::Unreachable(_) => ApiError::BadGateway(e.to_string()),
+            e @ CoreError::OutcomeUnknown => ApiError::BadGateway(e.to_string()),
+            e @ CoreError::Timeout => ApiError::GatewayTimeout(e.to_string()),
+            CoreError::RateLimited { retry_after_secs } => {
+                ApiError::RateLimited { retry_after_secs }
+            }
+            e @ CoreError::Decode(_) => ApiError::BadGateway(e.to_string()),
+            CoreError::Upstream { status, messages } => {
+                let msg = messages.unwrap_or_else(|| format!("Atlassian answered {status}"));
+                match status {
+                    StatusCode::NOT_FOUND => ApiError::NotFound,
+                    StatusCode::BAD_REQUEST => ApiError::BadRequest(msg),
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                        ApiError::Forbidden(format!(
+                            "Atlassian refused the connection's token ({}): {msg}",
+                            status.as_u16()
+                        ))
+                    }
+                    s if s.is_server_error() => {
+                        ApiError::BadGateway(format!("Atlassian answered {s}"))
+                    }
+                    _ => ApiError::BadGateway(format!("Atlassian answered {status}: {msg}")),
+                }
+            }
+            CoreError::Internal(e) => ApiError::Internal(e),
+        }
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        ApiError::Internal(e.into())
-    }
+/// Errors of the core's parts, through [`CoreError`] (the one mapping).
+macro_rules! via_core {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ApiError {
+            fn from(e: $t) -> Self {
+                CoreError::from(e).into()
+            }
+        }
+    )*};
 }
 
-impl From<crate::vault::VaultError> for ApiError {
-    fn from(e: crate::vault::VaultError) -> Self {
-        ApiError::Internal(e.into())
-    }
-}
+via_core!(
+    StoreError,
+    sqlx::Error,
+    atlasgate_core::vault::VaultError,
+    atlasgate_core::vault::refresh::RefreshError,
+    atlasgate_core::atlassian::AtlassianError,
+    atlasgate_core::apps::AppsError
+);
 
 impl ApiError {
     pub fn validation(field: impl Into<String>, message: impl Into<String>) -> ApiError {
@@ -310,7 +359,7 @@ pub async fn problem_fallback(req: Request, next: Next) -> Response {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         problem.detail = Some(format!(
             "request body is larger than the {} byte limit",
-            crate::server::BODY_LIMIT_BYTES
+            crate::request::BODY_LIMIT_BYTES
         ));
     }
     let mut out = problem_response(status, &problem);

@@ -5,9 +5,7 @@
 
 pub mod admin;
 pub mod apps;
-pub mod atlassian;
 pub mod cli;
-pub mod config;
 pub mod confluence;
 pub mod connect;
 pub mod connections;
@@ -16,18 +14,21 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod jira;
-pub mod jobs;
 pub mod logging;
-pub mod metrics;
 pub mod openapi;
+pub mod pages;
 pub mod proxy;
 pub mod ratelimit;
+pub mod request;
+pub mod schema;
 pub mod server;
 pub mod state;
-pub mod store;
 pub mod sync;
-pub mod vault;
 pub mod webhooks;
+
+// The core's modules under their old paths, so `crate::store::…` reads the same
+// in the edge as in the core.
+pub use atlasgate_core::{atlassian, config, jobs, metrics, store, vault};
 
 pub use config::Config;
 pub use error::ApiError;

@@ -70,7 +70,7 @@ pub async fn limit(State(limiter): State<IpRateLimit>, req: Request, next: Next)
         .map(|ci| ci.0.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     if let Some(wait) = limiter.check(ip) {
-        let page = crate::connect::pages::error_page(
+        let page = crate::pages::error_page(
             "Too many requests",
             "Too many attempts from your network in a short time. Wait a minute and try again.",
         );

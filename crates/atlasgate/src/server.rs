@@ -4,10 +4,10 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Router;
@@ -23,22 +23,9 @@ use crate::config::Config;
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
 
-/// Request bodies above this are refused with a 413 problem (proxy excepted).
-pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
-/// Requests taking longer are answered 504 (proxy excepted: it streams).
-/// 504 rather than 408: the slow party is nearly always Atlassian, not the client.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-pub static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
-
-tokio::task_local! {
-    static REQUEST_ID: String;
-}
-
-/// The id of the request being handled on this task, if any.
-pub fn current_request_id() -> Option<String> {
-    REQUEST_ID.try_with(|id| id.clone()).ok()
-}
+pub use crate::request::{
+    current_request_id, BODY_LIMIT_BYTES, REQUEST_ID, REQUEST_ID_HEADER, REQUEST_TIMEOUT,
+};
 
 /// The documented routes with the ordinary limits (body size, timeout).
 /// Feature modules contribute one `router()` each, here and only here.
@@ -233,7 +220,7 @@ impl Application {
         let keepalive =
             crate::vault::keepalive::spawn(self.state.store.clone(), self.state.refresher.clone());
         // Sync passes, the Jira webhook inbox and event deliveries.
-        let workers = crate::jobs::spawn_workers(self.state.clone());
+        let workers = atlasgate_core::workers::spawn_workers(self.state.core.clone());
         // Connect info: the connect pages rate limit by peer IP.
         let served = axum::serve(
             self.listener,

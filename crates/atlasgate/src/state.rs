@@ -1,70 +1,33 @@
-//! What every handler shares.
+//! What every handler shares: the core's handles plus the edge's own caches.
 
 use std::sync::Arc;
 
-use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::store::Store;
-use crate::vault::refresh::Refresher;
-use crate::vault::Cipher;
+use atlasgate_core::config::Config;
+use atlasgate_core::store::Store;
+use atlasgate_core::Core;
 
-/// Cheap to clone: every field is a handle.
+/// Cheap to clone: every field is a handle. Derefs to [`Core`], so handlers
+/// read `state.store`, `state.config`, … directly.
 #[derive(Clone, Debug)]
 pub struct AppState {
-    pub config: Arc<Config>,
-    pub store: Store,
-    pub cipher: Arc<Cipher>,
-    /// Outgoing HTTP (Atlassian, app webhooks).
-    pub http: reqwest::Client,
-    pub metrics: Arc<Metrics>,
-    /// Single-flight token refresh (DESIGN §4).
-    pub refresher: Arc<Refresher>,
-    /// The polite Atlassian REST client (DESIGN §5): proxy, typed ops, sync.
-    pub atlassian: Arc<crate::atlassian::AtlassianClient>,
-    /// Background jobs: sync passes, Jira webhook inbox, event deliveries.
-    pub jobs: Arc<crate::jobs::Jobs>,
+    pub core: Core,
     /// Recently authenticated app keys (see [`crate::apps::AppKeyCache`]).
     pub apps_cache: Arc<crate::apps::AppKeyCache>,
 }
 
 impl AppState {
     pub fn new(config: Config, store: Store) -> Result<AppState, reqwest::Error> {
-        let cipher = Arc::new(Cipher::new(config.encryption_keys.clone()));
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("atlasgate/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        let metrics = Arc::new(Metrics::new());
-        let oauth = crate::atlassian::OAuthClient::new(
-            http.clone(),
-            config.auth_url.clone(),
-            config.api_url.clone(),
-            config.client_id.clone(),
-            config.client_secret.clone(),
-        );
-        let refresher = Arc::new(Refresher::new(
-            store.clone(),
-            cipher.clone(),
-            oauth,
-            config.refresh_margin,
-            metrics.clone(),
-        ));
-        let atlassian = Arc::new(crate::atlassian::AtlassianClient::new(
-            http.clone(),
-            &config.api_url,
-            refresher.clone(),
-        ));
         Ok(AppState {
+            core: Core::new(config, store)?,
             apps_cache: Arc::new(crate::apps::AppKeyCache::default()),
-            jobs: Arc::new(crate::jobs::Jobs::default()),
-            atlassian,
-            config: Arc::new(config),
-            store,
-            cipher,
-            http,
-            metrics,
-            refresher,
         })
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Core;
+
+    fn deref(&self) -> &Core {
+        &self.core
     }
 }

@@ -158,7 +158,7 @@ async fn logout(State(state): State<AppState>) -> Result<Response, ApiError> {
 /// HTML-escape text for element content and quoted attributes (the same
 /// escaping as the connect pages).
 pub fn esc(s: &str) -> String {
-    crate::connect::pages::escape(s)
+    crate::pages::escape(s)
 }
 
 const CSS: &str = r#"
@@ -214,34 +214,10 @@ fn login_page(state: &AppState, error: Option<&str>) -> String {
     )
 }
 
-/// One connection as the dashboard shows it (read straight from the table
-/// the connect flow owns).
-#[derive(Debug, sqlx::FromRow)]
-struct ConnectionLine {
-    id: String,
-    app_name: String,
-    owner: String,
-    profile: String,
-    status: String,
-    account_email: Option<String>,
-    site_url: Option<String>,
-    access_expires_at: Option<i64>,
-    refresh_issued_at: Option<i64>,
-    last_refreshed_at: Option<i64>,
-    last_used_at: Option<i64>,
-    last_refresh_error: Option<String>,
-}
+use crate::store::connections::ConnectionLine;
 
 async fn connections(state: &AppState) -> Result<Vec<ConnectionLine>, sqlx::Error> {
-    sqlx::query_as::<_, ConnectionLine>(
-        "SELECT c.id, a.name AS app_name, c.owner, c.profile, c.status, c.account_email, \
-         c.site_url, c.access_expires_at, c.refresh_issued_at, c.last_refreshed_at, \
-         c.last_used_at, c.last_refresh_error \
-         FROM connections c JOIN apps a ON a.id = c.app_id \
-         ORDER BY c.updated_at DESC LIMIT 200",
-    )
-    .fetch_all(state.store.pool())
-    .await
+    crate::store::connections::dashboard_lines(state.store.pool()).await
 }
 
 /// Atlassian expires a refresh token after 90 days without use.

@@ -11,9 +11,9 @@ use subtle::ConstantTimeEq;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::pages;
 use super::{browser_cookie, random_hex, sha256_hex, COOKIE_NAME};
 use crate::atlassian::AccessibleSite;
+use crate::pages;
 use crate::ratelimit::{self, IpRateLimit};
 use crate::state::AppState;
 use crate::store::connections as conn_rows;

@@ -1,4 +1,4 @@
-//! The connect flow (DESIGN §2–3): an app creates a one-use connect session;
+//! The connect flow (docs/design.md §2–3): an app creates a one-use connect session;
 //! a person follows its link through Atlassian's consent, back to
 //! `/oauth/callback`, through the site picker when the grant covers several
 //! sites, and finally back to the app's `return_to`.
@@ -24,22 +24,20 @@
 //! an HTML page, never a redirect.
 
 mod flow;
-pub mod pages;
+
 mod sessions;
 
 use axum::http::HeaderMap;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
 
-pub use sessions::{
-    create_session, ConnectSessionRequest, ConnectSessionResponse, NewConnectSession,
+pub use sessions::{create_session, ConnectSessionRequest, ConnectSessionResponse};
+
+pub use atlasgate_core::connect::{
+    random_hex, sha256_hex, NewConnectSession, SESSION_LIFETIME_SECS,
 };
 
-/// How long a connect session (and each state it hands out) lives.
-pub const SESSION_LIFETIME_SECS: i64 = 30 * 60;
 /// The browser-binding cookie.
 pub const COOKIE_NAME: &str = "atlasgate_connect";
 
@@ -47,17 +45,6 @@ pub const COOKIE_NAME: &str = "atlasgate_connect";
 /// visits (`/connect/…`, `/oauth/callback`; rate limited per IP).
 pub fn api_router() -> OpenApiRouter<AppState> {
     sessions::router().merge(flow::router())
-}
-
-/// 32 random bytes, hex.
-pub(crate) fn random_hex() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
-}
-
-pub(crate) fn sha256_hex(value: &str) -> String {
-    hex::encode(Sha256::digest(value.as_bytes()))
 }
 
 /// The browser-binding cookie's value, if the request carries a well-formed one.

@@ -12,7 +12,7 @@ use crate::apps::types::ReturnOrigin;
 use crate::apps::AuthenticatedApp;
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
-use crate::store::sessions as rows;
+use atlasgate_core::connect::NewConnectSession;
 
 /// Scopes atlasgate itself needs in every grant: a refresh token, and `/me`.
 const REQUIRED_SCOPES: &[&str] = &["offline_access", "read:me"];
@@ -49,83 +49,71 @@ pub struct ConnectSessionResponse {
     pub expires_at: String,
 }
 
-/// A validated request for a connect session.
-#[derive(Debug, Clone)]
-pub struct NewConnectSession {
-    pub app_id: String,
-    pub owner: String,
-    pub profile: String,
-    pub return_to: Option<String>,
-    pub scopes: Vec<String>,
-}
-
-impl NewConnectSession {
-    /// Turn a request into a session, listing every invalid field at once.
-    pub fn parse(
-        state: &AppState,
-        app: &AuthenticatedApp,
-        req: ConnectSessionRequest,
-    ) -> Result<NewConnectSession, ApiError> {
-        let mut errors = Vec::new();
-        let owner_len = req.owner.chars().count();
-        if owner_len == 0 || owner_len > 200 {
-            errors.push(FieldError::new("owner", "must be 1–200 characters"));
-        } else if req.owner.chars().any(char::is_control) {
-            errors.push(FieldError::new(
-                "owner",
-                "must not contain control characters",
-            ));
-        }
-        let profile = req.profile.unwrap_or_else(|| "jira".to_string());
-        let profile_scopes = state
-            .config
-            .profiles
-            .get(&profile)
-            .map(|p| p.scopes.clone());
-        if profile_scopes.is_none() {
-            let known: Vec<&str> = state.config.profiles.keys().map(String::as_str).collect();
-            errors.push(FieldError::new(
-                "profile",
-                format!("unknown profile; configured: {}", known.join(", ")),
-            ));
-        }
-        if let Some(return_to) = &req.return_to {
-            if let Err(message) = check_return_to(return_to, &app.return_origins) {
-                errors.push(FieldError::new("return_to", message));
-            }
-        }
-        let mut scopes = match req.scopes {
-            Some(list) => {
-                if list
-                    .iter()
-                    .any(|s| s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()))
-                {
-                    errors.push(FieldError::new(
-                        "scopes",
-                        "each scope must be a non-empty word without spaces",
-                    ));
-                }
-                list
-            }
-            None => profile_scopes.unwrap_or_default(),
-        };
-        if !errors.is_empty() {
-            return Err(ApiError::Validation(errors));
-        }
-        for required in REQUIRED_SCOPES {
-            if !scopes.iter().any(|s| s == required) {
-                scopes.push(required.to_string());
-            }
-        }
-        scopes.dedup();
-        Ok(NewConnectSession {
-            app_id: app.id.clone(),
-            owner: req.owner,
-            profile,
-            return_to: req.return_to,
-            scopes,
-        })
+/// Turn a request into a session, listing every invalid field at once.
+pub fn parse_request(
+    state: &AppState,
+    app: &AuthenticatedApp,
+    req: ConnectSessionRequest,
+) -> Result<NewConnectSession, ApiError> {
+    let mut errors = Vec::new();
+    let owner_len = req.owner.chars().count();
+    if owner_len == 0 || owner_len > 200 {
+        errors.push(FieldError::new("owner", "must be 1–200 characters"));
+    } else if req.owner.chars().any(char::is_control) {
+        errors.push(FieldError::new(
+            "owner",
+            "must not contain control characters",
+        ));
     }
+    let profile = req.profile.unwrap_or_else(|| "jira".to_string());
+    let profile_scopes = state
+        .config
+        .profiles
+        .get(&profile)
+        .map(|p| p.scopes.clone());
+    if profile_scopes.is_none() {
+        let known: Vec<&str> = state.config.profiles.keys().map(String::as_str).collect();
+        errors.push(FieldError::new(
+            "profile",
+            format!("unknown profile; configured: {}", known.join(", ")),
+        ));
+    }
+    if let Some(return_to) = &req.return_to {
+        if let Err(message) = check_return_to(return_to, &app.return_origins) {
+            errors.push(FieldError::new("return_to", message));
+        }
+    }
+    let mut scopes = match req.scopes {
+        Some(list) => {
+            if list
+                .iter()
+                .any(|s| s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()))
+            {
+                errors.push(FieldError::new(
+                    "scopes",
+                    "each scope must be a non-empty word without spaces",
+                ));
+            }
+            list
+        }
+        None => profile_scopes.unwrap_or_default(),
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    for required in REQUIRED_SCOPES {
+        if !scopes.iter().any(|s| s == required) {
+            scopes.push(required.to_string());
+        }
+    }
+    scopes.dedup();
+    Ok(NewConnectSession {
+        app_id: app.id.clone(),
+        owner: req.owner,
+        profile,
+        return_to: req.return_to,
+        scopes,
+    })
 }
 
 /// `return_to` must be an absolute http(s) URL whose origin the app allowed:
@@ -149,33 +137,16 @@ fn check_return_to(return_to: &str, allowed: &[ReturnOrigin]) -> Result<(), Stri
     }
 }
 
-/// Store a new session and build its link.
+/// Store a new session and answer with its link.
 pub async fn create_session(
     state: &AppState,
     new: &NewConnectSession,
 ) -> Result<ConnectSessionResponse, ApiError> {
-    let id = format!("cs_{}", super::random_hex());
-    let now = crate::store::now();
-    let expires_at = now + super::SESSION_LIFETIME_SECS;
-    let scopes_json = serde_json::to_string(&new.scopes).map_err(ApiError::internal)?;
-    rows::insert(
-        state.store.pool(),
-        &rows::NewSession {
-            id: &id,
-            app_id: &new.app_id,
-            owner: &new.owner,
-            profile: &new.profile,
-            scopes_json: &scopes_json,
-            return_to: new.return_to.as_deref(),
-            created_at: now,
-            expires_at,
-        },
-    )
-    .await?;
+    let created = atlasgate_core::connect::create_session(&state.store, &state.config, new).await?;
     Ok(ConnectSessionResponse {
-        connect_url: state.config.public_link(&format!("/connect/{id}")),
-        id,
-        expires_at: crate::connections::rfc3339(expires_at),
+        id: created.id,
+        connect_url: created.connect_url,
+        expires_at: crate::connections::rfc3339(created.expires_at),
     })
 }
 
@@ -200,7 +171,7 @@ pub async fn create_connect_session(
     app: AuthenticatedApp,
     Json(req): Json<ConnectSessionRequest>,
 ) -> Result<(StatusCode, Json<ConnectSessionResponse>), ApiError> {
-    let new = NewConnectSession::parse(&state, &app, req)?;
+    let new = parse_request(&state, &app, req)?;
     let created = create_session(&state, &new).await?;
     tracing::info!(app_id = %new.app_id, profile = %new.profile, "connect session created");
     Ok((StatusCode::CREATED, Json(created)))

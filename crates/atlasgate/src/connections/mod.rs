@@ -1,9 +1,9 @@
-//! The connections API (DESIGN §3): list, inspect, disconnect, get a token,
+//! The connections API (docs/design.md §3): list, inspect, disconnect, get a token,
 //! force a refresh, choose the site. Every route runs as an
 //! [`AuthenticatedApp`]; another app's connection answers 404 exactly like a
 //! missing one.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::Json;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -11,14 +11,12 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::apps::AuthenticatedApp;
-use crate::atlassian::AccessibleSite;
-use crate::connect::{create_session, NewConnectSession};
+use crate::apps::{AppConnection, AuthenticatedApp, CachedToken};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::connections::{self as rows, ConnectionRow, ConnectionStatus, ListFilter};
-use crate::store::events::{self, NewEvent};
-use crate::vault::refresh::{FreshToken, RefreshError};
+use crate::vault::refresh::FreshToken;
+pub use atlasgate_core::connections::{emit_created, emit_event, rfc3339, Account, ConnectionView};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -29,124 +27,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(update_connection_site))
 }
 
-/// Unix seconds → RFC 3339 (UTC), the form every API timestamp takes.
-pub fn rfc3339(ts: i64) -> String {
-    chrono::DateTime::<chrono::Utc>::from_timestamp(ts, 0)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
-}
-
-// ---- events -------------------------------------------------------------------
-
-/// Record an event in the outbox, inside the caller's transaction.
-pub async fn emit_event(
-    conn: &mut sqlx::AnyConnection,
-    app_id: &str,
-    connection_id: &str,
-    event_type: &str,
-    payload: serde_json::Value,
-    _now: i64,
-) -> Result<(), sqlx::Error> {
-    events::insert(
-        conn,
-        NewEvent {
-            app_id,
-            connection_id: Some(connection_id),
-            event_type,
-            payload,
-        },
-    )
-    .await
-    .map(|_| ())
-    .map_err(|e| match e {
-        crate::store::StoreError::Sqlx(e) => e,
-        other => sqlx::Error::Protocol(other.to_string()),
-    })
-}
-
-/// `connection.created`, once the connection is complete (its site chosen).
-/// Every `connection.*` event's payload is the connection as
-/// [`ConnectionView`] shows it (`connection.needs_reauth` adds `reason`).
-pub async fn emit_created(
-    conn: &mut sqlx::AnyConnection,
-    connection_id: &str,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    let Some(row) = rows::get(&mut *conn, connection_id).await? else {
-        return Ok(());
-    };
-    let payload = serde_json::to_value(ConnectionView::from_row(&row)).unwrap_or_default();
-    emit_event(
-        conn,
-        &row.app_id,
-        connection_id,
-        "connection.created",
-        payload,
-        now,
-    )
-    .await
-}
-
-// ---- wire types ---------------------------------------------------------------
-
-/// The Atlassian account behind a connection.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Account {
-    pub account_id: String,
-    pub email: Option<String>,
-    pub name: Option<String>,
-}
-
-/// A connection as the API shows it. Never a token.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ConnectionView {
-    pub id: String,
-    pub owner: String,
-    pub profile: String,
-    /// `active` | `needs_reauth` | `disconnected`.
-    pub status: ConnectionStatus,
-    /// Whether atlasgate holds a usable grant (status `active`).
-    pub authenticated: bool,
-    /// When the current access token expires (RFC 3339).
-    pub expires_at: Option<String>,
-    pub scopes: Vec<String>,
-    /// Every site the grant covers.
-    pub sites: Vec<AccessibleSite>,
-    /// The selected site, if chosen.
-    pub site: Option<AccessibleSite>,
-    pub account: Option<Account>,
-    pub connected_at: String,
-    pub last_refreshed_at: Option<String>,
-    pub last_used_at: Option<String>,
-}
-
-impl ConnectionView {
-    pub fn from_row(row: &ConnectionRow) -> ConnectionView {
-        let status = row.status();
-        ConnectionView {
-            id: row.id.clone(),
-            owner: row.owner.clone(),
-            profile: row.profile.clone(),
-            status,
-            authenticated: status == ConnectionStatus::Active && row.access_token.is_some(),
-            expires_at: row.access_expires_at.map(rfc3339),
-            scopes: row.scope_list(),
-            sites: row.site_list(),
-            site: row.selected_site(),
-            account: row.account_id.as_ref().map(|id| Account {
-                account_id: id.clone(),
-                email: row.account_email.clone(),
-                name: row.account_name.clone(),
-            }),
-            connected_at: rfc3339(row.connected_at),
-            last_refreshed_at: row.last_refreshed_at.map(rfc3339),
-            last_used_at: row.last_used_at.map(rfc3339),
-        }
-    }
-}
-
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ConnectionList {
+    #[schema(value_type = Vec<crate::schema::ConnectionView>)]
     pub items: Vec<ConnectionView>,
     /// Pass as `cursor` for the next page; absent on the last page.
     pub next_cursor: Option<String>,
@@ -185,53 +68,6 @@ pub struct UpdateSiteRequest {
 
 // ---- handlers -------------------------------------------------------------------
 
-async fn load(
-    state: &AppState,
-    app: &AuthenticatedApp,
-    id: &str,
-) -> Result<ConnectionRow, ApiError> {
-    rows::get_for_app(state.store.pool(), &app.id, id)
-        .await?
-        .ok_or(ApiError::NotFound)
-}
-
-/// Turn a refresh failure into the answer the app sees; `needs_reauth`
-/// carries a fresh connect link for the same owner and profile.
-pub async fn refresh_error(state: &AppState, row: &ConnectionRow, e: RefreshError) -> ApiError {
-    match e {
-        RefreshError::NotFound => ApiError::NotFound,
-        RefreshError::NeedsReauth => {
-            let new = NewConnectSession {
-                app_id: row.app_id.clone(),
-                owner: row.owner.clone(),
-                profile: row.profile.clone(),
-                return_to: None,
-                scopes: state
-                    .config
-                    .profiles
-                    .get(&row.profile)
-                    .map(|p| p.scopes.clone())
-                    .unwrap_or_else(|| row.scope_list()),
-            };
-            match create_session(state, &new).await {
-                Ok(session) => ApiError::ReauthRequired {
-                    connect_url: session.connect_url,
-                },
-                Err(e) => e,
-            }
-        }
-        RefreshError::Disconnected => ApiError::Conflict("the connection is disconnected".into()),
-        RefreshError::Unavailable { retry_after_secs } => ApiError::RetryLater {
-            detail: "Atlassian could not refresh the token right now".into(),
-            retry_after_secs,
-        },
-        RefreshError::Rejected { status } => ApiError::BadGateway(format!(
-            "Atlassian rejected the token refresh (status {status})"
-        )),
-        RefreshError::Internal(msg) => ApiError::Internal(anyhow::anyhow!(msg)),
-    }
-}
-
 /// List connections
 #[utoipa::path(
     get,
@@ -268,15 +104,13 @@ pub async fn list_connections(
         status: q.status,
         after: q.cursor,
     };
-    let mut found = rows::list_for_app(state.store.pool(), &app.id, &filter, limit + 1).await?;
-    let next_cursor = if found.len() as i64 > limit {
-        found.truncate(limit as usize);
-        found.last().map(|r| r.id.clone())
-    } else {
-        None
-    };
+    let page = rows::list_for_app(state.store.pool(), &app.id, &filter, limit).await?;
+    let next_cursor = page
+        .more
+        .then(|| page.items.last().map(|r| r.id.clone()))
+        .flatten();
     Ok(Json(ConnectionList {
-        items: found.iter().map(ConnectionView::from_row).collect(),
+        items: page.items.iter().map(ConnectionView::from_row).collect(),
         next_cursor,
     }))
 }
@@ -290,25 +124,20 @@ pub async fn list_connections(
     tag = "connections",
     params(("id" = String, Path, description = "Connection id")),
     responses(
-        (status = 200, description = "The connection", body = ConnectionView),
+        (status = 200, description = "The connection", body = crate::schema::ConnectionView),
         (status = 404, description = "No such connection (for this app)", body = crate::error::Problem),
     ),
     security(("app_key" = []))
 )]
-pub async fn get_connection(
-    State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path(id): Path<String>,
-) -> Result<Json<ConnectionView>, ApiError> {
-    let row = load(&state, &app, &id).await?;
-    Ok(Json(ConnectionView::from_row(&row)))
+pub async fn get_connection(conn: AppConnection) -> Result<Json<ConnectionView>, ApiError> {
+    Ok(Json(ConnectionView::from_row(&conn.row)))
 }
 
 /// Work to do on Atlassian's side before the tokens are wiped. The app's
-/// Jira webhooks must be deleted while the token still works (DESIGN §3);
+/// Jira webhooks must be deleted while the token still works (docs/design.md §3);
 /// that arrives with webhook registration — hook it in here.
 async fn before_disconnect(state: &AppState, row: &ConnectionRow) -> Result<(), ApiError> {
-    crate::webhooks::registration::on_disconnect(state, row).await;
+    crate::sync::registration::on_disconnect(state, row).await;
     Ok(())
 }
 
@@ -324,17 +153,16 @@ async fn before_disconnect(state: &AppState, row: &ConnectionRow) -> Result<(), 
     tag = "connections",
     params(("id" = String, Path, description = "Connection id")),
     responses(
-        (status = 200, description = "Disconnected", body = ConnectionView),
+        (status = 200, description = "Disconnected", body = crate::schema::ConnectionView),
         (status = 404, description = "No such connection (for this app)", body = crate::error::Problem),
     ),
     security(("app_key" = []))
 )]
 pub async fn delete_connection(
     State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path(id): Path<String>,
+    AppConnection { row, .. }: AppConnection,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    let row = load(&state, &app, &id).await?;
+    let id = row.id.clone();
     if row.status() != ConnectionStatus::Disconnected {
         before_disconnect(&state, &row).await?;
     }
@@ -395,26 +223,18 @@ fn token_response(fresh: &FreshToken) -> TokenResponse {
 )]
 pub async fn get_connection_token(
     State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path(id): Path<String>,
+    conn: AppConnection<CachedToken>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let cache = state.refresher.token_cache();
-    // The hot path: no database read, no decryption (see `vault::token_cache`
-    // for why up to a second of staleness across processes is safe). Another
-    // app's connection is not served from here: it falls through to `load`,
-    // which answers 404 exactly as for a missing one.
-    if let Some(fresh) = cache.get(&id).filter(|f| f.connection.app_id == app.id) {
+    // The hot path: the extractor found this app's token in the cache.
+    if let Some(fresh) = conn.cached {
         touch_used(&state, &fresh).await;
         return Ok(Json(token_response(&fresh)));
     }
-    // Taken before the read: a disconnect committing meanwhile voids the fill.
-    let ticket = cache.ticket();
-    let row = load(&state, &app, &id).await?;
-    let fresh = match state.refresher.access_token_from_row(row.clone()).await {
-        Ok(f) => f,
-        Err(e) => return Err(refresh_error(&state, &row, e).await),
-    };
-    cache.fill(ticket, &fresh);
+    let fresh = state.refresher.access_token_for_app(conn.row).await?;
+    if let Some(ticket) = conn.ticket {
+        cache.fill(ticket, &fresh);
+    }
     touch_used(&state, &fresh).await;
     Ok(Json(token_response(&fresh)))
 }
@@ -443,7 +263,7 @@ async fn touch_used(state: &AppState, fresh: &FreshToken) {
     tag = "connections",
     params(("id" = String, Path, description = "Connection id")),
     responses(
-        (status = 200, description = "Refreshed; the connection", body = ConnectionView),
+        (status = 200, description = "Refreshed; the connection", body = crate::schema::ConnectionView),
         (status = 404, description = "No such connection (for this app)", body = crate::error::Problem),
         (status = 409, description = "`reauth-required` (with `connect_url`) or disconnected", body = crate::error::Problem),
         (status = 503, description = "Atlassian unavailable; see Retry-After", body = crate::error::Problem),
@@ -452,14 +272,9 @@ async fn touch_used(state: &AppState, fresh: &FreshToken) {
 )]
 pub async fn refresh_connection(
     State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path(id): Path<String>,
+    conn: AppConnection,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    let row = load(&state, &app, &id).await?;
-    let fresh = match state.refresher.force_refresh(&id).await {
-        Ok(f) => f,
-        Err(e) => return Err(refresh_error(&state, &row, e).await),
-    };
+    let fresh = state.refresher.force_refresh_for_app(&conn.row).await?;
     Ok(Json(ConnectionView::from_row(&fresh.connection)))
 }
 
@@ -473,7 +288,7 @@ pub async fn refresh_connection(
     params(("id" = String, Path, description = "Connection id")),
     request_body = UpdateSiteRequest,
     responses(
-        (status = 200, description = "The connection", body = ConnectionView),
+        (status = 200, description = "The connection", body = crate::schema::ConnectionView),
         (status = 404, description = "No such connection (for this app)", body = crate::error::Problem),
         (status = 422, description = "Not one of the grant's sites", body = crate::error::Problem),
     ),
@@ -481,11 +296,10 @@ pub async fn refresh_connection(
 )]
 pub async fn update_connection_site(
     State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path(id): Path<String>,
+    AppConnection { app, row, .. }: AppConnection,
     Json(req): Json<UpdateSiteRequest>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    let row = load(&state, &app, &id).await?;
+    let id = row.id.clone();
     let Some(site) = row
         .site_list()
         .into_iter()
@@ -500,7 +314,9 @@ pub async fn update_connection_site(
     rows::set_site(state.store.pool(), &id, &site.cloud_id, &site.url, now).await?;
     // `/token` answers carry the site: drop the cached one.
     state.refresher.token_cache().invalidate(&id);
-    let after = load(&state, &app, &id).await?;
+    let after = rows::get_for_app(state.store.pool(), &app.id, &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(Json(ConnectionView::from_row(&after)))
 }
 

@@ -1,11 +1,10 @@
-//! Events out (DESIGN §6): the outbox (`events`, written in the same
+//! Events out (docs/design.md §6): the outbox (`events`, written in the same
 //! transaction as the change it announces), its delivery worker, Standard
 //! Webhooks signing, and `GET /v1/events`.
 
 pub mod receiver;
-pub mod signing;
-pub mod worker;
 
+pub use atlasgate_core::events::*;
 use axum::extract::{Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -17,51 +16,10 @@ use crate::apps::AuthenticatedApp;
 use crate::connections::rfc3339;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::events::{self as rows, NewEvent};
-use crate::store::StoreError;
-
-pub use signing::{sign, verify, SigningError};
-
-/// Every event type atlasgate emits.
-pub const EVENT_TYPES: &[&str] = &[
-    "connection.created",
-    "connection.needs_reauth",
-    "connection.deleted",
-    "issue.created",
-    "issue.updated",
-    "issue.deleted",
-    "sync.completed",
-    "sync.failed",
-];
+use crate::store::events as rows;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_events))
-}
-
-/// Record an event inside the caller's transaction. Wake the worker with
-/// [`wake`] after committing.
-pub async fn record(
-    conn: &mut sqlx::AnyConnection,
-    app_id: &str,
-    connection_id: Option<&str>,
-    event_type: &str,
-    payload: serde_json::Value,
-) -> Result<String, StoreError> {
-    rows::insert(
-        conn,
-        NewEvent {
-            app_id,
-            connection_id,
-            event_type,
-            payload,
-        },
-    )
-    .await
-}
-
-/// Tell this process's delivery worker that events are waiting.
-pub fn wake(state: &AppState) {
-    state.jobs.events_wakeup.notify_one();
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -109,24 +67,6 @@ pub struct EventList {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, sqlx::FromRow)]
-struct Row {
-    seq: i64,
-    id: String,
-    connection_id: Option<String>,
-    #[sqlx(rename = "type")]
-    event_type: String,
-    payload: String,
-    created_at: i64,
-    delivery_state: String,
-    attempts: i64,
-    next_attempt_at: i64,
-    last_attempt_at: Option<i64>,
-    last_status: Option<i64>,
-    last_error: Option<String>,
-    delivered_at: Option<i64>,
-}
-
 /// List the app's events
 ///
 /// The app's recent events, newest first, with their delivery state, number
@@ -163,35 +103,20 @@ pub async fn list_events(
             return Err(ApiError::validation("type", "unknown event type"));
         }
     }
-    let mut sql = String::from(
-        "SELECT seq, id, connection_id, type, payload, created_at, delivery_state, attempts, \
-         next_attempt_at, last_attempt_at, last_status, last_error, delivered_at \
-         FROM events WHERE app_id = $1 AND seq < $2",
-    );
-    let mut n = 3;
-    if q.connection_id.is_some() {
-        sql.push_str(&format!(" AND connection_id = ${n}"));
-        n += 1;
-    }
-    if q.event_type.is_some() {
-        sql.push_str(&format!(" AND type = ${n}"));
-        n += 1;
-    }
-    sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${n}"));
-    let mut query = sqlx::query_as::<_, Row>(&sql).bind(&app.id).bind(before);
-    if let Some(c) = &q.connection_id {
-        query = query.bind(c);
-    }
-    if let Some(t) = &q.event_type {
-        query = query.bind(t);
-    }
-    let mut found = query.bind(limit + 1).fetch_all(state.store.pool()).await?;
-    let next_cursor = if found.len() as i64 > limit {
-        found.truncate(limit as usize);
-        found.last().map(|r| r.seq.to_string())
-    } else {
-        None
-    };
+    let page = rows::list_for_app(
+        state.store.pool(),
+        &app.id,
+        before,
+        q.connection_id.as_deref(),
+        q.event_type.as_deref(),
+        limit,
+    )
+    .await?;
+    let next_cursor = page
+        .more
+        .then(|| page.items.last().map(|r| r.seq.to_string()))
+        .flatten();
+    let found = page.items;
     let items = found
         .into_iter()
         .map(|r| EventView {

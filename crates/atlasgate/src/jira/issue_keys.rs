@@ -13,12 +13,12 @@
 
 use std::collections::HashSet;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::apps::AuthenticatedApp;
+use crate::apps::AppConnection;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -141,8 +141,7 @@ pub struct IssueKeysResponse {
 )]
 pub async fn find_issue_keys(
     State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path(id): Path<String>,
+    conn: AppConnection,
     Json(req): Json<IssueKeysRequest>,
 ) -> Result<Json<IssueKeysResponse>, ApiError> {
     if req.texts.len() > 1000 {
@@ -151,10 +150,10 @@ pub async fn find_issue_keys(
             "at most 1000 texts per request",
         ));
     }
-    let row = super::site_connection(&state, &app, &id).await?;
-    let projects = match super::ops::project_keys(&super::ctx(&state, &app, &row)).await {
+    let row = conn.with_site()?;
+    let projects = match super::ops::project_keys(&super::ctx(&state, &conn.app, row)).await {
         Ok(p) => p,
-        Err(e) => return Err(super::fail(&state, &row, e).await),
+        Err(e) => return Err(e.into()),
     };
     let projects: HashSet<String> = projects
         .into_iter()

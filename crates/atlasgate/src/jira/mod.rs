@@ -1,11 +1,12 @@
-//! Typed Jira operations (DESIGN §3 `/v1/connections/{id}/jira/…`):
+//! Typed Jira operations (docs/design.md §3 `/v1/connections/{id}/jira/…`):
 //! projects, boards, sprints, sprint issues, backlog, JQL search, estimates,
 //! comments, and issue keys found in text. Answers use atlasgate's own
 //! schemas ([`ops`]); Atlassian's pagination is followed here so apps never
 //! see it.
 
 pub mod issue_keys;
-pub mod ops;
+
+pub use atlasgate_core::jira::ops;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -15,11 +16,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::apps::AuthenticatedApp;
-use crate::atlassian::AtlassianError;
+use crate::apps::{AppConnection, AuthenticatedApp};
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::connections::{self as rows, ConnectionRow};
+use crate::store::connections::ConnectionRow;
 
 pub use issue_keys::IssueKey;
 pub use ops::{Board, Ctx, Issue, Project, Sprint, SprintRef};
@@ -37,23 +37,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(issue_keys::find_issue_keys))
 }
 
-/// The calling app's connection with a selected site (404 / 409 otherwise).
-pub(crate) async fn site_connection(
-    state: &AppState,
-    app: &AuthenticatedApp,
-    id: &str,
-) -> Result<ConnectionRow, ApiError> {
-    let row = rows::get_for_app(state.store.pool(), &app.id, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    if row.site_cloud_id.is_none() || row.site_url.is_none() {
-        return Err(ApiError::Conflict(
-            "the connection has no selected site yet (PUT /v1/connections/{id}/site)".into(),
-        ));
-    }
-    Ok(row)
-}
-
 pub(crate) fn ctx<'a>(
     state: &'a AppState,
     app: &'a AuthenticatedApp,
@@ -68,29 +51,29 @@ pub(crate) fn ctx<'a>(
     }
 }
 
-async fn fail(state: &AppState, row: &ConnectionRow, e: AtlassianError) -> ApiError {
-    crate::proxy::upstream_error(state, &row.id, e).await
-}
-
 // ---- wire types -------------------------------------------------------------------
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ProjectList {
+    #[schema(value_type = Vec<crate::schema::Project>)]
     pub items: Vec<Project>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct BoardList {
+    #[schema(value_type = Vec<crate::schema::Board>)]
     pub items: Vec<Board>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SprintList {
+    #[schema(value_type = Vec<crate::schema::Sprint>)]
     pub items: Vec<Sprint>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct IssueList {
+    #[schema(value_type = Vec<crate::schema::Issue>)]
     pub items: Vec<Issue>,
 }
 
@@ -167,13 +150,12 @@ pub struct CommentResponse {
 )]
 pub async fn list_projects(
     State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path(id): Path<String>,
+    conn: AppConnection,
 ) -> Result<Json<ProjectList>, ApiError> {
-    let row = site_connection(&state, &app, &id).await?;
-    match ops::list_projects(&ctx(&state, &app, &row)).await {
+    let row = conn.with_site()?;
+    match ops::list_projects(&ctx(&state, &conn.app, row)).await {
         Ok(items) => Ok(Json(ProjectList { items })),
-        Err(e) => Err(fail(&state, &row, e).await),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -191,14 +173,13 @@ pub async fn list_projects(
 )]
 pub async fn list_boards(
     State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path(id): Path<String>,
+    conn: AppConnection,
     Query(q): Query<ListBoardsQueryParams>,
 ) -> Result<Json<BoardList>, ApiError> {
-    let row = site_connection(&state, &app, &id).await?;
-    match ops::list_boards(&ctx(&state, &app, &row), q.project.as_deref()).await {
+    let row = conn.with_site()?;
+    match ops::list_boards(&ctx(&state, &conn.app, row), q.project.as_deref()).await {
         Ok(items) => Ok(Json(BoardList { items })),
-        Err(e) => Err(fail(&state, &row, e).await),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -221,8 +202,8 @@ pub async fn list_boards(
 )]
 pub async fn list_sprints(
     State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path((id, board)): Path<(String, i64)>,
+    conn: AppConnection,
+    Path((_id, board)): Path<(String, i64)>,
     Query(q): Query<ListSprintsQueryParams>,
 ) -> Result<Json<SprintList>, ApiError> {
     if let Some(s) = &q.state {
@@ -235,10 +216,10 @@ pub async fn list_sprints(
             ));
         }
     }
-    let row = site_connection(&state, &app, &id).await?;
-    match ops::list_sprints(&ctx(&state, &app, &row), board, q.state.as_deref()).await {
+    let row = conn.with_site()?;
+    match ops::list_sprints(&ctx(&state, &conn.app, row), board, q.state.as_deref()).await {
         Ok(items) => Ok(Json(SprintList { items })),
-        Err(e) => Err(fail(&state, &row, e).await),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -258,14 +239,14 @@ pub async fn list_sprints(
 )]
 pub async fn list_sprint_issues(
     State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path((id, sprint)): Path<(String, i64)>,
+    conn: AppConnection,
+    Path((_id, sprint)): Path<(String, i64)>,
 ) -> Result<Json<IssueList>, ApiError> {
-    let row = site_connection(&state, &app, &id).await?;
+    let row = conn.with_site()?;
     let path = format!("rest/agile/1.0/sprint/{sprint}/issue");
-    match ops::ranked_issues(&ctx(&state, &app, &row), &path).await {
+    match ops::ranked_issues(&ctx(&state, &conn.app, row), &path).await {
         Ok(items) => Ok(Json(IssueList { items })),
-        Err(e) => Err(fail(&state, &row, e).await),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -285,14 +266,14 @@ pub async fn list_sprint_issues(
 )]
 pub async fn list_backlog(
     State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path((id, board)): Path<(String, i64)>,
+    conn: AppConnection,
+    Path((_id, board)): Path<(String, i64)>,
 ) -> Result<Json<IssueList>, ApiError> {
-    let row = site_connection(&state, &app, &id).await?;
+    let row = conn.with_site()?;
     let path = format!("rest/agile/1.0/board/{board}/backlog");
-    match ops::ranked_issues(&ctx(&state, &app, &row), &path).await {
+    match ops::ranked_issues(&ctx(&state, &conn.app, row), &path).await {
         Ok(items) => Ok(Json(IssueList { items })),
-        Err(e) => Err(fail(&state, &row, e).await),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -313,8 +294,7 @@ pub async fn list_backlog(
 )]
 pub async fn search_issues(
     State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path(id): Path<String>,
+    conn: AppConnection,
     Query(q): Query<SearchIssuesQueryParams>,
 ) -> Result<Json<IssueList>, ApiError> {
     let mut errors = Vec::new();
@@ -331,10 +311,10 @@ pub async fn search_issues(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let row = site_connection(&state, &app, &id).await?;
-    match ops::search(&ctx(&state, &app, &row), &q.jql, limit).await {
+    let row = conn.with_site()?;
+    match ops::search(&ctx(&state, &conn.app, row), &q.jql, limit).await {
         Ok(items) => Ok(Json(IssueList { items })),
-        Err(e) => Err(fail(&state, &row, e).await),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -368,8 +348,8 @@ fn parse_estimate(v: &serde_json::Value) -> Option<f64> {
 )]
 pub async fn update_estimate(
     State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path((id, key)): Path<(String, String)>,
+    conn: AppConnection,
+    Path((_id, key)): Path<(String, String)>,
     Json(req): Json<EstimateRequest>,
 ) -> Result<Json<EstimateResponse>, ApiError> {
     let mut errors = Vec::new();
@@ -390,11 +370,11 @@ pub async fn update_estimate(
     let (Some(key), Some(value)) = (key, value) else {
         return Err(ApiError::Validation(errors));
     };
-    let row = site_connection(&state, &app, &id).await?;
-    let c = ctx(&state, &app, &row);
+    let row = conn.with_site()?;
+    let c = ctx(&state, &conn.app, row);
     let field_id = match ops::set_estimate(&c, key.as_str(), value, req.board_id).await {
         Ok(f) => f,
-        Err(ops::EstimateError::Atlassian(e)) => return Err(fail(&state, &row, e).await),
+        Err(ops::EstimateError::Atlassian(e)) => return Err(e.into()),
         Err(e @ ops::EstimateError::NoField { .. }) => {
             return Err(ApiError::validation("value", e.to_string()))
         }
@@ -404,7 +384,7 @@ pub async fn update_estimate(
     };
     if let Some(text) = req.comment.as_deref().filter(|t| !t.trim().is_empty()) {
         if let Err(e) = ops::add_comment(&c, key.as_str(), text).await {
-            return Err(fail(&state, &row, e).await);
+            return Err(e.into());
         }
     }
     Ok(Json(EstimateResponse { field_id, value }))
@@ -428,8 +408,8 @@ pub async fn update_estimate(
 )]
 pub async fn create_comment(
     State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path((id, key)): Path<(String, String)>,
+    conn: AppConnection,
+    Path((_id, key)): Path<(String, String)>,
     Json(req): Json<CommentRequest>,
 ) -> Result<(StatusCode, Json<CommentResponse>), ApiError> {
     let mut errors = Vec::new();
@@ -446,8 +426,8 @@ pub async fn create_comment(
     let Some(key) = key.filter(|_| errors.is_empty()) else {
         return Err(ApiError::Validation(errors));
     };
-    let row = site_connection(&state, &app, &id).await?;
-    match ops::add_comment(&ctx(&state, &app, &row), key.as_str(), &req.text).await {
+    let row = conn.with_site()?;
+    match ops::add_comment(&ctx(&state, &conn.app, row), key.as_str(), &req.text).await {
         Ok(v) => Ok((
             StatusCode::CREATED,
             Json(CommentResponse {
@@ -458,6 +438,6 @@ pub async fn create_comment(
                 created: v["created"].as_str().map(ops::jira_time),
             }),
         )),
-        Err(e) => Err(fail(&state, &row, e).await),
+        Err(e) => Err(e.into()),
     }
 }

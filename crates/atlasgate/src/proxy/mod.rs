@@ -1,4 +1,4 @@
-//! The authenticated proxy (DESIGN §3):
+//! The authenticated proxy (docs/design.md §3):
 //! `ANY /v1/connections/{id}/proxy/jira/{path…}` → `{ATLASSIAN_API_URL}/ex/jira/{cloud_id}/{path…}`
 //! (and `…/proxy/confluence/…`) for the connection's selected site.
 //!
@@ -10,25 +10,24 @@
 //! problem+json. Retries, 401 → refresh, and rate limits are the client
 //! layer's ([`crate::atlassian::client`]).
 
-pub mod path;
 pub mod rewrite;
 
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
-use axum::http::{header, HeaderMap, HeaderName, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderName};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use futures::TryStreamExt;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::apps::AuthenticatedApp;
-use crate::atlassian::{ApiRequest, AtlassianError, Product, RequestBody};
+use crate::apps::AppConnection;
+use crate::atlassian::{ApiRequest, Product, RequestBody};
 use crate::error::{ApiError, Passthrough};
 use crate::state::AppState;
 use crate::store::connections::{self as rows, ConnectionRow};
 
-pub use path::{ProxyPath, UnsafePath};
+pub use atlasgate_core::atlassian::path::{ProxyPath, UnsafePath};
 
 /// Bodies up to this size are buffered so that the request can be replayed
 /// after a 401 → refresh (or a retried 5xx); larger ones stream, sent once.
@@ -103,22 +102,16 @@ async fn proxy_jira_doc() {}
 #[allow(dead_code)]
 async fn proxy_confluence_doc() {}
 
-async fn proxy_jira(
-    State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path((id, _)): Path<(String, String)>,
-    req: Request,
-) -> Response {
-    proxy(state, app, id, Product::Jira, req).await
+async fn proxy_jira(State(state): State<AppState>, conn: AppConnection, req: Request) -> Response {
+    proxy(state, conn, Product::Jira, req).await
 }
 
 async fn proxy_confluence(
     State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path((id, _)): Path<(String, String)>,
+    conn: AppConnection,
     req: Request,
 ) -> Response {
-    proxy(state, app, id, Product::Confluence, req).await
+    proxy(state, conn, Product::Confluence, req).await
 }
 
 /// Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus
@@ -181,35 +174,26 @@ fn raw_tail(uri_path: &str, product: Product) -> Option<&str> {
     Some(&uri_path[at + marker.len()..])
 }
 
-async fn proxy(
-    state: AppState,
-    app: AuthenticatedApp,
-    id: String,
-    product: Product,
-    req: Request,
-) -> Response {
-    match forward(&state, &app, &id, product, req).await {
+async fn proxy(state: AppState, conn: AppConnection, product: Product, req: Request) -> Response {
+    match forward(&state, conn.row, product, req).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
     }
 }
 
+/// `row` is the calling app's (the [`AppConnection`] extractor answered
+/// 404 for another app's before anything happened to it, not even a refresh).
 async fn forward(
     state: &AppState,
-    app: &AuthenticatedApp,
-    id: &str,
+    row: ConnectionRow,
     product: Product,
     req: Request,
 ) -> Result<Response, ApiError> {
+    let id = row.id.clone();
     let (parts, body) = req.into_parts();
     let tail = raw_tail(parts.uri.path(), product).unwrap_or("");
     let path = ProxyPath::parse(tail)
         .map_err(|e| ApiError::BadRequest(format!("unsafe proxy path: {e}")))?;
-    // Another app's connection is a 404 before anything happens to it (not
-    // even a refresh).
-    let row = rows::get_for_app(state.store.pool(), &app.id, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
 
     let declared = parts
         .headers
@@ -238,10 +222,7 @@ async fn forward(
         body,
         timeout: None,
     };
-    let answer = match state.atlassian.send_for_row(row, request).await {
-        Ok(a) => a,
-        Err(e) => return Err(upstream_error(state, id, e).await),
-    };
+    let answer = state.atlassian.send_for_row(row, request).await?;
     touch_used(state, &answer.connection).await;
 
     let status = answer.status;
@@ -306,51 +287,5 @@ pub(crate) async fn touch_used(state: &AppState, row: &ConnectionRow) {
     }
     if let Err(e) = rows::touch_used(state.store.pool(), &row.id, now).await {
         tracing::warn!(error = %e, "could not record connection use");
-    }
-}
-
-/// What the app sees when the client layer produced no answer (or, for
-/// typed calls, an answer that was not a success).
-pub(crate) async fn upstream_error(
-    state: &AppState,
-    connection_id: &str,
-    e: AtlassianError,
-) -> ApiError {
-    match e {
-        AtlassianError::Refresh(e) => match rows::get(state.store.pool(), connection_id).await {
-            Ok(Some(row)) => crate::connections::refresh_error(state, &row, e).await,
-            Ok(None) => ApiError::NotFound,
-            Err(db) => ApiError::internal(db),
-        },
-        AtlassianError::NotFound => ApiError::NotFound,
-        AtlassianError::NoSite => ApiError::Conflict(
-            "the connection has no selected site yet (PUT /v1/connections/{id}/site)".into(),
-        ),
-        AtlassianError::Unreachable(why) => {
-            ApiError::BadGateway(format!("Atlassian cannot be reached: {why}"))
-        }
-        e @ AtlassianError::OutcomeUnknown => ApiError::BadGateway(e.to_string()),
-        AtlassianError::Timeout => {
-            ApiError::GatewayTimeout("Atlassian did not answer in time".into())
-        }
-        AtlassianError::RateLimited { retry_after_secs } => {
-            ApiError::RateLimited { retry_after_secs }
-        }
-        e @ AtlassianError::Decode(_) => ApiError::BadGateway(e.to_string()),
-        ref st @ AtlassianError::Status { status, .. } => {
-            let msg = st
-                .jira_messages()
-                .unwrap_or_else(|| format!("Atlassian answered {status}"));
-            match status {
-                StatusCode::NOT_FOUND => ApiError::NotFound,
-                StatusCode::BAD_REQUEST => ApiError::BadRequest(msg),
-                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ApiError::Forbidden(format!(
-                    "Atlassian refused the connection's token ({}): {msg}",
-                    status.as_u16()
-                )),
-                s if s.is_server_error() => ApiError::BadGateway(format!("Atlassian answered {s}")),
-                _ => ApiError::BadGateway(format!("Atlassian answered {status}: {msg}")),
-            }
-        }
     }
 }

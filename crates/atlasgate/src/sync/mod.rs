@@ -1,29 +1,27 @@
-//! Syncs (DESIGN §3, §6): standing orders to mirror the issues of a JQL
+//! Syncs (docs/design.md §3, §6): standing orders to mirror the issues of a JQL
 //! filter (and their projects) into the local store, kept fresh by
 //! incremental passes and Jira webhooks; and the synced issues API.
 
-pub mod engine;
-pub mod jql;
-pub mod store;
-pub mod worker;
+pub use atlasgate_core::sync::{
+    engine, jql, registration, rfc3339_ms, store, worker, IssueView, ProjectRef, SyncedSprintRef,
+};
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::apps::AuthenticatedApp;
+use crate::apps::AppConnection;
 use crate::atlassian::{ApiRequest, AtlassianError, Product};
-use crate::connections::rfc3339;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::connections::{self as connections, ConnectionRow, ConnectionStatus};
+use crate::store::connections::ConnectionStatus;
 use crate::store::StoreError;
-use store::{IssueRow, SyncRow};
+use atlasgate_core::time::rfc3339;
+use store::SyncRow;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -105,73 +103,9 @@ pub struct SyncList {
     pub items: Vec<SyncView>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
-pub struct ProjectRef {
-    pub id: Option<String>,
-    pub key: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
-pub struct SprintRef {
-    pub id: Option<i64>,
-    pub name: Option<String>,
-    pub state: Option<String>,
-}
-
-/// A synced issue, from the local store.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
-pub struct IssueView {
-    pub id: String,
-    pub key: String,
-    pub project: ProjectRef,
-    pub summary: Option<String>,
-    pub status: Option<String>,
-    #[serde(rename = "type")]
-    pub issue_type: Option<String>,
-    pub story_points: Option<f64>,
-    /// The active sprint if the issue is in one, else its latest.
-    pub sprint: Option<SprintRef>,
-    /// Jira's `updated` (RFC 3339, milliseconds).
-    pub updated: String,
-    /// Browse link on the site.
-    pub url: String,
-    /// Deleted in Jira (kept so apps see the deletion).
-    pub deleted: bool,
-}
-
-fn rfc3339_ms(ms: i64) -> String {
-    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
-
-impl IssueView {
-    pub fn from_row(r: &IssueRow) -> IssueView {
-        IssueView {
-            id: r.issue_id.clone(),
-            key: r.issue_key.clone(),
-            project: ProjectRef {
-                id: r.project_id.clone(),
-                key: r.project_key.clone(),
-            },
-            summary: r.summary.clone(),
-            status: r.status.clone(),
-            issue_type: r.issue_type.clone(),
-            story_points: r.story_points.as_deref().and_then(|s| s.parse().ok()),
-            sprint: (r.sprint_id.is_some() || r.sprint_name.is_some()).then(|| SprintRef {
-                id: r.sprint_id,
-                name: r.sprint_name.clone(),
-                state: r.sprint_state.clone(),
-            }),
-            updated: rfc3339_ms(r.updated_ms),
-            url: r.url.clone(),
-            deleted: r.deleted != 0,
-        }
-    }
-}
-
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct IssueList {
+pub struct SyncedIssueList {
+    #[schema(value_type = Vec<crate::schema::IssueView>)]
     pub items: Vec<IssueView>,
     pub next_cursor: Option<String>,
 }
@@ -233,25 +167,14 @@ pub async fn view(state: &AppState, row: &SyncRow) -> Result<SyncView, ApiError>
     })
 }
 
-async fn load_connection(
-    state: &AppState,
-    app: &AuthenticatedApp,
-    id: &str,
-) -> Result<ConnectionRow, ApiError> {
-    connections::get_for_app(state.store.pool(), &app.id, id)
-        .await?
-        .ok_or(ApiError::NotFound)
-}
-
+/// One of the connection's syncs (404 for another connection's, like a missing one).
 async fn load_sync(
     state: &AppState,
-    app: &AuthenticatedApp,
-    id: &str,
+    conn: &AppConnection,
     sync: &str,
 ) -> Result<SyncRow, ApiError> {
-    load_connection(state, app, id).await?;
     match store::get(state.store.pool(), sync).await? {
-        Some(s) if s.connection_id == id && s.app_id == app.id => Ok(s),
+        Some(s) if s.connection_id == conn.row.id && s.app_id == conn.app.id => Ok(s),
         _ => Err(ApiError::NotFound),
     }
 }
@@ -279,11 +202,10 @@ async fn load_sync(
 )]
 pub async fn create_sync(
     State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path(id): Path<String>,
+    AppConnection { app, row: conn, .. }: AppConnection,
     Json(req): Json<CreateSyncRequest>,
 ) -> Result<(StatusCode, Json<SyncView>), ApiError> {
-    let conn = load_connection(&state, &app, &id).await?;
+    let id = conn.id.clone();
     let mut errors = Vec::new();
     let (filter, _) = jql::split_order_by(&req.jql);
     if filter.is_empty() {
@@ -398,12 +320,10 @@ pub async fn create_sync(
 )]
 pub async fn list_syncs(
     State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path(id): Path<String>,
+    conn: AppConnection,
 ) -> Result<Json<SyncList>, ApiError> {
-    load_connection(&state, &app, &id).await?;
     let mut items = Vec::new();
-    for row in store::of_connection(state.store.pool(), &id).await? {
+    for row in store::of_connection(state.store.pool(), &conn.row.id).await? {
         items.push(view(&state, &row).await?);
     }
     Ok(Json(SyncList { items }))
@@ -428,10 +348,10 @@ pub async fn list_syncs(
 )]
 pub async fn get_sync(
     State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path((id, sync)): Path<(String, String)>,
+    conn: AppConnection,
+    Path((_id, sync)): Path<(String, String)>,
 ) -> Result<Json<SyncView>, ApiError> {
-    let row = load_sync(&state, &app, &id, &sync).await?;
+    let row = load_sync(&state, &conn, &sync).await?;
     Ok(Json(view(&state, &row).await?))
 }
 
@@ -455,20 +375,14 @@ pub async fn get_sync(
 )]
 pub async fn run_sync(
     State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path((id, sync)): Path<(String, String)>,
+    conn: AppConnection,
+    Path((_id, sync)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<SyncView>), ApiError> {
-    load_sync(&state, &app, &id, &sync).await?;
+    load_sync(&state, &conn, &sync).await?;
     let now = crate::store::now();
-    sqlx::query(
-        "UPDATE syncs SET run_requested = 1, next_run_at = $1, updated_at = $1 WHERE id = $2",
-    )
-    .bind(now)
-    .bind(&sync)
-    .execute(state.store.pool())
-    .await?;
+    store::request_run(state.store.pool(), &sync, now).await?;
     state.jobs.sync_wakeup.notify_one();
-    let row = load_sync(&state, &app, &id, &sync).await?;
+    let row = load_sync(&state, &conn, &sync).await?;
     Ok((StatusCode::ACCEPTED, Json(view(&state, &row).await?)))
 }
 
@@ -492,19 +406,17 @@ pub async fn run_sync(
 )]
 pub async fn delete_sync(
     State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path((id, sync)): Path<(String, String)>,
+    conn: AppConnection,
+    Path((_id, sync)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let row = load_sync(&state, &app, &id, &sync).await?;
+    let row = load_sync(&state, &conn, &sync).await?;
     if let Err(e) =
-        crate::webhooks::registration::delete_for(&state, &id, std::slice::from_ref(&row)).await
+        crate::sync::registration::delete_for(&state, &conn.row.id, std::slice::from_ref(&row))
+            .await
     {
         tracing::warn!(sync_id = %sync, error = %e.describe(), "could not delete the sync's Jira webhook");
     }
-    sqlx::query("DELETE FROM syncs WHERE id = $1")
-        .bind(&sync)
-        .execute(state.store.pool())
-        .await?;
+    store::delete(state.store.pool(), &sync).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -518,7 +430,7 @@ pub async fn delete_sync(
     tag = "syncs",
     params(("id" = String, Path, description = "Connection id"), ListIssuesQueryParams),
     responses(
-        (status = 200, description = "A page of issues", body = IssueList),
+        (status = 200, description = "A page of issues", body = SyncedIssueList),
         (status = 404, description = "No such connection (for this app)", body = crate::error::Problem),
         (status = 422, description = "Invalid filter", body = crate::error::Problem),
     ),
@@ -526,11 +438,10 @@ pub async fn delete_sync(
 )]
 pub async fn list_issues(
     State(state): State<AppState>,
-    app: AuthenticatedApp,
-    Path(id): Path<String>,
+    conn: AppConnection,
     Query(q): Query<ListIssuesQueryParams>,
-) -> Result<Json<IssueList>, ApiError> {
-    load_connection(&state, &app, &id).await?;
+) -> Result<Json<SyncedIssueList>, ApiError> {
+    let id = conn.row.id.clone();
     let limit = q.limit.unwrap_or(100);
     let mut errors = Vec::new();
     if !(1..=1000).contains(&limit) {
@@ -571,49 +482,22 @@ pub async fn list_issues(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let mut sql = format!(
-        "SELECT {} FROM synced_issues WHERE connection_id = $1",
-        store::ISSUE_COLUMNS
-    );
-    let mut binds: Vec<Value> = Vec::new();
-    let mut n = 2;
-    if let Some(p) = &q.project {
-        sql.push_str(&format!(" AND (project_key = ${n} OR project_id = ${n})"));
-        binds.push(Value::String(p.clone()));
-        n += 1;
-    }
-    if let Some(ms) = since {
-        sql.push_str(&format!(" AND updated_ms >= ${n}"));
-        binds.push(Value::from(ms));
-        n += 1;
-    }
-    if let Some((ms, iid)) = &after {
-        sql.push_str(&format!(
-            " AND (updated_ms > ${n} OR (updated_ms = ${n} AND issue_id > ${}))",
-            n + 1
-        ));
-        binds.push(Value::from(*ms));
-        binds.push(Value::String(iid.clone()));
-        n += 2;
-    }
-    sql.push_str(&format!(" ORDER BY updated_ms, issue_id LIMIT ${n}"));
-    let mut query = sqlx::query_as::<_, IssueRow>(&sql).bind(&id);
-    for b in &binds {
-        query = match b {
-            Value::String(s) => query.bind(s.clone()),
-            other => query.bind(other.as_i64().unwrap_or_default()),
-        };
-    }
-    let mut found = query.bind(limit + 1).fetch_all(state.store.pool()).await?;
-    let next_cursor = if found.len() as i64 > limit {
-        found.truncate(limit as usize);
-        found
-            .last()
-            .map(|r| format!("{}_{}", r.updated_ms, r.issue_id))
-    } else {
-        None
+    let filter = store::IssueFilter {
+        project: q.project.clone(),
+        updated_since_ms: since,
+        after,
     };
-    Ok(Json(IssueList {
+    let page = store::list_issues(state.store.pool(), &id, &filter, limit).await?;
+    let next_cursor = page
+        .more
+        .then(|| {
+            page.items
+                .last()
+                .map(|r| format!("{}_{}", r.updated_ms, r.issue_id))
+        })
+        .flatten();
+    let found = page.items;
+    Ok(Json(SyncedIssueList {
         items: found.iter().map(IssueView::from_row).collect(),
         next_cursor,
     }))
@@ -621,12 +505,7 @@ pub async fn list_issues(
 
 /// `atlasgate sync status`: one line per sync with its progress.
 pub async fn render_status(store: &crate::store::Store) -> Result<String, StoreError> {
-    let all: Vec<SyncRow> = sqlx::query_as(&format!(
-        "SELECT {} FROM syncs ORDER BY created_at, id",
-        store::SYNC_COLUMNS
-    ))
-    .fetch_all(store.pool())
-    .await?;
+    let all: Vec<SyncRow> = crate::sync::store::list_all(store.pool()).await?;
     if all.is_empty() {
         return Ok("no syncs yet; create one with POST /v1/connections/{id}/syncs\n".into());
     }

@@ -3,6 +3,7 @@
 
 mod admin;
 mod apps;
+mod boundaries;
 mod browser_connect;
 mod callback;
 mod cli;

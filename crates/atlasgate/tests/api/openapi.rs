@@ -64,3 +64,101 @@ async fn openapi_documents_the_platform_routes_and_security() {
         doc
     );
 }
+
+/// utoipa names a schema after its Rust type, so two `ToSchema` types of
+/// one name collapse into one schema in `/openapi.json` (as two `SprintRef`s
+/// once did). Every `ToSchema` type of the edge must have its own name.
+#[test]
+fn every_schema_type_has_its_own_name() {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    let mut names: Vec<(String, String)> = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let mut in_derive = false;
+        let mut pending = false;
+        for line in text.lines() {
+            let t = line.trim();
+            if t.starts_with("#[derive(") {
+                in_derive = true;
+            }
+            if in_derive && t.contains("ToSchema") {
+                pending = true;
+            }
+            if in_derive && t.contains(")]") {
+                in_derive = false;
+            }
+            if let Some(rest) = t.strip_prefix("impl ToSchema for ") {
+                names.push((
+                    rest.trim_end_matches(" {}").to_string(),
+                    file.display().to_string(),
+                ));
+            }
+            if pending {
+                for kw in ["pub struct ", "pub enum ", "struct ", "enum "] {
+                    if let Some(rest) = t.strip_prefix(kw) {
+                        let name: String = rest
+                            .chars()
+                            .take_while(|c| c.is_alphanumeric() || *c == '_')
+                            .collect();
+                        names.push((name, file.display().to_string()));
+                        pending = false;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    for control in [
+        "ConnectionView",
+        "ConnectionStatus",
+        "SprintRef",
+        "SyncedSprintRef",
+        "Problem",
+    ] {
+        assert!(
+            names.iter().any(|(n, _)| n == control),
+            "positive control: {control} was not found"
+        );
+    }
+    let mut seen = std::collections::HashMap::new();
+    for (name, file) in &names {
+        if let Some(first) = seen.insert(name.clone(), file.clone()) {
+            panic!("two ToSchema types named {name}: {first} and {file}");
+        }
+    }
+}
+
+/// Every `$ref` of the served document names a schema it defines.
+#[tokio::test]
+async fn every_schema_reference_resolves() {
+    let app = TestApp::spawn().await;
+    let doc: Value = app.get("/openapi.json", None).await.json().await.unwrap();
+    let defined = doc["components"]["schemas"].as_object().unwrap();
+    let text = doc.to_string();
+    let refs: Vec<&str> = text
+        .split("\"#/components/schemas/")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap())
+        .collect();
+    assert!(
+        refs.len() > 20,
+        "positive control: the document has references"
+    );
+    for r in refs {
+        assert!(defined.contains_key(r), "$ref to undefined schema {r}");
+    }
+}

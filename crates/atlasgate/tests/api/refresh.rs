@@ -111,7 +111,7 @@ async fn two_processes(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_processes_on_one_database_refresh_once() {
-    // PostgreSQL is the multi-process deployment (DESIGN §10); SQLite's
+    // PostgreSQL is the multi-process deployment (docs/design.md §10); SQLite's
     // `BEGIN IMMEDIATE` gives the same guarantee to processes sharing a file.
     if !backends().contains(&Backend::Postgres) {
         eprintln!("skipping the PostgreSQL half of two_processes_on_one_database_refresh_once: ATLASGATE_TEST_POSTGRES_URL is not set");

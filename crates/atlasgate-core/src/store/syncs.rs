@@ -5,7 +5,7 @@ use sqlx::{Any, AnyConnection, Executor};
 use crate::store::StoreError;
 
 /// One `syncs` row.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub struct SyncRow {
     pub id: String,
     pub app_id: String,
@@ -307,4 +307,122 @@ pub async fn overview<'e, E: Executor<'e, Database = Any>>(
     .bind(limit)
     .fetch_all(e)
     .await?)
+}
+
+/// Filters of the synced-issues list.
+#[derive(Debug, Default)]
+pub struct IssueFilter {
+    /// Project key or id.
+    pub project: Option<String>,
+    pub updated_since_ms: Option<i64>,
+    /// Keyset cursor: after `(updated_ms, issue_id)`.
+    pub after: Option<(i64, String)>,
+}
+
+/// One page of a connection's synced issues, by `updated` then issue id.
+pub async fn list_issues(
+    pool: &sqlx::AnyPool,
+    connection_id: &str,
+    filter: &IssueFilter,
+    limit: i64,
+) -> Result<super::Page<IssueRow>, sqlx::Error> {
+    let mut q = super::SqlBuilder::new(format!(
+        "SELECT {ISSUE_COLUMNS} FROM synced_issues WHERE connection_id = "
+    ));
+    q.push_bind(connection_id.to_string());
+    if let Some(p) = &filter.project {
+        q.push(" AND (project_key = ")
+            .push_bind(p.clone())
+            .push(" OR project_id = ")
+            .push_bind(p.clone())
+            .push(")");
+    }
+    if let Some(ms) = filter.updated_since_ms {
+        q.push(" AND updated_ms >= ").push_bind(ms);
+    }
+    if let Some((ms, issue_id)) = &filter.after {
+        q.push(" AND (updated_ms > ")
+            .push_bind(*ms)
+            .push(" OR (updated_ms = ")
+            .push_bind(*ms)
+            .push(" AND issue_id > ")
+            .push_bind(issue_id.clone())
+            .push("))");
+    }
+    super::fetch_page(pool, q, "updated_ms, issue_id", limit).await
+}
+
+/// Every sync of every app (`atlasgate sync status`).
+pub async fn list_all(pool: &sqlx::AnyPool) -> Result<Vec<SyncRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {SYNC_COLUMNS} FROM syncs ORDER BY created_at, id"
+    ))
+    .fetch_all(pool)
+    .await
+}
+
+/// Ask for a pass now (`POST …/syncs/{sync}/run`).
+pub async fn request_run(pool: &sqlx::AnyPool, sync_id: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE syncs SET run_requested = 1, next_run_at = $1, updated_at = $1 WHERE id = $2",
+    )
+    .bind(now)
+    .bind(sync_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn delete(pool: &sqlx::AnyPool, sync_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM syncs WHERE id = $1")
+        .bind(sync_id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Claim up to `limit` due syncs for worker `me` until `lease_until`
+/// (state `running`): `FOR UPDATE SKIP LOCKED` on PostgreSQL, under
+/// `BEGIN IMMEDIATE` on SQLite, so no two processes take the same sync.
+pub async fn claim_due(
+    store: &super::Store,
+    me: &str,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> Result<Vec<String>, StoreError> {
+    let mut tx = store.begin_write().await?;
+    let ids: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT id FROM syncs WHERE state <> 'stopped' AND next_run_at <= $1 \
+         AND (locked_until IS NULL OR locked_until < $1) ORDER BY next_run_at, id LIMIT $2{}",
+        store.for_update_skip_locked()
+    ))
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    for id in &ids {
+        sqlx::query(
+            "UPDATE syncs SET locked_by = $1, locked_until = $2, state = 'running', run_requested = 0, \
+             updated_at = $3 WHERE id = $4",
+        )
+        .bind(me)
+        .bind(lease_until)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(ids)
+}
+
+/// Syncs with a registered Jira webhook (deliveries are matched to them).
+pub async fn with_webhooks(pool: &sqlx::AnyPool) -> Result<Vec<SyncRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {SYNC_COLUMNS} FROM syncs WHERE webhooks = 1 AND state <> 'stopped' AND webhook_id IS NOT NULL \
+         ORDER BY webhook_local_filter, created_at, id"
+    ))
+    .fetch_all(pool)
+    .await
 }

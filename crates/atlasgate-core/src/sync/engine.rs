@@ -1,4 +1,4 @@
-//! One sync pass (DESIGN §6): a full pass partitioned by project (streams run
+//! One sync pass (docs/design.md §6): a full pass partitioned by project (streams run
 //! concurrently), then incremental passes from the last high-water mark
 //! minus an overlap. Pages are keyset-paged on `ORDER BY updated ASC, key ASC`
 //! and every page is stored in its own transaction together with the
@@ -18,11 +18,11 @@ use super::jql::{date_bound, key_order, parse_jira_time, split_order_by};
 use super::store::{self as rows, IssueRow, PartitionRow, SyncRow};
 use crate::atlassian::{ApiRequest, AtlassianError, Product};
 use crate::jobs::{Counters, Tuning};
-use crate::state::AppState;
+use crate::state::Core;
 use crate::store::{now, StoreError};
 
 /// How long a claim on a sync lasts unless renewed (`jobs.tuning.sync_lease_s`).
-pub fn lease_secs(state: &AppState) -> i64 {
+pub fn lease_secs(state: &Core) -> i64 {
     Tuning::get(&state.jobs.tuning.sync_lease_s).max(1) as i64
 }
 /// Cap of the ids checked one by one when reconciliation finds issues missing.
@@ -62,7 +62,7 @@ impl SyncError {
 // ---------------------------------------------------------------- Jira calls
 
 pub async fn jira_get(
-    state: &AppState,
+    state: &Core,
     connection_id: &str,
     path: &str,
     query: &[(&str, String)],
@@ -77,7 +77,7 @@ pub async fn jira_get(
 
 /// Every project of the site: `(id, key, name)`.
 pub async fn list_projects(
-    state: &AppState,
+    state: &Core,
     connection_id: &str,
 ) -> Result<Vec<(String, String, String)>, SyncError> {
     let mut out = Vec::new();
@@ -122,7 +122,7 @@ fn field_list(sync: &SyncRow) -> String {
 
 /// Learn the user's time zone (JQL dates) and the site's story points and
 /// sprint field ids (they differ per site). Stored on the sync; `""` = none.
-pub async fn discover(state: &AppState, sync: &mut SyncRow) -> Result<(), SyncError> {
+pub async fn discover(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError> {
     if sync.time_zone.is_some() && sync.story_points_field.is_some() && sync.sprint_field.is_some()
     {
         return Ok(());
@@ -183,13 +183,8 @@ pub fn parse_issue(v: &Value, sync: &SyncRow, now: i64) -> Option<IssueRow> {
         .sprint_field
         .as_deref()
         .filter(|s| !s.is_empty())
-        .and_then(|id| f[id].as_array())
-        .and_then(|a| {
-            a.iter()
-                .find(|s| s["state"].as_str() == Some("active"))
-                .or_else(|| a.last())
-                .cloned()
-        });
+        .and_then(|id| crate::jira::ops::current_sprint(&f[id]))
+        .cloned();
     Some(IssueRow {
         connection_id: sync.connection_id.clone(),
         issue_id: id,
@@ -285,7 +280,7 @@ impl PassKind {
 /// Renew the claim (and fail fast if another process holds it now).
 async fn renew(
     conn: &mut sqlx::AnyConnection,
-    state: &AppState,
+    state: &Core,
     sync_id: &str,
 ) -> Result<(), SyncError> {
     let r = sqlx::query("UPDATE syncs SET locked_until = $1 WHERE id = $2 AND locked_by = $3")
@@ -301,7 +296,7 @@ async fn renew(
 }
 
 /// Begin a pass: its partitions with empty checkpoints.
-async fn start_pass(state: &AppState, sync: &mut SyncRow) -> Result<(), SyncError> {
+async fn start_pass(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError> {
     let (filter, _) = split_order_by(&sync.jql);
     let filter = filter.to_string();
     let now = now();
@@ -389,7 +384,7 @@ async fn start_pass(state: &AppState, sync: &mut SyncRow) -> Result<(), SyncErro
 
 /// Stream one partition to the store, page by page, from its checkpoint.
 async fn run_partition(
-    state: &AppState,
+    state: &Core,
     sync: &SyncRow,
     kind: PassKind,
     mut p: PartitionRow,
@@ -505,7 +500,7 @@ async fn run_partition(
 /// Find stored issues of this sync that Jira no longer has (deleted while
 /// no webhook told us) and mark them `deleted`. Ids leave the JQL for other
 /// reasons too, so each missing one is confirmed by `GET issue` → 404.
-async fn reconcile(state: &AppState, sync: &SyncRow) -> Result<usize, SyncError> {
+async fn reconcile(state: &Core, sync: &SyncRow) -> Result<usize, SyncError> {
     let (filter, _) = split_order_by(&sync.jql);
     let mut remote: HashSet<String> = HashSet::new();
     let mut token: Option<String> = None;
@@ -578,14 +573,14 @@ async fn reconcile(state: &AppState, sync: &SyncRow) -> Result<usize, SyncError>
 }
 
 /// Run (or resume) one pass of a sync this process has claimed.
-pub async fn run_pass(state: &AppState, sync_id: &str) -> Result<PassKind, SyncError> {
+pub async fn run_pass(state: &Core, sync_id: &str) -> Result<PassKind, SyncError> {
     let mut sync = rows::get(state.store.pool(), sync_id)
         .await?
         .ok_or(SyncError::LeaseLost)?;
     discover(state, &mut sync).await?;
     if sync.webhooks != 0 {
         // A webhook problem does not stop polling; it shows as `webhook_error`.
-        if let Err(e) = crate::webhooks::registration::upkeep(state, &mut sync).await {
+        if let Err(e) = super::registration::upkeep(state, &mut sync).await {
             tracing::warn!(sync_id = %sync.id, error = %e.describe(), "webhook upkeep failed");
         }
     }
@@ -638,7 +633,7 @@ pub async fn issues_synced<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     )
 }
 
-async fn finish_pass(state: &AppState, sync: &SyncRow, kind: PassKind) -> Result<(), SyncError> {
+async fn finish_pass(state: &Core, sync: &SyncRow, kind: PassKind) -> Result<(), SyncError> {
     let now = now();
     let mut tx = state.store.begin_write().await?;
     renew(&mut tx, state, &sync.id).await?;
@@ -687,11 +682,7 @@ async fn finish_pass(state: &AppState, sync: &SyncRow, kind: PassKind) -> Result
 }
 
 /// Record a failed pass: the checkpoints stay, the next run resumes.
-pub async fn fail_pass(
-    state: &AppState,
-    sync_id: &str,
-    error: &SyncError,
-) -> Result<(), SyncError> {
+pub async fn fail_pass(state: &Core, sync_id: &str, error: &SyncError) -> Result<(), SyncError> {
     if matches!(error, SyncError::LeaseLost) {
         return Ok(());
     }
@@ -751,7 +742,7 @@ impl Drop for Heartbeat {
 }
 
 /// Keep the claim alive while a pass waits on Atlassian (rate limits).
-pub fn heartbeat(state: AppState, sync_id: String) -> Heartbeat {
+pub fn heartbeat(state: Core, sync_id: String) -> Heartbeat {
     Heartbeat(tokio::spawn(async move {
         loop {
             let every = Duration::from_millis((lease_secs(&state) * 1000 / 4) as u64);
@@ -761,4 +752,86 @@ pub fn heartbeat(state: AppState, sync_id: String) -> Heartbeat {
             }
         }
     }))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::jira::ops::{issue_from_json, FieldRef, SiteFields};
+
+    /// The same Jira issue JSON read by the sync path (which webhooks share:
+    /// `webhooks::apply` calls [`parse_issue`]) and the typed operations
+    /// gives the same issue — whatever the case of the sprint state and
+    /// whether the sprint field holds an array or one object.
+    #[test]
+    fn sync_webhook_and_typed_operation_read_an_issue_alike() {
+        let sprint_active = json!({"id": 7, "name": "Sprint 7", "state": "ACTIVE"});
+        let sprint_closed = json!({"id": 6, "name": "Sprint 6", "state": "closed"});
+        for sprint_field in [
+            json!([sprint_closed.clone(), sprint_active.clone()]),
+            json!([sprint_active.clone(), sprint_closed.clone()]),
+            sprint_active.clone(),
+        ] {
+            let issue = json!({
+                "id": "10001",
+                "key": "ACME-1",
+                "fields": {
+                    "summary": "Login page",
+                    "status": {"name": "In Progress"},
+                    "issuetype": {"name": "Story"},
+                    "project": {"id": "10000", "key": "ACME"},
+                    "updated": "2025-12-01T10:00:00.000+0000",
+                    "customfield_10016": 5.0,
+                    "customfield_10020": sprint_field,
+                }
+            });
+            let sync = SyncRow {
+                id: "syn_1".into(),
+                connection_id: "con_1".into(),
+                site_url: "https://acme.atlassian.net".into(),
+                story_points_field: Some("customfield_10016".into()),
+                sprint_field: Some("customfield_10020".into()),
+                ..Default::default()
+            };
+            let fields = SiteFields {
+                story_points: Some(FieldRef {
+                    id: "customfield_10016".into(),
+                    name: "Story Points".into(),
+                }),
+                sprint: Some(FieldRef {
+                    id: "customfield_10020".into(),
+                    name: "Sprint".into(),
+                }),
+            };
+            let synced = parse_issue(&issue, &sync, 0).unwrap();
+            let typed = issue_from_json("https://acme.atlassian.net", &fields, &issue);
+            assert_eq!(synced.issue_id, typed.id);
+            assert_eq!(synced.issue_key, typed.key);
+            assert_eq!(synced.url, typed.url);
+            assert_eq!(synced.summary, typed.summary);
+            assert_eq!(synced.status, typed.status);
+            assert_eq!(synced.issue_type, typed.type_);
+            assert_eq!(
+                synced
+                    .story_points
+                    .as_deref()
+                    .map(|s| s.parse::<f64>().unwrap()),
+                typed.story_points
+            );
+            let typed_sprint = typed.sprint.unwrap();
+            assert_eq!(synced.sprint_id, Some(typed_sprint.id));
+            assert_eq!(synced.sprint_id, Some(7), "the active sprint wins");
+            assert_eq!(
+                synced.sprint_name.as_deref(),
+                Some(typed_sprint.name.as_str())
+            );
+            assert_eq!(
+                synced.sprint_state.map(|s| s.to_ascii_lowercase()),
+                Some(typed_sprint.state)
+            );
+        }
+    }
 }

@@ -12,13 +12,13 @@ use tokio::task::JoinSet;
 
 use super::engine::{self, lease_secs};
 use crate::jobs::{nap, Tuning};
-use crate::state::AppState;
+use crate::state::Core;
 use crate::store::{now, StoreError};
 
 /// Passes one process runs at once (each may stream several partitions).
 const MAX_PASSES: usize = 4;
 
-pub async fn run(state: AppState) {
+pub async fn run(state: Core) {
     let slots = Arc::new(Semaphore::new(MAX_PASSES));
     // Owned by this loop: when the workers are stopped, running passes stop
     // too (their checkpoints stay; the lease runs out and anyone resumes).
@@ -48,7 +48,7 @@ pub async fn run(state: AppState) {
     }
 }
 
-async fn run_claimed(state: &AppState, id: &str) {
+async fn run_claimed(state: &Core, id: &str) {
     let beat = engine::heartbeat(state.clone(), id.to_string());
     let outcome = engine::run_pass(state, id).await;
     drop(beat);
@@ -63,31 +63,16 @@ async fn run_claimed(state: &AppState, id: &str) {
 }
 
 /// Take up to `limit` due syncs for this process.
-pub async fn claim(state: &AppState, limit: i64) -> Result<Vec<String>, StoreError> {
+pub async fn claim(state: &Core, limit: i64) -> Result<Vec<String>, StoreError> {
     let store = &state.store;
     let now = now();
-    let mut tx = store.begin_write().await?;
-    let ids: Vec<String> = sqlx::query_scalar(&format!(
-        "SELECT id FROM syncs WHERE state <> 'stopped' AND next_run_at <= $1 \
-         AND (locked_until IS NULL OR locked_until < $1) ORDER BY next_run_at, id LIMIT $2{}",
-        store.for_update_skip_locked()
-    ))
-    .bind(now)
-    .bind(limit)
-    .fetch_all(&mut *tx)
+    let ids = crate::store::syncs::claim_due(
+        store,
+        &state.jobs.worker_id,
+        now,
+        now + lease_secs(state),
+        limit,
+    )
     .await?;
-    for id in &ids {
-        sqlx::query(
-            "UPDATE syncs SET locked_by = $1, locked_until = $2, state = 'running', run_requested = 0, \
-             updated_at = $3 WHERE id = $4",
-        )
-        .bind(&state.jobs.worker_id)
-        .bind(now + lease_secs(state))
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
     Ok(ids)
 }

@@ -1,8 +1,8 @@
-//! The refresh engine — DESIGN §4, the heart of the vault.
+//! The refresh engine — docs/design.md §4, the heart of the vault.
 //!
 //! Atlassian rotates the refresh token on every use; the old one keeps working
 //! for a 10-minute reuse window, and reuse after that revokes the whole family
-//! (atlassian-facts §1). So:
+//! (docs/atlassian-behaviour.md §1). So:
 //!
 //! - **Single flight in the process.** One refresh per connection runs as a
 //!   spawned task; every caller awaits the same shared result (a caller that
@@ -31,6 +31,7 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use secrecy::SecretString;
 
 use crate::atlassian::{OAuthClient, OAuthError, TokenResponse};
+use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::connections::{self as rows, ConnectionRow, ConnectionStatus};
 use crate::store::{Store, StoreError};
@@ -71,8 +72,13 @@ impl std::fmt::Debug for FreshToken {
 pub enum RefreshError {
     #[error("connection not found")]
     NotFound,
+    /// The grant is dead (background callers see this one).
     #[error("the connection needs a new consent")]
     NeedsReauth,
+    /// The grant is dead, answered to an app: a fresh connect session for
+    /// the same app, owner and profile is waiting at `connect_url`.
+    #[error("the connection needs a new consent: send the person to connect_url")]
+    ReauthRequired { connect_url: String },
     #[error("the connection is disconnected")]
     Disconnected,
     #[error("Atlassian could not refresh the token right now")]
@@ -103,7 +109,7 @@ impl From<VaultError> for RefreshError {
 
 type SharedRefresh = Shared<BoxFuture<'static, Arc<Result<FreshToken, RefreshError>>>>;
 
-/// The one refresh coordinator of a process (a field of `AppState`).
+/// The one refresh coordinator of a process (a field of `Core`).
 pub struct Refresher {
     store: Store,
     cipher: Arc<Cipher>,
@@ -111,6 +117,8 @@ pub struct Refresher {
     margin: Duration,
     metrics: Arc<Metrics>,
     inflight: Mutex<HashMap<String, SharedRefresh>>,
+    /// Public URL and profiles, for the reconnect link of a dead grant.
+    config: Arc<Config>,
     /// Tokens served by `/token` without a database read (see `token_cache`).
     tokens: TokenCache,
 }
@@ -141,7 +149,7 @@ pub fn unix_now() -> i64 {
 }
 
 fn jitter(base: Duration) -> Duration {
-    // ×0.7–1.3, as Atlassian recommends for backoff (facts §4).
+    // ×0.7–1.3, as Atlassian recommends for backoff (docs/atlassian-behaviour.md §4).
     let factor = 0.7 + rand::random::<f64>() * 0.6;
     base.mul_f64(factor)
 }
@@ -153,8 +161,10 @@ impl Refresher {
         oauth: OAuthClient,
         margin: Duration,
         metrics: Arc<Metrics>,
+        config: Arc<Config>,
     ) -> Refresher {
         Refresher {
+            config,
             store,
             cipher,
             oauth,
@@ -163,6 +173,10 @@ impl Refresher {
             inflight: Mutex::new(HashMap::new()),
             tokens: TokenCache::new(margin),
         }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     pub fn oauth(&self) -> &OAuthClient {
@@ -207,6 +221,59 @@ impl Refresher {
             }
         }
         self.single_flight(id, row.token_version, false).await
+    }
+
+    /// [`access_token_from_row`](Self::access_token_from_row) for an app:
+    /// a dead grant answers [`RefreshError::ReauthRequired`] with a fresh
+    /// reconnect link, so the edge only translates.
+    pub async fn access_token_for_app(
+        self: &Arc<Self>,
+        row: ConnectionRow,
+    ) -> Result<FreshToken, RefreshError> {
+        let result = self.access_token_from_row(row.clone()).await;
+        self.for_app(result, &row).await
+    }
+
+    /// [`force_refresh`](Self::force_refresh) for an app (see
+    /// [`access_token_for_app`](Self::access_token_for_app)).
+    pub async fn force_refresh_for_app(
+        self: &Arc<Self>,
+        row: &ConnectionRow,
+    ) -> Result<FreshToken, RefreshError> {
+        let result = self.force_refresh(&row.id).await;
+        self.for_app(result, row).await
+    }
+
+    /// Turn `NeedsReauth` into `ReauthRequired` with a new connect session
+    /// for the row's app, owner and profile (the profile's scopes as
+    /// configured now, else the grant's).
+    pub async fn for_app(
+        &self,
+        result: Result<FreshToken, RefreshError>,
+        row: &ConnectionRow,
+    ) -> Result<FreshToken, RefreshError> {
+        match result {
+            Err(RefreshError::NeedsReauth) => {
+                let new = crate::connect::NewConnectSession {
+                    app_id: row.app_id.clone(),
+                    owner: row.owner.clone(),
+                    profile: row.profile.clone(),
+                    return_to: None,
+                    scopes: self
+                        .config
+                        .profiles
+                        .get(&row.profile)
+                        .map(|p| p.scopes.clone())
+                        .unwrap_or_else(|| row.scope_list()),
+                };
+                let session =
+                    crate::connect::create_session(&self.store, &self.config, &new).await?;
+                Err(RefreshError::ReauthRequired {
+                    connect_url: session.connect_url,
+                })
+            }
+            other => other,
+        }
     }
 
     /// Refresh now, whatever the expiry (joins a refresh already in flight).
@@ -474,7 +541,7 @@ impl Refresher {
     ) -> Result<Option<FreshToken>, RefreshError> {
         let now = unix_now();
         let access_ct = token::seal(&self.cipher, id, ACCESS_TOKEN, &answer.access_token)?;
-        // Atlassian sometimes omits `refresh_token` on a refresh (facts §1):
+        // Atlassian sometimes omits `refresh_token` on a refresh (docs/atlassian-behaviour.md §1):
         // the old one then stays the current one.
         let (refresh_plain, rotated) = match &answer.refresh_token {
             Some(new) => (new, true),

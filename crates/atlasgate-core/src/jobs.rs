@@ -1,6 +1,6 @@
 //! Background jobs shared by sync passes, Jira webhook application and event
-//! deliveries: the knobs tests turn, per-process counters, and the one place
-//! the workers are started.
+//! deliveries: the knobs tests turn, per-process counters.
+//! The workers are started in `workers.rs`.
 //!
 //! Claiming is always "lease in the row": a job is taken by writing
 //! `locked_by` / `locked_until` inside a write transaction that first selected
@@ -14,9 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
-
-use crate::state::AppState;
 
 /// Knobs of the background workers. Atomics so a test can turn them on a
 /// running application (`app.state.jobs.tuning…`).
@@ -92,7 +89,7 @@ impl Counters {
     }
 }
 
-/// Per-process job state, shared through `AppState::jobs`.
+/// Per-process job state, shared through `Core::jobs`.
 #[derive(Debug)]
 pub struct Jobs {
     /// Names this process in `locked_by` columns.
@@ -120,26 +117,6 @@ impl Default for Jobs {
 /// Sleep `ms`, or less if `notify` fires.
 pub async fn nap(notify: &Notify, ms: u64) {
     let _ = tokio::time::timeout(Duration::from_millis(ms.max(10)), notify.notified()).await;
-}
-
-/// The background workers of one process; aborted on drop.
-pub struct Workers(Vec<JoinHandle<()>>);
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        for h in &self.0 {
-            h.abort();
-        }
-    }
-}
-
-/// Start the event delivery, sync and webhook-inbox workers.
-pub fn spawn_workers(state: AppState) -> Workers {
-    Workers(vec![
-        tokio::spawn(crate::events::worker::run(state.clone())),
-        tokio::spawn(crate::sync::worker::run(state.clone())),
-        tokio::spawn(crate::webhooks::inbox_worker(state)),
-    ])
 }
 
 pub type SharedJobs = Arc<Jobs>;

@@ -15,15 +15,18 @@
 
 pub mod apps;
 pub mod connections;
+pub mod deliveries;
 pub mod events;
 pub mod sessions;
+pub mod syncs;
 
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::any::AnyRow;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use sqlx::{Any, AnyPool, Executor, FromRow, Transaction};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -236,6 +239,91 @@ fn sqlite_url_with_create(url: &str) -> String {
 /// Unix seconds, the unit of every timestamp column.
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
+}
+
+/// One page of a keyset-paginated list.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// More rows follow the last item (the caller makes its cursor from it).
+    pub more: bool,
+}
+
+/// A value bound by [`SqlBuilder::push_bind`].
+#[derive(Debug, Clone)]
+pub enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+impl From<String> for Bind {
+    fn from(v: String) -> Bind {
+        Bind::Text(v)
+    }
+}
+
+impl From<i64> for Bind {
+    fn from(v: i64) -> Bind {
+        Bind::Int(v)
+    }
+}
+
+/// A statement built from pieces, numbering its `$n` placeholders itself.
+/// (sqlx's `QueryBuilder` writes `?` placeholders through the `Any` driver,
+/// which PostgreSQL refuses; this keeps the portable `$n` form.)
+#[derive(Debug)]
+pub struct SqlBuilder {
+    sql: String,
+    binds: Vec<Bind>,
+}
+
+impl SqlBuilder {
+    pub fn new(sql: impl Into<String>) -> SqlBuilder {
+        SqlBuilder {
+            sql: sql.into(),
+            binds: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, sql: &str) -> &mut SqlBuilder {
+        self.sql.push_str(sql);
+        self
+    }
+
+    pub fn push_bind(&mut self, value: impl Into<Bind>) -> &mut SqlBuilder {
+        self.binds.push(value.into());
+        self.sql.push_str(&format!("${}", self.binds.len()));
+        self
+    }
+}
+
+/// The one cursor-page reader of every list endpoint: `query` holds the
+/// `SELECT … WHERE …` with its filters (and keyset condition) pushed through
+/// [`SqlBuilder::push_bind`], so placeholders are never counted by hand;
+/// this appends ` ORDER BY {order} LIMIT limit + 1` and reads whether more
+/// rows follow.
+pub async fn fetch_page<T>(
+    pool: &AnyPool,
+    mut query: SqlBuilder,
+    order: &str,
+    limit: i64,
+) -> Result<Page<T>, sqlx::Error>
+where
+    T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+{
+    query.push(" ORDER BY ").push(order).push(" LIMIT ");
+    query.push_bind(limit + 1);
+    let mut q = sqlx::query_as::<_, T>(&query.sql);
+    for b in query.binds {
+        q = match b {
+            Bind::Text(s) => q.bind(s),
+            Bind::Int(i) => q.bind(i),
+        };
+    }
+    let mut items: Vec<T> = q.fetch_all(pool).await?;
+    let more = items.len() as i64 > limit;
+    items.truncate(limit.max(0) as usize);
+    Ok(Page { items, more })
 }
 
 /// A new row id (UUID v4, hyphenated).

@@ -178,3 +178,16 @@ pub async fn complete(conn: &mut AnyConnection, id: &str, now: i64) -> Result<bo
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Delete connect sessions and states that expired before `cutoff`.
+pub async fn forget_expired(pool: &sqlx::AnyPool, cutoff: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM connect_states WHERE expires_at < $1")
+        .bind(cutoff)
+        .execute(pool)
+        .await?;
+    sqlx::query("DELETE FROM connect_sessions WHERE expires_at < $1")
+        .bind(cutoff)
+        .execute(pool)
+        .await?;
+    Ok(())
+}

@@ -1,5 +1,5 @@
 //! The OAuth 2.0 (3LO) client: code exchange, refresh, `/me` and
-//! accessible-resources (atlassian-facts §1–2).
+//! accessible-resources (docs/atlassian-behaviour.md §1–2).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,11 +11,11 @@ use url::Url;
 /// How long one call to the auth server may take before its answer counts as lost.
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// A token endpoint answer. Tokens are opaque (facts §1): never parse them.
+/// A token endpoint answer. Tokens are opaque (docs/atlassian-behaviour.md §1): never parse them.
 #[derive(Debug, Deserialize)]
 pub struct TokenResponse {
     pub access_token: SecretString,
-    /// Absent without `offline_access`, and sometimes on a refresh (facts §1):
+    /// Absent without `offline_access`, and sometimes on a refresh (docs/atlassian-behaviour.md §1):
     /// the caller keeps the old refresh token then.
     #[serde(default)]
     pub refresh_token: Option<SecretString>,
@@ -42,7 +42,7 @@ pub struct AtlassianAccount {
 }
 
 /// One site the grant covers, entries of accessible-resources merged by cloud id.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 pub struct AccessibleSite {
     pub cloud_id: String,
     pub name: String,
@@ -162,7 +162,7 @@ impl OAuthClient {
         &self.client_id
     }
 
-    /// The consent URL (facts §1: every parameter is required).
+    /// The consent URL (docs/atlassian-behaviour.md §1: every parameter is required).
     pub fn authorize_url(&self, scopes: &[String], redirect_uri: &str, state: &str) -> String {
         let query = serde_urlencoded::to_string([
             ("audience", "api.atlassian.com"),
@@ -218,7 +218,7 @@ impl OAuthClient {
     }
 
     /// `GET /oauth/token/accessible-resources`, merged: the same cloud id can
-    /// appear once per product (facts §2).
+    /// appear once per product (docs/atlassian-behaviour.md §2).
     pub async fn accessible_sites(
         &self,
         access_token: &SecretString,

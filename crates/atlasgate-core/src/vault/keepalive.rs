@@ -1,6 +1,6 @@
-//! Keep idle connections alive (DESIGN §4).
+//! Keep idle connections alive (docs/design.md §4).
 //!
-//! An Atlassian refresh token dies after 90 days without use (facts §1). A
+//! An Atlassian refresh token dies after 90 days without use (docs/atlassian-behaviour.md §1). A
 //! background pass refreshes every active connection whose current refresh
 //! token is older than 83 days, i.e. would reach the limit within 7 days. The
 //! same pass resumes refreshes whose process died mid-call (a stale refresh
@@ -37,10 +37,11 @@ pub async fn run_once(
         BATCH,
     )
     .await?;
-    ids.extend(stale_marks(store, now).await?);
+    ids.extend(crate::store::connections::stale_refresh_marks(store.pool(), now, BATCH).await?);
     ids.sort();
     ids.dedup();
-    forget_old_sessions(store, now).await?;
+    // Connect sessions and states are useless a day after they expired.
+    crate::store::sessions::forget_expired(store.pool(), now - 24 * 3600).await?;
     for id in ids {
         match refresher.force_refresh(&id).await {
             Ok(_) => report.refreshed += 1,
@@ -54,32 +55,6 @@ pub async fn run_once(
         }
     }
     Ok(report)
-}
-
-/// Connections with an abandoned in-flight refresh (lease lapsed).
-async fn stale_marks(store: &Store, now: i64) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT id FROM connections WHERE status = 'active' AND refresh_inflight_token IS NOT NULL \
-         AND (refresh_lease_until IS NULL OR refresh_lease_until < $1) LIMIT $2",
-    )
-    .bind(now)
-    .bind(BATCH)
-    .fetch_all(store.pool())
-    .await
-}
-
-/// Connect sessions and states are useless a day after they expired.
-async fn forget_old_sessions(store: &Store, now: i64) -> Result<(), sqlx::Error> {
-    let cutoff = now - 24 * 3600;
-    sqlx::query("DELETE FROM connect_states WHERE expires_at < $1")
-        .bind(cutoff)
-        .execute(store.pool())
-        .await?;
-    sqlx::query("DELETE FROM connect_sessions WHERE expires_at < $1")
-        .bind(cutoff)
-        .execute(store.pool())
-        .await?;
-    Ok(())
 }
 
 /// Run passes forever (until the task is dropped with the server).

@@ -7,12 +7,11 @@ use std::time::Duration;
 use http::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use utoipa::ToSchema;
 
 use crate::atlassian::{ApiRequest, AtlassianClient, AtlassianError};
 
 /// Story points are read from a per-site custom field found by name
-/// (facts §3: ids vary per site). Both names Atlassian uses.
+/// (docs/atlassian-behaviour.md §3: ids vary per site). Both names Atlassian uses.
 pub const STORY_POINT_FIELD_NAMES: &[&str] = &["Story Points", "Story point estimate"];
 const FIELDS_TTL: Duration = Duration::from_secs(3600);
 const PAGE: usize = 100;
@@ -58,7 +57,7 @@ impl Ctx<'_> {
 // ---- wire types ------------------------------------------------------------------
 
 /// A Jira project.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Project {
     pub id: String,
     pub key: String,
@@ -71,7 +70,7 @@ pub struct Project {
 }
 
 /// A Jira Software board.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Board {
     pub id: i64,
     pub name: String,
@@ -82,7 +81,7 @@ pub struct Board {
 }
 
 /// A sprint of a board.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Sprint {
     pub id: i64,
     pub name: String,
@@ -96,7 +95,7 @@ pub struct Sprint {
 }
 
 /// The sprint an issue is in (the active one when it has been in several).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SprintRef {
     pub id: i64,
     pub name: String,
@@ -104,7 +103,7 @@ pub struct SprintRef {
 }
 
 /// An issue as atlasgate shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Issue {
     pub key: String,
     pub id: String,
@@ -169,11 +168,12 @@ fn sprint_ref(v: &Value) -> Option<SprintRef> {
     })
 }
 
-/// Build an [`Issue`] from Jira's issue JSON (`{id, key, fields}`).
-pub fn issue_from_json(site_url: &str, fields: &SiteFields, v: &Value) -> Issue {
-    let f = &v["fields"];
-    let key = v["key"].as_str().unwrap_or_default().to_string();
-    let sprint = fields.sprint.as_ref().and_then(|s| match &f[&s.id] {
+/// The sprint an issue is in, from the value of its sprint field — the one
+/// reading shared by the typed operations, sync and webhooks. Jira writes an
+/// array of the sprints the issue has been in (some payloads one object);
+/// the active one wins, its state compared case-insensitively, else the last.
+pub fn current_sprint(v: &Value) -> Option<&Value> {
+    match v {
         Value::Array(all) => all
             .iter()
             .find(|x| {
@@ -181,11 +181,21 @@ pub fn issue_from_json(site_url: &str, fields: &SiteFields, v: &Value) -> Issue 
                     .as_str()
                     .is_some_and(|st| st.eq_ignore_ascii_case("active"))
             })
-            .or_else(|| all.last())
-            .and_then(sprint_ref),
-        one @ Value::Object(_) => sprint_ref(one),
+            .or_else(|| all.last()),
+        one @ Value::Object(_) => Some(one),
         _ => None,
-    });
+    }
+}
+
+/// Build an [`Issue`] from Jira's issue JSON (`{id, key, fields}`).
+pub fn issue_from_json(site_url: &str, fields: &SiteFields, v: &Value) -> Issue {
+    let f = &v["fields"];
+    let key = v["key"].as_str().unwrap_or_default().to_string();
+    let sprint = fields
+        .sprint
+        .as_ref()
+        .and_then(|s| current_sprint(&f[&s.id]))
+        .and_then(sprint_ref);
     Issue {
         id: match &v["id"] {
             Value::String(s) => s.clone(),

@@ -7,10 +7,8 @@ use sqlx::{Any, AnyConnection, AnyPool, Executor};
 
 use super::Backend;
 
-/// Lifecycle of a connection (DESIGN §2).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
+/// Lifecycle of a connection (docs/design.md §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionStatus {
     Active,
@@ -19,6 +17,12 @@ pub enum ConnectionStatus {
 }
 
 impl ConnectionStatus {
+    pub const ALL: [ConnectionStatus; 3] = [
+        ConnectionStatus::Active,
+        ConnectionStatus::NeedsReauth,
+        ConnectionStatus::Disconnected,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ConnectionStatus::Active => "active",
@@ -188,37 +192,27 @@ pub struct ListFilter {
     pub after: Option<String>,
 }
 
+/// One page of an app's connections, by id.
 pub async fn list_for_app(
     pool: &AnyPool,
     app_id: &str,
     filter: &ListFilter,
     limit: i64,
-) -> Result<Vec<ConnectionRow>, sqlx::Error> {
-    let mut sql = format!("SELECT {COLUMNS} FROM connections WHERE app_id = $1");
-    let mut binds: Vec<&str> = Vec::new();
-    let mut n = 1;
+) -> Result<super::Page<ConnectionRow>, sqlx::Error> {
+    let mut q =
+        super::SqlBuilder::new(format!("SELECT {COLUMNS} FROM connections WHERE app_id = "));
+    q.push_bind(app_id.to_string());
     for (column, value) in [
-        ("owner", &filter.owner),
-        ("profile", &filter.profile),
-        ("status", &filter.status),
+        (" AND owner = ", &filter.owner),
+        (" AND profile = ", &filter.profile),
+        (" AND status = ", &filter.status),
+        (" AND id > ", &filter.after),
     ] {
         if let Some(value) = value {
-            n += 1;
-            sql.push_str(&format!(" AND {column} = ${n}"));
-            binds.push(value);
+            q.push(column).push_bind(value.clone());
         }
     }
-    if let Some(after) = &filter.after {
-        n += 1;
-        sql.push_str(&format!(" AND id > ${n}"));
-        binds.push(after);
-    }
-    sql.push_str(&format!(" ORDER BY id LIMIT {}", limit.clamp(1, 1000)));
-    let mut query = sqlx::query_as(&sql).bind(app_id);
-    for value in binds {
-        query = query.bind(value);
-    }
-    query.fetch_all(pool).await
+    super::fetch_page(pool, q, "id", limit.clamp(1, 1000)).await
 }
 
 /// Every connection of every app (the `connections list` command).
@@ -358,7 +352,7 @@ pub async fn disconnect(conn: &mut AnyConnection, id: &str, now: i64) -> Result<
     Ok(done.rows_affected() == 1)
 }
 
-// ---- the refresh mark (DESIGN §4) -------------------------------------------
+// ---- the refresh mark (docs/design.md §4) -------------------------------------------
 
 /// Write the in-flight mark before calling Atlassian.
 pub async fn set_refresh_mark(
@@ -489,6 +483,52 @@ pub async fn keepalive_candidates(
          AND refresh_issued_at < $1 ORDER BY refresh_issued_at LIMIT $2",
     )
     .bind(issued_before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// One connection as the admin dashboard shows it, with its app's name.
+#[derive(Debug, sqlx::FromRow)]
+pub struct ConnectionLine {
+    pub id: String,
+    pub app_name: String,
+    pub owner: String,
+    pub profile: String,
+    pub status: String,
+    pub account_email: Option<String>,
+    pub site_url: Option<String>,
+    pub access_expires_at: Option<i64>,
+    pub refresh_issued_at: Option<i64>,
+    pub last_refreshed_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub last_refresh_error: Option<String>,
+}
+
+/// The 200 most recently changed connections, for the admin dashboard.
+pub async fn dashboard_lines(pool: &AnyPool) -> Result<Vec<ConnectionLine>, sqlx::Error> {
+    sqlx::query_as::<_, ConnectionLine>(
+        "SELECT c.id, a.name AS app_name, c.owner, c.profile, c.status, c.account_email, \
+         c.site_url, c.access_expires_at, c.refresh_issued_at, c.last_refreshed_at, \
+         c.last_used_at, c.last_refresh_error \
+         FROM connections c JOIN apps a ON a.id = c.app_id \
+         ORDER BY c.updated_at DESC LIMIT 200",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Connections with an abandoned in-flight refresh (lease lapsed).
+pub async fn stale_refresh_marks(
+    pool: &AnyPool,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM connections WHERE status = 'active' AND refresh_inflight_token IS NOT NULL \
+         AND (refresh_lease_until IS NULL OR refresh_lease_until < $1) LIMIT $2",
+    )
+    .bind(now)
     .bind(limit)
     .fetch_all(pool)
     .await

@@ -1,4 +1,4 @@
-//! Jira dynamic webhooks of syncs (atlassian-facts §5): registered with the
+//! Jira dynamic webhooks of syncs (docs/atlassian-behaviour.md §5): registered with the
 //! sync's JQL when it is inside Jira's webhook subset, else with
 //! `project IN (…)` and a check of each delivery against the JQL; refreshed
 //! a week before their 30-day expiry; deleted with the sync or on disconnect.
@@ -7,7 +7,7 @@ use http::Method;
 use serde_json::{json, Value};
 
 use crate::atlassian::{ApiRequest, AtlassianError, Product};
-use crate::state::AppState;
+use crate::state::Core;
 use crate::store::connections::ConnectionRow;
 use crate::store::now;
 use crate::sync::engine::{list_projects, SyncError};
@@ -23,7 +23,7 @@ pub const EVENTS: &[&str] = &[
 const RENEW_BEFORE_SECS: i64 = 7 * 24 * 3600;
 
 /// Where Jira delivers: `{PUBLIC_URL}/webhooks/jira`.
-pub fn callback_url(state: &AppState) -> String {
+pub fn callback_url(state: &Core) -> String {
     format!(
         "{}/webhooks/jira",
         state.config.public_url.as_str().trim_end_matches('/')
@@ -40,7 +40,7 @@ fn expiry_secs(v: &Value) -> Option<i64> {
 }
 
 async fn register(
-    state: &AppState,
+    state: &Core,
     sync: &SyncRow,
     filter: &str,
 ) -> Result<Result<i64, String>, SyncError> {
@@ -73,7 +73,7 @@ async fn register(
 }
 
 /// The expiry (unix seconds) of the app's webhook `id` on the site, if it still exists.
-async fn find(state: &AppState, sync: &SyncRow, id: i64) -> Result<Option<Option<i64>>, SyncError> {
+async fn find(state: &Core, sync: &SyncRow, id: i64) -> Result<Option<Option<i64>>, SyncError> {
     let mut start = 0usize;
     loop {
         let req = ApiRequest::get(Product::Jira, "rest/api/3/webhook")
@@ -95,7 +95,7 @@ async fn find(state: &AppState, sync: &SyncRow, id: i64) -> Result<Option<Option
 
 /// Make sure the sync's webhook exists and is far from expiry. Problems end
 /// up in `webhook_error` (the sync keeps polling either way).
-pub async fn upkeep(state: &AppState, sync: &mut SyncRow) -> Result<(), SyncError> {
+pub async fn upkeep(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError> {
     let now = now();
     if let Some(id) = sync.webhook_id {
         if sync
@@ -178,7 +178,7 @@ pub async fn upkeep(state: &AppState, sync: &mut SyncRow) -> Result<(), SyncErro
 
 /// A live registration of another sync of the same connection with this filter.
 async fn shared(
-    state: &AppState,
+    state: &Core,
     sync: &SyncRow,
     filter: &str,
 ) -> Result<Option<(i64, Option<i64>)>, SyncError> {
@@ -195,7 +195,7 @@ async fn shared(
 }
 
 async fn save(
-    state: &AppState,
+    state: &Core,
     sync: &mut SyncRow,
     id: Option<i64>,
     filter: Option<String>,
@@ -225,7 +225,7 @@ async fn save(
 
 /// Delete the Jira webhooks of these syncs (one call) and forget them.
 pub async fn delete_for(
-    state: &AppState,
+    state: &Core,
     connection_id: &str,
     syncs: &[SyncRow],
 ) -> Result<(), SyncError> {
@@ -266,7 +266,7 @@ pub async fn delete_for(
 
 /// Called before a connection's tokens are wiped: delete its webhooks while
 /// the token still works, and stop its syncs. Never blocks the disconnect.
-pub async fn on_disconnect(state: &AppState, row: &ConnectionRow) {
+pub async fn on_disconnect(state: &Core, row: &ConnectionRow) {
     let syncs = match sync_rows::of_connection(state.store.pool(), &row.id).await {
         Ok(s) => s,
         Err(e) => {

@@ -11,7 +11,8 @@ use serde_json::json;
 
 use crate::connections::rfc3339;
 use crate::jobs::{nap, Counters, Tuning};
-use crate::state::AppState;
+use crate::state::Core;
+use crate::store::events as rows;
 use crate::store::StoreError;
 
 /// How long a claim holds an event (a crashed worker's events return after it).
@@ -21,21 +22,9 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Events claimed per round (at most one per connection).
 const BATCH: i64 = 32;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct DueEvent {
-    pub seq: i64,
-    pub id: String,
-    pub app_id: String,
-    pub connection_id: Option<String>,
-    #[sqlx(rename = "type")]
-    pub event_type: String,
-    pub payload: String,
-    pub created_at: i64,
-    pub attempts: i64,
-    pub first_attempt_at: Option<i64>,
-}
+pub use crate::store::events::DueEvent;
 
-pub async fn run(state: AppState) {
+pub async fn run(state: Core) {
     loop {
         let n = match deliver_due(&state).await {
             Ok(n) => n,
@@ -53,42 +42,20 @@ pub async fn run(state: AppState) {
 
 /// One round: claim, deliver concurrently, record outcomes. Returns how many
 /// events were attempted.
-pub async fn deliver_due(state: &AppState) -> Result<usize, StoreError> {
+pub async fn deliver_due(state: &Core) -> Result<usize, StoreError> {
     let due = claim(state).await?;
     let n = due.len();
     futures::future::join_all(due.iter().map(|e| deliver_one(state, e))).await;
     Ok(n)
 }
 
-async fn claim(state: &AppState) -> Result<Vec<DueEvent>, StoreError> {
+async fn claim(state: &Core) -> Result<Vec<DueEvent>, StoreError> {
     let store = &state.store;
     let now = crate::store::now();
-    let mut tx = store.begin_write().await?;
-    let sql = format!(
-        "SELECT seq, id, app_id, connection_id, type, payload, created_at, attempts, first_attempt_at FROM events e \
-         WHERE e.delivery_state = 'pending' AND e.next_attempt_at <= $1 \
-           AND (e.locked_until IS NULL OR e.locked_until < $1) \
-           AND NOT EXISTS (SELECT 1 FROM events p WHERE p.delivery_state = 'pending' AND p.seq < e.seq \
-               AND ((e.connection_id IS NOT NULL AND p.connection_id = e.connection_id) \
-                 OR (e.connection_id IS NULL AND p.connection_id IS NULL AND p.app_id = e.app_id))) \
-         ORDER BY e.seq LIMIT $2{}",
-        store.for_update_skip_locked()
-    );
-    let rows: Vec<DueEvent> = sqlx::query_as(&sql)
-        .bind(now)
-        .bind(BATCH)
-        .fetch_all(&mut *tx)
-        .await?;
-    for r in &rows {
-        sqlx::query("UPDATE events SET locked_by = $1, locked_until = $2 WHERE seq = $3")
-            .bind(&state.jobs.worker_id)
-            .bind(now + LEASE_SECS)
-            .bind(r.seq)
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
-    Ok(rows)
+    Ok(
+        crate::store::events::claim_due(store, &state.jobs.worker_id, now, now + LEASE_SECS, BATCH)
+            .await?,
+    )
 }
 
 /// The body POSTed for an event (Standard Webhooks' recommended shape).
@@ -108,7 +75,7 @@ enum Outcome {
     Skipped(&'static str),
 }
 
-async fn attempt(state: &AppState, e: &DueEvent) -> Outcome {
+async fn attempt(state: &Core, e: &DueEvent) -> Outcome {
     let app = match crate::apps::get(&state.store, &e.app_id).await {
         Ok(Some(a)) => a,
         Ok(None) => return Outcome::Skipped("the app no longer exists"),
@@ -177,7 +144,7 @@ pub fn backoff_ms(base: u64, max: u64, attempts: i64) -> u64 {
     (capped as f64 * jitter) as u64
 }
 
-async fn deliver_one(state: &AppState, e: &DueEvent) {
+async fn deliver_one(state: &Core, e: &DueEvent) {
     let outcome = attempt(state, e).await;
     let now = crate::store::now();
     let me = &state.jobs.worker_id;
@@ -186,30 +153,9 @@ async fn deliver_one(state: &AppState, e: &DueEvent) {
         Outcome::Delivered(status) => {
             Counters::bump(&state.jobs.counters.events_delivered);
             state.metrics.event_delivery("delivered");
-            sqlx::query(
-                "UPDATE events SET delivery_state = 'delivered', attempts = attempts + 1, \
-                 last_attempt_at = $1, first_attempt_at = COALESCE(first_attempt_at, $1), \
-                 last_status = $2, last_error = NULL, delivered_at = $1, \
-                 locked_by = NULL, locked_until = NULL WHERE seq = $3 AND locked_by = $4",
-            )
-            .bind(now)
-            .bind(i64::from(status))
-            .bind(e.seq)
-            .bind(me)
-            .execute(state.store.pool())
-            .await
+            rows::mark_delivered(state.store.pool(), e.seq, me, status, now).await
         }
-        Outcome::Skipped(why) => {
-            sqlx::query(
-                "UPDATE events SET delivery_state = 'skipped', last_error = $1, \
-                 locked_by = NULL, locked_until = NULL WHERE seq = $2 AND locked_by = $3",
-            )
-            .bind(why)
-            .bind(e.seq)
-            .bind(me)
-            .execute(state.store.pool())
-            .await
-        }
+        Outcome::Skipped(why) => rows::mark_skipped(state.store.pool(), e.seq, me, &why).await,
         Outcome::Failed { status, error } => {
             let first = e.first_attempt_at.unwrap_or(now);
             let give_up = now - first >= Tuning::get(&t.events_give_up_after_s) as i64;
@@ -223,20 +169,18 @@ async fn deliver_one(state: &AppState, e: &DueEvent) {
                 .metrics
                 .event_delivery(if give_up { "failed" } else { "retry" });
             tracing::info!(event_id = %e.id, attempts = e.attempts + 1, give_up, error = %error, "event delivery failed");
-            sqlx::query(
-                "UPDATE events SET delivery_state = $1, attempts = attempts + 1, last_attempt_at = $2, \
-                 first_attempt_at = COALESCE(first_attempt_at, $2), \
-                 last_status = $3, last_error = $4, next_attempt_at = $5, \
-                 locked_by = NULL, locked_until = NULL WHERE seq = $6 AND locked_by = $7",
+            rows::mark_failed(
+                state.store.pool(),
+                rows::FailedAttempt {
+                    seq: e.seq,
+                    me,
+                    give_up,
+                    status,
+                    error: &error,
+                    next_attempt_at: next,
+                    now,
+                },
             )
-            .bind(if give_up { "failed" } else { "pending" })
-            .bind(now)
-            .bind(status.map(i64::from))
-            .bind(error)
-            .bind(next)
-            .bind(e.seq)
-            .bind(me)
-            .execute(state.store.pool())
             .await
         }
     };

@@ -1,6 +1,6 @@
 //! What the client layer remembers about Atlassian's rate limits, per site.
 //!
-//! Atlassian has three independent limits (atlassian-facts §4): an hourly
+//! Atlassian has three independent limits (docs/atlassian-behaviour.md §4): an hourly
 //! points quota per app (exhausted → *every* call is refused until the reset),
 //! a burst token bucket per site, endpoint and method, and a per-issue write
 //! limit. A 429 names which one in `RateLimit-Reason`; we remember the pause it
@@ -9,7 +9,7 @@
 //! (site, method, endpoint) below the published burst rates so a 429 stays the
 //! exception.
 //!
-//! This state lives in the process (DESIGN §10 allows it: several atlasgate
+//! This state lives in the process (docs/design.md §10 allows it: several atlasgate
 //! processes each pace themselves, and a 429 seen by one is learnt by the
 //! others on their own first 429).
 
@@ -206,7 +206,7 @@ pub struct Pacing {
 
 impl Default for Pacing {
     /// 90% of Atlassian's published burst defaults (GET/POST 100 rps,
-    /// PUT/DELETE 50 rps; facts §4): bulk work should meet the refill rate,
+    /// PUT/DELETE 50 rps; docs/atlassian-behaviour.md §4): bulk work should meet the refill rate,
     /// not the wall.
     fn default() -> Self {
         Pacing {

@@ -2,7 +2,7 @@
 //!
 //! Each token column's ciphertext is bound to (`connections`, column, id), so
 //! a value copied onto another connection or into another column fails to
-//! decrypt (DESIGN §4).
+//! decrypt (docs/design.md §4).
 
 use secrecy::SecretString;
 

@@ -1,4 +1,4 @@
-//! The one HTTP client layer for Atlassian's REST APIs (DESIGN §5), used by
+//! The one HTTP client layer for Atlassian's REST APIs (docs/design.md §5), used by
 //! the proxy, the typed Jira/Confluence operations and sync.
 //!
 //! For every request it: waits out any pause learnt from a 429 (site quota,
@@ -214,7 +214,7 @@ pub struct ClientPolicy {
 }
 
 impl Default for ClientPolicy {
-    /// Atlassian's recommended backoff (facts §4): 2 s doubling up to ~30 s,
+    /// Atlassian's recommended backoff (docs/atlassian-behaviour.md §4): 2 s doubling up to ~30 s,
     /// at most 4 retries; we start at 1 s since most 5xx are momentary.
     fn default() -> Self {
         ClientPolicy {
@@ -234,7 +234,7 @@ struct Policy {
     pacer: Option<Arc<Pacer>>,
 }
 
-/// See the module docs. Cheap to share (`Arc` in `AppState`).
+/// See the module docs. Cheap to share (`Arc` in `Core`).
 pub struct AtlassianClient {
     http: reqwest::Client,
     api_base: String,
@@ -331,30 +331,42 @@ impl AtlassianClient {
         connection_id: &str,
         req: ApiRequest,
     ) -> Result<ApiResponse, AtlassianError> {
-        let fresh = self.refresher.access_token(connection_id).await?;
-        if let Some(app) = app_id {
-            if fresh.connection.app_id != app {
-                return Err(AtlassianError::NotFound);
+        match app_id {
+            Some(app) => {
+                let row = crate::store::connections::get_for_app(
+                    self.refresher.store().pool(),
+                    app,
+                    connection_id,
+                )
+                .await
+                .map_err(|e| RefreshError::Internal(format!("database: {e}")))?
+                .ok_or(AtlassianError::NotFound)?;
+                self.send_for_row(row, req).await
+            }
+            None => {
+                let fresh = self.refresher.access_token(connection_id).await?;
+                self.send_with(fresh, req, false).await
             }
         }
-        self.send_with(fresh, req).await
     }
 
     /// [`send`](Self::send) for a connection row the caller has just read
-    /// (and checked belongs to the calling app): saves a database read.
+    /// and checked belongs to the calling app: saves a database read. A dead
+    /// grant answers [`RefreshError::ReauthRequired`] with a reconnect link.
     pub async fn send_for_row(
         &self,
         row: ConnectionRow,
         req: ApiRequest,
     ) -> Result<ApiResponse, AtlassianError> {
-        let fresh = self.refresher.access_token_from_row(row).await?;
-        self.send_with(fresh, req).await
+        let fresh = self.refresher.access_token_for_app(row).await?;
+        self.send_with(fresh, req, true).await
     }
 
     async fn send_with(
         &self,
         mut fresh: FreshToken,
         mut req: ApiRequest,
+        for_app: bool,
     ) -> Result<ApiResponse, AtlassianError> {
         let (policy, pacer) = self.current();
         let connection_id = fresh.connection.id.clone();
@@ -460,7 +472,12 @@ impl AtlassianClient {
                 Attempt::Refresh => {
                     // One forced refresh, then one retry (not counted as a backoff).
                     refreshed = true;
-                    fresh = self.refresher.force_refresh(connection_id).await?;
+                    let again = self.refresher.force_refresh(connection_id).await;
+                    fresh = if for_app {
+                        self.refresher.for_app(again, &fresh.connection).await?
+                    } else {
+                        again?
+                    };
                 }
                 Attempt::Retry(wait) => {
                     retries += 1;

@@ -1,0 +1,31 @@
+//! atlasgate's core: everything the broker does that is not HTTP serving.
+//!
+//! Storage (`store/`, the only place SQL is written), the vault (encryption,
+//! keys, the refresh engine), the Atlassian client layer, the sync engine,
+//! Jira webhook ingest, the event outbox, and one [`Error`]. It depends on no
+//! HTTP-server crate; the `atlasgate` crate is the edge that translates
+//! requests into calls here and [`Error`] into HTTP answers. See
+//! `ARCHITECTURE.md`.
+
+pub mod apps;
+pub mod atlassian;
+pub mod config;
+pub mod confluence;
+pub mod connect;
+pub mod connections;
+pub mod error;
+pub mod events;
+pub mod jira;
+pub mod jobs;
+pub mod metrics;
+pub mod state;
+pub mod store;
+pub mod sync;
+pub mod time;
+pub mod vault;
+pub mod webhooks;
+pub mod workers;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use state::Core;
