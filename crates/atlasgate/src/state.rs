@@ -55,6 +55,10 @@ impl AppState {
             &config.api_url,
             refresher.clone(),
         ));
+        atlassian.set_policy(crate::atlassian::ClientPolicy {
+            pacing: config.pacing,
+            ..crate::atlassian::ClientPolicy::default()
+        });
         Ok(AppState {
             apps_cache: Arc::new(crate::apps::AppKeyCache::default()),
             jobs: Arc::new(crate::jobs::Jobs::default()),

@@ -9,6 +9,7 @@ pub mod oauth;
 pub use oauth::{AccessibleSite, AtlassianAccount, OAuthClient, OAuthError, TokenResponse};
 pub mod client;
 pub mod limits;
+pub mod templates;
 
 pub use client::{
     ApiRequest, ApiResponse, AtlassianClient, AtlassianError, ClientPolicy, Product, RequestBody,
