@@ -12,6 +12,7 @@
 //! reported. Pacing is off (it would hold one endpoint under 90 rps by
 //! design, which is not what is measured here). See `BENCHMARKS.md`.
 
+mod issue_keys;
 mod sync;
 
 use std::net::SocketAddr;
@@ -44,6 +45,8 @@ enum Command {
     Proxy(ProxyArgs),
     /// Full sync throughput vs. sequential paging, and atlasgate's peak memory.
     Sync(sync::SyncArgs),
+    /// The issue-9 hostile text for `POST …/jira/issue-keys`, per atlasgate binary.
+    IssueKeys(issue_keys::IssueKeysArgs),
 }
 
 #[derive(Parser, Clone)]
@@ -358,6 +361,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Proxy(args) => proxy(args).await,
             Command::Sync(args) => sync::run(args).await,
+            Command::IssueKeys(args) => issue_keys::run(args).await,
         }
     })
 }

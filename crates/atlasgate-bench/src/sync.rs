@@ -38,10 +38,10 @@ pub struct SyncArgs {
     atlasgate_bin: Option<PathBuf>,
 }
 
-struct Child {
-    proc: std::process::Child,
-    base: String,
-    admin: String,
+pub(crate) struct Child {
+    pub(crate) proc: std::process::Child,
+    pub(crate) base: String,
+    pub(crate) admin: String,
 }
 
 impl Drop for Child {
@@ -61,6 +61,11 @@ fn bin(args: &SyncArgs) -> anyhow::Result<PathBuf> {
     if let Some(b) = &args.atlasgate_bin {
         return Ok(b.clone());
     }
+    default_bin()
+}
+
+/// `atlasgate` next to this binary.
+pub(crate) fn default_bin() -> anyhow::Result<PathBuf> {
     let me = std::env::current_exe()?;
     let b = me.with_file_name("atlasgate");
     if !b.exists() {
@@ -77,6 +82,15 @@ async fn spawn_atlasgate(
     sim: &atlassim::Sim,
     dir: &std::path::Path,
 ) -> anyhow::Result<Child> {
+    spawn(&bin(args)?, sim, dir).await
+}
+
+/// `atlasgate serve` from `bin` on SQLite in `dir`, against `sim`.
+pub(crate) async fn spawn(
+    bin: &std::path::Path,
+    sim: &atlassim::Sim,
+    dir: &std::path::Path,
+) -> anyhow::Result<Child> {
     let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
     sim.add_redirect_uri(
@@ -85,7 +99,7 @@ async fn spawn_atlasgate(
     );
     let admin = format!("bench-admin-token-{}", std::process::id());
     let db = dir.join(format!("sync-{port}.db"));
-    let mut proc = std::process::Command::new(bin(args)?)
+    let mut proc = std::process::Command::new(bin)
         .arg("serve")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -146,7 +160,7 @@ fn memory_mib(pid: u32) -> anyhow::Result<(f64, f64)> {
 }
 
 /// Create an app, connect the first site, return (api key, connection id, cloud id).
-async fn connect(
+pub(crate) async fn connect(
     http: &reqwest::Client,
     child: &Child,
     sim: &atlassim::Sim,

@@ -17,6 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+use crate::atlassian::limits::{Pacing, DEFAULT_PACING_FACTOR};
 use crate::vault::Keyring;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://atlasgate.db";
@@ -129,6 +130,8 @@ pub struct Config {
     pub profiles: BTreeMap<String, Profile>,
     pub log: String,
     pub log_format: LogFormat,
+    /// Burst pacing of calls to Atlassian; `None` = off (`ATLASGATE_PACING`).
+    pub pacing: Option<Pacing>,
 }
 
 impl fmt::Debug for Config {
@@ -150,6 +153,7 @@ impl fmt::Debug for Config {
             .field("profiles", &self.profiles)
             .field("log", &self.log)
             .field("log_format", &self.log_format)
+            .field("pacing", &self.pacing)
             .finish()
     }
 }
@@ -175,6 +179,7 @@ impl Config {
             profiles: builtin_profiles(),
             log: "info".into(),
             log_format: LogFormat::Pretty,
+            pacing: Some(Pacing::default()),
         }
     }
 
@@ -219,6 +224,8 @@ pub struct FileConfig {
     pub refresh_margin: Option<TomlScalar>,
     pub log: Option<String>,
     pub log_format: Option<String>,
+    pub pacing: Option<String>,
+    pub pacing_factor: Option<TomlScalar>,
     pub atlassian: Option<FileAtlassian>,
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
@@ -233,11 +240,12 @@ pub struct FileAtlassian {
     pub api_url: Option<String>,
 }
 
-/// `refresh_margin = 300` or `refresh_margin = "300"`.
+/// `refresh_margin = 300` or `refresh_margin = "300"` (`pacing_factor = 0.9`).
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum TomlScalar {
     Int(i64),
+    Float(f64),
     Str(String),
 }
 
@@ -245,6 +253,7 @@ impl TomlScalar {
     fn into_string(self) -> String {
         match self {
             TomlScalar::Int(i) => i.to_string(),
+            TomlScalar::Float(f) => f.to_string(),
             TomlScalar::Str(s) => s,
         }
     }
@@ -344,6 +353,8 @@ pub const ADMIN_TOKEN: &str = "ATLASGATE_ADMIN_TOKEN";
 pub const REFRESH_MARGIN: &str = "ATLASGATE_REFRESH_MARGIN";
 pub const LOG: &str = "ATLASGATE_LOG";
 pub const LOG_FORMAT: &str = "ATLASGATE_LOG_FORMAT";
+pub const PACING: &str = "ATLASGATE_PACING";
+pub const PACING_FACTOR: &str = "ATLASGATE_PACING_FACTOR";
 
 const ALL_VARS: &[&str] = &[
     DATABASE_URL,
@@ -358,6 +369,8 @@ const ALL_VARS: &[&str] = &[
     REFRESH_MARGIN,
     LOG,
     LOG_FORMAT,
+    PACING,
+    PACING_FACTOR,
 ];
 
 impl Settings {
@@ -389,7 +402,7 @@ impl Settings {
     ) -> Settings {
         let mut values = BTreeMap::new();
         let atl = file.atlassian.unwrap_or_default();
-        let from_file: [(&'static str, Option<String>); 12] = [
+        let from_file: [(&'static str, Option<String>); 14] = [
             (DATABASE_URL, file.database_url),
             (LISTEN, file.listen),
             (PUBLIC_URL, file.public_url),
@@ -405,6 +418,11 @@ impl Settings {
             ),
             (LOG, file.log),
             (LOG_FORMAT, file.log_format),
+            (PACING, file.pacing),
+            (
+                PACING_FACTOR,
+                file.pacing_factor.map(TomlScalar::into_string),
+            ),
         ];
         for (name, v) in from_file {
             if let Some(v) = v {
@@ -601,6 +619,8 @@ impl Settings {
             ),
         }
 
+        r.pacing = self.resolve_pacing(&mut r.report);
+
         let mut profiles = BTreeMap::new();
         let mut profiles_ok = true;
         for (name, (p, src)) in &self.profiles {
@@ -622,6 +642,78 @@ impl Settings {
         r
     }
 }
+
+impl Settings {
+    /// `ATLASGATE_PACING` and `ATLASGATE_PACING_FACTOR`; `Some` when both are
+    /// valid (the factor is checked even when pacing is off, so turning it
+    /// back on cannot meet a surprise).
+    fn resolve_pacing(&self, report: &mut Report) -> Option<Option<Pacing>> {
+        let (v, src) = self.get(PACING).unwrap_or(("on", "default"));
+        let on = match v.trim() {
+            "on" => {
+                report.push(PACING, src, Status::Ok("on".into()));
+                Some(true)
+            }
+            "off" => {
+                report.push(
+                    PACING,
+                    src,
+                    Status::Ok("off (calls go to Atlassian unpaced)".into()),
+                );
+                Some(false)
+            }
+            other => {
+                report.push(
+                    PACING,
+                    src,
+                    Status::Invalid(format!("`{other}` is neither `on` nor `off`")),
+                );
+                None
+            }
+        };
+        let default = DEFAULT_PACING_FACTOR.to_string();
+        let (v, src) = self
+            .get(PACING_FACTOR)
+            .unwrap_or((default.as_str(), "default"));
+        let factor = match v.trim().parse::<f64>() {
+            Ok(f) if f.is_finite() && f > 0.0 && f <= MAX_PACING_FACTOR => {
+                report.push(
+                    PACING_FACTOR,
+                    src,
+                    Status::Ok(format!("{f} × Atlassian's published burst rates")),
+                );
+                Some(f)
+            }
+            Ok(_) => {
+                report.push(
+                    PACING_FACTOR,
+                    src,
+                    Status::Invalid(format!(
+                        "`{v}` is not above 0 and at most {MAX_PACING_FACTOR}"
+                    )),
+                );
+                None
+            }
+            Err(_) => {
+                report.push(
+                    PACING_FACTOR,
+                    src,
+                    Status::Invalid(format!("`{v}` is not a number like 0.9")),
+                );
+                None
+            }
+        };
+        let factor = factor?;
+        Some(on?.then(|| Pacing {
+            factor,
+            ..Pacing::default()
+        }))
+    }
+}
+
+/// A factor above 1 paces above the published rates, for tenants Atlassian
+/// gave higher limits; 10× is far past any published tier.
+const MAX_PACING_FACTOR: f64 = 10.0;
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -656,6 +748,7 @@ pub struct Resolved {
     profiles: Option<BTreeMap<String, Profile>>,
     log: Option<String>,
     log_format: Option<LogFormat>,
+    pacing: Option<Option<Pacing>>,
 }
 
 impl Resolved {
@@ -680,6 +773,7 @@ impl Resolved {
             profiles: self.profiles.ok_or_else(missing)?,
             log: self.log.ok_or_else(missing)?,
             log_format: self.log_format.ok_or_else(missing)?,
+            pacing: self.pacing.ok_or_else(missing)?,
         })
     }
 
@@ -821,6 +915,63 @@ mod tests {
                 .as_deref(),
             Some("http://x/prefix")
         );
+    }
+
+    fn resolve(env: &[(&str, &str)], file: &str) -> Resolved {
+        let env = |k: &str| {
+            env.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        };
+        Settings::merge(&Overrides::default(), &env, parse_file(file).unwrap()).resolve()
+    }
+
+    fn status<'a>(r: &'a Resolved, name: &str) -> &'a Status {
+        &r.report
+            .entries
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap()
+            .status
+    }
+
+    #[test]
+    fn pacing_is_on_at_the_published_rates_times_0_9_by_default() {
+        let r = resolve(&[], "");
+        assert_eq!(r.pacing, Some(Some(Pacing::default())));
+        assert_eq!(Pacing::default().factor, 0.9);
+        assert_eq!(status(&r, PACING), &Status::Ok("on".into()));
+
+        let r = resolve(&[(PACING, "off"), (PACING_FACTOR, "0.5")], "");
+        assert_eq!(r.pacing, Some(None));
+        // The file layer, a TOML float, under the environment.
+        let r = resolve(&[], "pacing_factor = 0.5\npacing = \"on\"\n");
+        assert_eq!(r.pacing.unwrap().unwrap().factor, 0.5);
+        let r = resolve(&[(PACING_FACTOR, "1.5")], "pacing_factor = 0.5\n");
+        assert_eq!(r.pacing.unwrap().unwrap().factor, 1.5);
+        assert_eq!(
+            status(&r, PACING_FACTOR),
+            &Status::Ok("1.5 × Atlassian's published burst rates".into())
+        );
+    }
+
+    #[test]
+    fn bad_pacing_values_are_named() {
+        for (name, v, why) in [
+            (PACING, "maybe", "neither `on` nor `off`"),
+            (PACING_FACTOR, "0", "above 0"),
+            (PACING_FACTOR, "-1", "above 0"),
+            (PACING_FACTOR, "11", "at most 10"),
+            (PACING_FACTOR, "NaN", "above 0"),
+            (PACING_FACTOR, "fast", "not a number"),
+        ] {
+            let r = resolve(&[(name, v)], "");
+            assert_eq!(r.pacing, None, "{name}={v}");
+            match status(&r, name) {
+                Status::Invalid(m) => assert!(m.contains(why), "{name}={v}: {m}"),
+                other => panic!("{name}={v}: {other:?}"),
+            }
+        }
     }
 
     #[test]

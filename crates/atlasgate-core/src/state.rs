@@ -55,6 +55,10 @@ impl Core {
             &config.api_url,
             refresher.clone(),
         ));
+        atlassian.set_policy(crate::atlassian::ClientPolicy {
+            pacing: config.pacing,
+            ..crate::atlassian::ClientPolicy::default()
+        });
         Ok(Core {
             jobs: Arc::new(crate::jobs::Jobs::default()),
             atlassian,

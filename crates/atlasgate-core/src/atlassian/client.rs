@@ -3,7 +3,7 @@
 //!
 //! For every request it: waits out any pause learnt from a 429 (site quota,
 //! endpoint burst, issue writes — see [`limits`](super::limits)) and the
-//! per-(site, endpoint) pacing; takes a fresh access token from the refresh
+//! pacing per (site, method, endpoint template); takes a fresh access token from the refresh
 //! engine; sends to `{ATLASSIAN_API_URL}/ex/{product}/{cloud_id}/{path}`; and
 //! then decides:
 //!
@@ -383,7 +383,7 @@ impl AtlassianClient {
             if req.query.is_some() { "?" } else { "" },
             req.query.as_deref().unwrap_or("")
         );
-        let endpoint = limits::endpoint_key(&req.method, &req.path);
+        let endpoint = limits::Endpoint::of(req.product, &req.method, &req.path);
         let issue = limits::written_issue(&req.method, &req.path);
         let mut body = std::mem::replace(&mut req.body, RequestBody::Empty);
         let replayable = !matches!(body, RequestBody::Stream(_));
@@ -392,9 +392,9 @@ impl AtlassianClient {
         let mut retries = 0u32;
         loop {
             // Pauses learnt from 429s (ours or other callers').
-            if let Some(until) = self
-                .limits
-                .blocked_until(&cloud_id, &endpoint, issue.as_deref())
+            if let Some(until) =
+                self.limits
+                    .blocked_until(&cloud_id, &endpoint.key, issue.as_deref())
             {
                 let wait = until.saturating_duration_since(tokio::time::Instant::now());
                 if wait > policy.max_inline_wait {
@@ -458,7 +458,7 @@ impl AtlassianClient {
                     &fresh,
                     &policy,
                     &cloud_id,
-                    &endpoint,
+                    &endpoint.key,
                     issue.as_deref(),
                     &req.method,
                     retries,

@@ -6,7 +6,8 @@
 //! limit. A 429 names which one in `RateLimit-Reason`; we remember the pause it
 //! asks for at the matching granularity so that other callers wait instead of
 //! spending requests on certain refusals. On top of that, [`Pacer`] keeps each
-//! (site, method, endpoint) below the published burst rates so a 429 stays the
+//! (site, method, endpoint template) below its published burst rate (the
+//! templates come from Atlassian's specs, [`templates`]) so a 429 stays the
 //! exception.
 //!
 //! This state lives in the process (docs/design.md §10 allows it: several atlasgate
@@ -14,13 +15,14 @@
 //! others on their own first 429).
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::{HeaderMap, Method};
 use tokio::time::Instant;
+
+use super::client::Product;
+use super::templates::{self, Template};
 
 /// Which of Atlassian's limits a 429 reports (`RateLimit-Reason`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,72 +197,231 @@ impl RateState {
     }
 }
 
-/// Steady rates per (site, endpoint), requests per second, by method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pacing {
-    pub get: u32,
-    pub post: u32,
-    pub put: u32,
-    pub delete: u32,
+/// What a request is paced and paused by: its endpoint template (`None` for
+/// a path no spec documents) and the key its 429 pauses are remembered by.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub template: Option<&'static Template>,
+    /// `GET /rest/api/3/issue/{issueIdOrKey}`; for a path without a template
+    /// the [`endpoint_key`] fold, so a burst 429 there still pauses only
+    /// that family of paths.
+    pub key: String,
 }
 
-impl Default for Pacing {
-    /// 90% of Atlassian's published burst defaults (GET/POST 100 rps,
-    /// PUT/DELETE 50 rps; docs/atlassian-behaviour.md §4): bulk work should meet the refill rate,
-    /// not the wall.
-    fn default() -> Self {
-        Pacing {
-            get: 90,
-            post: 90,
-            put: 45,
-            delete: 45,
+impl Endpoint {
+    pub fn of(product: Product, method: &Method, path: &str) -> Endpoint {
+        match templates::template_for(product, method, path) {
+            Some(t) => Endpoint {
+                template: Some(t),
+                key: format!("{} {}", t.method, t.path),
+            },
+            None => Endpoint {
+                template: None,
+                key: endpoint_key(method, path),
+            },
         }
     }
 }
 
-type Limiter = DefaultKeyedRateLimiter<(String, String)>;
-
-/// Token buckets per (site, endpoint), one family per method class.
-pub struct Pacer {
-    get: Limiter,
-    post: Limiter,
-    put: Limiter,
-    delete: Limiter,
+/// How the client paces its calls below Atlassian's burst limits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pacing {
+    /// The share of each template's published rate atlasgate uses
+    /// (`ATLASGATE_PACING_FACTOR`): bulk work should meet the refill rate,
+    /// not the wall.
+    pub factor: f64,
+    /// How many seconds' worth of the paced rate may go at once after a
+    /// quiet spell, instead of queueing every request.
+    pub burst: Duration,
 }
 
-impl std::fmt::Debug for Pacer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pacer").finish_non_exhaustive()
+pub const DEFAULT_PACING_FACTOR: f64 = 0.9;
+
+impl Default for Pacing {
+    /// 90% of the published rates (docs/atlassian-behaviour.md §4), half a
+    /// second's worth at once: atlassim's bucket holds one second's worth,
+    /// Atlassian publishes no capacity, so a burst of half of it leaves room
+    /// for calls apps make with their own tokens.
+    fn default() -> Self {
+        Pacing {
+            factor: DEFAULT_PACING_FACTOR,
+            burst: Duration::from_millis(500),
+        }
     }
 }
 
-fn limiter(rps: u32) -> Limiter {
-    let rate = NonZeroU32::new(rps.max(1)).unwrap_or(NonZeroU32::MIN);
-    // A tenth of a second's worth may go at once; the rest is spread out.
-    let burst = NonZeroU32::new((rps / 10).max(1)).unwrap_or(NonZeroU32::MIN);
-    RateLimiter::dashmap(Quota::per_second(rate).allow_burst(burst))
+/// At most this many buckets are kept; past it the least recently used go
+/// (issue 9: one bucket per raw path grew without bound).
+pub const MAX_BUCKETS: usize = 10_000;
+
+/// How often buckets that have refilled completely are dropped.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// A bucket for every path no template covers, per (site, method).
+const OTHER: u32 = u32::MAX;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct BucketKey {
+    site: String,
+    method: u8,
+    template: u32,
+}
+
+/// A token bucket. `level` may go below zero: that is the queue of callers
+/// already promised a later slot, each sleeping until its own.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    level: f64,
+    at: Instant,
+    rate: f64,
+    cap: f64,
+}
+
+impl Bucket {
+    fn level_at(&self, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        (self.level + elapsed * self.rate).min(self.cap)
+    }
+
+    /// Full again: forgetting it changes nothing (a new bucket starts full).
+    fn idle(&self, now: Instant) -> bool {
+        self.level_at(now) >= self.cap
+    }
+
+    /// Take one token; how long the caller must wait for it.
+    fn take(&mut self, now: Instant) -> Duration {
+        self.level = self.level_at(now) - 1.0;
+        self.at = now.max(self.at);
+        if self.level >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.level / self.rate)
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Buckets {
+    map: HashMap<BucketKey, Bucket>,
+    swept: Instant,
+}
+
+/// Token buckets per (site, method, endpoint template), at each template's
+/// published rate × [`Pacing::factor`], bounded by [`MAX_BUCKETS`], with
+/// idle buckets dropped.
+#[derive(Debug)]
+pub struct Pacer {
+    pacing: Pacing,
+    max: usize,
+    buckets: Mutex<Buckets>,
+}
+
+fn method_class(method: &Method) -> u8 {
+    match *method {
+        Method::GET | Method::HEAD => 0,
+        Method::POST => 1,
+        Method::PUT => 2,
+        Method::DELETE => 3,
+        Method::PATCH => 4,
+        _ => 5,
+    }
 }
 
 impl Pacer {
     pub fn new(p: Pacing) -> Pacer {
+        Pacer::with_max_buckets(p, MAX_BUCKETS)
+    }
+
+    pub fn with_max_buckets(p: Pacing, max: usize) -> Pacer {
         Pacer {
-            get: limiter(p.get),
-            post: limiter(p.post),
-            put: limiter(p.put),
-            delete: limiter(p.delete),
+            pacing: p,
+            max: max.max(1),
+            buckets: Mutex::new(Buckets {
+                map: HashMap::new(),
+                swept: Instant::now(),
+            }),
         }
     }
 
     /// Wait for this request's turn.
-    pub async fn ready(&self, method: &Method, site: &str, endpoint: &str) {
-        let l = match *method {
-            Method::POST | Method::PATCH => &self.post,
-            Method::PUT => &self.put,
-            Method::DELETE => &self.delete,
-            _ => &self.get,
+    pub async fn ready(&self, method: &Method, site: &str, endpoint: &Endpoint) {
+        let wait = self.reserve(method, site, endpoint, Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Take a slot at `now`: how long to wait before sending.
+    pub fn reserve(
+        &self,
+        method: &Method,
+        site: &str,
+        endpoint: &Endpoint,
+        now: Instant,
+    ) -> Duration {
+        let rate = endpoint
+            .template
+            .map_or_else(|| templates::default_rate(method), |t| t.rate);
+        let rate = (f64::from(rate) * self.pacing.factor).max(0.01);
+        let cap = (rate * self.pacing.burst.as_secs_f64()).max(1.0);
+        let key = BucketKey {
+            site: site.to_string(),
+            method: method_class(method),
+            template: endpoint.template.map_or(OTHER, |t| t.id),
         };
-        l.until_key_ready(&(site.to_string(), endpoint.to_string()))
-            .await;
+        let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if now.saturating_duration_since(b.swept) >= SWEEP_EVERY || b.map.len() >= self.max {
+            self.sweep(&mut b, now);
+        }
+        b.map
+            .entry(key)
+            .or_insert(Bucket {
+                level: cap,
+                at: now,
+                rate,
+                cap,
+            })
+            .take(now)
+    }
+
+    /// Drop the buckets that have refilled; if that is not enough, the
+    /// least recently used down to 90% of the cap (they lose their queue,
+    /// which only matters with more than [`MAX_BUCKETS`] busy endpoints).
+    fn sweep(&self, b: &mut Buckets, now: Instant) {
+        b.swept = now;
+        b.map.retain(|_, bucket| !bucket.idle(now));
+        if b.map.len() >= self.max {
+            let keep = self.max * 9 / 10;
+            if keep == 0 {
+                b.map.clear();
+                return;
+            }
+            let mut ats: Vec<Instant> = b.map.values().map(|x| x.at).collect();
+            let cut = ats.len() - keep;
+            ats.select_nth_unstable(cut);
+            let oldest_kept = ats[cut];
+            b.map.retain(|_, bucket| bucket.at >= oldest_kept);
+            // Ties at the boundary may keep a few more than `keep`.
+            while b.map.len() >= self.max {
+                let Some(k) = b.map.keys().next().cloned() else {
+                    break;
+                };
+                b.map.remove(&k);
+            }
+        }
+    }
+
+    /// Buckets held now.
+    pub fn len(&self) -> usize {
+        self.buckets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -329,6 +490,119 @@ mod tests {
         assert_eq!(LimitKind::from_headers(&h), LimitKind::PerIssue);
         h.insert("ratelimit-reason", "jira-burst-based".parse().unwrap());
         assert_eq!(LimitKind::from_headers(&h), LimitKind::Burst);
+    }
+
+    fn jira(method: Method, path: &str) -> Endpoint {
+        Endpoint::of(Product::Jira, &method, path)
+    }
+
+    fn pacer() -> Pacer {
+        Pacer::new(Pacing::default())
+    }
+
+    #[test]
+    fn issues_of_one_template_share_a_bucket() {
+        let p = pacer();
+        let now = Instant::now();
+        let (one, two) = (
+            jira(Method::GET, "rest/api/3/issue/ABC-1"),
+            jira(Method::GET, "rest/api/3/issue/ABC-2"),
+        );
+        assert_eq!(one.key, "GET /rest/api/3/issue/{issueIdOrKey}");
+        assert_eq!(one.key, two.key);
+        // GET issue is published at 150/s: ×0.9, half a second's worth = 67
+        // go at once, the next waits; ABC-1 and ABC-2 draw on the same 67.
+        for i in 0..67 {
+            let e = if i % 2 == 0 { &one } else { &two };
+            assert_eq!(p.reserve(&Method::GET, "site", e, now), Duration::ZERO);
+        }
+        let wait = p.reserve(&Method::GET, "site", &two, now);
+        assert!(
+            wait > Duration::ZERO && wait < Duration::from_millis(20),
+            "{wait:?}"
+        );
+        assert_eq!(p.len(), 1);
+        // Another method, template or site is another bucket, free to go.
+        for (m, path, site) in [
+            (Method::PUT, "rest/api/3/issue/ABC-1", "site"),
+            (Method::GET, "rest/api/3/issue/ABC-1/comment", "site"),
+            (Method::GET, "rest/api/3/issue/ABC-1", "other-site"),
+        ] {
+            assert_eq!(
+                p.reserve(&m, site, &jira(m.clone(), path), now),
+                Duration::ZERO
+            );
+        }
+        assert_eq!(p.len(), 4);
+    }
+
+    #[test]
+    fn a_burst_then_the_paced_rate() {
+        // PUT issue: 50/s × 0.9 = 45/s; 22 at once, then one every 1/45 s.
+        let p = pacer();
+        let e = jira(Method::PUT, "rest/api/3/issue/ABC-1");
+        let now = Instant::now();
+        let waits: Vec<Duration> = (0..67)
+            .map(|_| p.reserve(&Method::PUT, "s", &e, now))
+            .collect();
+        assert!(waits[..22].iter().all(|w| w.is_zero()));
+        assert!(!waits[22].is_zero());
+        // The 67th waits for the 44.5 tokens the bucket is short of.
+        let last = waits[66].as_secs_f64();
+        assert!((last - 44.5 / 45.0).abs() < 0.001, "{last}");
+        // A second later 45 more tokens exist, all promised to the queue.
+        let later = now + Duration::from_secs(1);
+        assert!(p.reserve(&Method::PUT, "s", &e, later) > Duration::ZERO);
+    }
+
+    #[test]
+    fn unknown_paths_share_one_bucket_per_site_and_method() {
+        let p = pacer();
+        let now = Instant::now();
+        for i in 0..10_000 {
+            let path = format!("rest/api/3/not-in-any-spec-{i}/x{i}");
+            let e = jira(Method::GET, &path);
+            assert!(e.template.is_none());
+            p.reserve(&Method::GET, "site", &e, now);
+            let issue = jira(Method::GET, &format!("rest/api/3/issue/P{i}-{i}"));
+            p.reserve(&Method::GET, "site", &issue, now);
+        }
+        // 20,000 distinct paths, two buckets: "other" and the issue template.
+        assert_eq!(p.len(), 2);
+    }
+
+    #[test]
+    fn buckets_stay_bounded_and_idle_ones_go() {
+        let p = Pacer::with_max_buckets(Pacing::default(), 1_000);
+        let e = jira(Method::GET, "rest/api/3/myself");
+        let now = Instant::now();
+        // 10,000 sites at once, none idle yet: never more than the cap.
+        for i in 0..10_000 {
+            p.reserve(&Method::GET, &format!("site-{i}"), &e, now);
+            assert!(p.len() <= 1_000, "{} buckets", p.len());
+        }
+        assert!(p.len() >= 900);
+        // Their buckets refill within half a second; the next sweep, one
+        // second on, drops every one of them.
+        let later = now + Duration::from_secs(2);
+        p.reserve(&Method::GET, "site-new", &e, later);
+        assert_eq!(p.len(), 1);
+    }
+
+    #[test]
+    fn an_idle_bucket_is_evicted_a_busy_one_kept() {
+        let p = pacer();
+        let now = Instant::now();
+        let idle = jira(Method::GET, "rest/api/3/myself");
+        let busy = jira(Method::POST, "rest/api/3/search/jql");
+        p.reserve(&Method::GET, "s", &idle, now);
+        // Enough queued that the bucket is still in debt two seconds on.
+        for _ in 0..400 {
+            p.reserve(&Method::POST, "s", &busy, now);
+        }
+        assert_eq!(p.len(), 2);
+        p.reserve(&Method::POST, "s", &busy, now + Duration::from_secs(2));
+        assert_eq!(p.len(), 1, "the refilled GET bucket is gone");
     }
 
     #[tokio::test]

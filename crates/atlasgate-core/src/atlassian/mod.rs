@@ -10,6 +10,7 @@ pub use oauth::{AccessibleSite, AtlassianAccount, OAuthClient, OAuthError, Token
 pub mod client;
 pub mod limits;
 pub mod path;
+pub mod templates;
 
 pub use client::{
     ApiRequest, ApiResponse, AtlassianClient, AtlassianError, ClientPolicy, Product, RequestBody,

@@ -54,54 +54,157 @@ fn word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
-/// Every key of a project in `projects` (upper-case keys) found in `texts`,
-/// deduplicated, in order of first appearance.
-pub fn find_keys<S: AsRef<str>>(texts: &[S], projects: &HashSet<String>) -> Vec<String> {
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    for text in texts {
-        let b = text.as_ref().as_bytes();
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] != b'-' {
-                i += 1;
+/// The existing project keys as a trie over upper-case bytes: the scanner
+/// walks it one text byte at a time, so it never looks back at the text.
+struct KeyTrie {
+    /// Per node: its children `(byte, node)` sorted by byte, and whether a
+    /// project key ends here.
+    nodes: Vec<(Vec<(u8, u32)>, bool)>,
+}
+
+const ROOT: u32 = 0;
+
+impl KeyTrie {
+    fn new(projects: &HashSet<String>) -> KeyTrie {
+        let mut t = KeyTrie {
+            nodes: vec![(Vec::new(), false)],
+        };
+        for p in projects {
+            // Only keys the scanner could ever see: `[A-Z][A-Z0-9_]*`.
+            let p = p.to_ascii_uppercase();
+            let ok = p.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
+                && p.bytes().all(word_byte);
+            if !ok {
                 continue;
             }
-            // Digits after the dash.
-            let mut j = i + 1;
-            while j < b.len() && b[j].is_ascii_digit() {
-                j += 1;
-            }
-            let number = &b[i + 1..j];
-            let ends_clean = j == b.len() || !b[j].is_ascii_alphanumeric();
-            // The word before the dash.
-            let mut s = i;
-            while s > 0 && word_byte(b[s - 1]) {
-                s -= 1;
-            }
-            if !number.is_empty() && number.len() <= 10 && number[0] != b'0' && ends_clean && s < i
-            {
-                let word = &text.as_ref()[s..i];
-                // Longest suffix of the word (at `_` boundaries) that is a project key.
-                let mut starts = vec![0];
-                starts.extend(word.match_indices('_').map(|(k, _)| k + 1));
-                let found = starts.into_iter().find_map(|k| {
-                    let cand = word[k..].to_ascii_uppercase();
-                    let ok = cand
-                        .as_bytes()
-                        .first()
-                        .is_some_and(|c| c.is_ascii_alphabetic())
-                        && projects.contains(&cand);
-                    ok.then_some(cand)
-                });
-                if let Some(project) = found {
-                    let key = format!("{project}-{}", std::str::from_utf8(number).unwrap_or(""));
-                    if seen.insert(key.clone()) {
-                        out.push(key);
+            let mut node = ROOT;
+            for b in p.bytes() {
+                node = match t.child(node, b) {
+                    Some(n) => n,
+                    None => {
+                        let n = t.nodes.len() as u32;
+                        t.nodes.push((Vec::new(), false));
+                        let kids = &mut t.nodes[node as usize].0;
+                        let at = kids.partition_point(|(c, _)| *c < b);
+                        kids.insert(at, (b, n));
+                        n
                     }
+                };
+            }
+            t.nodes[node as usize].1 = true;
+        }
+        t
+    }
+
+    /// The child of `node` for the upper-case byte `b`.
+    fn child(&self, node: u32, b: u8) -> Option<u32> {
+        let kids = &self.nodes.get(node as usize)?.0;
+        kids.binary_search_by_key(&b, |(c, _)| *c)
+            .ok()
+            .map(|i| kids[i].1)
+    }
+
+    fn is_key(&self, node: u32) -> bool {
+        self.nodes.get(node as usize).is_some_and(|n| n.1)
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Units of scanner work (one per byte, one per live candidate moved):
+    /// what the linear-time test counts.
+    static STEPS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+#[inline]
+fn step(_n: usize) {
+    #[cfg(test)]
+    STEPS.with(|s| s.set(s.get() + _n as u64));
+}
+
+/// A project key was read up to a `-`; its number is being read.
+struct Pending {
+    /// Where the project key starts and where its `-` is.
+    start: usize,
+    dash: usize,
+}
+
+/// Every key of a project in `projects` (upper-case keys) found in `texts`,
+/// deduplicated, in order of first appearance.
+///
+/// One left-to-right pass per text, each byte looked at once (issue 9: the
+/// former scanner went back over the word before every `-` and upper-cased
+/// every `_`-suffix of it, quadratic on `"a_" * n + "a-1"`). While inside a
+/// word (`[A-Za-z0-9_]+`) it keeps the live candidates: the places where a
+/// project key may start (the word's start and after each `_`), each with
+/// its position in the trie of project keys. A candidate dies when the trie
+/// has no next byte for it, so there are never more live candidates than
+/// the longest project key has bytes, and the work is at most
+/// `text length × (longest key + 1)`, whatever the text. At a `-` the
+/// earliest candidate that is a whole project key (the longest key) wins and
+/// its number is read as the following bytes arrive.
+pub fn find_keys<S: AsRef<str>>(texts: &[S], projects: &HashSet<String>) -> Vec<String> {
+    let trie = KeyTrie::new(projects);
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    // Reused across texts: (start, trie node), earliest start first.
+    let mut live: Vec<(usize, u32)> = Vec::new();
+    for text in texts {
+        let text = text.as_ref();
+        let b = text.as_bytes();
+        let mut in_word = false;
+        let mut pending: Option<Pending> = None;
+        live.clear();
+        let mut finish = |p: Pending, end: usize, next: Option<u8>| {
+            let number = &b[p.dash + 1..end];
+            let clean = next.is_none_or(|c| !c.is_ascii_alphanumeric());
+            if clean && !number.is_empty() && number.len() <= 10 && number[0] != b'0' {
+                let key = format!(
+                    "{}-{}",
+                    text[p.start..p.dash].to_ascii_uppercase(),
+                    &text[p.dash + 1..end]
+                );
+                if seen.insert(key.clone()) {
+                    out.push(key);
                 }
             }
-            i = j.max(i + 1);
+        };
+        for (i, &c) in b.iter().enumerate() {
+            step(1 + live.len());
+            if !c.is_ascii_digit() {
+                if let Some(p) = pending.take() {
+                    finish(p, i, Some(c));
+                }
+            }
+            if word_byte(c) {
+                if !in_word {
+                    in_word = true;
+                    live.clear();
+                    live.push((i, ROOT));
+                }
+                let up = c.to_ascii_uppercase();
+                live.retain_mut(|(_, node)| match trie.child(*node, up) {
+                    Some(n) => {
+                        *node = n;
+                        true
+                    }
+                    None => false,
+                });
+                if c == b'_' {
+                    live.push((i + 1, ROOT));
+                }
+            } else {
+                if c == b'-' && in_word {
+                    if let Some(&(start, _)) = live.iter().find(|(_, n)| trie.is_key(*n)) {
+                        pending = Some(Pending { start, dash: i });
+                    }
+                }
+                in_word = false;
+                live.clear();
+            }
+        }
+        if let Some(p) = pending.take() {
+            finish(p, b.len(), None);
         }
     }
     out
@@ -203,6 +306,143 @@ mod tests {
         }
     }
 
+    /// The scanner before issue 9, kept as the reference the single pass
+    /// must agree with: it looked back over the word before every `-` and
+    /// tried every `_`-suffix (quadratic on `"a_" * n + "a-1"`).
+    fn reference(texts: &[String], projects: &HashSet<String>) -> Vec<String> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for text in texts {
+            let b = text.as_bytes();
+            let mut i = 0;
+            while i < b.len() {
+                if b[i] != b'-' {
+                    i += 1;
+                    continue;
+                }
+                let mut j = i + 1;
+                while j < b.len() && b[j].is_ascii_digit() {
+                    j += 1;
+                }
+                let number = &b[i + 1..j];
+                let ends_clean = j == b.len() || !b[j].is_ascii_alphanumeric();
+                let mut s = i;
+                while s > 0 && word_byte(b[s - 1]) {
+                    s -= 1;
+                }
+                if !number.is_empty()
+                    && number.len() <= 10
+                    && number[0] != b'0'
+                    && ends_clean
+                    && s < i
+                {
+                    let word = &text[s..i];
+                    let mut starts = vec![0];
+                    starts.extend(word.match_indices('_').map(|(k, _)| k + 1));
+                    let found = starts.into_iter().find_map(|k| {
+                        let cand = word[k..].to_ascii_uppercase();
+                        let ok = cand
+                            .as_bytes()
+                            .first()
+                            .is_some_and(|c| c.is_ascii_alphabetic())
+                            && projects.contains(&cand);
+                        ok.then_some(cand)
+                    });
+                    if let Some(project) = found {
+                        let key = format!("{project}-{}", std::str::from_utf8(number).unwrap());
+                        if seen.insert(key.clone()) {
+                            out.push(key);
+                        }
+                    }
+                }
+                i = j.max(i + 1);
+            }
+        }
+        out
+    }
+
+    /// Project keys that nest (`A`, `A_A`, `A_A_A_A_A`, `AC`, `ACME`) so that
+    /// many candidates are live at once.
+    fn nested_projects() -> HashSet<String> {
+        [
+            "A",
+            "AC",
+            "ACME",
+            "A_A",
+            "A_A_A_A_A",
+            "MY_PROJ",
+            "PROJ",
+            "B1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    fn steps_for(text: &str, projects: &HashSet<String>) -> u64 {
+        STEPS.with(|s| s.set(0));
+        find_keys(&[text], projects);
+        STEPS.with(|s| s.get())
+    }
+
+    /// Issue 9: the scanner's work grows linearly with the text, for the
+    /// texts that were quadratic before and for others built to keep many
+    /// candidates live. A 10× longer text may cost at most 15× the steps.
+    #[test]
+    fn scanning_work_is_linear_in_the_text_length() {
+        let projects = nested_projects();
+        let shapes: [(&str, fn(usize) -> String); 8] = [
+            ("a_ * n + a-1", |n| "a_".repeat(n) + "a-1"),
+            ("a_a_a_a_a * n + -1", |n| "a_a_a_a_a_".repeat(n) + "-1"),
+            ("a- * n", |n| "a-".repeat(n)),
+            ("acme-1 * n (no separator)", |n| "acme-1".repeat(n)),
+            ("_ * n + acme-1", |n| "_".repeat(n) + "acme-1"),
+            ("a * n + -1", |n| "a".repeat(n) + "-1"),
+            ("distinct keys", |n| {
+                (0..n / 8).map(|i| format!("AC-{} ", i + 1)).collect()
+            }),
+            ("digits", |n| "1".repeat(n) + "-" + &"1".repeat(n)),
+        ];
+        for (name, make) in shapes {
+            let small = make(2_000);
+            let large = make(20_000);
+            assert!(large.len() >= 9 * small.len(), "{name}");
+            let (s, l) = (steps_for(&small, &projects), steps_for(&large, &projects));
+            assert!(s > 0, "{name}: the counter counts");
+            assert!(
+                l <= 15 * s,
+                "{name}: {} bytes took {s} steps, {} bytes took {l}",
+                small.len(),
+                large.len()
+            );
+            // And in absolute terms: never more than (longest key + 2)
+            // steps per byte.
+            assert!(l <= large.len() as u64 * 11, "{name}: {l} steps");
+        }
+        // The hostile text still finds what it holds.
+        let hostile = "a_".repeat(300_000) + "a-1";
+        assert_eq!(find_keys(&[hostile], &projects), vec!["A_A_A_A_A-1"]);
+    }
+
+    #[test]
+    fn nested_keys_pick_the_longest_at_word_and_underscore_starts() {
+        let projects = nested_projects();
+        let texts = ["a_a-1 x_a_a-2 a_a_a-3 a_a_a_a_a-4 xa_a-5 ac-6 acm-7 b1-8 b1_proj-9"];
+        assert_eq!(
+            find_keys(&texts, &projects),
+            vec![
+                "A_A-1",
+                "A_A-2",
+                "A_A-3",
+                "A_A_A_A_A-4",
+                "A-5",
+                "AC-6",
+                "B1-8",
+                "PROJ-9"
+            ]
+        );
+    }
+
     /// A text contains a known key (any case) at a word start.
     fn mentions_known(text: &str) -> bool {
         let up = text.to_ascii_uppercase();
@@ -216,6 +456,18 @@ mod tests {
     }
 
     proptest! {
+        /// The single pass finds exactly what the former scanner found,
+        /// on texts made of the bytes that matter (word bytes, `_`, `-`,
+        /// digits, separators, a multi-byte character).
+        #[test]
+        fn the_single_pass_agrees_with_the_former_scanner(
+            texts in proptest::collection::vec("[aAcCmMeEpPrRoOjJyYbBx_\\-0-9 /é]{0,60}", 1..4),
+        ) {
+            for projects in [nested_projects(), projects()] {
+                prop_assert_eq!(find_keys(&texts, &projects), reference(&texts, &projects));
+            }
+        }
+
         #[test]
         fn text_without_project_keys_yields_nothing(text in "[A-Za-z0-9_ /\\-.:#\\[\\]é]{0,80}") {
             prop_assume!(!mentions_known(&text));
