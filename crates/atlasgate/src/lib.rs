@@ -7,6 +7,7 @@ pub mod admin;
 pub mod apps;
 pub mod atlassian;
 pub mod cli;
+pub mod client_addr;
 pub mod config;
 pub mod confluence;
 pub mod connect;
