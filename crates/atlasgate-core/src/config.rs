@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -132,6 +132,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Burst pacing of calls to Atlassian; `None` = off (`ATLASGATE_PACING`).
     pub pacing: Option<Pacing>,
+    /// Peers whose `X-Forwarded-For` is believed (docs/design.md §12).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl fmt::Debug for Config {
@@ -154,6 +156,7 @@ impl fmt::Debug for Config {
             .field("log", &self.log)
             .field("log_format", &self.log_format)
             .field("pacing", &self.pacing)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -180,6 +183,7 @@ impl Config {
             log: "info".into(),
             log_format: LogFormat::Pretty,
             pacing: Some(Pacing::default()),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 
@@ -210,6 +214,8 @@ pub struct Overrides {
     pub refresh_margin: Option<String>,
     pub log: Option<String>,
     pub log_format: Option<String>,
+    pub trusted_proxies: Option<String>,
+    pub insecure_http: Option<String>,
 }
 
 /// `atlasgate.toml`. Unknown keys are an error that names the key.
@@ -226,6 +232,8 @@ pub struct FileConfig {
     pub log_format: Option<String>,
     pub pacing: Option<String>,
     pub pacing_factor: Option<TomlScalar>,
+    pub trusted_proxies: Option<String>,
+    pub insecure_http: Option<TomlScalar>,
     pub atlassian: Option<FileAtlassian>,
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
@@ -240,10 +248,12 @@ pub struct FileAtlassian {
     pub api_url: Option<String>,
 }
 
-/// `refresh_margin = 300` or `refresh_margin = "300"` (`pacing_factor = 0.9`).
+/// `refresh_margin = 300` or `refresh_margin = "300"` (`pacing_factor = 0.9`);
+/// `insecure_http = true` or `"true"`.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum TomlScalar {
+    Bool(bool),
     Int(i64),
     Float(f64),
     Str(String),
@@ -252,6 +262,7 @@ pub enum TomlScalar {
 impl TomlScalar {
     fn into_string(self) -> String {
         match self {
+            TomlScalar::Bool(b) => b.to_string(),
             TomlScalar::Int(i) => i.to_string(),
             TomlScalar::Float(f) => f.to_string(),
             TomlScalar::Str(s) => s,
@@ -355,6 +366,8 @@ pub const LOG: &str = "ATLASGATE_LOG";
 pub const LOG_FORMAT: &str = "ATLASGATE_LOG_FORMAT";
 pub const PACING: &str = "ATLASGATE_PACING";
 pub const PACING_FACTOR: &str = "ATLASGATE_PACING_FACTOR";
+pub const TRUSTED_PROXIES: &str = "ATLASGATE_TRUSTED_PROXIES";
+pub const INSECURE_HTTP: &str = "ATLASGATE_INSECURE_HTTP";
 
 const ALL_VARS: &[&str] = &[
     DATABASE_URL,
@@ -371,6 +384,8 @@ const ALL_VARS: &[&str] = &[
     LOG_FORMAT,
     PACING,
     PACING_FACTOR,
+    TRUSTED_PROXIES,
+    INSECURE_HTTP,
 ];
 
 impl Settings {
@@ -402,7 +417,7 @@ impl Settings {
     ) -> Settings {
         let mut values = BTreeMap::new();
         let atl = file.atlassian.unwrap_or_default();
-        let from_file: [(&'static str, Option<String>); 14] = [
+        let from_file: [(&'static str, Option<String>); 16] = [
             (DATABASE_URL, file.database_url),
             (LISTEN, file.listen),
             (PUBLIC_URL, file.public_url),
@@ -423,6 +438,11 @@ impl Settings {
                 PACING_FACTOR,
                 file.pacing_factor.map(TomlScalar::into_string),
             ),
+            (TRUSTED_PROXIES, file.trusted_proxies),
+            (
+                INSECURE_HTTP,
+                file.insecure_http.map(TomlScalar::into_string),
+            ),
         ];
         for (name, v) in from_file {
             if let Some(v) = v {
@@ -434,7 +454,7 @@ impl Settings {
                 values.insert(*name, (v, "env"));
             }
         }
-        let flags: [(&'static str, &Option<String>); 9] = [
+        let flags: [(&'static str, &Option<String>); 11] = [
             (DATABASE_URL, &overrides.database_url),
             (LISTEN, &overrides.listen),
             (PUBLIC_URL, &overrides.public_url),
@@ -444,6 +464,8 @@ impl Settings {
             (REFRESH_MARGIN, &overrides.refresh_margin),
             (LOG, &overrides.log),
             (LOG_FORMAT, &overrides.log_format),
+            (TRUSTED_PROXIES, &overrides.trusted_proxies),
+            (INSECURE_HTTP, &overrides.insecure_http),
         ];
         for (name, v) in flags {
             if let Some(v) = v {
@@ -494,13 +516,46 @@ impl Settings {
             ),
         }
 
+        let (v, src) = self.get(INSECURE_HTTP).unwrap_or(("false", "default"));
+        let insecure_http = match v.trim() {
+            "true" => {
+                r.report.push(
+                    INSECURE_HTTP,
+                    src,
+                    Status::Ok("true (http:// allowed on any host)".into()),
+                );
+                true
+            }
+            "false" => {
+                r.report.push(
+                    INSECURE_HTTP,
+                    src,
+                    Status::Ok("false (http:// only on loopback)".into()),
+                );
+                false
+            }
+            other => {
+                r.report.push(
+                    INSECURE_HTTP,
+                    src,
+                    Status::Invalid(format!("`{other}` is neither `true` nor `false`")),
+                );
+                false
+            }
+        };
         for (name, default, slot) in [
             (PUBLIC_URL, DEFAULT_PUBLIC_URL, &mut r.public_url),
             (AUTH_URL, DEFAULT_AUTH_URL, &mut r.auth_url),
             (API_URL, DEFAULT_API_URL, &mut r.api_url),
         ] {
             let (v, src) = self.get(name).unwrap_or((default, "default"));
-            match parse_base_url(v) {
+            match parse_base_url(v).and_then(|url| {
+                if insecure_http {
+                    Ok(url)
+                } else {
+                    refuse_plain_http(url)
+                }
+            }) {
                 Ok(url) => {
                     let shown = url.as_str().trim_end_matches('/').to_string();
                     r.report.push(name, src, Status::Ok(shown));
@@ -620,6 +675,15 @@ impl Settings {
         }
 
         r.pacing = self.resolve_pacing(&mut r.report);
+        let (v, src) = self.get(TRUSTED_PROXIES).unwrap_or(("", "default"));
+        match TrustedProxies::parse(v) {
+            Ok(t) => {
+                r.report
+                    .push(TRUSTED_PROXIES, src, Status::Ok(t.to_string()));
+                r.trusted_proxies = Some(t);
+            }
+            Err(why) => r.report.push(TRUSTED_PROXIES, src, Status::Invalid(why)),
+        }
 
         let mut profiles = BTreeMap::new();
         let mut profiles_ok = true;
@@ -749,6 +813,7 @@ pub struct Resolved {
     log: Option<String>,
     log_format: Option<LogFormat>,
     pacing: Option<Option<Pacing>>,
+    trusted_proxies: Option<TrustedProxies>,
 }
 
 impl Resolved {
@@ -774,6 +839,7 @@ impl Resolved {
             log: self.log.ok_or_else(missing)?,
             log_format: self.log_format.ok_or_else(missing)?,
             pacing: self.pacing.ok_or_else(missing)?,
+            trusted_proxies: self.trusted_proxies.ok_or_else(missing)?,
         })
     }
 
@@ -837,6 +903,144 @@ pub fn parse_base_url(v: &str) -> Result<Url, String> {
     }
     let trimmed = v.trim_end_matches('/');
     Url::parse(trimmed).map_err(|e| format!("`{v}` is not a URL ({e})"))
+}
+
+/// Without TLS, tokens, codes, cookies and the client secret cross the
+/// network in clear text; only a loopback host keeps them on the machine.
+fn refuse_plain_http(url: Url) -> Result<Url, String> {
+    if url.scheme() == "https" || is_loopback_host(&url) {
+        return Ok(url);
+    }
+    Err(format!(
+        "`{}` uses http:// on a host that is not loopback; use https:// (or set {INSECURE_HTTP}=true)",
+        url.as_str().trim_end_matches('/')
+    ))
+}
+
+/// 127.0.0.0/8, ::1 (also as ::ffff:127.x.y.z) and the name `localhost`.
+/// Other `*.localhost` names are not trusted: not every resolver maps them
+/// to loopback.
+pub fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).to_canonical().is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// One network, `ADDR/PREFIX` (a bare address is a single host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(v: &str) -> Result<Cidr, String> {
+        let (addr, prefix) = match v.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (v, None),
+        };
+        let network: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("`{v}` is not an IP network like 10.0.0.0/8 or fd00::/8"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => match p.parse::<u8>() {
+                Ok(p) if p <= max => p,
+                _ => return Err(format!("`{v}`: the prefix length must be 0–{max}")),
+            },
+        };
+        let cidr = Cidr { network, prefix };
+        // `10.0.0.1/8` is nearly always a typo for a host or for `10.0.0.0/8`;
+        // guessing which would silently trust the wrong peers.
+        if cidr.masked(network) != network {
+            return Err(format!(
+                "`{v}` has host bits set (the network is {}/{prefix})",
+                cidr.masked(network)
+            ));
+        }
+        Ok(cidr)
+    }
+
+    fn masked(&self, ip: IpAddr) -> IpAddr {
+        mask_ip(ip, self.prefix)
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        ip.is_ipv4() == self.network.is_ipv4() && self.masked(ip) == self.network
+    }
+}
+
+/// `ip` with all but its first `prefix` bits cleared.
+pub fn mask_ip(ip: IpAddr, prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let bits = u32::from(v4);
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
+            IpAddr::V4((bits & mask).into())
+        }
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6);
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(prefix.min(128)))
+                .unwrap_or(0);
+            IpAddr::V6((bits & mask).into())
+        }
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+/// `ATLASGATE_TRUSTED_PROXIES`: the reverse proxies whose `X-Forwarded-For`
+/// is believed. Empty (the default) means forwarding headers are ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<Cidr>);
+
+impl TrustedProxies {
+    /// Comma-separated CIDRs; every bad entry is named in one message.
+    pub fn parse(v: &str) -> Result<TrustedProxies, String> {
+        let mut nets = Vec::new();
+        let mut bad = Vec::new();
+        for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match Cidr::parse(part) {
+                Ok(c) => nets.push(c),
+                Err(e) => bad.push(e),
+            }
+        }
+        if bad.is_empty() {
+            Ok(TrustedProxies(nets))
+        } else {
+            Err(bad.join("; "))
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|c| c.contains(ip))
+    }
+}
+
+impl fmt::Display for TrustedProxies {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return write!(f, "none (forwarding headers ignored)");
+        }
+        let list: Vec<String> = self.0.iter().map(|c| c.to_string()).collect();
+        write!(f, "{}", list.join(", "))
+    }
 }
 
 fn check_profile(name: &str, p: &Profile) -> Result<(), String> {
@@ -971,6 +1175,61 @@ mod tests {
                 Status::Invalid(m) => assert!(m.contains(why), "{name}={v}: {m}"),
                 other => panic!("{name}={v}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn cidrs_parse_and_match() {
+        let t = TrustedProxies::parse("10.0.0.0/8, 192.168.1.7,fd00::/8").unwrap();
+        assert!(t.contains("10.200.3.4".parse().unwrap()));
+        assert!(t.contains("192.168.1.7".parse().unwrap()));
+        assert!(!t.contains("192.168.1.8".parse().unwrap()));
+        assert!(t.contains("fd12::1".parse().unwrap()));
+        assert!(!t.contains("fe80::1".parse().unwrap()));
+        // An IPv4-mapped IPv6 peer is the IPv4 address it maps.
+        assert!(t.contains("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!t.contains("11.0.0.1".parse().unwrap()));
+        assert_eq!(
+            TrustedProxies::parse("0.0.0.0/0").unwrap().to_string(),
+            "0.0.0.0/0"
+        );
+        assert!(TrustedProxies::parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_cidrs_are_each_named() {
+        let err = TrustedProxies::parse("10.0.0.1/8, 10.0.0.0/33, proxy.internal").unwrap_err();
+        assert!(
+            err.contains("10.0.0.1/8") && err.contains("10.0.0.0/8"),
+            "{err}"
+        );
+        assert!(err.contains("10.0.0.0/33") && err.contains("0–32"), "{err}");
+        assert!(err.contains("proxy.internal"), "{err}");
+    }
+
+    #[test]
+    fn plain_http_is_only_for_loopback() {
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://127.9.9.9",
+            "http://[::1]:9000",
+            "http://localhost:8080",
+            "https://atlasgate.example.com",
+        ] {
+            assert!(
+                refuse_plain_http(parse_base_url(ok).unwrap()).is_ok(),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "http://atlasgate.example.com",
+            "http://10.0.0.5:8080",
+            "http://[fd00::1]",
+            "http://localhost.evil.example",
+            "http://0.0.0.0:8080",
+        ] {
+            let err = refuse_plain_http(parse_base_url(bad).unwrap()).unwrap_err();
+            assert!(err.contains(INSECURE_HTTP), "{bad}: {err}");
         }
     }
 

@@ -62,6 +62,12 @@ pub struct GlobalArgs {
     /// ATLASGATE_LOG_FORMAT (json or pretty)
     #[arg(long, global = true, value_name = "FORMAT")]
     pub log_format: Option<String>,
+    /// ATLASGATE_TRUSTED_PROXIES (comma-separated CIDRs)
+    #[arg(long, global = true, value_name = "CIDRS")]
+    pub trusted_proxies: Option<String>,
+    /// ATLASGATE_INSECURE_HTTP (true allows http:// URLs on non-loopback hosts)
+    #[arg(long, global = true, value_name = "BOOL")]
+    pub insecure_http: Option<String>,
 }
 
 impl GlobalArgs {
@@ -77,6 +83,8 @@ impl GlobalArgs {
             refresh_margin: self.refresh_margin.clone(),
             log: self.log.clone(),
             log_format: self.log_format.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
+            insecure_http: self.insecure_http.clone(),
         }
     }
 }
@@ -391,9 +399,11 @@ async fn list_connections(resolved: &Resolved) -> Result<(), CliError> {
     let store = open_store(resolved).await?;
     print!(
         "{}",
-        crate::connections::render_list(&store)
-            .await
-            .map_err(CliError::failed)?
+        terminal_safe_lines(
+            &crate::connections::render_list(&store)
+                .await
+                .map_err(CliError::failed)?
+        )
     );
     Ok(())
 }
@@ -404,9 +414,11 @@ async fn sync_status(resolved: &Resolved) -> Result<(), CliError> {
     let store = open_store(resolved).await?;
     print!(
         "{}",
-        crate::sync::render_status(&store)
-            .await
-            .map_err(CliError::failed)?
+        terminal_safe_lines(
+            &crate::sync::render_status(&store)
+                .await
+                .map_err(CliError::failed)?
+        )
     );
     Ok(())
 }
@@ -428,16 +440,79 @@ async fn list_apps(resolved: &Resolved) -> Result<(), CliError> {
         let origins: Vec<String> = a.return_origins.iter().map(|o| o.to_string()).collect();
         println!(
             "{:36}  {:24}  {:20}  {} {}",
-            a.id,
-            a.name,
+            terminal_safe(&a.id),
+            terminal_safe(&a.name),
             crate::admin::rfc3339(a.created_at),
-            a.webhook_url.as_ref().map(|u| u.as_str()).unwrap_or("-"),
+            terminal_safe(a.webhook_url.as_ref().map(|u| u.as_str()).unwrap_or("-")),
             if origins.is_empty() {
                 String::new()
             } else {
-                format!("[{}]", origins.join(", "))
+                terminal_safe(&format!("[{}]", origins.join(", "))).into_owned()
             }
         );
     }
     Ok(())
+}
+
+/// Text from an app or from Jira (names, JQL, e-mail addresses, error
+/// messages) as it may be printed to a terminal: every control character
+/// (C0, DEL, C1; ESC starts the sequences that move the cursor, retitle the
+/// window or rewrite earlier lines) and every bidirectional-override
+/// character (which reorders what is shown) is replaced by a visible
+/// `\u{..}` escape. Everything the CLI prints that it did not write itself
+/// goes through here.
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    escape_for_terminal(text, false)
+}
+
+/// [`terminal_safe`] for a rendered table: each line's foreign text is
+/// escaped, and the line breaks between rows are kept.
+pub fn terminal_safe_lines(text: &str) -> std::borrow::Cow<'_, str> {
+    escape_for_terminal(text, true)
+}
+
+fn escape_for_terminal(text: &str, keep_newlines: bool) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        (c.is_control() && !(keep_newlines && c == '\n'))
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{terminal_safe, terminal_safe_lines};
+
+    #[test]
+    fn escape_sequences_are_shown_not_obeyed() {
+        let jql = "project = X\u{1b}]0;owned\u{7}\u{1b}[2J\r\u{9b}31m";
+        let shown = terminal_safe(jql);
+        assert_eq!(
+            shown,
+            "project = X\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{d}\\u{9b}31m"
+        );
+        assert!(!shown.chars().any(char::is_control));
+        assert_eq!(terminal_safe("a\u{202e}txt.exe"), "a\\u{202e}txt.exe");
+        assert_eq!(terminal_safe("one\ntwo"), "one\\u{a}two");
+        assert_eq!(
+            terminal_safe_lines("row 1\u{1b}[A\nrow 2\n"),
+            "row 1\\u{1b}[A\nrow 2\n"
+        );
+        // Ordinary text, accents and all, is untouched (and not copied).
+        assert!(matches!(
+            terminal_safe("Ünïcödé project = \"ACME\""),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 }

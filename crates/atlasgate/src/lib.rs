@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod apps;
 pub mod cli;
+pub mod client_addr;
 pub mod confluence;
 pub mod connect;
 pub mod connections;

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -19,6 +19,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::client_addr::{self, ClientAddr};
 use crate::config::Config;
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
@@ -69,9 +70,16 @@ pub fn router(state: AppState) -> Router {
     api.merge(crate::admin::pages_router())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(crate::error::not_found)
+        .layer(middleware::from_fn_with_state(
+            crate::ratelimit::AdminLimits::default(),
+            crate::ratelimit::admin,
+        ))
         .layer(middleware::from_fn(crate::error::problem_fallback))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .layer(middleware::from_fn(request_context))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_context,
+        ))
         .with_state(state)
 }
 
@@ -85,10 +93,38 @@ fn sane_request_id(v: &HeaderValue) -> Option<String> {
     .then(|| s.to_string())
 }
 
-/// Assigns the request id (request header, task-local, response header) and
-/// wraps the request in a span that every log line below it carries. Logs
-/// the path but never the query string (it may hold OAuth codes or state).
-async fn request_context(mut req: Request, next: Next) -> Response {
+/// The path as it may be logged. A connect-session id is a bearer link for
+/// 30 minutes (docs/design.md §12), so the segment after `connect` (and any
+/// segment that looks like a session id, on a mistyped route too) becomes
+/// `{session}`. The query string is never part of it.
+pub fn loggable_path(path: &str) -> String {
+    let mut after_connect = false;
+    let segments: Vec<&str> = path
+        .split('/')
+        .map(|seg| {
+            let secret = after_connect
+                || seg.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("cs_"))
+                || seg
+                    .get(..5)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("cs%5f"));
+            after_connect = seg.eq_ignore_ascii_case("connect");
+            if secret && !seg.is_empty() {
+                "{session}"
+            } else {
+                seg
+            }
+        })
+        .collect();
+    segments.join("/")
+}
+
+/// Assigns the request id (request header, task-local, response header),
+/// resolves the client address (a [`ClientAddr`] extension, see
+/// `client_addr.rs`) and wraps the request in a span that every log line
+/// below it carries. Logs the path with bearer links redacted, never the
+/// query string (it may hold OAuth codes or state) and never a header
+/// (cookies, tokens).
+async fn request_context(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let id = req
         .headers()
         .get(&REQUEST_ID_HEADER)
@@ -97,11 +133,17 @@ async fn request_context(mut req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(&id) {
         req.headers_mut().insert(REQUEST_ID_HEADER.clone(), v);
     }
+    if let Some(peer) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
+        let client =
+            client_addr::resolve(peer.0.ip(), req.headers(), &state.config.trusted_proxies);
+        req.extensions_mut().insert(ClientAddr(client));
+    }
     let span = tracing::info_span!(
         "request",
         request_id = %id,
         method = %req.method(),
-        path = %req.uri().path(),
+        path = %loggable_path(req.uri().path()),
+        client = %ClientAddr::of(req.extensions()),
     );
     let started = Instant::now();
     let mut resp = REQUEST_ID
@@ -137,6 +179,32 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         started.elapsed().as_secs_f64(),
     );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn session_links_are_redacted_from_logged_paths() {
+        for (path, want) in [
+            ("/connect/cs_0123abcd", "/connect/{session}"),
+            ("/connect/cs_0123abcd/site", "/connect/{session}/site"),
+            ("/CONNECT/whatever", "/CONNECT/{session}"),
+            (
+                "/prefix/connect/cs_1/site",
+                "/prefix/connect/{session}/site",
+            ),
+            ("/conect/cs_0123abcd", "/conect/{session}"),
+            ("/x/cs%5F0123", "/x/{session}"),
+            ("/connect/", "/connect/"),
+            ("/oauth/callback", "/oauth/callback"),
+            ("/v1/connect-sessions", "/v1/connect-sessions"),
+            ("/v1/connections/c_1/token", "/v1/connections/c_1/token"),
+        ] {
+            assert_eq!(loggable_path(path), want, "{path}");
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -221,7 +289,8 @@ impl Application {
             crate::vault::keepalive::spawn(self.state.store.clone(), self.state.refresher.clone());
         // Sync passes, the Jira webhook inbox and event deliveries.
         let workers = atlasgate_core::workers::spawn_workers(self.state.core.clone());
-        // Connect info: the connect pages rate limit by peer IP.
+        // Connect info: the peer address, from which the client address is
+        // resolved (`client_addr.rs`).
         let served = axum::serve(
             self.listener,
             self.router

@@ -23,13 +23,9 @@ use crate::sync::store as sync_rows;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin", get(show))
-        .route(
-            "/admin/login",
-            post(login).layer(axum::middleware::from_fn_with_state(
-                crate::ratelimit::IpRateLimit::login(),
-                crate::ratelimit::limit,
-            )),
-        )
+        // Failed logins are rate limited per client address by
+        // `ratelimit::admin`, together with the admin API's.
+        .route("/admin/login", post(login))
         .route("/admin/logout", post(logout))
 }
 

@@ -28,12 +28,12 @@ fn status_of<'a>(r: &'a atlasgate::config::Resolved, name: &str) -> &'a Status {
 #[test]
 fn flag_beats_env_beats_file() {
     let file = parse_file(
-        "listen = \"127.0.0.1:1001\"\npublic_url = \"http://file.example\"\nrefresh_margin = 100\n[atlassian]\nauth_url = \"http://file-auth.example\"\n",
+        "listen = \"127.0.0.1:1001\"\npublic_url = \"https://file.example\"\nrefresh_margin = 100\n[atlassian]\nauth_url = \"https://file-auth.example\"\n",
     )
     .unwrap();
     let env = [
         ("ATLASGATE_LISTEN", "127.0.0.1:1002"),
-        ("ATLASGATE_PUBLIC_URL", "http://env.example"),
+        ("ATLASGATE_PUBLIC_URL", "https://env.example"),
     ];
     let flags = Overrides {
         listen: Some("127.0.0.1:1003".into()),
@@ -47,11 +47,11 @@ fn flag_beats_env_beats_file() {
     );
     assert_eq!(
         status_of(&r, "ATLASGATE_PUBLIC_URL"),
-        &Status::Ok("http://env.example".into())
+        &Status::Ok("https://env.example".into())
     );
     assert_eq!(
         status_of(&r, "ATLASSIAN_AUTH_URL"),
-        &Status::Ok("http://file-auth.example".into())
+        &Status::Ok("https://file-auth.example".into())
     );
     assert_eq!(
         status_of(&r, "ATLASGATE_REFRESH_MARGIN"),
@@ -120,6 +120,107 @@ fn profiles_are_built_in_and_can_be_redefined_or_added() {
     assert!(
         matches!(status_of(&r, "profiles.bad"), Status::Invalid(why) if why.contains("offline_access"))
     );
+}
+
+#[test]
+fn plain_http_on_a_public_host_is_invalid_unless_allowed() {
+    let env = [
+        ("ATLASGATE_PUBLIC_URL", "http://atlasgate.example.com"),
+        ("ATLASSIAN_AUTH_URL", "http://10.1.2.3:9000"),
+        ("ATLASSIAN_API_URL", "http://localhost:9000"),
+    ];
+    let r = Settings::merge(&Overrides::default(), &env_of(&env), Default::default()).resolve();
+    for name in ["ATLASGATE_PUBLIC_URL", "ATLASSIAN_AUTH_URL"] {
+        assert!(
+            matches!(status_of(&r, name), Status::Invalid(why) if why.contains("ATLASGATE_INSECURE_HTTP")),
+            "{name}: {:?}",
+            status_of(&r, name)
+        );
+    }
+    // Loopback stays allowed: the default public URL, atlassim on localhost.
+    assert_eq!(
+        status_of(&r, "ATLASSIAN_API_URL"),
+        &Status::Ok("http://localhost:9000".into())
+    );
+    let r = Settings::merge(&Overrides::default(), &env_of(&[]), Default::default()).resolve();
+    assert!(matches!(
+        status_of(&r, "ATLASGATE_PUBLIC_URL"),
+        Status::Ok(_)
+    ));
+
+    // The explicit opt-out, from the environment, a flag or the file.
+    let mut insecure = env.to_vec();
+    insecure.push(("ATLASGATE_INSECURE_HTTP", "true"));
+    let r = Settings::merge(
+        &Overrides::default(),
+        &env_of(&insecure),
+        Default::default(),
+    )
+    .resolve();
+    assert_eq!(
+        status_of(&r, "ATLASGATE_PUBLIC_URL"),
+        &Status::Ok("http://atlasgate.example.com".into())
+    );
+    let flags = Overrides {
+        insecure_http: Some("true".into()),
+        ..Default::default()
+    };
+    let r = Settings::merge(&flags, &env_of(&env), Default::default()).resolve();
+    assert!(matches!(status_of(&r, "ATLASSIAN_AUTH_URL"), Status::Ok(_)));
+    let file = parse_file("insecure_http = true\n").unwrap();
+    let r = Settings::merge(&Overrides::default(), &env_of(&env), file).resolve();
+    assert!(matches!(
+        status_of(&r, "ATLASGATE_PUBLIC_URL"),
+        Status::Ok(_)
+    ));
+    // Anything but true/false is itself a problem.
+    let r = Settings::merge(
+        &Overrides::default(),
+        &env_of(&[("ATLASGATE_INSECURE_HTTP", "yes")]),
+        Default::default(),
+    )
+    .resolve();
+    assert!(matches!(
+        status_of(&r, "ATLASGATE_INSECURE_HTTP"),
+        Status::Invalid(_)
+    ));
+}
+
+#[test]
+fn trusted_proxies_are_validated_and_reported() {
+    let r = Settings::merge(&Overrides::default(), &env_of(&[]), Default::default()).resolve();
+    assert_eq!(
+        status_of(&r, "ATLASGATE_TRUSTED_PROXIES"),
+        &Status::Ok("none (forwarding headers ignored)".into())
+    );
+    let env = [(
+        "ATLASGATE_TRUSTED_PROXIES",
+        "10.0.0.0/8, fd00::/8,192.168.1.1",
+    )];
+    let r = Settings::merge(&Overrides::default(), &env_of(&env), Default::default()).resolve();
+    assert_eq!(
+        status_of(&r, "ATLASGATE_TRUSTED_PROXIES"),
+        &Status::Ok("10.0.0.0/8, fd00::/8, 192.168.1.1/32".into())
+    );
+    let file = parse_file("trusted_proxies = \"172.16.0.0/12\"\n").unwrap();
+    let r = Settings::merge(&Overrides::default(), &env_of(&[]), file).resolve();
+    assert!(
+        matches!(status_of(&r, "ATLASGATE_TRUSTED_PROXIES"), Status::Ok(v) if v == "172.16.0.0/12")
+    );
+    let env = [(
+        "ATLASGATE_TRUSTED_PROXIES",
+        "10.0.0.0/8,10.0.0.1/8,lb.internal",
+    )];
+    let r = Settings::merge(&Overrides::default(), &env_of(&env), Default::default()).resolve();
+    match status_of(&r, "ATLASGATE_TRUSTED_PROXIES") {
+        Status::Invalid(why) => {
+            assert!(
+                why.contains("10.0.0.1/8") && why.contains("lb.internal"),
+                "{why}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -275,22 +376,14 @@ fn a_flag_beats_the_environment_in_the_real_binary() {
     );
 }
 
-#[test]
-fn serve_refuses_listing_every_problem_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = atlasgate(
-        &["serve"],
-        &[
-            ("ATLASGATE_LISTEN", "127.0.0.1:0"),
-            ("ATLASGATE_REFRESH_MARGIN", "soon"),
-        ],
-        dir.path(),
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    // It must exit by itself, quickly; a server that started would not.
+/// Run `serve`, which must refuse and exit by itself, quickly (a server that
+/// started would not); its standard error.
+fn refused_serve(env: &[(&str, &str)], dir: &std::path::Path) -> String {
+    let mut child = atlasgate(&["serve"], env, dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     if crate::helpers::wait_exit(&mut child, 30).is_none() {
         child.kill().ok();
         panic!("serve did not refuse to start");
@@ -299,6 +392,78 @@ fn serve_refuses_listing_every_problem_at_once() {
     let (stdout, stderr) = text(&out);
     assert!(!out.status.success());
     assert!(!stdout.contains("listening on"), "{stdout}");
+    stderr
+}
+
+#[test]
+fn check_config_marks_plain_http_and_bad_proxies_and_serve_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keyring::generate()
+        .to_env_value()
+        .expose_secret()
+        .to_string();
+    let env = [
+        ("ATLASGATE_LISTEN", "127.0.0.1:0"),
+        ("ATLASGATE_ENCRYPTION_KEYS", keys.as_str()),
+        ("ATLASSIAN_CLIENT_ID", "id"),
+        ("ATLASSIAN_CLIENT_SECRET", "secret"),
+        ("ATLASGATE_PUBLIC_URL", "http://atlasgate.example.com"),
+        ("ATLASSIAN_API_URL", "http://api.example.com"),
+        ("ATLASGATE_TRUSTED_PROXIES", "10.0.0.0/33"),
+    ];
+    let out = run(&["check-config"], &env, dir.path());
+    let (stdout, _) = text(&out);
+    assert!(!out.status.success(), "{stdout}");
+    for name in [
+        "ATLASGATE_PUBLIC_URL",
+        "ATLASSIAN_API_URL",
+        "ATLASGATE_TRUSTED_PROXIES",
+    ] {
+        assert!(
+            line_of(&stdout, name).contains("invalid"),
+            "{name}:\n{stdout}"
+        );
+    }
+    assert!(line_of(&stdout, "ATLASSIAN_AUTH_URL").contains(" ok "));
+
+    let stderr = refused_serve(&env, dir.path());
+    for name in [
+        "ATLASGATE_PUBLIC_URL",
+        "ATLASSIAN_API_URL",
+        "ATLASGATE_TRUSTED_PROXIES",
+    ] {
+        assert!(
+            line_of(&stderr, name).contains("invalid"),
+            "{name}:\n{stderr}"
+        );
+    }
+
+    // With the explicit opt-out the URLs pass; the bad CIDR still does not.
+    let mut insecure = env.to_vec();
+    insecure.push(("ATLASGATE_INSECURE_HTTP", "true"));
+    let out = run(&["check-config"], &insecure, dir.path());
+    let (stdout, _) = text(&out);
+    assert!(
+        line_of(&stdout, "ATLASGATE_PUBLIC_URL").contains(" ok "),
+        "{stdout}"
+    );
+    assert!(
+        line_of(&stdout, "ATLASGATE_INSECURE_HTTP").contains("true"),
+        "{stdout}"
+    );
+    assert!(line_of(&stdout, "ATLASGATE_TRUSTED_PROXIES").contains("invalid"));
+}
+
+#[test]
+fn serve_refuses_listing_every_problem_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = refused_serve(
+        &[
+            ("ATLASGATE_LISTEN", "127.0.0.1:0"),
+            ("ATLASGATE_REFRESH_MARGIN", "soon"),
+        ],
+        dir.path(),
+    );
     for name in [
         "ATLASGATE_ENCRYPTION_KEYS",
         "ATLASSIAN_CLIENT_ID",

@@ -14,6 +14,7 @@ mod connect;
 mod connections;
 mod demo;
 mod events;
+mod hardening;
 mod helpers;
 mod isolation;
 mod issue_keys;

@@ -342,6 +342,20 @@ async fn unsafe_paths_are_refused_before_anything_is_sent() {
         format!("{base}/ex/jira/{other_cloud}/rest/api/3/myself"),
         format!("{base}/ex/confluence/{other_cloud}/wiki/api/v2/spaces"),
         format!("{base}/rest/%00/x"),
+        // Path parameters (`..;/` reaches the parent on servers that strip them).
+        format!("{base}/rest/api/3/..;/..;/{other_cloud}/rest/api/3/myself"),
+        format!("{base}/rest/api;x=1/3/myself"),
+        format!("{base}/rest/api/3/%3b/myself"),
+        // Unicode look-alikes of `.` and `/` (U+2024, U+FF0E, U+2215, U+FF0F),
+        // encoded, double-encoded and raw.
+        format!("{base}/rest/api/3/%E2%80%A4%E2%80%A4/%E2%80%A4%E2%80%A4/{other_cloud}"),
+        format!("{base}/rest/api/3/%EF%BC%8E%EF%BC%8E/%EF%BC%8E%EF%BC%8E/{other_cloud}"),
+        format!("{base}/rest%E2%88%95api%E2%88%953%E2%88%95myself"),
+        format!("{base}/rest%EF%BC%8Fapi/3/myself"),
+        format!("{base}/rest/%25EF%25BC%258E%25EF%25BC%258E/x"),
+        format!("{base}/rest/api/3/\u{ff0e}\u{ff0e}/x"),
+        // Overlong UTF-8 for `.`.
+        format!("{base}/rest/%c0%ae%c0%ae/x"),
     ];
     for target in &forms {
         let (status, text) = raw_get(&app, &key, target).await;

@@ -241,6 +241,15 @@ async fn logs_never_contain_secrets() {
     ];
     // Walk a connect by hand to see the state, the code and the cookie.
     let session = new_session(&app, &key, json!({ "owner": "logged" })).await;
+    // The connect link is a bearer link for 30 minutes: its session id is a
+    // secret too (it is logged as `/connect/{session}`).
+    let session_id = |connect_url: &str| {
+        connect_url
+            .rsplit_once("/connect/")
+            .map(|(_, id)| id.trim_end_matches('/').to_string())
+            .unwrap()
+    };
+    secrets.push(session_id(session["connect_url"].as_str().unwrap()));
     let mut b = browser(&app);
     consent(&app, &sites);
     let callback = callback_url(&app, &b, session["connect_url"].as_str().unwrap()).await;
@@ -275,7 +284,27 @@ async fn logs_never_contain_secrets() {
     app.sim.revoke_grants(&crate::connect::first_account(&app));
     let resp = app.refresh_connection(&key, &id).await;
     assert_eq!(resp.status(), 409);
+    let reauth: serde_json::Value = resp.json().await.unwrap();
+    let reconnect = session_id(reauth["connect_url"].as_str().unwrap());
+    secrets.push(reconnect.clone());
+    // Open the reconnect link, and a mistyped one: neither id is logged.
+    let r = app
+        .client
+        .get(reauth["connect_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let typo = format!("cs_{}", "5".repeat(32));
+    app.get(&format!("/conect/{typo}"), None).await;
+    secrets.push(typo);
+    // The callback's query string, replayed, is not logged either.
+    app.client.get(&callback).send().await.unwrap();
     let logs = captured_logs();
+    assert!(
+        logs.contains("/connect/{session}"),
+        "connect requests were logged, redacted"
+    );
     assert!(logs.contains("refresh"), "logs were captured");
     for secret in &secrets {
         assert!(secret.len() >= 16);
