@@ -11,6 +11,7 @@ mod config;
 mod confluence;
 mod connect;
 mod connections;
+#[cfg(feature = "demo")]
 mod demo;
 mod events;
 mod helpers;
@@ -21,6 +22,7 @@ mod openapi;
 mod proxy;
 mod pyjira;
 mod refresh;
+mod schema_parity;
 mod secrets;
 mod server;
 mod storage;
