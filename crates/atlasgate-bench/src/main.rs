@@ -11,6 +11,7 @@
 //! Each pair runs `--rounds` times alternately; the median round is
 //! reported. Pacing is off (it would hold one endpoint under 90 rps by
 //! design, which is not what is measured here). See `BENCHMARKS.md`.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod issue_keys;
 mod sync;
@@ -221,7 +222,7 @@ async fn setup(args: &ProxyArgs) -> anyhow::Result<Env> {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
-    let mut browser = atlasgate::demo::Browser::new(http.clone());
+    let mut browser = atlasgate_testkit::Browser::new(http.clone());
     let page = browser.get(&session.connect_url).await?;
     if !page.body.contains("Connected") {
         bail!("connecting failed: {} {}", page.status, page.url);

@@ -196,7 +196,7 @@ pub(crate) async fn connect(
         sites: Some(vec![cloud_id.clone()]),
         deny: false,
     });
-    let mut browser = atlasgate::demo::Browser::new(http.clone());
+    let mut browser = atlasgate_testkit::Browser::new(http.clone());
     let page = browser
         .get(session["connect_url"].as_str().context("no connect_url")?)
         .await?;

@@ -7,6 +7,8 @@
 //! requests into calls here and [`Error`] into HTTP answers. See
 //! `ARCHITECTURE.md`.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod apps;
 pub mod atlassian;
 pub mod config;

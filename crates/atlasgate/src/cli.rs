@@ -210,9 +210,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Keys(KeysCommand::Rotate) => rotate(&resolved).await,
         Command::Apps(AppsCommand::Create(args)) => create_app(&resolved, args).await,
         Command::Apps(AppsCommand::List) => list_apps(&resolved).await,
-        Command::Demo(args) => crate::demo::run(args.scripted)
-            .await
-            .map_err(|e| CliError::Failed(format!("{e:#}"))),
+        Command::Demo(args) => demo(args).await,
         Command::Connections(ConnectionsCommand::List) => list_connections(&resolved).await,
         Command::Sync(SyncCommand::Status) => sync_status(&resolved).await,
     };
@@ -227,6 +225,25 @@ pub async fn run(cli: Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+#[cfg(feature = "demo")]
+async fn demo(args: DemoArgs) -> Result<(), CliError> {
+    crate::demo::run(args.scripted)
+        .await
+        .map_err(|e| CliError::Failed(format!("{e:#}")))
+}
+
+/// A production build leaves the emulator out (see `docs/operations.md`);
+/// the subcommand stays so the answer says why instead of "unknown command".
+#[cfg(not(feature = "demo"))]
+async fn demo(_args: DemoArgs) -> Result<(), CliError> {
+    Err(CliError::Failed(
+        "`demo` is not in this build: atlasgate was built without its `demo` feature \
+         (cargo build --no-default-features leaves atlassim out); build with the default \
+         features to run the demo"
+            .into(),
+    ))
 }
 
 fn check_config(resolved: &Resolved) -> ExitCode {

@@ -2,6 +2,7 @@
 //!
 //! `main.rs` only parses the command line and calls [`cli::run`]; everything
 //! is reachable from tests through this library. See `ARCHITECTURE.md`.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod admin;
 pub mod apps;
@@ -10,6 +11,7 @@ pub mod client_addr;
 pub mod confluence;
 pub mod connect;
 pub mod connections;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
 pub mod events;

@@ -1,4 +1,5 @@
 //! The `atlasgate` binary: parse the command line, run the library.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 use clap::Parser;
 

@@ -143,7 +143,8 @@ impl Store {
         Ok(Store { pool, backend })
     }
 
-    fn migrator(&self) -> &'static Migrator {
+    /// The migrations of this backend (tests apply a prefix of them to check upgrades).
+    pub fn migrator(&self) -> &'static Migrator {
         match self.backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,

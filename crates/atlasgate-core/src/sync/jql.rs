@@ -57,13 +57,30 @@ pub fn split_order_by(jql: &str) -> (&str, Option<&str>) {
 /// is — so the bound is early (more overlap), never late (a gap).
 pub fn date_bound(ms: i64, time_zone: &str) -> String {
     let t: DateTime<Utc> = DateTime::from_timestamp_millis(ms).unwrap_or_default();
-    let local = match fixed_offset_secs(time_zone) {
-        Some(secs) => t + Duration::seconds(secs),
-        None => t - Duration::hours(14),
+    let shift = match fixed_offset_secs(time_zone) {
+        Some(secs) => Duration::seconds(secs),
+        None => -Duration::hours(14),
     };
+    // At the very ends of chrono's range the shift overflows: staying on `t`
+    // (a forward shift) or the earliest instant (a backward one) is still
+    // never late.
+    let local = t
+        .checked_add_signed(shift)
+        .unwrap_or(if shift > Duration::zero() {
+            t
+        } else {
+            DateTime::<Utc>::MIN_UTC
+        });
     local.format("%Y-%m-%d %H:%M").to_string()
 }
 
+/// `UTC`, `+05:30`, `UTC-0530`, `GMT+5` and the like as seconds east of UTC;
+/// `None` for anything else (a named zone, or text that is not an offset).
+///
+/// Parsed by `char`, never by byte index: the zone comes from the site
+/// (`/myself` `timeZone`), so any UTF-8 may arrive. Only ASCII digits count,
+/// so `"+-05"` or full-width digits are not an offset (a sign inside the
+/// number could otherwise flip the offset and make the bound late).
 fn fixed_offset_secs(tz: &str) -> Option<i64> {
     let tz = tz.trim();
     if matches!(
@@ -76,17 +93,30 @@ fn fixed_offset_secs(tz: &str) -> Option<i64> {
         .strip_prefix("UTC")
         .or_else(|| tz.strip_prefix("GMT"))
         .unwrap_or(tz);
-    let (sign, rest) = match s.as_bytes().first()? {
-        b'+' => (1, &s[1..]),
-        b'-' => (-1, &s[1..]),
-        _ => return None,
+    let (sign, rest) = if let Some(rest) = s.strip_prefix('+') {
+        (1, rest)
+    } else if let Some(rest) = s.strip_prefix('-') {
+        (-1, rest)
+    } else {
+        return None;
     };
     let (h, m) = match rest.split_once(':') {
-        Some((h, m)) => (h.parse::<i64>().ok()?, m.parse::<i64>().ok()?),
-        None if rest.len() == 4 => (rest[..2].parse().ok()?, rest[2..].parse().ok()?),
-        None => (rest.parse().ok()?, 0),
+        Some((h, m)) => (digits(h)?, digits(m)?),
+        None if rest.chars().count() == 4 => {
+            let (h, m) = rest.split_at(rest.char_indices().nth(2)?.0);
+            (digits(h)?, digits(m)?)
+        }
+        None => (digits(rest)?, 0),
     };
-    (h <= 14 && m < 60).then_some(sign * (h * 3600 + m * 60))
+    // UTC+14 (Kiribati) is the easternmost offset there is; anything beyond
+    // is not a real zone, and taking it would make the bound late.
+    (m < 60 && h * 60 + m <= 14 * 60).then_some(sign * (h * 3600 + m * 60))
+}
+
+/// One or two ASCII digits.
+fn digits(s: &str) -> Option<i64> {
+    let ok = (1..=2).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
+    ok.then(|| s.parse().ok()).flatten()
 }
 
 /// Jira's order of issue keys: project key, then number.
@@ -138,6 +168,78 @@ mod tests {
         assert_eq!(date_bound(ms, "+02:00"), "2026-01-01 14:34");
         assert_eq!(date_bound(ms, "UTC-05:30"), "2026-01-01 07:04");
         assert_eq!(date_bound(ms, "Europe/Berlin"), "2025-12-31 22:34");
+        assert_eq!(date_bound(ms, "GMT+5"), "2026-01-01 17:34");
+        assert_eq!(date_bound(ms, "-0530"), "2026-01-01 07:04");
+    }
+
+    /// Offsets that are not ASCII digits (a site may send any UTF-8) are
+    /// treated like a named zone: 14 hours back, not a panic.
+    #[test]
+    fn non_ascii_offsets_fall_back_to_the_widest_zone() {
+        let ms = 1_767_270_896_789;
+        let widest = date_bound(ms, "Europe/Berlin");
+        for tz in [
+            "+0é:00",
+            "UTC+０５",
+            "+0é1",
+            "+é",
+            "GMT-é0:00",
+            "+05:é",
+            "+１２３４",
+            "+-05:00",
+            "--14",
+            "+5:-3",
+            "+005",
+            "é",
+            "+",
+            "+14:30",
+            "+15",
+        ] {
+            assert_eq!(date_bound(ms, tz), widest, "{tz:?}");
+        }
+    }
+
+    #[test]
+    fn out_of_range_times_do_not_panic() {
+        let max = DateTime::<Utc>::MAX_UTC.timestamp_millis();
+        let min = DateTime::<Utc>::MIN_UTC.timestamp_millis();
+        assert_eq!(date_bound(max, "+14:00"), date_bound(max, "UTC"));
+        assert_eq!(date_bound(min, "Europe/Berlin"), date_bound(min, "UTC"));
+        assert_eq!(date_bound(i64::MAX, "UTC"), "1970-01-01 00:00");
+    }
+
+    /// Early in 9999, so `+14:00` still renders a four-digit year and the
+    /// rendered bounds compare as text.
+    const YEAR_9999: i64 = 253_370_764_800_000;
+
+    proptest::proptest! {
+        /// Any text as a zone: no panic, and never later than the
+        /// easternmost real offset (UTC+14) would put it.
+        #[test]
+        fn date_bound_never_panics_and_is_never_late(
+            ms in 0i64..YEAR_9999,
+            tz in proptest::prelude::any::<String>(),
+        ) {
+            let bound = date_bound(ms, &tz);
+            proptest::prop_assert!(bound <= date_bound(ms, "+14:00"), "{tz:?} gave {bound}");
+        }
+
+        #[test]
+        fn offsets_of_any_shape_never_panic(
+            tz in "(UTC|GMT)?[+-]?[0-9é０-９:+-]{0,6}",
+            ms in 0i64..YEAR_9999,
+        ) {
+            let bound = date_bound(ms, &tz);
+            proptest::prop_assert!(bound <= date_bound(ms, "+14:00"), "{tz:?} gave {bound}");
+        }
+
+        #[test]
+        fn any_instant_never_panics(
+            ms in proptest::prelude::any::<i64>(),
+            tz in "(UTC)?[+-][0-9]{1,2}(:[0-9]{2})?|[A-Za-z/]{0,12}",
+        ) {
+            let _ = date_bound(ms, &tz);
+        }
     }
 
     #[test]

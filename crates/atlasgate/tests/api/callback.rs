@@ -1,7 +1,7 @@
 //! Every way `/oauth/callback` refuses, each leaving the database unchanged.
 
-use atlasgate::demo::Browser;
 use atlasgate::store::Backend;
+use atlasgate_testkit::Browser;
 use serde_json::json;
 
 use crate::connect::{browser, callback_url, connect, consent, dump, new_session, sim_sites};

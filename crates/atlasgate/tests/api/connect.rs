@@ -1,8 +1,8 @@
 //! Connect sessions and the happy paths of the connect flow, driven over HTTP
 //! with a cookie-keeping client. Shared helpers for the other connect tests.
 
-use atlasgate::demo::{Browser, SitePickerForm};
 use atlasgate::store::Backend;
+use atlasgate_testkit::{Browser, SitePickerForm};
 use serde_json::{json, Value};
 
 use crate::helpers::{assert_problem, backends, TestApp, TestOptions};
@@ -61,7 +61,7 @@ pub async fn choose_site(
     url: &str,
     csrf: &str,
     cloud_id: &str,
-) -> atlasgate::demo::Page {
+) -> atlasgate_testkit::Page {
     b.post_form(url, &[("csrf", csrf), ("cloud_id", cloud_id)])
         .await
         .unwrap()

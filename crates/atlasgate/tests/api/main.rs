@@ -12,6 +12,7 @@ mod config;
 mod confluence;
 mod connect;
 mod connections;
+#[cfg(feature = "demo")]
 mod demo;
 mod events;
 mod hardening;
@@ -23,6 +24,7 @@ mod openapi;
 mod proxy;
 mod pyjira;
 mod refresh;
+mod schema_parity;
 mod secrets;
 mod server;
 mod storage;

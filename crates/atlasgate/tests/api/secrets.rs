@@ -259,7 +259,7 @@ async fn logs_never_contain_secrets() {
     }
     secrets.push(b.cookie("atlasgate_connect").unwrap());
     let picker = b.get(&callback).await.unwrap();
-    let form = atlasgate::demo::SitePickerForm::parse(&picker.body).unwrap();
+    let form = atlasgate_testkit::SitePickerForm::parse(&picker.body).unwrap();
     secrets.push(form.csrf.clone());
     let done = choose_site(&mut b, &picker.url, &form.csrf, &sites[0]).await;
     assert_eq!(done.status, 200);
