@@ -237,6 +237,13 @@ pub struct Transition {
     pub has_screen: bool,
 }
 
+impl Transition {
+    /// Whether the transition is offered from `status_id`.
+    pub fn starts_from(&self, status_id: &str) -> bool {
+        self.from.is_empty() || self.from.iter().any(|f| f == status_id)
+    }
+}
+
 impl Workflow {
     pub fn status(&self, id: &str) -> Option<&Status> {
         self.statuses.iter().find(|s| s.id == id)
@@ -246,7 +253,7 @@ impl Workflow {
     pub fn from_status<'a>(&'a self, status_id: &'a str) -> impl Iterator<Item = &'a Transition> {
         self.transitions
             .iter()
-            .filter(move |t| t.from.is_empty() || t.from.iter().any(|f| f == status_id))
+            .filter(move |t| t.starts_from(status_id))
     }
 }
 

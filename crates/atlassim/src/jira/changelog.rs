@@ -70,7 +70,7 @@ pub fn history_json(
     let items: Vec<Value> = h
         .items
         .iter()
-        .filter(|i| field_ids.is_none_or(|f| f.iter().any(|x| *x == i.field_id)))
+        .filter(|i| field_ids.is_none_or(|f| f.contains(&i.field_id)))
         .map(change_item_json)
         .collect();
     json!({

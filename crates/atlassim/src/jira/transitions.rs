@@ -234,7 +234,7 @@ pub async fn get_transitions(
         .iter()
         .filter(|t| only.as_deref().is_none_or(|id| id == t.id))
         .filter_map(|t| {
-            let available = t.from.is_empty() || t.from.iter().any(|f| *f == issue.status.id);
+            let available = t.starts_from(&issue.status.id);
             (available || include_unavailable)
                 .then(|| transition_json(&base, workflow, t, available, with_fields))
         })
@@ -332,10 +332,8 @@ pub async fn do_transition(
         } else {
             super::changelog::store_change(site, &old, new, &items, &user, now)
         };
-        let comment = match comment_body {
-            Some(b) => Some(super::comments::append(site, &mut stored, &user, b, now)),
-            None => None,
-        };
+        let comment =
+            comment_body.map(|b| super::comments::append(site, &mut stored, &user, b, now));
         (stored, items, comment)
     };
     if !items.is_empty() {
