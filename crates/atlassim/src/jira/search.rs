@@ -146,7 +146,7 @@ fn search(ctx: Ctx, uri: Uri, req: SearchRequest) -> ApiResult<Json<Value>> {
         .take(max_results)
         .map(|i| {
             let mut bean = issue_bean(&base, &world.users, site, i, &sel, v2);
-            // `/search/jql` embeds at most 20 histories per issue (atlassian-facts §3).
+            // `/search/jql` embeds at most 20 histories per issue (docs/atlassian-behaviour.md §3).
             if with_changelog {
                 if let Some(o) = bean.as_object_mut() {
                     o.insert(

@@ -4,7 +4,7 @@
 //! The five seeded people are on every site; each site also has members of
 //! its own. Some keep their e-mail private: the REST API then leaves
 //! `emailAddress` out (for everyone but themselves), and `query` does not
-//! match it. Identity objects cost 2 points each (atlassian-facts §4).
+//! match it. Identity objects cost 2 points each (docs/atlassian-behaviour.md §4).
 
 use axum::extract::{Path, RawQuery};
 use axum::http::StatusCode;
