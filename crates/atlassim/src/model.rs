@@ -89,6 +89,9 @@ pub struct User {
     pub nickname: String,
     /// IANA zone; every seeded user is on "UTC" (JQL dates are read in it).
     pub zoneinfo: String,
+    /// The profile's e-mail visibility is not "anyone": Jira's REST API
+    /// leaves `emailAddress` out for everyone but the user themself.
+    pub email_hidden: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -139,6 +142,8 @@ pub struct Site {
     pub next_issue_id: u64,
     pub next_comment_id: u64,
     pub next_webhook_id: u64,
+    /// Ids of changelog entries (`History`), site-wide as in Jira.
+    pub next_history_id: u64,
 }
 
 impl Site {
@@ -210,6 +215,46 @@ pub struct Project {
     pub style: String,
     pub lead_account_id: String,
     pub next_issue_number: u64,
+    /// The workflow every issue of the project follows.
+    pub workflow: Workflow,
+}
+
+/// A project's workflow: its statuses and the transitions between them.
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    pub statuses: Vec<Status>,
+    pub transitions: Vec<Transition>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub id: String,
+    pub name: String,
+    /// Status ids the transition starts from; empty = global (from any status).
+    pub from: Vec<String>,
+    pub to: String,
+    /// The transition has a screen (with the resolution field).
+    pub has_screen: bool,
+}
+
+impl Transition {
+    /// Whether the transition is offered from `status_id`.
+    pub fn starts_from(&self, status_id: &str) -> bool {
+        self.from.is_empty() || self.from.iter().any(|f| f == status_id)
+    }
+}
+
+impl Workflow {
+    pub fn status(&self, id: &str) -> Option<&Status> {
+        self.statuses.iter().find(|s| s.id == id)
+    }
+
+    /// Transitions available from `status_id`.
+    pub fn from_status<'a>(&'a self, status_id: &'a str) -> impl Iterator<Item = &'a Transition> {
+        self.transitions
+            .iter()
+            .filter(move |t| t.starts_from(status_id))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,6 +361,25 @@ pub struct Issue {
     /// Any other custom field values set through the API, by field id.
     pub custom_fields: BTreeMap<String, serde_json::Value>,
     pub comments: Vec<Comment>,
+    /// Resolution name (`None` = unresolved); set entering a done status,
+    /// cleared leaving it.
+    pub resolution: Option<String>,
+    pub resolution_date: Option<Timestamp>,
+    /// When the status category last changed (creation, if never).
+    pub status_category_changed: Timestamp,
+    /// Every change, oldest first (seeded issues have a history too).
+    pub changelog: Vec<History>,
+    /// The parent issue (sub-task or epic child), by id.
+    pub parent_id: Option<u64>,
+}
+
+/// One changelog entry: who changed what, when.
+#[derive(Debug, Clone)]
+pub struct History {
+    pub id: u64,
+    pub author_account_id: String,
+    pub created: Timestamp,
+    pub items: Vec<crate::webhooks::ChangeItem>,
 }
 
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@ use crate::helpers::TestApp;
 use crate::proxy::{connected, sim_site};
 
 /// `python3` with `jira` importable; `None` (skip) off CI, panic in CI.
-fn python_with_jira() -> Option<&'static str> {
+pub(crate) fn python_with_jira() -> Option<&'static str> {
     let ok = std::process::Command::new("python3")
         .args(["-c", "import jira"])
         .output()

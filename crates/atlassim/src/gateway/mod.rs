@@ -5,6 +5,7 @@
 //! delay, the bearer check, the cloud id check, the per-operation scope check
 //! and (when on) the rate limits. Handlers then only see authorised calls.
 
+pub mod fallback;
 pub mod routes;
 pub mod scopes;
 
@@ -53,6 +54,8 @@ pub fn router() -> Router<AppState> {
     }
     router
         .merge(crate::sim_issues::router())
+        .fallback(fallback::handle)
+        .method_not_allowed_fallback(fallback::handle)
         .layer(axum::middleware::from_fn(apply_response_headers))
         .layer(Extension(runtime))
 }
@@ -81,6 +84,21 @@ fn method_router(route: &Route) -> MethodRouter<AppState> {
         Op::IssueCreate => on(filter, jira::create_issue),
         Op::CommentList => on(filter, jira::list_comments),
         Op::CommentAdd => on(filter, jira::add_comment),
+        // simjira
+        Op::TransitionsGet => on(filter, jira::transitions::get_transitions),
+        Op::TransitionDo => on(filter, jira::transitions::do_transition),
+        Op::UserSearch => on(filter, jira::users::find_users),
+        Op::UserAssignableSearch => on(filter, jira::users::find_assignable_users),
+        Op::UserGet => on(filter, jira::users::get_user),
+        Op::UsersSearch => on(filter, jira::users::get_all_users),
+        Op::UserBulk => on(filter, jira::users::bulk_get_users),
+        Op::IssueAssign => on(filter, jira::users::assign_issue),
+        Op::ChangelogGet => on(filter, jira::changelog::get_changelog),
+        Op::ChangelogBulk => on(filter, jira::changelog::bulk_fetch),
+        Op::CommentGet => on(filter, jira::comments::get_comment),
+        Op::CommentUpdate => on(filter, jira::comments::update_comment),
+        Op::CommentDelete => on(filter, jira::comments::delete_comment),
+        // end simjira
         Op::WebhookList => on(filter, webhooks::list_webhooks),
         Op::WebhookRegister => on(filter, webhooks::register_webhooks),
         Op::WebhookDelete => on(filter, webhooks::delete_webhooks),
@@ -159,7 +177,7 @@ impl Ctx {
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()

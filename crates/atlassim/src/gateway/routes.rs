@@ -48,6 +48,21 @@ pub enum Op {
     IssueCreate,
     CommentList,
     CommentAdd,
+    // simjira
+    TransitionsGet,
+    TransitionDo,
+    UserSearch,
+    UserAssignableSearch,
+    UserGet,
+    UsersSearch,
+    UserBulk,
+    IssueAssign,
+    ChangelogGet,
+    ChangelogBulk,
+    CommentGet,
+    CommentUpdate,
+    CommentDelete,
+    // end simjira
     WebhookList,
     WebhookRegister,
     WebhookDelete,
@@ -191,6 +206,93 @@ pub const ROUTES: &[Route] = &[
         true,
         Op::CommentAdd,
     ),
+    // simjira
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/issue/{issueIdOrKey}/transitions",
+        true,
+        Op::TransitionsGet,
+    ),
+    r(
+        "POST",
+        Api::Jira,
+        "/rest/api/3/issue/{issueIdOrKey}/transitions",
+        true,
+        Op::TransitionDo,
+    ),
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/user/search",
+        true,
+        Op::UserSearch,
+    ),
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/user/assignable/search",
+        true,
+        Op::UserAssignableSearch,
+    ),
+    r("GET", Api::Jira, "/rest/api/3/user", true, Op::UserGet),
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/users/search",
+        true,
+        Op::UsersSearch,
+    ),
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/user/bulk",
+        true,
+        Op::UserBulk,
+    ),
+    r(
+        "PUT",
+        Api::Jira,
+        "/rest/api/3/issue/{issueIdOrKey}/assignee",
+        true,
+        Op::IssueAssign,
+    ),
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/issue/{issueIdOrKey}/changelog",
+        true,
+        Op::ChangelogGet,
+    ),
+    r(
+        "POST",
+        Api::Jira,
+        "/rest/api/3/changelog/bulkfetch",
+        true,
+        Op::ChangelogBulk,
+    ),
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/issue/{issueIdOrKey}/comment/{id}",
+        true,
+        Op::CommentGet,
+    ),
+    r(
+        "PUT",
+        Api::Jira,
+        "/rest/api/3/issue/{issueIdOrKey}/comment/{id}",
+        true,
+        Op::CommentUpdate,
+    ),
+    r(
+        "DELETE",
+        Api::Jira,
+        "/rest/api/3/issue/{issueIdOrKey}/comment/{id}",
+        true,
+        Op::CommentDelete,
+    ),
+    // end simjira
     r(
         "GET",
         Api::Jira,
@@ -301,10 +403,14 @@ pub fn gateway_paths(route: &Route) -> Vec<String> {
         Api::Jira | Api::Agile => {
             let mut v = vec![format!("/ex/jira/{{cloudId}}{}", route.path)];
             if route.v2 {
-                v.push(format!(
-                    "/ex/jira/{{cloudId}}{}",
-                    route.path.replacen("/rest/api/3/", "/rest/api/2/", 1)
-                ));
+                // `/rest/api/latest/…` is v2 under another name (pycontribs
+                // `jira` calls it, e.g. for `assign_issue`).
+                for v2 in ["/rest/api/2/", "/rest/api/latest/"] {
+                    v.push(format!(
+                        "/ex/jira/{{cloudId}}{}",
+                        route.path.replacen("/rest/api/3/", v2, 1)
+                    ));
+                }
             }
             v
         }

@@ -94,7 +94,7 @@ fn search(ctx: Ctx, uri: Uri, req: SearchRequest) -> ApiResult<Json<Value>> {
         n if n <= 0 => 50,
         n => (n as usize).min(cap),
     };
-    let v2 = uri.path().contains("/rest/api/2/");
+    let v2 = super::is_v2_path(uri.path());
     let now = ctx.state.clock.now();
     let world = ctx.state.world();
     let site = world.site(&ctx.cloud_id).ok_or(ApiError::SiteNotFound)?;
@@ -136,11 +136,27 @@ fn search(ctx: Ctx, uri: Uri, req: SearchRequest) -> ApiResult<Json<Value>> {
     } else {
         ctx.rest_base()
     };
+    let with_changelog = req
+        .expand
+        .as_deref()
+        .is_some_and(|e| e.split(',').any(|x| x.trim() == "changelog"));
     let page: Vec<Value> = hits
         .iter()
         .skip(offset)
         .take(max_results)
-        .map(|i| issue_bean(&base, &world.users, site, i, &sel, v2))
+        .map(|i| {
+            let mut bean = issue_bean(&base, &world.users, site, i, &sel, v2);
+            // `/search/jql` embeds at most 20 histories per issue (docs/atlassian-behaviour.md §3).
+            if with_changelog {
+                if let Some(o) = bean.as_object_mut() {
+                    o.insert(
+                        "changelog".into(),
+                        super::changelog::page_of_changelogs(&base, &world.users, i, 20),
+                    );
+                }
+            }
+            bean
+        })
         .collect();
     let next = offset + page.len();
     let is_last = next >= total;

@@ -43,6 +43,7 @@ pub fn status_named(name: &str) -> Status {
     match name.to_ascii_lowercase().as_str() {
         "to do" => crate::seed::status_to_do(),
         "in progress" => crate::seed::status_in_progress(),
+        "in review" => crate::seed::status_in_review(),
         "done" => crate::seed::status_done(),
         _ => Status {
             id: "10100".into(),
@@ -399,6 +400,13 @@ pub fn diff(site: &Site, users: &[User], old: &Issue, new: &Issue) -> Vec<Change
             Some(new.issue_type.name.clone()),
         ));
     }
+    if old.resolution != new.resolution {
+        // Jira lists the resolution before the status it came with.
+        out.push(crate::jira::transitions::resolution_item(
+            old.resolution.as_deref(),
+            new.resolution.as_deref(),
+        ));
+    }
     if old.status != new.status {
         out.push(item(
             "status",
@@ -551,6 +559,11 @@ pub fn create_issue(
         story_points: None,
         custom_fields: BTreeMap::new(),
         comments: vec![],
+        resolution: None,
+        resolution_date: None,
+        status_category_changed: now,
+        changelog: vec![],
+        parent_id: None,
     };
     let mut rest = fields.clone();
     rest.remove("project");

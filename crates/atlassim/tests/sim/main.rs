@@ -15,3 +15,10 @@ mod jql;
 mod ratelimit;
 mod spec;
 mod webhooks;
+
+// simjira
+mod changelog;
+mod comments;
+mod hygiene;
+mod transitions;
+mod users;

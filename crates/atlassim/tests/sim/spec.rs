@@ -518,7 +518,8 @@ async fn script(g: &Gw) -> Vec<Call> {
 #[tokio::test]
 async fn responses_of_a_scripted_run_validate_against_the_specs() {
     let g = gw().await;
-    let calls = script(&g).await;
+    let mut calls = script(&g).await;
+    calls.extend(simjira_script(&g).await);
     // Every route is exercised.
     for r in ROUTES {
         assert!(
@@ -574,6 +575,203 @@ async fn responses_of_a_scripted_run_validate_against_the_specs() {
             );
         }
     }
+}
+
+/// Transitions, users, changelog and comment-by-id calls (issue 10 items 1, 2, 3, 5).
+async fn simjira_script(g: &Gw) -> Vec<Call> {
+    let project = g.project_key(0, 1);
+    let created = g
+        .post(
+            &g.jira(0, "/rest/api/3/issue"),
+            json!({"fields": {"project": {"key": project}, "issuetype": {"name": "Task"}, "summary": "spec transitions"}}),
+        )
+        .await;
+    let key = created.body["key"].as_str().unwrap().to_string();
+    let doc = json!({"type":"doc","version":1,"content":[{"type":"paragraph","content":[{"type":"text","text":"spec"}]}]});
+    let comment = g
+        .post(
+            &g.jira(0, &format!("/rest/api/3/issue/{key}/comment")),
+            json!({ "body": doc }),
+        )
+        .await;
+    let comment = comment.body["id"].as_str().unwrap().to_string();
+    let me = g.sim.snapshot()["users"][0]["account_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other = g.sim.snapshot()["users"][4]["account_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let seeded = g.some_issue_key(0).await;
+    let jql = crate::jira::urlencode(&format!("project = {project} ORDER BY key"));
+    vec![
+        call(
+            Op::TransitionsGet,
+            "GET",
+            format!("/rest/api/3/issue/{key}/transitions?expand=transitions.fields"),
+            None,
+        ),
+        call(
+            Op::TransitionsGet,
+            "GET",
+            format!("/rest/api/2/issue/{key}/transitions?includeUnavailableTransitions=true"),
+            None,
+        ),
+        call(
+            Op::TransitionDo,
+            "POST",
+            format!("/rest/api/3/issue/{key}/transitions"),
+            Some(json!({"transition": {"id": "11"}})),
+        ),
+        call(
+            Op::TransitionDo,
+            "POST",
+            format!("/rest/api/3/issue/{key}/transitions"),
+            Some(json!({"transition": {"id": "999"}})),
+        ),
+        call(
+            Op::TransitionDo,
+            "POST",
+            format!("/rest/api/3/issue/{key}/transitions"),
+            Some(
+                json!({"transition": {"id": "51"}, "fields": {"resolution": {"name": "Won't Do"}}}),
+            ),
+        ),
+        call(
+            Op::UserSearch,
+            "GET",
+            "/rest/api/3/user/search?query=zoe",
+            None,
+        ),
+        call(
+            Op::UserAssignableSearch,
+            "GET",
+            format!("/rest/api/3/user/assignable/search?project={project}"),
+            None,
+        ),
+        call(
+            Op::UserGet,
+            "GET",
+            format!("/rest/api/3/user?accountId={other}&expand=groups,applicationRoles"),
+            None,
+        ),
+        call(
+            Op::UserGet,
+            "GET",
+            "/rest/api/3/user?accountId=nobody",
+            None,
+        ),
+        call(
+            Op::UsersSearch,
+            "GET",
+            "/rest/api/3/users/search?maxResults=100",
+            None,
+        ),
+        call(
+            Op::UserBulk,
+            "GET",
+            format!("/rest/api/3/user/bulk?accountId={me}&accountId={other}&maxResults=1"),
+            None,
+        ),
+        call(
+            Op::IssueAssign,
+            "PUT",
+            format!("/rest/api/3/issue/{key}/assignee"),
+            Some(json!({ "accountId": other })),
+        ),
+        call(
+            Op::IssueAssign,
+            "PUT",
+            format!("/rest/api/latest/issue/{key}/assignee"),
+            Some(json!({ "accountId": null })),
+        ),
+        call(
+            Op::ChangelogGet,
+            "GET",
+            format!("/rest/api/3/issue/{key}/changelog?maxResults=1"),
+            None,
+        ),
+        call(
+            Op::ChangelogBulk,
+            "POST",
+            "/rest/api/3/changelog/bulkfetch",
+            Some(json!({"issueIdsOrKeys": [key, seeded], "maxResults": 2})),
+        ),
+        call(
+            Op::IssueGet,
+            "GET",
+            format!("/rest/api/3/issue/{seeded}?expand=changelog"),
+            None,
+        ),
+        call(
+            Op::SearchJqlGet,
+            "GET",
+            format!("/rest/api/3/search/jql?jql={jql}&fields=*all&expand=changelog&maxResults=3"),
+            None,
+        ),
+        call(
+            Op::CommentGet,
+            "GET",
+            format!("/rest/api/3/issue/{key}/comment/{comment}"),
+            None,
+        ),
+        call(
+            Op::CommentUpdate,
+            "PUT",
+            format!("/rest/api/3/issue/{key}/comment/{comment}"),
+            Some(json!({ "body": doc })),
+        ),
+        call(
+            Op::CommentDelete,
+            "DELETE",
+            format!("/rest/api/3/issue/{key}/comment/{comment}"),
+            None,
+        ),
+        call(
+            Op::CommentGet,
+            "GET",
+            format!("/rest/api/3/issue/{key}/comment/{comment}"),
+            None,
+        ),
+    ]
+}
+
+/// `data/spec_operations.json` (what the gateway's 501 names) lists every
+/// operation of the three specs. `ATLASSIM_REGENERATE_SPEC_OPS=1` rewrites it.
+#[test]
+fn spec_operations_table_is_derived_from_the_specs() {
+    let mut derived: Vec<Value> = Vec::new();
+    for api in [Api::Jira, Api::Agile, Api::Confluence] {
+        for (path, item) in spec(api)["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                if ["get", "put", "post", "delete", "patch", "head", "options"]
+                    .contains(&method.as_str())
+                {
+                    derived.push(json!([
+                        method.to_ascii_uppercase(),
+                        api.as_str(),
+                        path,
+                        op["operationId"].as_str().unwrap_or("")
+                    ]));
+                }
+            }
+        }
+    }
+    if std::env::var("ATLASSIM_REGENERATE_SPEC_OPS").is_ok() {
+        let lines: Vec<String> = derived.iter().map(|v| v.to_string()).collect();
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/spec_operations.json");
+        std::fs::write(&path, format!("[\n{}\n]\n", lines.join(",\n"))).unwrap();
+    }
+    let mut checked_in: Vec<Value> =
+        serde_json::from_str(atlassim::gateway::fallback::SPEC_OPERATIONS_JSON).unwrap();
+    // Order is immaterial (lookups scan them all).
+    checked_in.sort_by_key(|v| v.to_string());
+    derived.sort_by_key(|v| v.to_string());
+    assert_eq!(
+        checked_in, derived,
+        "data/spec_operations.json drifted from the specs"
+    );
 }
 
 #[test]
