@@ -317,6 +317,7 @@ fn seed_site(
         next_issue_id: 10000,
         next_comment_id: 10000,
         next_webhook_id: 1,
+        catalog: Default::default(),
     };
     let mut next_board = 1u64;
     let mut next_sprint = 1u64;
@@ -397,6 +398,7 @@ fn seed_site(
         );
         site.projects.push(project);
     }
+    crate::jira::catalog::seed_breadth(config.seed, index, &mut site, epoch);
     if site.has(Product::Confluence) {
         seed_confluence(rng, epoch, &mut site, users);
     }
@@ -509,6 +511,7 @@ fn seed_issues(
             story_points,
             custom_fields: BTreeMap::new(),
             comments,
+            extra: Default::default(),
         });
     }
 }

@@ -1,5 +1,10 @@
 //! Jira platform REST v3 (and the v2 forms client libraries use).
 
+pub mod breadth;
+pub mod catalog;
+pub mod links;
+pub mod meta;
+pub mod page_cache;
 pub mod render;
 pub mod search;
 pub mod service;
@@ -209,7 +214,7 @@ pub async fn search_projects(
 #[derive(Deserialize)]
 pub struct ProjectPath {
     #[serde(rename = "projectIdOrKey")]
-    project: String,
+    pub project: String,
 }
 
 pub async fn get_project(
@@ -269,13 +274,14 @@ pub async fn get_issue(
         &sel,
         ctx.is_v2(&uri),
     );
-    if query_all(&q, "expand")
-        .iter()
-        .any(|e| e.split(',').any(|x| x.trim() == "names"))
-    {
+    let expand = query_all(&q, "expand");
+    if breadth::expands(&expand, "names") {
         if let Some(o) = bean.as_object_mut() {
             o.insert("names".into(), render::field_names(site));
         }
+    }
+    if breadth::expands(&expand, "renderedFields") {
+        breadth::add_rendered(&mut bean, &rest_base_for(&ctx, &uri), &world.users, issue);
     }
     Ok(Json(bean))
 }
@@ -325,7 +331,8 @@ pub fn edit_and_fire(
             .ok_or_else(ApiError::issue_not_found)?
             .clone();
         let (mut new, changes) = service::apply_fields(site, &users, &old, fields, update, mode)?;
-        if !changes.is_empty() {
+        let comments_changed = breadth::finish_comments(site, &old, &mut new, user, now);
+        if !changes.is_empty() || comments_changed {
             new.updated = now.max(old.updated);
             site.put_issue(new.clone());
         }
