@@ -9,9 +9,12 @@ mod control;
 mod seed;
 
 mod agile;
+mod agile_writes;
+mod breadth;
 mod confluence;
 mod jira;
 mod jql;
 mod ratelimit;
+mod search_cache;
 mod spec;
 mod webhooks;
