@@ -586,20 +586,7 @@ pub fn diff_extra(site: &Site, old: &Issue, new: &Issue) -> Vec<ChangeItem> {
 
 // ---- renderedFields ----
 
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use crate::auth::consent_page::escape;
 
 fn text_node(node: &Value) -> String {
     let mut html = escape(node["text"].as_str().unwrap_or(""));

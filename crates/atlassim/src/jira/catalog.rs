@@ -196,13 +196,7 @@ fn category_json(rest_base: &str, c: &(u64, &str, &str, &str)) -> Value {
            "name": c.2, "colorName": c.3})
 }
 
-fn rest_base(ctx: &Ctx, uri: &axum::http::Uri) -> String {
-    if ctx.is_v2(uri) {
-        format!("{}/rest/api/2", ctx.api_base)
-    } else {
-        ctx.rest_base()
-    }
-}
+use super::rest_base_for as rest_base;
 
 fn project_or_404<'a>(site: &'a Site, key: &str) -> ApiResult<&'a Project> {
     site.project_by_key_or_id(key).ok_or_else(|| {

@@ -12,15 +12,9 @@ use super::catalog::{link_type_json, LINK_TYPES};
 use super::{parse_body, query_one, query_pairs};
 use crate::errors::{ApiError, ApiResult};
 use crate::gateway::Ctx;
-use crate::model::{IssueLinkRecord, RemoteLink, Site};
+use crate::model::{Issue, IssueLinkRecord, RemoteLink, Site, World};
 
-fn rest_base(ctx: &Ctx, uri: &axum::http::Uri) -> String {
-    if ctx.is_v2(uri) {
-        format!("{}/rest/api/2", ctx.api_base)
-    } else {
-        ctx.rest_base()
-    }
-}
+use super::rest_base_for as rest_base;
 
 #[derive(Deserialize)]
 pub struct LinkPath {
@@ -316,6 +310,14 @@ pub async fn create_remote_link(
         .into_response())
 }
 
+fn issue_mut<'a>(world: &'a mut World, cloud_id: &str, issue: &str) -> ApiResult<&'a mut Issue> {
+    world
+        .site_mut(cloud_id)
+        .ok_or(ApiError::SiteNotFound)?
+        .issue_mut(issue)
+        .ok_or_else(ApiError::issue_not_found)
+}
+
 fn remote_not_found(id: &str) -> ApiError {
     ApiError::jira(
         StatusCode::NOT_FOUND,
@@ -349,12 +351,7 @@ pub async fn update_remote_link(
     let body = parse_body(&body)?;
     let mut link = remote_from_body(&body)?;
     let mut world = ctx.state.world();
-    let site = world
-        .site_mut(&ctx.cloud_id)
-        .ok_or(ApiError::SiteNotFound)?;
-    let issue = site
-        .issue_mut(&p.issue)
-        .ok_or_else(ApiError::issue_not_found)?;
+    let issue = issue_mut(&mut world, &ctx.cloud_id, &p.issue)?;
     let old = issue
         .extra
         .remote_links
@@ -368,12 +365,7 @@ pub async fn update_remote_link(
 
 pub async fn delete_remote_link(ctx: Ctx, Path(p): Path<RemoteLinkPath>) -> ApiResult<StatusCode> {
     let mut world = ctx.state.world();
-    let site = world
-        .site_mut(&ctx.cloud_id)
-        .ok_or(ApiError::SiteNotFound)?;
-    let issue = site
-        .issue_mut(&p.issue)
-        .ok_or_else(ApiError::issue_not_found)?;
+    let issue = issue_mut(&mut world, &ctx.cloud_id, &p.issue)?;
     let before = issue.extra.remote_links.len();
     issue
         .extra
@@ -394,12 +386,7 @@ pub async fn delete_remote_link_by_global_id(
     let global = query_one(&q, "globalId")
         .ok_or_else(|| ApiError::bad_request("The globalId parameter is required."))?;
     let mut world = ctx.state.world();
-    let site = world
-        .site_mut(&ctx.cloud_id)
-        .ok_or(ApiError::SiteNotFound)?;
-    let issue = site
-        .issue_mut(&p.issue)
-        .ok_or_else(ApiError::issue_not_found)?;
+    let issue = issue_mut(&mut world, &ctx.cloud_id, &p.issue)?;
     let before = issue.extra.remote_links.len();
     issue
         .extra

@@ -234,13 +234,7 @@ fn meta_json(m: &FieldMeta, with_field_id: bool) -> Value {
     v
 }
 
-fn rest_base(ctx: &Ctx, uri: &axum::http::Uri) -> String {
-    if ctx.is_v2(uri) {
-        format!("{}/rest/api/2", ctx.api_base)
-    } else {
-        ctx.rest_base()
-    }
-}
+use super::rest_base_for as rest_base;
 
 /// `startAt`/`maxResults` of the createmeta pages (default 50, at most 200).
 fn meta_paging(q: &[(String, String)]) -> ApiResult<(usize, usize)> {
