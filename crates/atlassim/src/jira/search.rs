@@ -130,40 +130,62 @@ fn search(ctx: Ctx, uri: Uri, req: SearchRequest) -> ApiResult<Json<Value>> {
     };
     // A later page slices the ids kept by the first one (`page_cache`): its
     // cost does not grow with the offset.
+    // Snapshots are bound to the site too: ids repeat across sites.
+    let snapshot_key = format!("{}:{fingerprint}", ctx.cloud_id);
     let kept = (snapshot != 0)
-        .then(|| world.search_cache.get(snapshot, &fingerprint, now))
+        .then(|| world.search_cache.get(snapshot, &snapshot_key, now))
         .flatten();
+    let end = offset.saturating_add(max_results);
     let (page_ids, total, snapshot): (Vec<u64>, usize, u64) = match kept {
-        Some(ids) => {
+        Some((ids, sorted)) => {
             world.stats.search_cache_hits += 1;
+            let ids = if end > sorted {
+                // The first page past the ordered prefix orders the rest once.
+                let site = world.site(&ctx.cloud_id).ok_or(ApiError::SiteNotFound)?;
+                let mut rest: Vec<&crate::model::Issue> = ids[sorted..]
+                    .iter()
+                    .filter_map(|id| site.issues.get(id))
+                    .collect();
+                compiled.sort(&mut rest, site);
+                let mut ordered: Vec<u64> = ids[..sorted].to_vec();
+                ordered.extend(rest.iter().map(|i| i.id));
+                // Deleted meanwhile: kept at the end (skipped when rendered) so
+                // the offsets of the list stay valid.
+                let present: std::collections::HashSet<u64> = ordered.iter().copied().collect();
+                ordered.extend(ids[sorted..].iter().filter(|id| !present.contains(id)));
+                world.search_cache.set_ordered(snapshot, ordered.clone());
+                std::sync::Arc::new(ordered)
+            } else {
+                ids
+            };
             let page = ids.iter().skip(offset).take(max_results).copied().collect();
             (page, ids.len(), snapshot)
         }
         None => {
             world.stats.search_cache_misses += 1;
             let site = world.site(&ctx.cloud_id).ok_or(ApiError::SiteNotFound)?;
-            let mut hits: Vec<&crate::model::Issue> = site
+            let hits: Vec<&crate::model::Issue> = site
                 .issues
                 .values()
                 .filter(|i| compiled.matches(i, site))
                 .collect();
             let total = hits.len();
-            let end = offset.saturating_add(max_results);
+            let mut prefix = hits.clone();
+            compiled.sort_prefix(&mut prefix, site, end);
+            let page: Vec<u64> = prefix
+                .iter()
+                .skip(offset)
+                .take(max_results)
+                .map(|i| i.id)
+                .collect();
             if end < total {
-                // More pages follow: sort everything once and keep the order.
-                compiled.sort_prefix(&mut hits, site, total);
-                let ids: Vec<u64> = hits.iter().map(|i| i.id).collect();
-                let page = ids.iter().skip(offset).take(max_results).copied().collect();
-                let snap = world.search_cache.insert(&fingerprint, ids, now);
+                // More pages follow: keep every hit, the served prefix in order.
+                let mut ids: Vec<u64> = prefix.iter().map(|i| i.id).collect();
+                let served: std::collections::HashSet<u64> = ids.iter().copied().collect();
+                ids.extend(hits.iter().map(|i| i.id).filter(|id| !served.contains(id)));
+                let snap = world.search_cache.insert(&snapshot_key, ids, end, now);
                 (page, total, snap)
             } else {
-                compiled.sort_prefix(&mut hits, site, end);
-                let page = hits
-                    .iter()
-                    .skip(offset)
-                    .take(max_results)
-                    .map(|i| i.id)
-                    .collect();
                 (page, total, 0)
             }
         }

@@ -167,3 +167,35 @@ async fn paging_is_a_snapshot_edits_do_not_reorder_and_deletes_are_skipped() {
     assert!(!keys.contains(&seen[0].as_str()), "no issue twice");
     assert_eq!(keys[0], second_full[1]);
 }
+
+#[tokio::test]
+async fn a_snapshot_belongs_to_its_site() {
+    let g = crate::jira::gw().await;
+    let jql = "issuetype = Bug ORDER BY key ASC";
+    let first = g
+        .post(
+            &g.jira(0, "/rest/api/3/search/jql"),
+            json!({"jql": jql, "fields": ["key"], "maxResults": 5}),
+        )
+        .await;
+    let token = first.body["nextPageToken"].as_str().unwrap().to_string();
+    let before = g.sim.stats().search_cache;
+    // The same caller and query on the other site: evaluated there afresh.
+    let other = g
+        .post(
+            &g.jira(1, "/rest/api/3/search/jql"),
+            json!({"jql": jql, "fields": ["key"], "maxResults": 5, "nextPageToken": token}),
+        )
+        .await;
+    assert_eq!(other.status, 200, "{:?}", other.body);
+    let after = g.sim.stats().search_cache;
+    assert_eq!((after.hits, after.misses), (before.hits, before.misses + 1));
+    let site1: Vec<String> = (0..3).map(|n| g.project_key(1, n)).collect();
+    for i in other.body["issues"].as_array().unwrap() {
+        let key = i["key"].as_str().unwrap();
+        assert!(
+            site1.iter().any(|p| key.starts_with(&format!("{p}-"))),
+            "{key}"
+        );
+    }
+}
