@@ -144,6 +144,8 @@ pub struct Site {
     pub next_webhook_id: u64,
     /// Ids of changelog entries (`History`), site-wide as in Jira.
     pub next_history_id: u64,
+    /// Components, versions and issue links (`jira/catalog.rs`, `jira/links.rs`).
+    pub catalog: SiteCatalog,
 }
 
 impl Site {
@@ -369,8 +371,8 @@ pub struct Issue {
     pub status_category_changed: Timestamp,
     /// Every change, oldest first (seeded issues have a history too).
     pub changelog: Vec<History>,
-    /// The parent issue (sub-task or epic child), by id.
-    pub parent_id: Option<u64>,
+    /// Parent, due date, components, fix versions, remote links.
+    pub extra: IssueExtra,
 }
 
 /// One changelog entry: who changed what, when.
@@ -380,6 +382,74 @@ pub struct History {
     pub author_account_id: String,
     pub created: Timestamp,
     pub items: Vec<crate::webhooks::ChangeItem>,
+}
+
+/// The issue fields beyond the first release's (parent, epics, sub-tasks,
+/// due date, components, fix versions, remote links).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IssueExtra {
+    /// The parent issue id: the epic of a story, the story of a sub-task.
+    pub parent_id: Option<u64>,
+    pub due_date: Option<chrono::NaiveDate>,
+    /// Component ids (of the issue's project), in the order set.
+    pub components: Vec<u64>,
+    /// Version ids (of the issue's project), in the order set.
+    pub fix_versions: Vec<u64>,
+    pub remote_links: Vec<RemoteLink>,
+}
+
+/// `RemoteIssueLink`, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteLink {
+    pub id: u64,
+    pub global_id: Option<String>,
+    pub relationship: Option<String>,
+    /// `application` as posted.
+    pub application: Option<serde_json::Value>,
+    /// `object` as posted (`url` and `title` required).
+    pub object: serde_json::Value,
+}
+
+/// A project component.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Component {
+    pub id: u64,
+    pub project_id: u64,
+    pub name: String,
+    pub description: String,
+    pub lead_account_id: Option<String>,
+}
+
+/// A project version (release).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Version {
+    pub id: u64,
+    pub project_id: u64,
+    pub name: String,
+    pub description: String,
+    pub released: bool,
+    pub archived: bool,
+    pub start_date: Option<chrono::NaiveDate>,
+    pub release_date: Option<chrono::NaiveDate>,
+}
+
+/// A link between two issues (`IssueLink`): `outward` "blocks" `inward`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IssueLinkRecord {
+    pub id: u64,
+    pub type_id: String,
+    pub inward_id: u64,
+    pub outward_id: u64,
+}
+
+/// Site-wide records of the issue-model breadth.
+#[derive(Debug, Clone, Default)]
+pub struct SiteCatalog {
+    pub components: Vec<Component>,
+    pub versions: Vec<Version>,
+    pub issue_links: Vec<IssueLinkRecord>,
+    pub next_link_id: u64,
+    pub next_remote_link_id: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -431,6 +501,8 @@ pub struct World {
     pub stats: Stats,
     /// Codes, grants and token families of the auth server.
     pub auth: crate::auth::AuthState,
+    /// Ordered ids of running `/search/jql` queries, keyed by page token.
+    pub search_cache: crate::jira::page_cache::PageCache,
 }
 
 impl World {
@@ -464,4 +536,7 @@ pub struct Stats {
     pub webhooks_registered: u64,
     pub webhook_deliveries: u64,
     pub webhook_failures: u64,
+    /// `/search/jql` pages served from the page cache / computed afresh.
+    pub search_cache_hits: u64,
+    pub search_cache_misses: u64,
 }

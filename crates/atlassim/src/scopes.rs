@@ -18,6 +18,7 @@ pub const ALL_SCOPES: &[&str] = &[
     "read:board-scope.admin:jira-software",
     "read:sprint:jira-software",
     "write:sprint:jira-software",
+    "read:epic:jira-software",
     "read:issue-details:jira",
     "read:jql:jira",
     "read:issue:jira-software",

@@ -349,6 +349,7 @@ fn seed_site(
         next_comment_id: 10000,
         next_webhook_id: 1,
         next_history_id: 10000,
+        catalog: Default::default(),
     };
     let mut next_board = 1u64;
     let mut next_sprint = 1u64;
@@ -430,6 +431,7 @@ fn seed_site(
         );
         site.projects.push(project);
     }
+    crate::jira::catalog::seed_breadth(config.seed, index, &mut site, epoch);
     if site.has(Product::Confluence) {
         seed_confluence(rng, epoch, &mut site, users);
     }
@@ -546,7 +548,7 @@ fn seed_issues(
             resolution_date: None,
             status_category_changed: created_at,
             changelog: Vec::new(),
-            parent_id: None,
+            extra: Default::default(),
         };
         crate::jira::changelog::seed_history(config.seed, site, &project.workflow, &mut issue);
         site.put_issue(issue);

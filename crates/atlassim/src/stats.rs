@@ -39,6 +39,16 @@ pub struct SimStats {
     pub tokens: TokenStats,
     pub requests: Vec<RequestStat>,
     pub webhooks: WebhookStats,
+    /// `/search/jql` page cache: pages served from a query's kept ids
+    /// (`hits`) and queries evaluated afresh (`misses`).
+    #[serde(default)]
+    pub search_cache: SearchCacheStats,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchCacheStats {
+    pub hits: u64,
+    pub misses: u64,
 }
 
 impl SimStats {
@@ -65,6 +75,10 @@ impl SimStats {
                 registered: stats.webhooks_registered,
                 deliveries: stats.webhook_deliveries,
                 failures: stats.webhook_failures,
+            },
+            search_cache: SearchCacheStats {
+                hits: stats.search_cache_hits,
+                misses: stats.search_cache_misses,
             },
         }
     }

@@ -98,13 +98,6 @@ pub fn page_of_changelogs(rest_base: &str, users: &[User], issue: &Issue, cap: u
     })
 }
 
-/// Whether a comma-separated `expand` list names `what`.
-pub fn expands(expand: &[String], what: &str) -> bool {
-    expand
-        .iter()
-        .any(|e| e.split(',').any(|x| x.trim() == what))
-}
-
 pub async fn get_changelog(
     ctx: Ctx,
     uri: axum::http::Uri,

@@ -2,6 +2,11 @@
 
 pub mod changelog;
 pub mod comments;
+pub mod breadth;
+pub mod catalog;
+pub mod links;
+pub mod meta;
+pub mod page_cache;
 pub mod render;
 pub mod search;
 pub mod service;
@@ -219,7 +224,7 @@ pub async fn search_projects(
 #[derive(Deserialize)]
 pub struct ProjectPath {
     #[serde(rename = "projectIdOrKey")]
-    project: String,
+    pub project: String,
 }
 
 pub async fn get_project(
@@ -281,16 +286,19 @@ pub async fn get_issue(
     );
     let expand = query_all(&q, "expand");
     if let Some(o) = bean.as_object_mut() {
-        if changelog::expands(&expand, "names") {
+        if breadth::expands(&expand, "names") {
             o.insert("names".into(), render::field_names(site));
         }
         // GET issue embeds at most 100 histories, the latest (Jira's cap).
-        if changelog::expands(&expand, "changelog") {
+        if breadth::expands(&expand, "changelog") {
             o.insert(
                 "changelog".into(),
                 changelog::page_of_changelogs(&rest_base_for(&ctx, &uri), &world.users, issue, 100),
             );
         }
+    }
+    if breadth::expands(&expand, "renderedFields") {
+        breadth::add_rendered(&mut bean, &rest_base_for(&ctx, &uri), &world.users, issue);
     }
     Ok(Json(bean))
 }
@@ -340,10 +348,15 @@ pub fn edit_and_fire(
             .ok_or_else(ApiError::issue_not_found)?
             .clone();
         let (mut new, _) = service::apply_fields(site, &users, &old, fields, update, mode)?;
+        let comments_changed = breadth::finish_comments(site, &old, &mut new, user, now);
         // A status set through the control plane has a transition's effects.
         transitions::status_effects(&old, &mut new, now, None);
         let changes = service::diff(site, &users, &old, &new);
         if changes.is_empty() {
+            if comments_changed {
+                new.updated = now.max(old.updated);
+                site.put_issue(new.clone());
+            }
             (new, changes)
         } else {
             let stored = changelog::store_change(site, &old, new, &changes, user, now);

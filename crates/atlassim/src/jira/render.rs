@@ -259,6 +259,11 @@ impl FieldSelection {
         !self.all && !self.navigable && self.include.iter().all(|f| f == "id" || f == "key")
     }
 
+    /// The field ids named explicitly.
+    pub fn requested(&self) -> &[String] {
+        &self.include
+    }
+
     fn wants(&self, id: &str, navigable: bool) -> bool {
         if self.exclude.iter().any(|x| x == id) {
             return false;
@@ -355,6 +360,7 @@ pub fn issue_fields(
         (site.sprint_field.id.clone(), true, sprint),
         (site.rank_field.id.clone(), true, json!(issue.rank)),
     ];
+    out.extend(super::breadth::extra_fields(rest_base, site, issue));
     for (k, v) in &issue.custom_fields {
         if !out.iter().any(|(id, _, _)| id == k) {
             out.push((k.clone(), true, v.clone()));
@@ -400,6 +406,7 @@ pub fn issue_bean(
             fields.insert(id, value);
         }
     }
+    super::breadth::fill_requested_nulls(site, sel.requested(), &mut fields);
     json!({
         "expand": "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations",
         "id": issue.id.to_string(),
@@ -512,6 +519,7 @@ pub fn field_list(site: &Site) -> Vec<Value> {
             "com.pyxis.greenhopper.jira:gh-lexo-rank",
         ),
     ];
+    v.extend(super::breadth::extra_field_defs());
     // Jira lists fields in no documented order; atlassim sorts by id for stable output.
     v.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
     v

@@ -220,7 +220,7 @@ pub async fn get_transitions(
 ) -> ApiResult<Json<Value>> {
     let q = query_pairs(&raw);
     let expand = super::query_all(&q, "expand");
-    let with_fields = super::changelog::expands(&expand, "transitions.fields");
+    let with_fields = super::breadth::expands(&expand, "transitions.fields");
     let only = query_one(&q, "transitionId");
     let include_unavailable =
         query_one(&q, "includeUnavailableTransitions").as_deref() == Some("true");

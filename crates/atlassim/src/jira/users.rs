@@ -69,7 +69,7 @@ pub fn user_json(rest_base: &str, u: &User, viewer: &str, expand: &[String]) -> 
         if !u.email_hidden || u.account_id == viewer {
             o.insert("emailAddress".into(), json!(u.email));
         }
-        let wants = |w: &str| super::changelog::expands(expand, w);
+        let wants = |w: &str| super::breadth::expands(expand, w);
         if wants("groups") {
             o.insert(
                 "groups".into(),

@@ -431,7 +431,7 @@ fn sort_key(f: &Field, i: &Issue, site: &Site) -> Option<SortKey> {
         Field::Created => SortKey::Time(i.created),
         Field::Resolved => SortKey::Time(i.resolution_date?),
         Field::Resolution => SortKey::Str(i.resolution.clone()?.to_lowercase()),
-        Field::Parent => SortKey::Num(i.parent_id? as f64),
+        Field::Parent => SortKey::Num(i.extra.parent_id? as f64),
         Field::Updated => SortKey::Time(i.updated),
         Field::Priority => SortKey::Num(priority_weight(&i.priority)),
         Field::Rank => SortKey::Str(i.rank.clone()),
@@ -809,7 +809,7 @@ fn issue_strings(field: &Field, i: &Issue) -> Vec<String> {
                 std::iter::once(r.to_lowercase()).chain(id)
             })
             .collect(),
-        Field::Parent => i.parent_id.map(|p| vec![p.to_string()]).unwrap_or_default(),
+        Field::Parent => i.extra.parent_id.map(|p| vec![p.to_string()]).unwrap_or_default(),
         Field::Created
         | Field::Updated
         | Field::Resolved

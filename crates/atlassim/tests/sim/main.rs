@@ -9,10 +9,13 @@ mod control;
 mod seed;
 
 mod agile;
+mod agile_writes;
+mod breadth;
 mod confluence;
 mod jira;
 mod jql;
 mod ratelimit;
+mod search_cache;
 mod spec;
 mod webhooks;
 

@@ -152,7 +152,8 @@ async fn the_world_has_the_documented_shape() {
                     issue.created <= epoch && epoch - issue.created <= chrono::Duration::days(90)
                 );
                 assert!(["To Do", "In Progress", "Done"].contains(&issue.status.name.as_str()));
-                assert!(["Story", "Bug", "Task"].contains(&issue.issue_type.name.as_str()));
+                assert!(["Story", "Bug", "Task", "Epic", "Subtask"]
+                    .contains(&issue.issue_type.name.as_str()));
             }
             let ranks: HashSet<&String> = issues.iter().map(|i| &i.rank).collect();
             assert_eq!(ranks.len(), issues.len(), "ranks unique");

@@ -300,7 +300,7 @@ async fn script(g: &Gw) -> Vec<Call> {
     let page = pages.body["results"][0]["id"].as_str().unwrap().to_string();
     let doc = json!({"type":"doc","version":1,"content":[{"type":"paragraph","content":[{"type":"text","text":"spec"}]}]});
     let jql = crate::jira::urlencode(&format!("project = {project} ORDER BY rank"));
-    vec![
+    let mut calls = vec![
         call(Op::ServerInfo, "GET", "/rest/api/3/serverInfo", None),
         call(Op::ServerInfo, "GET", "/rest/api/2/serverInfo", None),
         call(Op::Myself, "GET", "/rest/api/3/myself", None),
@@ -510,6 +510,313 @@ async fn script(g: &Gw) -> Vec<Call> {
             Op::PageGet,
             "GET",
             format!("/wiki/api/v2/pages/{page}?body-format=storage"),
+            None,
+        ),
+    ];
+    calls.extend(simmeta_script(g, &key, &project, board, sprint).await);
+    calls
+}
+
+/// The issue-model breadth, metadata and agile write routes.
+async fn simmeta_script(g: &Gw, key: &str, project: &str, board: u64, active: u64) -> Vec<Call> {
+    let other = format!("{project}-3");
+    let epics = g
+        .get(&g.jira(0, &format!("/rest/agile/1.0/board/{board}/epic")))
+        .await;
+    let epic = epics.body["values"][0]["key"].as_str().unwrap().to_string();
+    let linked = g
+        .post(
+            &g.jira(0, "/rest/api/3/search/jql"),
+            json!({"jql": format!("project = {project}"), "fields": ["issuelinks"], "maxResults": 100}),
+        )
+        .await;
+    let link_id = linked.body["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|i| i["fields"]["issuelinks"][0]["id"].as_str())
+        .unwrap()
+        .to_string();
+    // The next sprint id: one above every sprint of the site's scrum boards.
+    let mut next_sprint = 0;
+    let scrum = g.get(&g.jira(0, "/rest/agile/1.0/board?type=scrum")).await;
+    for b in scrum.body["values"].as_array().unwrap() {
+        let r = g
+            .get(&g.jira(0, &format!("/rest/agile/1.0/board/{}/sprint", b["id"])))
+            .await;
+        for s in r.body["values"].as_array().unwrap() {
+            next_sprint = next_sprint.max(s["id"].as_u64().unwrap());
+        }
+    }
+    let new_sprint = next_sprint + 1;
+    let doc = json!({"type":"doc","version":1,"content":[{"type":"paragraph","content":[
+        {"type":"text","text":"bold","marks":[{"type":"strong"}]}]}]});
+    let remote = json!({"globalId": "system=spec&id=1", "relationship": "mentioned in",
+        "application": {"name": "Spec", "type": "com.example.spec"},
+        "object": {"url": "https://example.com/1", "title": "SPEC-1", "summary": "spec",
+                   "icon": {"url16x16": "https://example.com/i.png", "title": "Spec"},
+                   "status": {"resolved": false}}});
+    let fields = "summary,description,comment,parent,subtasks,duedate,components,fixVersions,issuelinks,customfield_19999";
+    vec![
+        call(Op::Priorities, "GET", "/rest/api/3/priority", None),
+        call(Op::Statuses, "GET", "/rest/api/3/status", None),
+        call(
+            Op::StatusCategories,
+            "GET",
+            "/rest/api/3/statuscategory",
+            None,
+        ),
+        call(
+            Op::ResolutionSearch,
+            "GET",
+            "/rest/api/3/resolution/search",
+            None,
+        ),
+        call(Op::IssueTypes, "GET", "/rest/api/3/issuetype", None),
+        call(Op::IssueLinkTypes, "GET", "/rest/api/3/issueLinkType", None),
+        call(
+            Op::ProjectStatuses,
+            "GET",
+            format!("/rest/api/3/project/{project}/statuses"),
+            None,
+        ),
+        call(
+            Op::ProjectVersions,
+            "GET",
+            format!("/rest/api/3/project/{project}/versions"),
+            None,
+        ),
+        call(
+            Op::ProjectComponents,
+            "GET",
+            format!("/rest/api/3/project/{project}/components"),
+            None,
+        ),
+        call(
+            Op::ProjectComponents,
+            "GET",
+            "/rest/api/3/project/NOPE/components",
+            None,
+        ),
+        call(
+            Op::CreateMetaIssueTypes,
+            "GET",
+            format!("/rest/api/3/issue/createmeta/{project}/issuetypes"),
+            None,
+        ),
+        call(
+            Op::CreateMetaIssueTypes,
+            "GET",
+            format!("/rest/api/3/issue/createmeta/{project}/issuetypes?maxResults=500"),
+            None,
+        ),
+        call(
+            Op::CreateMetaFields,
+            "GET",
+            format!("/rest/api/3/issue/createmeta/{project}/issuetypes/10003"),
+            None,
+        ),
+        call(
+            Op::EditMeta,
+            "GET",
+            format!("/rest/api/3/issue/{key}/editmeta"),
+            None,
+        ),
+        call(
+            Op::ApproximateCount,
+            "POST",
+            "/rest/api/3/search/approximate-count",
+            Some(json!({"jql": format!("project = {project}")})),
+        ),
+        call(
+            Op::ApproximateCount,
+            "POST",
+            "/rest/api/3/search/approximate-count",
+            Some(json!({"jql": ""})),
+        ),
+        call(
+            Op::IssueEdit,
+            "PUT",
+            format!("/rest/api/3/issue/{key}"),
+            Some(json!({
+            "fields": {"duedate": "2026-12-24", "fixVersions": [{"name": "2.0"}], "parent": {"key": epic}},
+            "update": {"components": [{"add": {"name": "API"}}], "comment": [{"add": {"body": doc}}],
+                       "labels": [{"add": "spec-breadth"}]}})),
+        ),
+        call(
+            Op::IssueGet,
+            "GET",
+            format!("/rest/api/3/issue/{key}?fields={fields}&expand=renderedFields"),
+            None,
+        ),
+        call(
+            Op::SearchJqlPost,
+            "POST",
+            "/rest/api/3/search/jql",
+            Some(json!({
+            "jql": format!("project = {project}"), "fields": fields.split(',').collect::<Vec<_>>(),
+            "expand": "renderedFields", "maxResults": 5})),
+        ),
+        call(
+            Op::IssueLinkCreate,
+            "POST",
+            "/rest/api/3/issueLink",
+            Some(json!({
+            "type": {"name": "Blocks"}, "inwardIssue": {"key": key}, "outwardIssue": {"key": other}})),
+        ),
+        call(
+            Op::IssueLinkGet,
+            "GET",
+            format!("/rest/api/3/issueLink/{link_id}"),
+            None,
+        ),
+        call(
+            Op::IssueLinkDelete,
+            "DELETE",
+            format!("/rest/api/3/issueLink/{link_id}"),
+            None,
+        ),
+        call(
+            Op::IssueLinkGet,
+            "GET",
+            format!("/rest/api/3/issueLink/{link_id}"),
+            None,
+        ),
+        call(
+            Op::RemoteLinkCreate,
+            "POST",
+            format!("/rest/api/3/issue/{key}/remotelink"),
+            Some(remote.clone()),
+        ),
+        call(
+            Op::RemoteLinkCreate,
+            "POST",
+            format!("/rest/api/3/issue/{key}/remotelink"),
+            Some(remote.clone()),
+        ),
+        call(
+            Op::RemoteLinkCreate,
+            "POST",
+            format!("/rest/api/3/issue/{key}/remotelink"),
+            Some(json!({"object": {"url": "https://example.com/2", "title": "SPEC-2"}})),
+        ),
+        call(
+            Op::RemoteLinkCreate,
+            "POST",
+            format!("/rest/api/3/issue/{key}/remotelink"),
+            Some(json!({"object": {}})),
+        ),
+        call(
+            Op::RemoteLinkList,
+            "GET",
+            format!("/rest/api/3/issue/{key}/remotelink"),
+            None,
+        ),
+        call(
+            Op::RemoteLinkList,
+            "GET",
+            format!("/rest/api/3/issue/{key}/remotelink?globalId=system%3Dspec%26id%3D1"),
+            None,
+        ),
+        call(
+            Op::RemoteLinkGet,
+            "GET",
+            format!("/rest/api/3/issue/{key}/remotelink/10000"),
+            None,
+        ),
+        call(
+            Op::RemoteLinkUpdate,
+            "PUT",
+            format!("/rest/api/3/issue/{key}/remotelink/10000"),
+            Some(remote),
+        ),
+        call(
+            Op::RemoteLinkDelete,
+            "DELETE",
+            format!("/rest/api/3/issue/{key}/remotelink/10001"),
+            None,
+        ),
+        call(
+            Op::RemoteLinkDeleteByGlobalId,
+            "DELETE",
+            format!("/rest/api/3/issue/{key}/remotelink?globalId=system%3Dspec%26id%3D1"),
+            None,
+        ),
+        call(
+            Op::SprintCreate,
+            "POST",
+            "/rest/agile/1.0/sprint",
+            Some(json!({"name": "Spec sprint", "originBoardId": board, "goal": "conform"})),
+        ),
+        call(
+            Op::SprintPartialUpdate,
+            "POST",
+            format!("/rest/agile/1.0/sprint/{new_sprint}"),
+            Some(json!({"goal": "conform more"})),
+        ),
+        call(
+            Op::SprintMoveIssues,
+            "POST",
+            format!("/rest/agile/1.0/sprint/{new_sprint}/issue"),
+            Some(json!({"issues": [other], "rankBeforeIssue": key})),
+        ),
+        call(
+            Op::SprintUpdate,
+            "PUT",
+            format!("/rest/agile/1.0/sprint/{active}"),
+            Some(
+                json!({"name": "Closing", "state": "closed", "startDate": "2026-01-01T00:00:00.000Z",
+                         "endDate": "2026-01-15T00:00:00.000Z"}),
+            ),
+        ),
+        call(
+            Op::SprintPartialUpdate,
+            "POST",
+            format!("/rest/agile/1.0/sprint/{new_sprint}"),
+            Some(
+                json!({"state": "active", "startDate": "2026-02-01T00:00:00.000Z", "endDate": "2026-02-15T00:00:00.000Z"}),
+            ),
+        ),
+        call(
+            Op::SprintPartialUpdate,
+            "POST",
+            format!("/rest/agile/1.0/sprint/{new_sprint}"),
+            Some(json!({"state": "future"})),
+        ),
+        call(
+            Op::BacklogMoveIssues,
+            "POST",
+            "/rest/agile/1.0/backlog/issue",
+            Some(json!({"issues": [other]})),
+        ),
+        call(
+            Op::IssueRank,
+            "PUT",
+            "/rest/agile/1.0/issue/rank",
+            Some(json!({"issues": [other], "rankAfterIssue": key})),
+        ),
+        call(
+            Op::IssueRank,
+            "PUT",
+            "/rest/agile/1.0/issue/rank",
+            Some(json!({"issues": [key], "rankAfterIssue": key})),
+        ),
+        call(
+            Op::BoardIssues,
+            "GET",
+            format!("/rest/agile/1.0/board/{board}/issue?maxResults=3&fields=summary,parent"),
+            None,
+        ),
+        call(
+            Op::BoardEpics,
+            "GET",
+            format!("/rest/agile/1.0/board/{board}/epic?done=false"),
+            None,
+        ),
+        call(
+            Op::EpicIssues,
+            "GET",
+            format!("/rest/agile/1.0/epic/{epic}/issue?maxResults=3"),
             None,
         ),
     ]
