@@ -10,8 +10,10 @@ mod seed;
 
 mod agile;
 mod confluence;
+mod confluence_write;
 mod jira;
 mod jql;
+mod quota;
 mod ratelimit;
 mod spec;
 mod webhooks;
