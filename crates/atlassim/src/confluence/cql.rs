@@ -509,12 +509,7 @@ fn eval(e: &Expr, p: &Page, site: &Site, now: Timestamp) -> bool {
                 Field::Title => values.iter().any(|v| p.title.eq_ignore_ascii_case(&lit(v))),
                 Field::Type => values.iter().any(|v| lit(v).eq_ignore_ascii_case("page")),
                 Field::Space => {
-                    let key = site
-                        .spaces
-                        .iter()
-                        .find(|s| s.id == p.space_id)
-                        .map(|s| s.key.as_str())
-                        .unwrap_or_default();
+                    let key = super::space_key(site, p.space_id);
                     values.iter().any(|v| lit(v).eq_ignore_ascii_case(key))
                 }
                 Field::Id => values.iter().any(|v| lit(v) == p.id.to_string()),
@@ -581,6 +576,7 @@ pub fn run<'a>(q: &Query, site: &'a Site, now: Timestamp) -> Vec<&'a Page> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

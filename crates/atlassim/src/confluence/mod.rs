@@ -123,13 +123,17 @@ fn space_json(s: &Space, site: &Site) -> Value {
     v
 }
 
-pub(crate) fn page_json(p: &Page, site: &Site, body_format: Option<&str>) -> Value {
-    let space_key = site
-        .spaces
+/// The key of a space of the site ("" if it is gone).
+pub(crate) fn space_key(site: &Site, space_id: u64) -> &str {
+    site.spaces
         .iter()
-        .find(|s| s.id == p.space_id)
-        .map(|s| s.key.clone())
-        .unwrap_or_default();
+        .find(|s| s.id == space_id)
+        .map(|s| s.key.as_str())
+        .unwrap_or_default()
+}
+
+pub(crate) fn page_json(p: &Page, site: &Site, body_format: Option<&str>) -> Value {
+    let space_key = space_key(site, p.space_id);
     let mut v = json!({
         "id": p.id.to_string(),
         "status": p.status,

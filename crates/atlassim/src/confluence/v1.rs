@@ -181,12 +181,7 @@ fn space_json(base: &str, site: &Site, space_id: u64) -> Value {
 }
 
 fn webui(site: &Site, p: &Page) -> String {
-    let key = site
-        .spaces
-        .iter()
-        .find(|s| s.id == p.space_id)
-        .map(|s| s.key.as_str())
-        .unwrap_or_default();
+    let key = super::space_key(site, p.space_id);
     let slug: String = url::form_urlencoded::byte_serialize(p.title.as_bytes()).collect();
     format!("/spaces/{key}/pages/{}/{slug}", p.id)
 }

@@ -361,12 +361,9 @@ async fn v1_content_get_create_update_history() {
     let got = g.get(&url).await;
     assert_eq!(got.body["body"]["storage"]["value"], "<p>one</p>");
     assert_eq!(got.body["ancestors"][0]["id"], home.as_str());
-    assert_eq!(
-        got.body["history"]["createdBy"]["accountId"]
-            .as_str()
-            .is_some(),
-        true
-    );
+    assert!(got.body["history"]["createdBy"]["accountId"]
+        .as_str()
+        .is_some());
     assert!(got.body["_links"]["webui"].as_str().unwrap().contains(&id));
     let plain = g.get(&g.confluence(0, &format!("{base}/{id}"))).await;
     assert!(plain.body.get("body").is_none());
