@@ -477,6 +477,20 @@ pub struct Page {
     pub version_created_at: Timestamp,
     /// Storage-format body.
     pub body: String,
+    // simconf
+    pub labels: Vec<PageLabel>,
+    /// Who made the current version, and its message / minor flag.
+    pub version_author: String,
+    pub version_message: String,
+    pub minor_edit: bool,
+}
+
+/// A label on a Confluence page (prefix `global` for every seeded one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageLabel {
+    pub id: u64,
+    pub name: String,
+    pub prefix: String,
 }
 
 /// A dynamic webhook registered through `POST /rest/api/3/webhook`.
@@ -539,4 +553,9 @@ pub struct Stats {
     /// `/search/jql` pages served from the page cache / computed afresh.
     pub search_cache_hits: u64,
     pub search_cache_misses: u64,
+    // simconf
+    /// Quota points charged since start, all pools (`--points-per-hour`).
+    pub points_used: u64,
+    /// Quota pool (app, or app/site) → (hour start, points used that hour).
+    pub point_pools: BTreeMap<String, (Timestamp, u64)>,
 }

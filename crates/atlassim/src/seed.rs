@@ -555,6 +555,34 @@ fn seed_issues(
     }
 }
 
+/// Page labels, chosen from the page id rather than the random stream so
+/// that adding them left every other seeded value as it was.
+const PAGE_LABELS: &[&str] = &[
+    "architecture",
+    "how-to",
+    "meeting-notes",
+    "onboarding",
+    "release",
+    "runbook",
+];
+
+fn seeded_labels(page_id: u64) -> Vec<crate::model::PageLabel> {
+    let n = PAGE_LABELS.len() as u64;
+    let mut picks = vec![page_id % n];
+    if page_id % 3 == 0 {
+        picks.push((page_id / 3 + 1) % n);
+    }
+    picks.dedup();
+    picks
+        .into_iter()
+        .map(|i| crate::model::PageLabel {
+            id: 196_609 + i,
+            name: PAGE_LABELS[i as usize].to_string(),
+            prefix: "global".into(),
+        })
+        .collect()
+}
+
 fn seed_confluence(rng: &mut ChaCha8Rng, epoch: Timestamp, site: &mut Site, users: &[String]) {
     let mut next_page = 1_000_001u64;
     for (k, (key, name)) in SPACES.iter().enumerate() {
@@ -578,8 +606,12 @@ fn seed_confluence(rng: &mut ChaCha8Rng, epoch: Timestamp, site: &mut Site, user
             };
             let page_created = epoch - Duration::days(rng.random_range(1..200));
             let version = rng.random_range(1..=5u32);
-            let version_created_at =
-                page_created + Duration::hours(rng.random_range(0..24 * i64::from(version)));
+            // Never after the epoch: a page edited "in the future" would match
+            // every `lastmodified >` query.
+            let version_created_at = (page_created
+                + Duration::hours(rng.random_range(0..24 * i64::from(version))))
+            .min(epoch);
+            let author_account_id = pick(rng, users).clone();
             site.pages.push(Page {
                 id,
                 space_id,
@@ -587,10 +619,14 @@ fn seed_confluence(rng: &mut ChaCha8Rng, epoch: Timestamp, site: &mut Site, user
                 title,
                 status: "current".into(),
                 parent_id,
-                author_account_id: pick(rng, users).clone(),
+                version_author: author_account_id.clone(),
+                author_account_id,
                 created_at: page_created,
                 version,
                 version_created_at,
+                labels: seeded_labels(id),
+                version_message: String::new(),
+                minor_edit: false,
             });
             ids_in_space.push(id);
         }

@@ -43,12 +43,32 @@ pub struct SimStats {
     /// (`hits`) and queries evaluated afresh (`misses`).
     #[serde(default)]
     pub search_cache: SearchCacheStats,
+    /// Quota points charged (added by simconf; absent in older answers).
+    #[serde(default)]
+    pub points: PointStats,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SearchCacheStats {
     pub hits: u64,
     pub misses: u64,
+}
+
+/// `points` of `GET /__sim/stats`: the hourly quota's pools.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointStats {
+    /// Points charged since start, over all pools and hours.
+    pub used: u64,
+    /// Each pool (client id, or `client/cloud` per tenant) in its current hour.
+    pub pools: Vec<PoolStat>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolStat {
+    pub pool: String,
+    /// Start of the UTC hour these points belong to (RFC 3339).
+    pub hour: String,
+    pub used: u64,
 }
 
 impl SimStats {
@@ -79,6 +99,18 @@ impl SimStats {
             search_cache: SearchCacheStats {
                 hits: stats.search_cache_hits,
                 misses: stats.search_cache_misses,
+            },
+            points: PointStats {
+                used: stats.points_used,
+                pools: stats
+                    .point_pools
+                    .iter()
+                    .map(|(pool, (hour, used))| PoolStat {
+                        pool: pool.clone(),
+                        hour: hour.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        used: *used,
+                    })
+                    .collect(),
             },
         }
     }

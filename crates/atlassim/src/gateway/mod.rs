@@ -39,6 +39,29 @@ pub struct Runtime {
 #[derive(Clone, Default)]
 struct ExtraHeaders(Arc<Mutex<HeaderMap>>);
 
+/// Quota points a handler charged for the objects it returns, applied once
+/// it has answered (handlers charge while holding the world lock, which the
+/// quota's pools also live behind); then the quota headers are refreshed.
+#[derive(Clone, Default)]
+struct PendingCharge(Arc<Mutex<Option<Pending>>>);
+
+struct Pending {
+    state: AppState,
+    policy: crate::quota::Policy,
+    client_id: String,
+    cloud_id: String,
+    points: u64,
+}
+
+impl PendingCharge {
+    /// Charge what was recorded; the headers to put on the answer.
+    fn settle(&self) -> Option<HeaderMap> {
+        let p = self.0.lock().ok()?.take()?;
+        (p.points > 0)
+            .then(|| crate::quota::charge(&p.state, p.policy, &p.client_id, &p.cloud_id, p.points))
+    }
+}
+
 /// Every gateway route (Jira platform, Jira Software, Confluence) plus the
 /// issue routes of the control plane.
 pub fn router() -> Router<AppState> {
@@ -149,16 +172,36 @@ fn method_router(route: &Route) -> MethodRouter<AppState> {
         Op::BoardIssues => on(filter, agile::board_issues),
         Op::BoardEpics => on(filter, agile::board_epics),
         Op::EpicIssues => on(filter, agile::epic_issues),
+        // simconf
+        Op::PageCreate => on(filter, confluence::pages_write::create_page),
+        Op::PageUpdate => on(filter, confluence::pages_write::update_page),
+        Op::PageDelete => on(filter, confluence::pages_write::delete_page),
+        Op::PageChildren => on(filter, confluence::pages_write::list_children),
+        Op::PageLabels => on(filter, confluence::pages_write::list_labels),
+        Op::CqlSearch => on(filter, confluence::v1::search),
+        Op::ContentSearch => on(filter, confluence::v1::content_search),
+        Op::ContentGet => on(filter, confluence::v1::get_content),
+        Op::ContentCreate => on(filter, confluence::v1::create_content),
+        Op::ContentUpdate => on(filter, confluence::v1::update_content),
+        Op::ContentDelete => on(filter, confluence::v1::delete_content),
+        Op::ContentHistory => on(filter, confluence::v1::content_history),
     }
 }
 
 async fn apply_response_headers(mut req: Request, next: Next) -> Response {
     let extra = ExtraHeaders::default();
+    let pending = PendingCharge::default();
     req.extensions_mut().insert(extra.clone());
+    req.extensions_mut().insert(pending.clone());
     let mut response = next.run(req).await;
     let headers = extra.0.lock().map(|h| h.clone()).unwrap_or_default();
     for (k, v) in headers.iter() {
         response.headers_mut().entry(k.clone()).or_insert(v.clone());
+    }
+    if let Some(quota) = pending.settle() {
+        for (k, v) in quota.iter() {
+            response.headers_mut().insert(k.clone(), v.clone());
+        }
     }
     response
 }
@@ -190,16 +233,39 @@ pub struct Ctx {
     /// `http://host/ex/jira/{cloudId}` (or `…/ex/confluence/{cloudId}`): the
     /// base of `self` links, as the real gateway rewrites them.
     pub api_base: String,
+    /// The points this request's objects cost, settled after the answer.
+    pending: PendingCharge,
 }
 
 impl Ctx {
-    /// Charge the hourly points quota for objects returned (1 point each;
-    /// the request's base point was charged on entry).
+    /// Charge the hourly points quota for core objects returned (1 point
+    /// each; the request's base point was charged on entry; writes pay only
+    /// that).
     pub fn charge(&self, objects: usize) {
-        if self.state.config.rate_limits {
-            self.runtime
-                .limiter
-                .charge(&self.state, &self.access.client_id, objects as u64);
+        self.charge_points(objects as u64);
+    }
+
+    /// Charge for identity objects returned (users, groups: 2 points each).
+    pub fn charge_identity(&self, objects: usize) {
+        self.charge_points(2 * objects as u64);
+    }
+
+    fn charge_points(&self, points: u64) {
+        let Some(policy) = crate::quota::Policy::of(&self.state.config) else {
+            return;
+        };
+        if points == 0 || crate::quota::is_write(self.route) {
+            return;
+        }
+        if let Ok(mut slot) = self.pending.0.lock() {
+            slot.get_or_insert_with(|| Pending {
+                state: self.state.clone(),
+                policy,
+                client_id: self.access.client_id.clone(),
+                cloud_id: self.cloud_id.clone(),
+                points: 0,
+            })
+            .points += points;
         }
     }
 
@@ -266,7 +332,7 @@ impl FromRequestParts<AppState> for Ctx {
             let world = state.world();
             let access = crate::auth::check_access_token(state, &world, token)
                 .map_err(|_| ApiError::Unauthorized.into_response())?;
-            let product = if route.api == Api::Confluence {
+            let product = if route.api.is_confluence() {
                 Product::Confluence
             } else {
                 Product::Jira
@@ -289,18 +355,26 @@ impl FromRequestParts<AppState> for Ctx {
         if !alternatives.is_some_and(|alts| scopes::satisfies(&access.scopes, alts)) {
             return Err(ApiError::ScopeMismatch.into_response());
         }
+        // The quota refuses first (a spent hour refuses everything), then
+        // the burst and per-issue limits; an admitted request pays its base point.
+        let quota = crate::quota::Policy::of(&state.config);
+        if let Some(policy) = quota {
+            crate::quota::check(state, policy, &access.client_id, &cloud_id)
+                .map_err(IntoResponse::into_response)?;
+        }
         if state.config.rate_limits {
             let headers = runtime
                 .limiter
-                .check(
-                    state,
-                    &access.client_id,
-                    &cloud_id,
-                    route,
-                    issue_key.as_deref(),
-                )
+                .check(state, &cloud_id, route, issue_key.as_deref())
                 .map_err(IntoResponse::into_response)?;
             if let Ok(mut h) = extra.0.lock() {
+                h.extend(headers);
+            }
+        }
+        if let Some(policy) = quota {
+            let headers = crate::quota::charge(state, policy, &access.client_id, &cloud_id, 1);
+            if let Ok(mut h) = extra.0.lock() {
+                // The quota's view wins over the burst bucket's near-limit flag.
                 h.extend(headers);
             }
         }
@@ -309,7 +383,7 @@ impl FromRequestParts<AppState> for Ctx {
             .get(axum::http::header::HOST)
             .and_then(|h| h.to_str().ok())
             .unwrap_or("api.atlassian.com");
-        let product = if route.api == Api::Confluence {
+        let product = if route.api.is_confluence() {
             "confluence"
         } else {
             "jira"
@@ -322,6 +396,11 @@ impl FromRequestParts<AppState> for Ctx {
             access,
             route,
             api_base,
+            pending: parts
+                .extensions
+                .get::<PendingCharge>()
+                .cloned()
+                .unwrap_or_default(),
         })
     }
 }

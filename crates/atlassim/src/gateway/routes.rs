@@ -10,6 +10,12 @@ pub enum Api {
     Agile,
     /// Confluence v2 (`confluence-v2.json`); paths relative to `/wiki/api/v2`.
     Confluence,
+    // simconf
+    /// Confluence REST v1, paths relative to `/wiki/rest/api`. Not in the
+    /// shared specs: shapes follow Atlassian's published v1 docs, scopes come
+    /// from `data/scopes-confluence-v1.json`, and the client-library test
+    /// checks it instead of the spec test.
+    ConfluenceV1,
 }
 
 impl Api {
@@ -18,7 +24,18 @@ impl Api {
             Api::Jira => "jira",
             Api::Agile => "agile",
             Api::Confluence => "confluence",
+            Api::ConfluenceV1 => "confluence-v1",
         }
+    }
+
+    /// Whether the shared specs describe this API (the spec test walks only these).
+    pub fn in_specs(self) -> bool {
+        self != Api::ConfluenceV1
+    }
+
+    /// The Confluence product (site check, `/ex/confluence/…` links).
+    pub fn is_confluence(self) -> bool {
+        matches!(self, Api::Confluence | Api::ConfluenceV1)
     }
 
     /// The spec file under `shared/specs/`.
@@ -27,6 +44,7 @@ impl Api {
             Api::Jira => "jira-platform-v3.json",
             Api::Agile => "jira-software.json",
             Api::Confluence => "confluence-v2.json",
+            Api::ConfluenceV1 => "(none: Atlassian's published Confluence v1 docs)",
         }
     }
 }
@@ -113,6 +131,19 @@ pub enum Op {
     BoardIssues,
     BoardEpics,
     EpicIssues,
+    // simconf
+    PageCreate,
+    PageUpdate,
+    PageDelete,
+    PageChildren,
+    PageLabels,
+    CqlSearch,
+    ContentSearch,
+    ContentGet,
+    ContentCreate,
+    ContentUpdate,
+    ContentDelete,
+    ContentHistory,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -639,6 +670,73 @@ pub const ROUTES: &[Route] = &[
     ),
     r("GET", Api::Confluence, "/pages", false, Op::PageList),
     r("GET", Api::Confluence, "/pages/{id}", false, Op::PageGet),
+    // simconf
+    r("POST", Api::Confluence, "/pages", false, Op::PageCreate),
+    r("PUT", Api::Confluence, "/pages/{id}", false, Op::PageUpdate),
+    r(
+        "DELETE",
+        Api::Confluence,
+        "/pages/{id}",
+        false,
+        Op::PageDelete,
+    ),
+    r(
+        "GET",
+        Api::Confluence,
+        "/pages/{id}/children",
+        false,
+        Op::PageChildren,
+    ),
+    r(
+        "GET",
+        Api::Confluence,
+        "/pages/{id}/labels",
+        false,
+        Op::PageLabels,
+    ),
+    r("GET", Api::ConfluenceV1, "/search", false, Op::CqlSearch),
+    r(
+        "GET",
+        Api::ConfluenceV1,
+        "/content/search",
+        false,
+        Op::ContentSearch,
+    ),
+    r(
+        "GET",
+        Api::ConfluenceV1,
+        "/content/{id}",
+        false,
+        Op::ContentGet,
+    ),
+    r(
+        "POST",
+        Api::ConfluenceV1,
+        "/content",
+        false,
+        Op::ContentCreate,
+    ),
+    r(
+        "PUT",
+        Api::ConfluenceV1,
+        "/content/{id}",
+        false,
+        Op::ContentUpdate,
+    ),
+    r(
+        "DELETE",
+        Api::ConfluenceV1,
+        "/content/{id}",
+        false,
+        Op::ContentDelete,
+    ),
+    r(
+        "GET",
+        Api::ConfluenceV1,
+        "/content/{id}/history",
+        false,
+        Op::ContentHistory,
+    ),
 ];
 
 /// The gateway URL templates (axum syntax) a route is served under.
@@ -665,5 +763,9 @@ pub fn gateway_paths(route: &Route) -> Vec<String> {
             format!("/ex/confluence/{{cloudId}}/wiki/api/v2{}", route.path),
             format!("/ex/confluence/{{cloudId}}/api/v2{}", route.path),
         ],
+        Api::ConfluenceV1 => vec![format!(
+            "/ex/confluence/{{cloudId}}/wiki/rest/api{}",
+            route.path
+        )],
     }
 }

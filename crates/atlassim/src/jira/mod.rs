@@ -103,7 +103,8 @@ pub async fn myself(ctx: Ctx) -> ApiResult<Json<Value>> {
     let user = world
         .user(&ctx.access.account_id)
         .ok_or(ApiError::Unauthorized)?;
-    ctx.charge(1);
+    // A user is an identity object: 2 points (docs/atlassian-behaviour.md §4).
+    ctx.charge_identity(1);
     Ok(Json(render::user_full(&ctx.rest_base(), user)))
 }
 

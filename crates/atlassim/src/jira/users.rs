@@ -19,9 +19,6 @@ use crate::errors::{ApiError, ApiResult};
 use crate::gateway::Ctx;
 use crate::model::{Site, User};
 
-/// Points per identity object returned.
-const IDENTITY_POINTS: usize = 2;
-
 const MEMBERS: &[(&str, &str)] = &[
     ("Olivia Chen", "olivia"),
     ("Ethan Brooks", "ethan"),
@@ -143,7 +140,7 @@ fn user_list(
         .take(max)
         .map(|u| user_json(&base, u, &ctx.access.account_id, expand))
         .collect();
-    ctx.charge(page.len() * IDENTITY_POINTS);
+    ctx.charge_identity(page.len());
     Json(Value::Array(page))
 }
 
@@ -227,7 +224,7 @@ pub async fn get_user(
         .into_iter()
         .find(|u| u.account_id == account_id)
         .ok_or_else(user_not_found)?;
-    ctx.charge(IDENTITY_POINTS);
+    ctx.charge_identity(1);
     Ok(Json(user_json(
         &rest_base_for(&ctx, &uri),
         user,
@@ -284,7 +281,7 @@ pub async fn bulk_get_users(
         .take(max)
         .map(|u| user_json(&base, u, &ctx.access.account_id, &[]))
         .collect();
-    ctx.charge(values.len() * IDENTITY_POINTS);
+    ctx.charge_identity(values.len());
     let is_last = start + values.len() >= total;
     let ids_q: String = ids.iter().map(|i| format!("&accountId={i}")).collect();
     let mut body = json!({

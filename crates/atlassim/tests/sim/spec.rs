@@ -35,6 +35,12 @@ fn spec(api: Api) -> &'static Value {
     &all[api.as_str()]
 }
 
+/// The routes the shared specs describe (Confluence v1 is checked by the
+/// client-library test instead).
+fn spec_routes() -> impl Iterator<Item = &'static atlassim::gateway::Route> {
+    ROUTES.iter().filter(|r| r.api.in_specs())
+}
+
 fn operation(api: Api, method: &str, path: &str) -> Option<&'static Value> {
     spec(api)["paths"]
         .get(path)?
@@ -43,7 +49,7 @@ fn operation(api: Api, method: &str, path: &str) -> Option<&'static Value> {
 
 #[test]
 fn every_served_route_exists_in_its_spec() {
-    for r in ROUTES {
+    for r in spec_routes() {
         assert!(
             operation(r.api, r.method, r.path).is_some(),
             "{} {} is not in {}",
@@ -52,6 +58,21 @@ fn every_served_route_exists_in_its_spec() {
             r.api.spec_file()
         );
     }
+}
+
+/// With `ATLASSIM_REGENERATE_SCOPES` set, rewrite a data file (one-space
+/// indent, as checked in).
+fn regenerate(file: &str, value: &impl serde::Serialize) {
+    if std::env::var("ATLASSIM_REGENERATE_SCOPES").is_err() {
+        return;
+    }
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b" ");
+    value
+        .serialize(&mut serde_json::Serializer::with_formatter(&mut out, fmt))
+        .unwrap();
+    out.push(b'\n');
+    std::fs::write(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(file), out).unwrap();
 }
 
 /// The rule written in `gateway/scopes.rs`: each `x-atlassian-oauth2-scopes`
@@ -97,8 +118,7 @@ fn derive_alternatives(op: &Value) -> Vec<Vec<String>> {
 /// `ATLASSIM_REGENERATE_SCOPES=1 cargo test -p atlassim --test sim spec::scope_table` rewrites the file.
 #[test]
 fn scope_table_is_derived_from_the_specs() {
-    let derived: Vec<ScopeEntry> = ROUTES
-        .iter()
+    let derived: Vec<ScopeEntry> = spec_routes()
         .map(|r| ScopeEntry {
             method: r.method.to_string(),
             api: r.api.as_str().to_string(),
@@ -106,14 +126,7 @@ fn scope_table_is_derived_from_the_specs() {
             scopes: derive_alternatives(operation(r.api, r.method, r.path).unwrap()),
         })
         .collect();
-    if std::env::var("ATLASSIM_REGENERATE_SCOPES").is_ok() {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/scopes.json");
-        std::fs::write(
-            &path,
-            serde_json::to_string_pretty(&derived).unwrap() + "\n",
-        )
-        .unwrap();
-    }
+    regenerate("data/scopes.json", &derived);
     let checked_in: Vec<ScopeEntry> = serde_json::from_str(SCOPES_JSON).unwrap();
     assert_eq!(
         checked_in, derived,
@@ -133,7 +146,7 @@ fn scope_table_is_derived_from_the_specs() {
 #[test]
 fn default_client_is_registered_for_every_scope_of_a_served_operation() {
     let registered: Vec<String> = atlassim::SimConfig::default().clients[0].scopes.clone();
-    for r in ROUTES {
+    for r in spec_routes() {
         let alts = derive_alternatives(operation(r.api, r.method, r.path).unwrap());
         assert!(
             alts.iter()
@@ -143,6 +156,93 @@ fn default_client_is_registered_for_every_scope_of_a_served_operation() {
             r.path
         );
     }
+}
+
+/// Every scope an operation of the specs names (`x-atlassian-oauth2-scopes`
+/// and the `OAuth2` / `oAuthDefinitions` security requirements), sorted.
+fn scopes_named_in_specs() -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(o) => {
+                for (k, val) in o {
+                    match k.as_str() {
+                        "x-atlassian-oauth2-scopes" if val.is_array() => {
+                            for e in val.as_array().into_iter().flatten() {
+                                for s in e["scopes"].as_array().into_iter().flatten() {
+                                    out.extend(s.as_str().map(str::to_string));
+                                }
+                            }
+                        }
+                        "security" if val.is_array() => {
+                            for e in val.as_array().into_iter().flatten() {
+                                for scheme in ["OAuth2", "oAuthDefinitions"] {
+                                    for s in e[scheme].as_array().into_iter().flatten() {
+                                        out.extend(s.as_str().map(str::to_string));
+                                    }
+                                }
+                            }
+                        }
+                        _ => walk(val, out),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for api in [Api::Jira, Api::Agile, Api::Confluence] {
+        walk(spec(api), &mut out);
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `data/spec-scopes.json` is every scope the specs name (regenerate as for
+/// the scope table), and the default client is registered for all of them.
+#[test]
+fn spec_scope_list_is_derived_from_the_specs_and_registered() {
+    let derived = scopes_named_in_specs();
+    regenerate("data/spec-scopes.json", &derived);
+    let checked_in: Vec<String> = serde_json::from_str(atlassim::scopes::SPEC_SCOPES_JSON).unwrap();
+    assert_eq!(
+        checked_in, derived,
+        "data/spec-scopes.json drifted from the specs"
+    );
+    assert!(
+        derived.len() > 100,
+        "granular and classic scopes: {}",
+        derived.len()
+    );
+    let registered = &atlassim::SimConfig::default().clients[0].scopes;
+    for s in derived
+        .iter()
+        .chain(&["offline_access".to_string(), "read:me".to_string()])
+    {
+        assert!(registered.contains(s), "default client lacks {s}");
+    }
+}
+
+/// The Confluence v1 routes are not in the specs; each has a hand-kept scope
+/// row with a classic and a granular alternative.
+#[test]
+fn confluence_v1_routes_have_scope_rows() {
+    let rows: Vec<ScopeEntry> =
+        serde_json::from_str(atlassim::gateway::scopes::SCOPES_V1_JSON).unwrap();
+    let v1: Vec<_> = ROUTES.iter().filter(|r| !r.api.in_specs()).collect();
+    assert!(!v1.is_empty());
+    for r in v1 {
+        let row = rows
+            .iter()
+            .find(|e| e.method == r.method && e.path == r.path && e.api == r.api.as_str())
+            .unwrap_or_else(|| panic!("no scope row for {} {}", r.method, r.path));
+        assert_eq!(row.scopes.len(), 2, "{} {}", r.method, r.path);
+    }
+    assert_eq!(
+        rows.len(),
+        ROUTES.iter().filter(|r| !r.api.in_specs()).count()
+    );
 }
 
 // ---- OpenAPI 3.0 schema → JSON Schema (draft 7) ----
@@ -298,6 +398,14 @@ async fn script(g: &Gw) -> Vec<Call> {
         .to_string();
     let pages = g.get(&g.confluence(0, "/wiki/api/v2/pages")).await;
     let page = pages.body["results"][0]["id"].as_str().unwrap().to_string();
+    let page_version = pages.body["results"][0]["version"]["number"]
+        .as_u64()
+        .unwrap();
+    let doomed = pages.body["results"][1]["id"].as_str().unwrap().to_string();
+    let home = spaces.body["results"][0]["homepageId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let doc = json!({"type":"doc","version":1,"content":[{"type":"paragraph","content":[{"type":"text","text":"spec"}]}]});
     let jql = crate::jira::urlencode(&format!("project = {project} ORDER BY rank"));
     let mut calls = vec![
@@ -510,6 +618,67 @@ async fn script(g: &Gw) -> Vec<Call> {
             Op::PageGet,
             "GET",
             format!("/wiki/api/v2/pages/{page}?body-format=storage"),
+            None,
+        ),
+        // simconf
+        call(
+            Op::PageList,
+            "GET",
+            "/wiki/api/v2/pages?limit=3&sort=-modified-date",
+            None,
+        ),
+        call(
+            Op::PageCreate,
+            "POST",
+            "/wiki/api/v2/pages",
+            Some(
+                json!({"spaceId": space, "status": "current", "title": "Spec run page",
+                "body": {"representation": "storage", "value": "<p>spec</p>"}}),
+            ),
+        ),
+        call(
+            Op::PageCreate,
+            "POST",
+            "/api/v2/pages",
+            Some(json!({"spaceId": space, "title": "Spec run page",
+                "body": {"storage": {"representation": "storage", "value": "<p>again</p>"}}})),
+        ),
+        call(
+            Op::PageUpdate,
+            "PUT",
+            format!("/wiki/api/v2/pages/{page}"),
+            Some(
+                json!({"id": page, "status": "current", "title": "Spec run update",
+                "body": {"representation": "storage", "value": "<p>updated</p>"},
+                "version": {"number": page_version + 1, "message": "spec"}}),
+            ),
+        ),
+        call(
+            Op::PageUpdate,
+            "PUT",
+            format!("/wiki/api/v2/pages/{page}"),
+            Some(
+                json!({"id": page, "status": "current", "title": "Spec run update",
+                "body": {"representation": "storage", "value": "<p>stale</p>"},
+                "version": {"number": page_version + 1}}),
+            ),
+        ),
+        call(
+            Op::PageChildren,
+            "GET",
+            format!("/wiki/api/v2/pages/{home}/children?limit=2"),
+            None,
+        ),
+        call(
+            Op::PageLabels,
+            "GET",
+            format!("/wiki/api/v2/pages/{page}/labels"),
+            None,
+        ),
+        call(
+            Op::PageDelete,
+            "DELETE",
+            format!("/wiki/api/v2/pages/{doomed}"),
             None,
         ),
     ];
@@ -828,7 +997,7 @@ async fn responses_of_a_scripted_run_validate_against_the_specs() {
     let mut calls = script(&g).await;
     calls.extend(simjira_script(&g).await);
     // Every route is exercised.
-    for r in ROUTES {
+    for r in spec_routes() {
         assert!(
             calls.iter().any(|c| c.op == r.op && c.method == r.method),
             "script misses {} {}",
@@ -868,7 +1037,7 @@ async fn responses_of_a_scripted_run_validate_against_the_specs() {
         problems.join("\n")
     );
     // Every route whose spec gives a schema for a status it answered was validated at least once.
-    for r in ROUTES.iter().filter(|r| r.op != Op::SearchRemoved) {
+    for r in spec_routes().filter(|r| r.op != Op::SearchRemoved) {
         // (The removed search answers 410, for which the spec has no schema.)
         let has_schema = ["200", "201"]
             .iter()
