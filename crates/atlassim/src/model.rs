@@ -192,16 +192,20 @@ impl Site {
         self.sprints.iter().find(|s| s.id == id)
     }
 
-    /// Insert (or replace) an issue and keep the key index in step.
+    /// Insert (or replace) an issue and keep the key and child indexes in step.
     pub fn put_issue(&mut self, issue: Issue) {
         self.issue_keys
             .insert(issue.key.to_ascii_uppercase(), issue.id);
+        let old_parent = self.issues.get(&issue.id).and_then(|i| i.extra.parent_id);
+        self.catalog
+            .reparent(issue.id, old_parent, issue.extra.parent_id);
         self.issues.insert(issue.id, issue);
     }
 
     pub fn remove_issue(&mut self, id: u64) -> Option<Issue> {
         let issue = self.issues.remove(&id)?;
         self.issue_keys.remove(&issue.key.to_ascii_uppercase());
+        self.catalog.reparent(id, issue.extra.parent_id, None);
         Some(issue)
     }
 }
@@ -450,6 +454,29 @@ pub struct SiteCatalog {
     pub issue_links: Vec<IssueLinkRecord>,
     pub next_link_id: u64,
     pub next_remote_link_id: u64,
+    /// parent id → child ids (kept by `Site::put_issue`/`remove_issue`), so
+    /// rendering `subtasks` does not scan the site.
+    pub children: HashMap<u64, std::collections::BTreeSet<u64>>,
+}
+
+impl SiteCatalog {
+    /// Move `child` from `old`'s children to `new`'s.
+    pub fn reparent(&mut self, child: u64, old: Option<u64>, new: Option<u64>) {
+        if old == new {
+            return;
+        }
+        if let Some(o) = old {
+            if let Some(set) = self.children.get_mut(&o) {
+                set.remove(&child);
+                if set.is_empty() {
+                    self.children.remove(&o);
+                }
+            }
+        }
+        if let Some(n) = new {
+            self.children.entry(n).or_default().insert(child);
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -68,9 +68,13 @@ pub fn extra_fields(rest_base: &str, site: &Site, issue: &Issue) -> Vec<(String,
         .map(|p| issue_ref(rest_base, p))
         .unwrap_or(Value::Null);
     let subtasks: Vec<Value> = site
-        .issues
-        .values()
-        .filter(|i| i.extra.parent_id == Some(issue.id) && i.issue_type.subtask)
+        .catalog
+        .children
+        .get(&issue.id)
+        .into_iter()
+        .flatten()
+        .filter_map(|id| site.issues.get(id))
+        .filter(|i| i.issue_type.subtask)
         .map(|i| issue_ref(rest_base, i))
         .collect();
     let components: Vec<Value> = issue
@@ -159,6 +163,13 @@ pub fn extra_field_defs() -> Vec<Value> {
 /// come back as `null` (as Jira does) when the site knows the field; names
 /// the site does not know are left out (*guess*).
 pub fn fill_requested_nulls(site: &Site, requested: &[String], fields: &mut Map<String, Value>) {
+    // Most requests name only fields the issue has: skip building the list.
+    if requested
+        .iter()
+        .all(|f| f == "id" || f == "key" || fields.contains_key(f))
+    {
+        return;
+    }
     let known: Vec<String> = render::field_list(site)
         .iter()
         .filter_map(|f| f["id"].as_str().map(str::to_string))

@@ -435,6 +435,7 @@ pub fn seed_breadth(seed: u64, site_index: usize, site: &mut Site, epoch: Timest
             .map(|i| i.id)
             .collect();
         let epics: Vec<u64> = ids.iter().skip(9).step_by(20).copied().collect();
+        let epic_set: std::collections::HashSet<u64> = epics.iter().copied().collect();
         for (n, id) in ids.iter().enumerate() {
             let parent_sprint = n
                 .checked_sub(1)
@@ -444,7 +445,7 @@ pub fn seed_breadth(seed: u64, site_index: usize, site: &mut Site, epoch: Timest
             let Some(issue) = site.issues.get_mut(id) else {
                 continue;
             };
-            if epics.contains(id) {
+            if epic_set.contains(id) {
                 issue.issue_type = issue_type_epic();
                 issue.sprint_id = None;
                 issue.story_points = None;
@@ -455,6 +456,9 @@ pub fn seed_breadth(seed: u64, site_index: usize, site: &mut Site, epoch: Timest
                 issue.story_points = None;
             } else if !epics.is_empty() && rng.random_range(0..100u32) < 50 {
                 issue.extra.parent_id = Some(epics[rng.random_range(0..epics.len())]);
+            }
+            if let Some(parent) = issue.extra.parent_id {
+                site.catalog.reparent(*id, None, Some(parent));
             }
             let roll = rng.random_range(0..100u32);
             if roll < 40 {
