@@ -20,6 +20,7 @@ mod issue_keys;
 mod jira;
 mod jsjira;
 mod openapi;
+mod outside;
 mod proxy;
 mod pyatlassian;
 mod pyjira;

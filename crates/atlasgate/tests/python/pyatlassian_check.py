@@ -1,22 +1,26 @@
 """`atlassian-python-api` (PyPI), used unchanged, through atlasgate's proxy.
 
 The Rust test `tests/api/pyatlassian.rs` starts atlasgate + atlassim,
-connects a Confluence site, and runs this script with:
+connects a Confluence site and a Jira site, and runs this script with:
 
   ATLASGATE_CONFLUENCE_URL  {atlasgate}/v1/connections/{id}/proxy/confluence/wiki
+  ATLASGATE_JIRA_URL        {atlasgate}/v1/connections/{id}/proxy/jira
   ATLASGATE_APP_KEY         the app's agk_… key (sent as the bearer token)
   SPACE_KEY                 a Confluence space of the site
+  ISSUE_KEY                 a Jira issue in To Do
 
 The library's Confluence client calls the v1 content API for create_page /
 update_page (update_page reads the page, its body and its history first)
-and v1 /rest/api/search for cql. It prints one line per step and exits
-non-zero on the first failure.
+and v1 /rest/api/search for cql. Its Jira client's set_issue_status lists
+the issue's transitions (v2) and posts the one whose target status has the
+name asked for. It prints one line per step, `ok` last, and exits non-zero
+on the first failure.
 """
 
 import os
 import sys
 
-from atlassian import Confluence
+from atlassian import Confluence, Jira
 from atlassian.errors import ApiValueError
 
 
@@ -67,8 +71,29 @@ def main():
     else:
         raise AssertionError("a broken CQL query must fail")
 
+    check_jira(key)
+
     step("ok")
     return 0
+
+
+def check_jira(key):
+    jira = Jira(
+        url=os.environ["ATLASGATE_JIRA_URL"], token=key, cloud=True, backoff_and_retry=False, timeout=30
+    )
+    issue_key = os.environ["ISSUE_KEY"]
+    assert jira.get_issue_status(issue_key) == "To Do"
+    # Done is reached from In Progress only (the workflow in atlassim's
+    # README), so the library is asked for both steps, each by status name.
+    jira.set_issue_status(issue_key, "In Progress")
+    assert jira.get_issue_status(issue_key) == "In Progress"
+    jira.set_issue_status(issue_key, "Done")
+    issue = jira.get_issue(issue_key, fields="status,resolution,resolutiondate")
+    fields = issue["fields"]
+    assert fields["status"]["name"] == "Done", fields["status"]
+    assert fields["resolution"] and fields["resolution"]["name"] == "Done", fields["resolution"]
+    assert fields["resolutiondate"], fields
+    step("set_issue_status: %s is Done (%s)" % (issue_key, fields["resolution"]["name"]))
 
 
 if __name__ == "__main__":
