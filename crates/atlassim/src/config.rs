@@ -30,6 +30,12 @@ pub struct SimConfig {
     /// First webhook retry delay; each further retry doubles it. Atlassian
     /// retries minutes apart; the default keeps tests and demos quick.
     pub webhook_retry_base_ms: u64,
+    // simconf
+    /// The hourly points quota (`--points-per-hour`); `None` = off unless
+    /// `rate_limits` is on (then `rate_limit.hourly_points`).
+    pub points_per_hour: Option<u64>,
+    /// One pool per (app, site) instead of one per app (`--points-per-tenant`).
+    pub points_per_tenant: bool,
 }
 
 pub const DEFAULT_CLIENT_ID: &str = "atlasgate-dev";
@@ -50,10 +56,7 @@ impl Default for SimConfig {
                     "http://127.0.0.1:8080/oauth/callback".into(),
                     "http://localhost:8080/oauth/callback".into(),
                 ],
-                scopes: crate::scopes::ALL_SCOPES
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect(),
+                scopes: crate::scopes::registered_scopes(),
             }],
             auto_consent: false,
             rate_limits: false,
@@ -65,6 +68,8 @@ impl Default for SimConfig {
             epoch: None,
             rate_limit: crate::ratelimit::RateLimitSettings::default(),
             webhook_retry_base_ms: 1000,
+            points_per_hour: None,
+            points_per_tenant: false,
         }
     }
 }

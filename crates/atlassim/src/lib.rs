@@ -16,6 +16,7 @@ pub mod gateway;
 pub mod jira;
 pub mod jql;
 pub mod model;
+pub mod quota;
 pub mod ratelimit;
 pub mod scopes;
 pub mod seed;

@@ -68,6 +68,14 @@ struct ServeArgs {
     /// the active sprint is current. Fix it to get byte-identical data.
     #[arg(long, value_parser = parse_epoch)]
     epoch: Option<chrono::DateTime<chrono::Utc>>,
+    /// The hourly points quota (Atlassian's 2026 limit), per app unless
+    /// --points-per-tenant; every request is refused once it is spent, until
+    /// the top of the hour on atlassim's clock.
+    #[arg(long)]
+    points_per_hour: Option<u64>,
+    /// One quota pool per (app, site) instead of one per app.
+    #[arg(long)]
+    points_per_tenant: bool,
 }
 
 fn parse_epoch(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
@@ -88,10 +96,7 @@ impl ServeArgs {
         } else {
             self.redirect_uris
         };
-        let scopes = atlassim::scopes::ALL_SCOPES
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let scopes = atlassim::scopes::registered_scopes();
         SimConfig {
             listen: self.listen,
             seed: self.seed,
@@ -112,6 +117,8 @@ impl ServeArgs {
             refresh_absolute_secs: self.refresh_absolute,
             latency_ms: self.latency_ms,
             epoch: self.epoch,
+            points_per_hour: self.points_per_hour,
+            points_per_tenant: self.points_per_tenant,
             ..defaults
         }
     }

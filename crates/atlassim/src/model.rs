@@ -89,6 +89,9 @@ pub struct User {
     pub nickname: String,
     /// IANA zone; every seeded user is on "UTC" (JQL dates are read in it).
     pub zoneinfo: String,
+    /// The profile's e-mail visibility is not "anyone": Jira's REST API
+    /// leaves `emailAddress` out for everyone but the user themself.
+    pub email_hidden: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -139,6 +142,10 @@ pub struct Site {
     pub next_issue_id: u64,
     pub next_comment_id: u64,
     pub next_webhook_id: u64,
+    /// Ids of changelog entries (`History`), site-wide as in Jira.
+    pub next_history_id: u64,
+    /// Components, versions and issue links (`jira/catalog.rs`, `jira/links.rs`).
+    pub catalog: SiteCatalog,
 }
 
 impl Site {
@@ -185,16 +192,20 @@ impl Site {
         self.sprints.iter().find(|s| s.id == id)
     }
 
-    /// Insert (or replace) an issue and keep the key index in step.
+    /// Insert (or replace) an issue and keep the key and child indexes in step.
     pub fn put_issue(&mut self, issue: Issue) {
         self.issue_keys
             .insert(issue.key.to_ascii_uppercase(), issue.id);
+        let old_parent = self.issues.get(&issue.id).and_then(|i| i.extra.parent_id);
+        self.catalog
+            .reparent(issue.id, old_parent, issue.extra.parent_id);
         self.issues.insert(issue.id, issue);
     }
 
     pub fn remove_issue(&mut self, id: u64) -> Option<Issue> {
         let issue = self.issues.remove(&id)?;
         self.issue_keys.remove(&issue.key.to_ascii_uppercase());
+        self.catalog.reparent(id, issue.extra.parent_id, None);
         Some(issue)
     }
 }
@@ -210,6 +221,46 @@ pub struct Project {
     pub style: String,
     pub lead_account_id: String,
     pub next_issue_number: u64,
+    /// The workflow every issue of the project follows.
+    pub workflow: Workflow,
+}
+
+/// A project's workflow: its statuses and the transitions between them.
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    pub statuses: Vec<Status>,
+    pub transitions: Vec<Transition>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub id: String,
+    pub name: String,
+    /// Status ids the transition starts from; empty = global (from any status).
+    pub from: Vec<String>,
+    pub to: String,
+    /// The transition has a screen (with the resolution field).
+    pub has_screen: bool,
+}
+
+impl Transition {
+    /// Whether the transition is offered from `status_id`.
+    pub fn starts_from(&self, status_id: &str) -> bool {
+        self.from.is_empty() || self.from.iter().any(|f| f == status_id)
+    }
+}
+
+impl Workflow {
+    pub fn status(&self, id: &str) -> Option<&Status> {
+        self.statuses.iter().find(|s| s.id == id)
+    }
+
+    /// Transitions available from `status_id`.
+    pub fn from_status<'a>(&'a self, status_id: &'a str) -> impl Iterator<Item = &'a Transition> {
+        self.transitions
+            .iter()
+            .filter(move |t| t.starts_from(status_id))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,6 +367,116 @@ pub struct Issue {
     /// Any other custom field values set through the API, by field id.
     pub custom_fields: BTreeMap<String, serde_json::Value>,
     pub comments: Vec<Comment>,
+    /// Resolution name (`None` = unresolved); set entering a done status,
+    /// cleared leaving it.
+    pub resolution: Option<String>,
+    pub resolution_date: Option<Timestamp>,
+    /// When the status category last changed (creation, if never).
+    pub status_category_changed: Timestamp,
+    /// Every change, oldest first (seeded issues have a history too).
+    pub changelog: Vec<History>,
+    /// Parent, due date, components, fix versions, remote links.
+    pub extra: IssueExtra,
+}
+
+/// One changelog entry: who changed what, when.
+#[derive(Debug, Clone)]
+pub struct History {
+    pub id: u64,
+    pub author_account_id: String,
+    pub created: Timestamp,
+    pub items: Vec<crate::webhooks::ChangeItem>,
+}
+
+/// The issue fields beyond the first release's (parent, epics, sub-tasks,
+/// due date, components, fix versions, remote links).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IssueExtra {
+    /// The parent issue id: the epic of a story, the story of a sub-task.
+    pub parent_id: Option<u64>,
+    pub due_date: Option<chrono::NaiveDate>,
+    /// Component ids (of the issue's project), in the order set.
+    pub components: Vec<u64>,
+    /// Version ids (of the issue's project), in the order set.
+    pub fix_versions: Vec<u64>,
+    pub remote_links: Vec<RemoteLink>,
+}
+
+/// `RemoteIssueLink`, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteLink {
+    pub id: u64,
+    pub global_id: Option<String>,
+    pub relationship: Option<String>,
+    /// `application` as posted.
+    pub application: Option<serde_json::Value>,
+    /// `object` as posted (`url` and `title` required).
+    pub object: serde_json::Value,
+}
+
+/// A project component.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Component {
+    pub id: u64,
+    pub project_id: u64,
+    pub name: String,
+    pub description: String,
+    pub lead_account_id: Option<String>,
+}
+
+/// A project version (release).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Version {
+    pub id: u64,
+    pub project_id: u64,
+    pub name: String,
+    pub description: String,
+    pub released: bool,
+    pub archived: bool,
+    pub start_date: Option<chrono::NaiveDate>,
+    pub release_date: Option<chrono::NaiveDate>,
+}
+
+/// A link between two issues (`IssueLink`): `outward` "blocks" `inward`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IssueLinkRecord {
+    pub id: u64,
+    pub type_id: String,
+    pub inward_id: u64,
+    pub outward_id: u64,
+}
+
+/// Site-wide records of the issue-model breadth.
+#[derive(Debug, Clone, Default)]
+pub struct SiteCatalog {
+    pub components: Vec<Component>,
+    pub versions: Vec<Version>,
+    pub issue_links: Vec<IssueLinkRecord>,
+    pub next_link_id: u64,
+    pub next_remote_link_id: u64,
+    /// parent id → child ids (kept by `Site::put_issue`/`remove_issue`), so
+    /// rendering `subtasks` does not scan the site.
+    pub children: HashMap<u64, std::collections::BTreeSet<u64>>,
+}
+
+impl SiteCatalog {
+    /// Move `child` from `old`'s children to `new`'s.
+    pub fn reparent(&mut self, child: u64, old: Option<u64>, new: Option<u64>) {
+        if old == new {
+            return;
+        }
+        if let Some(o) = old {
+            if let Some(set) = self.children.get_mut(&o) {
+                set.remove(&child);
+                if set.is_empty() {
+                    self.children.remove(&o);
+                }
+            }
+        }
+        if let Some(n) = new {
+            self.children.entry(n).or_default().insert(child);
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -343,6 +504,20 @@ pub struct Page {
     pub version_created_at: Timestamp,
     /// Storage-format body.
     pub body: String,
+    // simconf
+    pub labels: Vec<PageLabel>,
+    /// Who made the current version, and its message / minor flag.
+    pub version_author: String,
+    pub version_message: String,
+    pub minor_edit: bool,
+}
+
+/// A label on a Confluence page (prefix `global` for every seeded one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageLabel {
+    pub id: u64,
+    pub name: String,
+    pub prefix: String,
 }
 
 /// A dynamic webhook registered through `POST /rest/api/3/webhook`.
@@ -367,6 +542,8 @@ pub struct World {
     pub stats: Stats,
     /// Codes, grants and token families of the auth server.
     pub auth: crate::auth::AuthState,
+    /// Ordered ids of running `/search/jql` queries, keyed by page token.
+    pub search_cache: crate::jira::page_cache::PageCache,
 }
 
 impl World {
@@ -400,4 +577,12 @@ pub struct Stats {
     pub webhooks_registered: u64,
     pub webhook_deliveries: u64,
     pub webhook_failures: u64,
+    /// `/search/jql` pages served from the page cache / computed afresh.
+    pub search_cache_hits: u64,
+    pub search_cache_misses: u64,
+    // simconf
+    /// Quota points charged since start, all pools (`--points-per-hour`).
+    pub points_used: u64,
+    /// Quota pool (app, or app/site) → (hour start, points used that hour).
+    pub point_pools: BTreeMap<String, (Timestamp, u64)>,
 }

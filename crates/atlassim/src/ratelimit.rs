@@ -1,11 +1,12 @@
 //! Atlassian's three independent rate limits (atlassian-facts §4), on the
 //! simulated clock, only when `SimConfig::rate_limits` is on:
 //!
-//! 1. burst: a token bucket per site per (method, operation), refilled at
-//!    the method's rate (GET/POST 100 rps, PUT/DELETE 50 rps);
+//! 1. burst: a token bucket per site per (method, endpoint template — the
+//!    route table's spec path, so `…/issue/A-1` and `…/issue/A-2` share one),
+//!    refilled at the method's rate (GET/POST 100 rps, PUT/DELETE 50 rps;
+//!    `GET …/issue/{issueIdOrKey}` 150 rps, the documented override);
 //! 2. per-issue writes: 20 per 2 s and 100 per 30 s per issue;
-//! 3. hourly points quota per app (Tier 1 "global pool": 65,000 points per
-//!    UTC hour; 1 point per request plus 1 per object returned).
+//! 3. the hourly points quota: `crate::quota`.
 //!
 //! A refusal is a 429 with `Retry-After`, `X-RateLimit-Limit`,
 //! `X-RateLimit-Remaining: 0`, `X-RateLimit-Reset` (ISO-8601) and
@@ -18,7 +19,7 @@ use std::sync::Mutex;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{Duration, DurationRound, SecondsFormat};
+use chrono::{Duration, SecondsFormat};
 use serde_json::json;
 
 use crate::gateway::Route;
@@ -35,8 +36,11 @@ pub struct RateLimitSettings {
     /// Writes per issue: (count, window seconds), both enforced.
     pub issue_writes_short: (usize, i64),
     pub issue_writes_long: (usize, i64),
-    /// Points per app per UTC hour.
+    /// Points per app per UTC hour (`crate::quota`, when `--points-per-hour`
+    /// is not given).
     pub hourly_points: u64,
+    /// `GET /rest/api/{2,3}/issue/{issueIdOrKey}`'s own burst rate.
+    pub get_issue_rps: f64,
 }
 
 impl Default for RateLimitSettings {
@@ -49,6 +53,7 @@ impl Default for RateLimitSettings {
             issue_writes_short: (20, 2),
             issue_writes_long: (100, 30),
             hourly_points: 65_000,
+            get_issue_rps: 150.0,
         }
     }
 }
@@ -63,8 +68,6 @@ struct Bucket {
 struct Inner {
     buckets: HashMap<(String, String, String), Bucket>,
     issue_writes: HashMap<(String, String), VecDeque<Timestamp>>,
-    /// client id → (hour start, points used)
-    quota: HashMap<String, (Timestamp, u64)>,
 }
 
 #[derive(Debug, Default)]
@@ -103,21 +106,17 @@ impl IntoResponse for Limited {
     }
 }
 
-fn hour_start(t: Timestamp) -> Timestamp {
-    t.duration_trunc(Duration::hours(1)).unwrap_or(t)
-}
-
 fn is_write(method: &str) -> bool {
     matches!(method, "POST" | "PUT" | "DELETE")
 }
 
 impl Limiter {
-    /// Check all three limits for one request and take its cost. Returns
-    /// the headers for a successful response.
+    /// Check the burst and per-issue limits for one request and take its
+    /// burst token. Returns headers for a successful response (the near-limit
+    /// warning when the bucket runs low).
     pub fn check(
         &self,
         state: &SimState,
-        client_id: &str,
         cloud_id: &str,
         route: &Route,
         issue: Option<&str>,
@@ -126,30 +125,9 @@ impl Limiter {
         let now = state.clock.now();
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
 
-        // 3. Hourly quota: once spent, everything is refused until the top of the hour.
-        let hour = hour_start(now);
-        let used = {
-            let entry = inner
-                .quota
-                .entry(client_id.to_string())
-                .or_insert((hour, 0));
-            if entry.0 != hour {
-                *entry = (hour, 0);
-            }
-            entry.1
-        };
-        if used >= settings.hourly_points {
-            let reset = hour + Duration::hours(1);
-            return Err(Limited {
-                reason: "jira-quota-global-based",
-                limit: settings.hourly_points,
-                retry_after_secs: (reset - now).num_seconds().max(1),
-                reset,
-            });
-        }
-
-        // 1. Burst bucket per site per (method, operation).
+        // 1. Burst bucket per site per (method, endpoint template).
         let rate = match route.method {
+            "GET" if route.path == "/rest/api/3/issue/{issueIdOrKey}" => settings.get_issue_rps,
             "POST" => settings.post_rps,
             "PUT" => settings.put_rps,
             "DELETE" => settings.delete_rps,
@@ -217,41 +195,10 @@ impl Limiter {
         )) {
             b.tokens -= 1.0;
         }
-        let used = {
-            let entry = inner
-                .quota
-                .entry(client_id.to_string())
-                .or_insert((hour, 0));
-            entry.1 += 1;
-            entry.1
-        };
-        let remaining = settings.hourly_points.saturating_sub(used);
         let mut headers = HeaderMap::new();
-        if let Ok(v) = HeaderValue::from_str(&settings.hourly_points.to_string()) {
-            headers.insert("x-ratelimit-limit", v);
-        }
-        if let Ok(v) = HeaderValue::from_str(&remaining.to_string()) {
-            headers.insert("x-ratelimit-remaining", v);
-        }
-        let quota_near = (remaining as f64) < settings.hourly_points as f64 * 0.2;
-        let burst_near = burst_left < rate * 0.2;
-        if quota_near || burst_near {
+        if burst_left < rate * 0.2 {
             headers.insert("x-ratelimit-nearlimit", HeaderValue::from_static("true"));
         }
         Ok(headers)
-    }
-
-    /// Add points for objects returned by a request already admitted.
-    pub fn charge(&self, state: &SimState, client_id: &str, points: u64) {
-        let hour = hour_start(state.clock.now());
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = inner
-            .quota
-            .entry(client_id.to_string())
-            .or_insert((hour, 0));
-        if entry.0 != hour {
-            *entry = (hour, 0);
-        }
-        entry.1 += points;
     }
 }

@@ -67,6 +67,13 @@ pub fn status_done() -> Status {
         category_key: "done".into(),
     }
 }
+pub fn status_in_review() -> Status {
+    Status {
+        id: "10002".into(),
+        name: "In Review".into(),
+        category_key: "indeterminate".into(),
+    }
+}
 pub fn issue_type_story() -> IssueType {
     IssueType {
         id: "10001".into(),
@@ -241,15 +248,39 @@ pub fn seed_world(config: &SimConfig, now: Timestamp) -> World {
                 name: name.to_string(),
                 nickname: nickname.to_string(),
                 zoneinfo: "UTC".into(),
+                // Zoe keeps her e-mail private (profile visibility), as some people do.
+                email_hidden: *email == "zoe",
             }
         })
         .collect();
     let account_ids: Vec<String> = users.iter().map(|u| u.account_id.clone()).collect();
 
-    let sites = (0..config.sites)
+    let mut sites: Vec<Site> = (0..config.sites)
         .map(|i| seed_site(config, &mut rng, epoch, i, &account_ids))
         .collect();
+    // Members of one site only, drawn apart from the main random stream so
+    // adding them left every other seeded value as it was.
+    let mut users = users;
+    for (i, site) in sites.iter_mut().enumerate() {
+        for user in crate::jira::users::site_members(config.seed, i, &site.name) {
+            site.users.push(user.account_id.clone());
+            users.push(user);
+        }
+    }
 
+    for site in &mut sites {
+        for issue in site.issues.values_mut() {
+            for item in issue.changelog.iter_mut().flat_map(|h| h.items.iter_mut()) {
+                if item.field_id == "assignee" && item.to_string.is_none() {
+                    item.to_string = item
+                        .to
+                        .as_ref()
+                        .and_then(|a| users.iter().find(|u| u.account_id == *a))
+                        .map(|u| u.name.clone());
+                }
+            }
+        }
+    }
     World {
         clients: config.clients.clone(),
         users,
@@ -317,6 +348,8 @@ fn seed_site(
         next_issue_id: 10000,
         next_comment_id: 10000,
         next_webhook_id: 1,
+        next_history_id: 10000,
+        catalog: Default::default(),
     };
     let mut next_board = 1u64;
     let mut next_sprint = 1u64;
@@ -331,6 +364,7 @@ fn seed_site(
             style: "classic".into(),
             lead_account_id: users[p % users.len()].clone(),
             next_issue_number: config.issues as u64 + 1,
+            workflow: crate::jira::transitions::default_workflow(),
         };
         let scrum = Board {
             id: next_board,
@@ -397,6 +431,7 @@ fn seed_site(
         );
         site.projects.push(project);
     }
+    crate::jira::catalog::seed_breadth(config.seed, index, &mut site, epoch);
     if site.has(Product::Confluence) {
         seed_confluence(rng, epoch, &mut site, users);
     }
@@ -490,7 +525,7 @@ fn seed_issues(
         }
         let id = site.next_issue_id;
         site.next_issue_id += 1;
-        site.put_issue(Issue {
+        let mut issue = Issue {
             id,
             key: format!("{}-{}", project.key, i + 1),
             project_id: project.id,
@@ -509,8 +544,43 @@ fn seed_issues(
             story_points,
             custom_fields: BTreeMap::new(),
             comments,
-        });
+            resolution: None,
+            resolution_date: None,
+            status_category_changed: created_at,
+            changelog: Vec::new(),
+            extra: Default::default(),
+        };
+        crate::jira::changelog::seed_history(config.seed, site, &project.workflow, &mut issue);
+        site.put_issue(issue);
     }
+}
+
+/// Page labels, chosen from the page id rather than the random stream so
+/// that adding them left every other seeded value as it was.
+const PAGE_LABELS: &[&str] = &[
+    "architecture",
+    "how-to",
+    "meeting-notes",
+    "onboarding",
+    "release",
+    "runbook",
+];
+
+fn seeded_labels(page_id: u64) -> Vec<crate::model::PageLabel> {
+    let n = PAGE_LABELS.len() as u64;
+    let mut picks = vec![page_id % n];
+    if page_id % 3 == 0 {
+        picks.push((page_id / 3 + 1) % n);
+    }
+    picks.dedup();
+    picks
+        .into_iter()
+        .map(|i| crate::model::PageLabel {
+            id: 196_609 + i,
+            name: PAGE_LABELS[i as usize].to_string(),
+            prefix: "global".into(),
+        })
+        .collect()
 }
 
 fn seed_confluence(rng: &mut ChaCha8Rng, epoch: Timestamp, site: &mut Site, users: &[String]) {
@@ -536,8 +606,12 @@ fn seed_confluence(rng: &mut ChaCha8Rng, epoch: Timestamp, site: &mut Site, user
             };
             let page_created = epoch - Duration::days(rng.random_range(1..200));
             let version = rng.random_range(1..=5u32);
-            let version_created_at =
-                page_created + Duration::hours(rng.random_range(0..24 * i64::from(version)));
+            // Never after the epoch: a page edited "in the future" would match
+            // every `lastmodified >` query.
+            let version_created_at = (page_created
+                + Duration::hours(rng.random_range(0..24 * i64::from(version))))
+            .min(epoch);
+            let author_account_id = pick(rng, users).clone();
             site.pages.push(Page {
                 id,
                 space_id,
@@ -545,10 +619,14 @@ fn seed_confluence(rng: &mut ChaCha8Rng, epoch: Timestamp, site: &mut Site, user
                 title,
                 status: "current".into(),
                 parent_id,
-                author_account_id: pick(rng, users).clone(),
+                version_author: author_account_id.clone(),
+                author_account_id,
                 created_at: page_created,
                 version,
                 version_created_at,
+                labels: seeded_labels(id),
+                version_message: String::new(),
+                minor_edit: false,
             });
             ids_in_space.push(id);
         }

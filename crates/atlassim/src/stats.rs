@@ -39,6 +39,36 @@ pub struct SimStats {
     pub tokens: TokenStats,
     pub requests: Vec<RequestStat>,
     pub webhooks: WebhookStats,
+    /// `/search/jql` page cache: pages served from a query's kept ids
+    /// (`hits`) and queries evaluated afresh (`misses`).
+    #[serde(default)]
+    pub search_cache: SearchCacheStats,
+    /// Quota points charged (added by simconf; absent in older answers).
+    #[serde(default)]
+    pub points: PointStats,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchCacheStats {
+    pub hits: u64,
+    pub misses: u64,
+}
+
+/// `points` of `GET /__sim/stats`: the hourly quota's pools.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointStats {
+    /// Points charged since start, over all pools and hours.
+    pub used: u64,
+    /// Each pool (client id, or `client/cloud` per tenant) in its current hour.
+    pub pools: Vec<PoolStat>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolStat {
+    pub pool: String,
+    /// Start of the UTC hour these points belong to (RFC 3339).
+    pub hour: String,
+    pub used: u64,
 }
 
 impl SimStats {
@@ -65,6 +95,22 @@ impl SimStats {
                 registered: stats.webhooks_registered,
                 deliveries: stats.webhook_deliveries,
                 failures: stats.webhook_failures,
+            },
+            search_cache: SearchCacheStats {
+                hits: stats.search_cache_hits,
+                misses: stats.search_cache_misses,
+            },
+            points: PointStats {
+                used: stats.points_used,
+                pools: stats
+                    .point_pools
+                    .iter()
+                    .map(|(pool, (hour, used))| PoolStat {
+                        pool: pool.clone(),
+                        hour: hour.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        used: *used,
+                    })
+                    .collect(),
             },
         }
     }

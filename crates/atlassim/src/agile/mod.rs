@@ -1,5 +1,9 @@
 //! Jira Software agile 1.0: boards, their configuration (how story points
 //! are estimated), sprints, sprint issues, backlog, issue estimation.
+//! Writes (sprints, moves, rank) and the board/epic issue lists: `writes`.
+
+pub mod writes;
+pub use writes::*;
 
 use axum::extract::{Path, RawQuery};
 use axum::http::StatusCode;
@@ -15,16 +19,16 @@ use crate::jira::{edit_and_fire, query_all, query_int, query_one, query_pairs};
 use crate::jql::{self, Compiled, Direction, EvalCtx, OrderField};
 use crate::model::{Board, BoardType, Issue, Site, Sprint, SprintState};
 
-fn agile_base(ctx: &Ctx) -> String {
+pub(crate) fn agile_base(ctx: &Ctx) -> String {
     format!("{}/rest/agile/1.0", ctx.api_base)
 }
 
-struct Paging {
+pub(crate) struct Paging {
     start_at: usize,
     max_results: usize,
 }
 
-fn paging(q: &[(String, String)]) -> ApiResult<Paging> {
+pub(crate) fn paging(q: &[(String, String)]) -> ApiResult<Paging> {
     Ok(Paging {
         start_at: query_int(q, "startAt")?.unwrap_or(0).max(0) as usize,
         max_results: query_int(q, "maxResults")?.unwrap_or(50).clamp(1, 50) as usize,
@@ -33,7 +37,12 @@ fn paging(q: &[(String, String)]) -> ApiResult<Paging> {
 
 /// The agile API's offset page (`{maxResults, startAt, total, isLast, values}`),
 /// charging the quota one point per object returned.
-fn page_bean<T>(ctx: &Ctx, page: &Paging, items: &[T], render: impl Fn(&T) -> Value) -> Value {
+pub(crate) fn page_bean<T>(
+    ctx: &Ctx,
+    page: &Paging,
+    items: &[T],
+    render: impl Fn(&T) -> Value,
+) -> Value {
     let values: Vec<Value> = items
         .iter()
         .skip(page.start_at)
@@ -71,7 +80,7 @@ fn board_json(ctx: &Ctx, site: &Site, b: &Board) -> Value {
     })
 }
 
-fn sprint_json(ctx: &Ctx, s: &Sprint) -> Value {
+pub(crate) fn sprint_json(ctx: &Ctx, s: &Sprint) -> Value {
     let mut v = json!({
         "id": s.id,
         "self": format!("{}/sprint/{}", agile_base(ctx), s.id),
@@ -96,14 +105,14 @@ fn sprint_json(ctx: &Ctx, s: &Sprint) -> Value {
     v
 }
 
-fn board_not_found(id: &str) -> ApiError {
+pub(crate) fn board_not_found(id: &str) -> ApiError {
     ApiError::jira(
         StatusCode::NOT_FOUND,
         format!("Board does not exist or you do not have permission to see it. (board id: {id})"),
     )
 }
 
-fn find_board<'a>(site: &'a Site, raw: &str) -> ApiResult<&'a Board> {
+pub(crate) fn find_board<'a>(site: &'a Site, raw: &str) -> ApiResult<&'a Board> {
     raw.parse::<u64>()
         .ok()
         .and_then(|id| site.board(id))
@@ -260,7 +269,7 @@ pub async fn get_sprint(ctx: Ctx, Path(p): Path<SprintPath>) -> ApiResult<Json<V
 }
 
 /// Issues in rank order, optionally narrowed by `jql`, as agile `SearchResults`.
-fn issue_page(
+pub(crate) fn issue_page(
     ctx: &Ctx,
     site: &Site,
     users: &[crate::model::User],

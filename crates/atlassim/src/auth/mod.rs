@@ -3,7 +3,7 @@
 //! `/oauth/token/accessible-resources` and `/me`.
 
 mod authorize;
-mod consent_page;
+pub(crate) mod consent_page;
 mod resources;
 pub mod store;
 mod token;

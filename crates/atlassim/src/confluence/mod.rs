@@ -1,5 +1,10 @@
 //! Confluence v2: spaces and pages, cursor-paged with `Link: <…>; rel="next"`
-//! and `_links.next`, served under `/wiki/api/v2` and `/api/v2`.
+//! and `_links.next`, served under `/wiki/api/v2` and `/api/v2`. Writes,
+//! children and labels: `pages_write`; the v1 API and CQL: `v1`, `cql`.
+
+pub mod cql;
+pub mod pages_write;
+pub mod v1;
 
 use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
@@ -17,23 +22,23 @@ use crate::model::{Page, Site, Space, Timestamp};
 const DEFAULT_LIMIT: usize = 25;
 const MAX_LIMIT: usize = 250;
 
-fn iso(t: Timestamp) -> String {
+pub(crate) fn iso(t: Timestamp) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn bad(detail: &str) -> ApiError {
+pub(crate) fn bad(detail: &str) -> ApiError {
     ApiError::confluence(StatusCode::BAD_REQUEST, Some(detail.to_string()))
 }
 
-fn not_found() -> ApiError {
+pub(crate) fn not_found() -> ApiError {
     ApiError::confluence(StatusCode::NOT_FOUND, None)
 }
 
-fn encode_cursor(offset: usize) -> String {
+pub(crate) fn encode_cursor(offset: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("offset:{offset}"))
 }
 
-fn decode_cursor(c: &str) -> ApiResult<usize> {
+pub(crate) fn decode_cursor(c: &str) -> ApiResult<usize> {
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(c)
         .map_err(|_| bad("Invalid cursor"))?;
@@ -43,12 +48,12 @@ fn decode_cursor(c: &str) -> ApiResult<usize> {
         .ok_or_else(|| bad("Invalid cursor"))
 }
 
-struct Cursor {
-    offset: usize,
-    limit: usize,
+pub(crate) struct Cursor {
+    pub(crate) offset: usize,
+    pub(crate) limit: usize,
 }
 
-fn cursor(q: &[(String, String)]) -> ApiResult<Cursor> {
+pub(crate) fn cursor(q: &[(String, String)]) -> ApiResult<Cursor> {
     let offset = match query_one(q, "cursor") {
         Some(c) if !c.is_empty() => decode_cursor(&c)?,
         _ => 0,
@@ -78,7 +83,7 @@ fn next_link(uri: &Uri, q: &[(String, String)], next_offset: usize) -> String {
     format!("{rel}?{}", ser.finish())
 }
 
-fn paged(
+pub(crate) fn paged(
     uri: &Uri,
     q: &[(String, String)],
     site: &Site,
@@ -118,13 +123,17 @@ fn space_json(s: &Space, site: &Site) -> Value {
     v
 }
 
-fn page_json(p: &Page, site: &Site, body_format: Option<&str>) -> Value {
-    let space_key = site
-        .spaces
+/// The key of a space of the site ("" if it is gone).
+pub(crate) fn space_key(site: &Site, space_id: u64) -> &str {
+    site.spaces
         .iter()
-        .find(|s| s.id == p.space_id)
-        .map(|s| s.key.clone())
-        .unwrap_or_default();
+        .find(|s| s.id == space_id)
+        .map(|s| s.key.as_str())
+        .unwrap_or_default()
+}
+
+pub(crate) fn page_json(p: &Page, site: &Site, body_format: Option<&str>) -> Value {
+    let space_key = space_key(site, p.space_id);
     let mut v = json!({
         "id": p.id.to_string(),
         "status": p.status,
@@ -135,10 +144,10 @@ fn page_json(p: &Page, site: &Site, body_format: Option<&str>) -> Value {
         "createdAt": iso(p.created_at),
         "version": {
             "createdAt": iso(p.version_created_at),
-            "message": "",
+            "message": p.version_message,
             "number": p.version,
-            "minorEdit": false,
-            "authorId": p.author_account_id,
+            "minorEdit": p.minor_edit,
+            "authorId": p.version_author,
         },
         "body": {},
         "_links": {
@@ -173,7 +182,7 @@ fn page_json(p: &Page, site: &Site, body_format: Option<&str>) -> Value {
     v
 }
 
-fn body_format(q: &[(String, String)]) -> ApiResult<Option<String>> {
+pub(crate) fn body_format(q: &[(String, String)]) -> ApiResult<Option<String>> {
     match query_one(q, "body-format") {
         None => Ok(None),
         Some(f) if f == "storage" || f == "atlas_doc_format" => Ok(Some(f)),
@@ -181,7 +190,7 @@ fn body_format(q: &[(String, String)]) -> ApiResult<Option<String>> {
     }
 }
 
-fn list_of(q: &[(String, String)], name: &str) -> Vec<String> {
+pub(crate) fn list_of(q: &[(String, String)], name: &str) -> Vec<String> {
     query_all(q, name)
         .into_iter()
         .flat_map(|s| s.split(',').map(str::to_string).collect::<Vec<_>>())
@@ -189,7 +198,7 @@ fn list_of(q: &[(String, String)], name: &str) -> Vec<String> {
         .collect()
 }
 
-fn site_of<'a>(ctx: &Ctx, world: &'a crate::model::World) -> ApiResult<&'a Site> {
+pub(crate) fn site_of<'a>(ctx: &Ctx, world: &'a crate::model::World) -> ApiResult<&'a Site> {
     world.site(&ctx.cloud_id).ok_or(ApiError::SiteNotFound)
 }
 
@@ -224,7 +233,7 @@ pub async fn list_spaces(ctx: Ctx, uri: Uri, RawQuery(raw): RawQuery) -> ApiResu
 
 #[derive(Deserialize)]
 pub struct IdPath {
-    id: String,
+    pub(crate) id: String,
 }
 
 pub async fn get_space(ctx: Ctx, Path(p): Path<IdPath>) -> ApiResult<Json<Value>> {
@@ -272,7 +281,7 @@ fn pages_response(
         .filter(|p| statuses.contains(&p.status))
         .filter(|p| title.as_ref().is_none_or(|t| *t == p.title))
         .collect();
-    pages.sort_by_key(|p| p.id);
+    pages_write::sort_pages(&mut pages, query_one(q, "sort").as_deref())?;
     let total = pages.len();
     let results: Vec<Value> = pages
         .iter()
@@ -322,6 +331,11 @@ pub async fn get_page(
         .iter()
         .find(|x| x.id.to_string() == p.id)
         .ok_or_else(not_found)?;
+    // A trashed page is found only when its status is asked for.
+    let statuses = list_of(&q, "status");
+    if page.status != "current" && !statuses.contains(&page.status) {
+        return Err(not_found());
+    }
     let mut v = page_json(page, site, fmt.as_deref());
     if let Some(links) = v.get_mut("_links").and_then(Value::as_object_mut) {
         links.insert("base".into(), json!(format!("{}/wiki", site.url)));

@@ -5,6 +5,7 @@
 //! delay, the bearer check, the cloud id check, the per-operation scope check
 //! and (when on) the rate limits. Handlers then only see authorised calls.
 
+pub mod fallback;
 pub mod routes;
 pub mod scopes;
 
@@ -38,6 +39,29 @@ pub struct Runtime {
 #[derive(Clone, Default)]
 struct ExtraHeaders(Arc<Mutex<HeaderMap>>);
 
+/// Quota points a handler charged for the objects it returns, applied once
+/// it has answered (handlers charge while holding the world lock, which the
+/// quota's pools also live behind); then the quota headers are refreshed.
+#[derive(Clone, Default)]
+struct PendingCharge(Arc<Mutex<Option<Pending>>>);
+
+struct Pending {
+    state: AppState,
+    policy: crate::quota::Policy,
+    client_id: String,
+    cloud_id: String,
+    points: u64,
+}
+
+impl PendingCharge {
+    /// Charge what was recorded; the headers to put on the answer.
+    fn settle(&self) -> Option<HeaderMap> {
+        let p = self.0.lock().ok()?.take()?;
+        (p.points > 0)
+            .then(|| crate::quota::charge(&p.state, p.policy, &p.client_id, &p.cloud_id, p.points))
+    }
+}
+
 /// Every gateway route (Jira platform, Jira Software, Confluence) plus the
 /// issue routes of the control plane.
 pub fn router() -> Router<AppState> {
@@ -53,6 +77,8 @@ pub fn router() -> Router<AppState> {
     }
     router
         .merge(crate::sim_issues::router())
+        .fallback(fallback::handle)
+        .method_not_allowed_fallback(fallback::handle)
         .layer(axum::middleware::from_fn(apply_response_headers))
         .layer(Extension(runtime))
 }
@@ -81,6 +107,21 @@ fn method_router(route: &Route) -> MethodRouter<AppState> {
         Op::IssueCreate => on(filter, jira::create_issue),
         Op::CommentList => on(filter, jira::list_comments),
         Op::CommentAdd => on(filter, jira::add_comment),
+        // simjira
+        Op::TransitionsGet => on(filter, jira::transitions::get_transitions),
+        Op::TransitionDo => on(filter, jira::transitions::do_transition),
+        Op::UserSearch => on(filter, jira::users::find_users),
+        Op::UserAssignableSearch => on(filter, jira::users::find_assignable_users),
+        Op::UserGet => on(filter, jira::users::get_user),
+        Op::UsersSearch => on(filter, jira::users::get_all_users),
+        Op::UserBulk => on(filter, jira::users::bulk_get_users),
+        Op::IssueAssign => on(filter, jira::users::assign_issue),
+        Op::ChangelogGet => on(filter, jira::changelog::get_changelog),
+        Op::ChangelogBulk => on(filter, jira::changelog::bulk_fetch),
+        Op::CommentGet => on(filter, jira::comments::get_comment),
+        Op::CommentUpdate => on(filter, jira::comments::update_comment),
+        Op::CommentDelete => on(filter, jira::comments::delete_comment),
+        // end simjira
         Op::WebhookList => on(filter, webhooks::list_webhooks),
         Op::WebhookRegister => on(filter, webhooks::register_webhooks),
         Op::WebhookDelete => on(filter, webhooks::delete_webhooks),
@@ -99,16 +140,68 @@ fn method_router(route: &Route) -> MethodRouter<AppState> {
         Op::SpacePages => on(filter, confluence::list_space_pages),
         Op::PageList => on(filter, confluence::list_pages),
         Op::PageGet => on(filter, confluence::get_page),
+        // simmeta
+        Op::IssueLinkCreate => on(filter, jira::links::create_link),
+        Op::IssueLinkGet => on(filter, jira::links::get_link),
+        Op::IssueLinkDelete => on(filter, jira::links::delete_link),
+        Op::IssueLinkTypes => on(filter, jira::catalog::list_link_types),
+        Op::RemoteLinkList => on(filter, jira::links::list_remote_links),
+        Op::RemoteLinkCreate => on(filter, jira::links::create_remote_link),
+        Op::RemoteLinkDeleteByGlobalId => on(filter, jira::links::delete_remote_link_by_global_id),
+        Op::RemoteLinkGet => on(filter, jira::links::get_remote_link),
+        Op::RemoteLinkUpdate => on(filter, jira::links::update_remote_link),
+        Op::RemoteLinkDelete => on(filter, jira::links::delete_remote_link),
+        Op::CreateMetaIssueTypes => on(filter, jira::meta::createmeta_issue_types),
+        Op::CreateMetaFields => on(filter, jira::meta::createmeta_fields),
+        Op::EditMeta => on(filter, jira::meta::editmeta),
+        Op::Priorities => on(filter, jira::catalog::list_priorities),
+        Op::Statuses => on(filter, jira::catalog::list_statuses),
+        Op::StatusCategories => on(filter, jira::catalog::list_status_categories),
+        Op::ResolutionSearch => on(filter, jira::catalog::search_resolutions),
+        Op::IssueTypes => on(filter, jira::catalog::list_issue_types),
+        Op::ProjectStatuses => on(filter, jira::catalog::project_statuses),
+        Op::ProjectVersions => on(filter, jira::catalog::project_versions),
+        Op::ProjectComponents => on(filter, jira::catalog::project_components),
+        Op::ApproximateCount => on(filter, jira::meta::approximate_count),
+        Op::SprintCreate => on(filter, agile::create_sprint),
+        Op::SprintPartialUpdate => on(filter, agile::partially_update_sprint),
+        Op::SprintUpdate => on(filter, agile::update_sprint),
+        Op::SprintMoveIssues => on(filter, agile::move_to_sprint),
+        Op::BacklogMoveIssues => on(filter, agile::move_to_backlog),
+        Op::IssueRank => on(filter, agile::rank),
+        Op::BoardIssues => on(filter, agile::board_issues),
+        Op::BoardEpics => on(filter, agile::board_epics),
+        Op::EpicIssues => on(filter, agile::epic_issues),
+        // simconf
+        Op::PageCreate => on(filter, confluence::pages_write::create_page),
+        Op::PageUpdate => on(filter, confluence::pages_write::update_page),
+        Op::PageDelete => on(filter, confluence::pages_write::delete_page),
+        Op::PageChildren => on(filter, confluence::pages_write::list_children),
+        Op::PageLabels => on(filter, confluence::pages_write::list_labels),
+        Op::CqlSearch => on(filter, confluence::v1::search),
+        Op::ContentSearch => on(filter, confluence::v1::content_search),
+        Op::ContentGet => on(filter, confluence::v1::get_content),
+        Op::ContentCreate => on(filter, confluence::v1::create_content),
+        Op::ContentUpdate => on(filter, confluence::v1::update_content),
+        Op::ContentDelete => on(filter, confluence::v1::delete_content),
+        Op::ContentHistory => on(filter, confluence::v1::content_history),
     }
 }
 
 async fn apply_response_headers(mut req: Request, next: Next) -> Response {
     let extra = ExtraHeaders::default();
+    let pending = PendingCharge::default();
     req.extensions_mut().insert(extra.clone());
+    req.extensions_mut().insert(pending.clone());
     let mut response = next.run(req).await;
     let headers = extra.0.lock().map(|h| h.clone()).unwrap_or_default();
     for (k, v) in headers.iter() {
         response.headers_mut().entry(k.clone()).or_insert(v.clone());
+    }
+    if let Some(quota) = pending.settle() {
+        for (k, v) in quota.iter() {
+            response.headers_mut().insert(k.clone(), v.clone());
+        }
     }
     response
 }
@@ -140,16 +233,39 @@ pub struct Ctx {
     /// `http://host/ex/jira/{cloudId}` (or `…/ex/confluence/{cloudId}`): the
     /// base of `self` links, as the real gateway rewrites them.
     pub api_base: String,
+    /// The points this request's objects cost, settled after the answer.
+    pending: PendingCharge,
 }
 
 impl Ctx {
-    /// Charge the hourly points quota for objects returned (1 point each;
-    /// the request's base point was charged on entry).
+    /// Charge the hourly points quota for core objects returned (1 point
+    /// each; the request's base point was charged on entry; writes pay only
+    /// that).
     pub fn charge(&self, objects: usize) {
-        if self.state.config.rate_limits {
-            self.runtime
-                .limiter
-                .charge(&self.state, &self.access.client_id, objects as u64);
+        self.charge_points(objects as u64);
+    }
+
+    /// Charge for identity objects returned (users, groups: 2 points each).
+    pub fn charge_identity(&self, objects: usize) {
+        self.charge_points(2 * objects as u64);
+    }
+
+    fn charge_points(&self, points: u64) {
+        let Some(policy) = crate::quota::Policy::of(&self.state.config) else {
+            return;
+        };
+        if points == 0 || crate::quota::is_write(self.route) {
+            return;
+        }
+        if let Ok(mut slot) = self.pending.0.lock() {
+            slot.get_or_insert_with(|| Pending {
+                state: self.state.clone(),
+                policy,
+                client_id: self.access.client_id.clone(),
+                cloud_id: self.cloud_id.clone(),
+                points: 0,
+            })
+            .points += points;
         }
     }
 
@@ -159,7 +275,7 @@ impl Ctx {
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
@@ -216,7 +332,7 @@ impl FromRequestParts<AppState> for Ctx {
             let world = state.world();
             let access = crate::auth::check_access_token(state, &world, token)
                 .map_err(|_| ApiError::Unauthorized.into_response())?;
-            let product = if route.api == Api::Confluence {
+            let product = if route.api.is_confluence() {
                 Product::Confluence
             } else {
                 Product::Jira
@@ -239,18 +355,26 @@ impl FromRequestParts<AppState> for Ctx {
         if !alternatives.is_some_and(|alts| scopes::satisfies(&access.scopes, alts)) {
             return Err(ApiError::ScopeMismatch.into_response());
         }
+        // The quota refuses first (a spent hour refuses everything), then
+        // the burst and per-issue limits; an admitted request pays its base point.
+        let quota = crate::quota::Policy::of(&state.config);
+        if let Some(policy) = quota {
+            crate::quota::check(state, policy, &access.client_id, &cloud_id)
+                .map_err(IntoResponse::into_response)?;
+        }
         if state.config.rate_limits {
             let headers = runtime
                 .limiter
-                .check(
-                    state,
-                    &access.client_id,
-                    &cloud_id,
-                    route,
-                    issue_key.as_deref(),
-                )
+                .check(state, &cloud_id, route, issue_key.as_deref())
                 .map_err(IntoResponse::into_response)?;
             if let Ok(mut h) = extra.0.lock() {
+                h.extend(headers);
+            }
+        }
+        if let Some(policy) = quota {
+            let headers = crate::quota::charge(state, policy, &access.client_id, &cloud_id, 1);
+            if let Ok(mut h) = extra.0.lock() {
+                // The quota's view wins over the burst bucket's near-limit flag.
                 h.extend(headers);
             }
         }
@@ -259,7 +383,7 @@ impl FromRequestParts<AppState> for Ctx {
             .get(axum::http::header::HOST)
             .and_then(|h| h.to_str().ok())
             .unwrap_or("api.atlassian.com");
-        let product = if route.api == Api::Confluence {
+        let product = if route.api.is_confluence() {
             "confluence"
         } else {
             "jira"
@@ -272,6 +396,11 @@ impl FromRequestParts<AppState> for Ctx {
             access,
             route,
             api_base,
+            pending: parts
+                .extensions
+                .get::<PendingCharge>()
+                .cloned()
+                .unwrap_or_default(),
         })
     }
 }

@@ -10,6 +10,12 @@ pub enum Api {
     Agile,
     /// Confluence v2 (`confluence-v2.json`); paths relative to `/wiki/api/v2`.
     Confluence,
+    // simconf
+    /// Confluence REST v1, paths relative to `/wiki/rest/api`. Not in the
+    /// shared specs: shapes follow Atlassian's published v1 docs, scopes come
+    /// from `data/scopes-confluence-v1.json`, and the client-library test
+    /// checks it instead of the spec test.
+    ConfluenceV1,
 }
 
 impl Api {
@@ -18,7 +24,18 @@ impl Api {
             Api::Jira => "jira",
             Api::Agile => "agile",
             Api::Confluence => "confluence",
+            Api::ConfluenceV1 => "confluence-v1",
         }
+    }
+
+    /// Whether the shared specs describe this API (the spec test walks only these).
+    pub fn in_specs(self) -> bool {
+        self != Api::ConfluenceV1
+    }
+
+    /// The Confluence product (site check, `/ex/confluence/…` links).
+    pub fn is_confluence(self) -> bool {
+        matches!(self, Api::Confluence | Api::ConfluenceV1)
     }
 
     /// The spec file under `shared/specs/`.
@@ -27,6 +44,7 @@ impl Api {
             Api::Jira => "jira-platform-v3.json",
             Api::Agile => "jira-software.json",
             Api::Confluence => "confluence-v2.json",
+            Api::ConfluenceV1 => "(none: Atlassian's published Confluence v1 docs)",
         }
     }
 }
@@ -48,6 +66,21 @@ pub enum Op {
     IssueCreate,
     CommentList,
     CommentAdd,
+    // simjira
+    TransitionsGet,
+    TransitionDo,
+    UserSearch,
+    UserAssignableSearch,
+    UserGet,
+    UsersSearch,
+    UserBulk,
+    IssueAssign,
+    ChangelogGet,
+    ChangelogBulk,
+    CommentGet,
+    CommentUpdate,
+    CommentDelete,
+    // end simjira
     WebhookList,
     WebhookRegister,
     WebhookDelete,
@@ -66,6 +99,51 @@ pub enum Op {
     SpacePages,
     PageList,
     PageGet,
+    // simmeta: issue-model breadth, metadata, agile writes
+    IssueLinkCreate,
+    IssueLinkGet,
+    IssueLinkDelete,
+    IssueLinkTypes,
+    RemoteLinkList,
+    RemoteLinkCreate,
+    RemoteLinkDeleteByGlobalId,
+    RemoteLinkGet,
+    RemoteLinkUpdate,
+    RemoteLinkDelete,
+    CreateMetaIssueTypes,
+    CreateMetaFields,
+    EditMeta,
+    Priorities,
+    Statuses,
+    StatusCategories,
+    ResolutionSearch,
+    IssueTypes,
+    ProjectStatuses,
+    ProjectVersions,
+    ProjectComponents,
+    ApproximateCount,
+    SprintCreate,
+    SprintPartialUpdate,
+    SprintUpdate,
+    SprintMoveIssues,
+    BacklogMoveIssues,
+    IssueRank,
+    BoardIssues,
+    BoardEpics,
+    EpicIssues,
+    // simconf
+    PageCreate,
+    PageUpdate,
+    PageDelete,
+    PageChildren,
+    PageLabels,
+    CqlSearch,
+    ContentSearch,
+    ContentGet,
+    ContentCreate,
+    ContentUpdate,
+    ContentDelete,
+    ContentHistory,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,6 +269,93 @@ pub const ROUTES: &[Route] = &[
         true,
         Op::CommentAdd,
     ),
+    // simjira
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/issue/{issueIdOrKey}/transitions",
+        true,
+        Op::TransitionsGet,
+    ),
+    r(
+        "POST",
+        Api::Jira,
+        "/rest/api/3/issue/{issueIdOrKey}/transitions",
+        true,
+        Op::TransitionDo,
+    ),
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/user/search",
+        true,
+        Op::UserSearch,
+    ),
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/user/assignable/search",
+        true,
+        Op::UserAssignableSearch,
+    ),
+    r("GET", Api::Jira, "/rest/api/3/user", true, Op::UserGet),
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/users/search",
+        true,
+        Op::UsersSearch,
+    ),
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/user/bulk",
+        true,
+        Op::UserBulk,
+    ),
+    r(
+        "PUT",
+        Api::Jira,
+        "/rest/api/3/issue/{issueIdOrKey}/assignee",
+        true,
+        Op::IssueAssign,
+    ),
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/issue/{issueIdOrKey}/changelog",
+        true,
+        Op::ChangelogGet,
+    ),
+    r(
+        "POST",
+        Api::Jira,
+        "/rest/api/3/changelog/bulkfetch",
+        true,
+        Op::ChangelogBulk,
+    ),
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/issue/{issueIdOrKey}/comment/{id}",
+        true,
+        Op::CommentGet,
+    ),
+    r(
+        "PUT",
+        Api::Jira,
+        "/rest/api/3/issue/{issueIdOrKey}/comment/{id}",
+        true,
+        Op::CommentUpdate,
+    ),
+    r(
+        "DELETE",
+        Api::Jira,
+        "/rest/api/3/issue/{issueIdOrKey}/comment/{id}",
+        true,
+        Op::CommentDelete,
+    ),
+    // end simjira
     r(
         "GET",
         Api::Jira,
@@ -282,6 +447,218 @@ pub const ROUTES: &[Route] = &[
         false,
         Op::EstimationSet,
     ),
+    // simmeta: issue-model breadth, metadata, agile writes
+    r(
+        "POST",
+        Api::Jira,
+        "/rest/api/3/issueLink",
+        true,
+        Op::IssueLinkCreate,
+    ),
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/issueLink/{linkId}",
+        true,
+        Op::IssueLinkGet,
+    ),
+    r(
+        "DELETE",
+        Api::Jira,
+        "/rest/api/3/issueLink/{linkId}",
+        true,
+        Op::IssueLinkDelete,
+    ),
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/issueLinkType",
+        true,
+        Op::IssueLinkTypes,
+    ),
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/issue/{issueIdOrKey}/remotelink",
+        true,
+        Op::RemoteLinkList,
+    ),
+    r(
+        "POST",
+        Api::Jira,
+        "/rest/api/3/issue/{issueIdOrKey}/remotelink",
+        true,
+        Op::RemoteLinkCreate,
+    ),
+    r(
+        "DELETE",
+        Api::Jira,
+        "/rest/api/3/issue/{issueIdOrKey}/remotelink",
+        true,
+        Op::RemoteLinkDeleteByGlobalId,
+    ),
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/issue/{issueIdOrKey}/remotelink/{linkId}",
+        true,
+        Op::RemoteLinkGet,
+    ),
+    r(
+        "PUT",
+        Api::Jira,
+        "/rest/api/3/issue/{issueIdOrKey}/remotelink/{linkId}",
+        true,
+        Op::RemoteLinkUpdate,
+    ),
+    r(
+        "DELETE",
+        Api::Jira,
+        "/rest/api/3/issue/{issueIdOrKey}/remotelink/{linkId}",
+        true,
+        Op::RemoteLinkDelete,
+    ),
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/issue/createmeta/{projectIdOrKey}/issuetypes",
+        true,
+        Op::CreateMetaIssueTypes,
+    ),
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/issue/createmeta/{projectIdOrKey}/issuetypes/{issueTypeId}",
+        true,
+        Op::CreateMetaFields,
+    ),
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/issue/{issueIdOrKey}/editmeta",
+        true,
+        Op::EditMeta,
+    ),
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/priority",
+        true,
+        Op::Priorities,
+    ),
+    r("GET", Api::Jira, "/rest/api/3/status", true, Op::Statuses),
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/statuscategory",
+        true,
+        Op::StatusCategories,
+    ),
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/resolution/search",
+        true,
+        Op::ResolutionSearch,
+    ),
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/issuetype",
+        true,
+        Op::IssueTypes,
+    ),
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/project/{projectIdOrKey}/statuses",
+        true,
+        Op::ProjectStatuses,
+    ),
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/project/{projectIdOrKey}/versions",
+        true,
+        Op::ProjectVersions,
+    ),
+    r(
+        "GET",
+        Api::Jira,
+        "/rest/api/3/project/{projectIdOrKey}/components",
+        true,
+        Op::ProjectComponents,
+    ),
+    r(
+        "POST",
+        Api::Jira,
+        "/rest/api/3/search/approximate-count",
+        true,
+        Op::ApproximateCount,
+    ),
+    r(
+        "POST",
+        Api::Agile,
+        "/rest/agile/1.0/sprint",
+        false,
+        Op::SprintCreate,
+    ),
+    r(
+        "POST",
+        Api::Agile,
+        "/rest/agile/1.0/sprint/{sprintId}",
+        false,
+        Op::SprintPartialUpdate,
+    ),
+    r(
+        "PUT",
+        Api::Agile,
+        "/rest/agile/1.0/sprint/{sprintId}",
+        false,
+        Op::SprintUpdate,
+    ),
+    r(
+        "POST",
+        Api::Agile,
+        "/rest/agile/1.0/sprint/{sprintId}/issue",
+        false,
+        Op::SprintMoveIssues,
+    ),
+    r(
+        "POST",
+        Api::Agile,
+        "/rest/agile/1.0/backlog/issue",
+        false,
+        Op::BacklogMoveIssues,
+    ),
+    r(
+        "PUT",
+        Api::Agile,
+        "/rest/agile/1.0/issue/rank",
+        false,
+        Op::IssueRank,
+    ),
+    r(
+        "GET",
+        Api::Agile,
+        "/rest/agile/1.0/board/{boardId}/issue",
+        false,
+        Op::BoardIssues,
+    ),
+    r(
+        "GET",
+        Api::Agile,
+        "/rest/agile/1.0/board/{boardId}/epic",
+        false,
+        Op::BoardEpics,
+    ),
+    r(
+        "GET",
+        Api::Agile,
+        "/rest/agile/1.0/epic/{epicIdOrKey}/issue",
+        false,
+        Op::EpicIssues,
+    ),
     r("GET", Api::Confluence, "/spaces", false, Op::SpaceList),
     r("GET", Api::Confluence, "/spaces/{id}", false, Op::SpaceGet),
     r(
@@ -293,6 +670,73 @@ pub const ROUTES: &[Route] = &[
     ),
     r("GET", Api::Confluence, "/pages", false, Op::PageList),
     r("GET", Api::Confluence, "/pages/{id}", false, Op::PageGet),
+    // simconf
+    r("POST", Api::Confluence, "/pages", false, Op::PageCreate),
+    r("PUT", Api::Confluence, "/pages/{id}", false, Op::PageUpdate),
+    r(
+        "DELETE",
+        Api::Confluence,
+        "/pages/{id}",
+        false,
+        Op::PageDelete,
+    ),
+    r(
+        "GET",
+        Api::Confluence,
+        "/pages/{id}/children",
+        false,
+        Op::PageChildren,
+    ),
+    r(
+        "GET",
+        Api::Confluence,
+        "/pages/{id}/labels",
+        false,
+        Op::PageLabels,
+    ),
+    r("GET", Api::ConfluenceV1, "/search", false, Op::CqlSearch),
+    r(
+        "GET",
+        Api::ConfluenceV1,
+        "/content/search",
+        false,
+        Op::ContentSearch,
+    ),
+    r(
+        "GET",
+        Api::ConfluenceV1,
+        "/content/{id}",
+        false,
+        Op::ContentGet,
+    ),
+    r(
+        "POST",
+        Api::ConfluenceV1,
+        "/content",
+        false,
+        Op::ContentCreate,
+    ),
+    r(
+        "PUT",
+        Api::ConfluenceV1,
+        "/content/{id}",
+        false,
+        Op::ContentUpdate,
+    ),
+    r(
+        "DELETE",
+        Api::ConfluenceV1,
+        "/content/{id}",
+        false,
+        Op::ContentDelete,
+    ),
+    r(
+        "GET",
+        Api::ConfluenceV1,
+        "/content/{id}/history",
+        false,
+        Op::ContentHistory,
+    ),
 ];
 
 /// The gateway URL templates (axum syntax) a route is served under.
@@ -301,10 +745,14 @@ pub fn gateway_paths(route: &Route) -> Vec<String> {
         Api::Jira | Api::Agile => {
             let mut v = vec![format!("/ex/jira/{{cloudId}}{}", route.path)];
             if route.v2 {
-                v.push(format!(
-                    "/ex/jira/{{cloudId}}{}",
-                    route.path.replacen("/rest/api/3/", "/rest/api/2/", 1)
-                ));
+                // `/rest/api/latest/…` is v2 under another name (pycontribs
+                // `jira` calls it, e.g. for `assign_issue`).
+                for v2 in ["/rest/api/2/", "/rest/api/latest/"] {
+                    v.push(format!(
+                        "/ex/jira/{{cloudId}}{}",
+                        route.path.replacen("/rest/api/3/", v2, 1)
+                    ));
+                }
             }
             v
         }
@@ -315,5 +763,9 @@ pub fn gateway_paths(route: &Route) -> Vec<String> {
             format!("/ex/confluence/{{cloudId}}/wiki/api/v2{}", route.path),
             format!("/ex/confluence/{{cloudId}}/api/v2{}", route.path),
         ],
+        Api::ConfluenceV1 => vec![format!(
+            "/ex/confluence/{{cloudId}}/wiki/rest/api{}",
+            route.path
+        )],
     }
 }

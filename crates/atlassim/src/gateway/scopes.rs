@@ -23,13 +23,20 @@ pub struct ScopeEntry {
 
 pub const SCOPES_JSON: &str = include_str!("../../data/scopes.json");
 
+/// The Confluence v1 routes' scopes: not in the shared specs, so kept by
+/// hand from Atlassian's v1 reference (each operation's "Classic" and
+/// "Granular" scopes).
+pub const SCOPES_V1_JSON: &str = include_str!("../../data/scopes-confluence-v1.json");
+
 /// (method, api, spec path) → scope alternatives.
 type Table = HashMap<(String, String, String), Vec<Vec<String>>>;
 
 fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let rows: Vec<ScopeEntry> = serde_json::from_str(SCOPES_JSON).unwrap_or_default();
+        let mut rows: Vec<ScopeEntry> = serde_json::from_str(SCOPES_JSON).unwrap_or_default();
+        let v1: Vec<ScopeEntry> = serde_json::from_str(SCOPES_V1_JSON).unwrap_or_default();
+        rows.extend(v1);
         rows.into_iter()
             .map(|e| ((e.method, e.api, e.path), e.scopes))
             .collect()

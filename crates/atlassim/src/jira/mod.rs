@@ -1,16 +1,26 @@
 //! Jira platform REST v3 (and the v2 forms client libraries use).
 
+pub mod changelog;
+pub mod comments;
+pub mod breadth;
+pub mod catalog;
+pub mod links;
+pub mod meta;
+pub mod page_cache;
 pub mod render;
 pub mod search;
 pub mod service;
+pub mod transitions;
+pub mod users;
 
-use axum::extract::{Path, Query, RawQuery};
+use axum::extract::{Path, RawQuery};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+pub use comments::{add_comment, list_comments};
 pub use search::{search_jql_get, search_jql_post, search_removed};
 
 use crate::errors::{ApiError, ApiResult};
@@ -20,10 +30,15 @@ use render::{issue_bean, FieldSelection};
 use service::EditMode;
 
 impl Ctx {
-    /// Called through `/rest/api/2/…`.
+    /// Called through `/rest/api/2/…` (or `/rest/api/latest/…`, which is v2).
     pub fn is_v2(&self, uri: &axum::http::Uri) -> bool {
-        uri.path().contains("/rest/api/2/")
+        is_v2_path(uri.path())
     }
+}
+
+/// `/rest/api/latest/…` is served as v2 is (pycontribs `jira` calls it).
+pub fn is_v2_path(path: &str) -> bool {
+    path.contains("/rest/api/2/") || path.contains("/rest/api/latest/")
 }
 
 /// Query pairs in order, repeated keys kept (`fields=a&fields=b`).
@@ -88,7 +103,8 @@ pub async fn myself(ctx: Ctx) -> ApiResult<Json<Value>> {
     let user = world
         .user(&ctx.access.account_id)
         .ok_or(ApiError::Unauthorized)?;
-    ctx.charge(1);
+    // A user is an identity object: 2 points (docs/atlassian-behaviour.md §4).
+    ctx.charge_identity(1);
     Ok(Json(render::user_full(&ctx.rest_base(), user)))
 }
 
@@ -107,7 +123,7 @@ pub async fn list_projects(ctx: Ctx, uri: axum::http::Uri) -> ApiResult<Json<Val
     )))
 }
 
-fn rest_base_for(ctx: &Ctx, uri: &axum::http::Uri) -> String {
+pub(crate) fn rest_base_for(ctx: &Ctx, uri: &axum::http::Uri) -> String {
     if ctx.is_v2(uri) {
         format!("{}/rest/api/2", ctx.api_base)
     } else {
@@ -209,7 +225,7 @@ pub async fn search_projects(
 #[derive(Deserialize)]
 pub struct ProjectPath {
     #[serde(rename = "projectIdOrKey")]
-    project: String,
+    pub project: String,
 }
 
 pub async fn get_project(
@@ -269,13 +285,21 @@ pub async fn get_issue(
         &sel,
         ctx.is_v2(&uri),
     );
-    if query_all(&q, "expand")
-        .iter()
-        .any(|e| e.split(',').any(|x| x.trim() == "names"))
-    {
-        if let Some(o) = bean.as_object_mut() {
+    let expand = query_all(&q, "expand");
+    if let Some(o) = bean.as_object_mut() {
+        if breadth::expands(&expand, "names") {
             o.insert("names".into(), render::field_names(site));
         }
+        // GET issue embeds at most 100 histories, the latest (Jira's cap).
+        if breadth::expands(&expand, "changelog") {
+            o.insert(
+                "changelog".into(),
+                changelog::page_of_changelogs(&rest_base_for(&ctx, &uri), &world.users, issue, 100),
+            );
+        }
+    }
+    if breadth::expands(&expand, "renderedFields") {
+        breadth::add_rendered(&mut bean, &rest_base_for(&ctx, &uri), &world.users, issue);
     }
     Ok(Json(bean))
 }
@@ -290,7 +314,7 @@ fn object_of(body: &Value, key: &str) -> ApiResult<Map<String, Value>> {
     }
 }
 
-fn parse_body(body: &[u8]) -> ApiResult<Value> {
+pub(crate) fn parse_body(body: &[u8]) -> ApiResult<Value> {
     if body.is_empty() {
         return Ok(Value::Object(Map::new()));
     }
@@ -324,12 +348,21 @@ pub fn edit_and_fire(
             .issue(id_or_key)
             .ok_or_else(ApiError::issue_not_found)?
             .clone();
-        let (mut new, changes) = service::apply_fields(site, &users, &old, fields, update, mode)?;
-        if !changes.is_empty() {
-            new.updated = now.max(old.updated);
-            site.put_issue(new.clone());
+        let (mut new, _) = service::apply_fields(site, &users, &old, fields, update, mode)?;
+        let comments_changed = breadth::finish_comments(site, &old, &mut new, user, now);
+        // A status set through the control plane has a transition's effects.
+        transitions::status_effects(&old, &mut new, now, None);
+        let changes = service::diff(site, &users, &old, &new);
+        if changes.is_empty() {
+            if comments_changed {
+                new.updated = now.max(old.updated);
+                site.put_issue(new.clone());
+            }
+            (new, changes)
+        } else {
+            let stored = changelog::store_change(site, &old, new, &changes, user, now);
+            (stored, changes)
         }
-        (new, changes)
     };
     if !changes.is_empty() {
         webhooks::fire(
@@ -470,106 +503,4 @@ pub async fn delete_issue(ctx: Ctx, Path(p): Path<IssuePath>) -> ApiResult<Statu
         &ctx.access.account_id,
     )?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize)]
-pub struct PageParams {
-    #[serde(rename = "startAt")]
-    start_at: Option<i64>,
-    #[serde(rename = "maxResults")]
-    max_results: Option<i64>,
-}
-
-pub async fn list_comments(
-    ctx: Ctx,
-    uri: axum::http::Uri,
-    Path(p): Path<IssuePath>,
-    Query(page): Query<PageParams>,
-) -> ApiResult<Json<Value>> {
-    let world = ctx.state.world();
-    let site = world.site(&ctx.cloud_id).ok_or(ApiError::SiteNotFound)?;
-    let issue = site.issue(&p.issue).ok_or_else(ApiError::issue_not_found)?;
-    let start_at = page.start_at.unwrap_or(0).max(0) as usize;
-    let max_results = page.max_results.unwrap_or(5000).clamp(1, 5000) as usize;
-    let base = rest_base_for(&ctx, &uri);
-    let comments: Vec<Value> = issue
-        .comments
-        .iter()
-        .skip(start_at)
-        .take(max_results)
-        .map(|c| render::comment(&base, &world.users, issue, c, ctx.is_v2(&uri)))
-        .collect();
-    ctx.charge(comments.len());
-    Ok(Json(json!({
-        "startAt": start_at,
-        "maxResults": max_results,
-        "total": issue.comments.len(),
-        "comments": comments,
-    })))
-}
-
-pub async fn add_comment(
-    ctx: Ctx,
-    uri: axum::http::Uri,
-    Path(p): Path<IssuePath>,
-    body: axum::body::Bytes,
-) -> ApiResult<Response> {
-    let body = parse_body(&body)?;
-    let v2 = ctx.is_v2(&uri);
-    let adf = match body.get("body") {
-        Some(Value::String(s)) if v2 && !s.trim().is_empty() => service::text_to_adf(s),
-        Some(d) if !v2 && service::is_adf_doc(d) => d.clone(),
-        Some(Value::String(_)) | None | Some(Value::Null) if v2 => {
-            return Err(ApiError::jira_field(
-                StatusCode::BAD_REQUEST,
-                "comment",
-                "Comment body can not be empty!",
-            ))
-        }
-        None | Some(Value::Null) => {
-            return Err(ApiError::jira_field(
-                StatusCode::BAD_REQUEST,
-                "comment",
-                "Comment body can not be empty!",
-            ))
-        }
-        Some(_) => {
-            return Err(ApiError::jira_field(
-                StatusCode::BAD_REQUEST,
-                "comment",
-                service::NOT_ADF,
-            ))
-        }
-    };
-    let now = ctx.state.clock.now();
-    let mut world = ctx.state.world();
-    let site = world
-        .site_mut(&ctx.cloud_id)
-        .ok_or(ApiError::SiteNotFound)?;
-    let comment_id = site.next_comment_id;
-    let issue = site
-        .issue_mut(&p.issue)
-        .ok_or_else(ApiError::issue_not_found)?;
-    let comment = crate::model::Comment {
-        id: comment_id,
-        author_account_id: ctx.access.account_id.clone(),
-        body: adf,
-        created: now,
-        updated: now,
-    };
-    issue.comments.push(comment.clone());
-    // A comment counts as an update of the issue (JQL `updated`, sync cursors).
-    issue.updated = now.max(issue.updated);
-    let issue = issue.clone();
-    site.next_comment_id += 1;
-    drop(world);
-    let world = ctx.state.world();
-    let v = render::comment(
-        &rest_base_for(&ctx, &uri),
-        &world.users,
-        &issue,
-        &comment,
-        v2,
-    );
-    Ok((StatusCode::CREATED, Json(v)).into_response())
 }

@@ -25,19 +25,27 @@ pub fn avatar_urls(seed: &str) -> Value {
 /// `UserDetails` as embedded in issues and comments.
 pub fn user_details(rest_base: &str, users: &[User], account_id: &str) -> Value {
     let (name, email, tz) = match users.iter().find(|u| u.account_id == account_id) {
-        Some(u) => (u.name.clone(), u.email.clone(), u.zoneinfo.clone()),
-        None => ("Former user".to_string(), String::new(), "UTC".to_string()),
+        Some(u) => (
+            u.name.clone(),
+            (!u.email_hidden).then(|| u.email.clone()),
+            u.zoneinfo.clone(),
+        ),
+        None => ("Former user".to_string(), None, "UTC".to_string()),
     };
-    json!({
+    let mut v = json!({
         "self": format!("{rest_base}/user?accountId={account_id}"),
         "accountId": account_id,
-        "emailAddress": email,
         "avatarUrls": avatar_urls(account_id),
         "displayName": name,
         "active": true,
         "timeZone": tz,
         "accountType": "atlassian",
-    })
+    });
+    // A private e-mail is left out, not null (privacy settings).
+    if let (Some(e), Some(o)) = (email, v.as_object_mut()) {
+        o.insert("emailAddress".into(), json!(e));
+    }
+    v
 }
 
 /// `User` as `/myself` answers.
@@ -251,6 +259,11 @@ impl FieldSelection {
         !self.all && !self.navigable && self.include.iter().all(|f| f == "id" || f == "key")
     }
 
+    /// The field ids named explicitly.
+    pub fn requested(&self) -> &[String] {
+        &self.include
+    }
+
     fn wants(&self, id: &str, navigable: bool) -> bool {
         if self.exclude.iter().any(|x| x == id) {
             return false;
@@ -321,7 +334,24 @@ pub fn issue_fields(
         ("labels".into(), true, json!(issue.labels)),
         ("created".into(), true, json!(jira_time(issue.created))),
         ("updated".into(), true, json!(jira_time(issue.updated))),
-        ("resolution".into(), true, Value::Null),
+        (
+            "resolution".into(),
+            true,
+            crate::jira::transitions::resolution_json(rest_base, issue.resolution.as_deref()),
+        ),
+        (
+            "resolutiondate".into(),
+            true,
+            issue
+                .resolution_date
+                .map(|t| json!(jira_time(t)))
+                .unwrap_or(Value::Null),
+        ),
+        (
+            "statuscategorychangedate".into(),
+            true,
+            json!(jira_time(issue.status_category_changed)),
+        ),
         (
             site.story_points_field.id.clone(),
             true,
@@ -330,6 +360,7 @@ pub fn issue_fields(
         (site.sprint_field.id.clone(), true, sprint),
         (site.rank_field.id.clone(), true, json!(issue.rank)),
     ];
+    out.extend(super::breadth::extra_fields(rest_base, site, issue));
     for (k, v) in &issue.custom_fields {
         if !out.iter().any(|(id, _, _)| id == k) {
             out.push((k.clone(), true, v.clone()));
@@ -375,6 +406,7 @@ pub fn issue_bean(
             fields.insert(id, value);
         }
     }
+    super::breadth::fill_requested_nulls(site, sel.requested(), &mut fields);
     json!({
         "expand": "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations",
         "id": issue.id.to_string(),
@@ -454,6 +486,20 @@ pub fn field_list(site: &Site) -> Vec<Value> {
             &["resolution"],
         ),
         system("comment", "Comment", "comments-page", None, &["comment"]),
+        system(
+            "resolutiondate",
+            "Resolved",
+            "datetime",
+            None,
+            &["resolutiondate", "resolved"],
+        ),
+        system(
+            "statuscategorychangedate",
+            "Status Category Changed",
+            "datetime",
+            None,
+            &["statusCategoryChangedDate"],
+        ),
         custom(
             &site.story_points_field,
             "number",
@@ -473,6 +519,7 @@ pub fn field_list(site: &Site) -> Vec<Value> {
             "com.pyxis.greenhopper.jira:gh-lexo-rank",
         ),
     ];
+    v.extend(super::breadth::extra_field_defs());
     // Jira lists fields in no documented order; atlassim sorts by id for stable output.
     v.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
     v

@@ -62,26 +62,29 @@ pub async fn search_jql_post(
 }
 
 /// The opaque page token: where the next page starts, bound to the query it
-/// came from, and when it was issued (tokens expire after 7 days).
-fn make_token(offset: usize, fingerprint: &str, issued: i64) -> String {
+/// came from, when it was issued (tokens expire after 7 days) and which kept
+/// id snapshot of `page_cache` it pages through.
+fn make_token(offset: usize, fingerprint: &str, issued: i64, snapshot: u64) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(format!("{offset}:{fingerprint}:{issued}"))
+        .encode(format!("{offset}:{fingerprint}:{issued}:{snapshot}"))
 }
 
-fn read_token(token: &str, fingerprint: &str, now: i64) -> ApiResult<usize> {
+/// (offset, snapshot id) of a valid token.
+fn read_token(token: &str, fingerprint: &str, now: i64) -> ApiResult<(usize, u64)> {
     let bad = || ApiError::bad_request("The provided next page token is invalid or expired.");
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
         .map_err(|_| bad())?;
     let text = String::from_utf8(raw).map_err(|_| bad())?;
-    let mut parts = text.splitn(3, ':');
+    let mut parts = text.splitn(4, ':');
     let offset: usize = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
     let fp = parts.next().ok_or_else(bad)?;
     let issued: i64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+    let snapshot: u64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
     if fp != fingerprint || now - issued > 7 * 24 * 3600 {
         return Err(bad());
     }
-    Ok(offset)
+    Ok((offset, snapshot))
 }
 
 fn search(ctx: Ctx, uri: Uri, req: SearchRequest) -> ApiResult<Json<Value>> {
@@ -94,9 +97,10 @@ fn search(ctx: Ctx, uri: Uri, req: SearchRequest) -> ApiResult<Json<Value>> {
         n if n <= 0 => 50,
         n => (n as usize).min(cap),
     };
-    let v2 = uri.path().contains("/rest/api/2/");
+    let v2 = super::is_v2_path(uri.path());
     let now = ctx.state.clock.now();
-    let world = ctx.state.world();
+    let mut guard = ctx.state.world();
+    let world = &mut *guard;
     let site = world.site(&ctx.cloud_id).ok_or(ApiError::SiteNotFound)?;
     let eval_ctx = EvalCtx {
         site,
@@ -120,29 +124,103 @@ fn search(ctx: Ctx, uri: Uri, req: SearchRequest) -> ApiResult<Json<Value>> {
         h.update(ctx.access.account_id.as_bytes());
         hex::encode(&h.finalize()[..8])
     };
-    let offset = match &req.next_page_token {
+    let (offset, snapshot) = match &req.next_page_token {
         Some(t) if !t.is_empty() => read_token(t, &fingerprint, now.timestamp())?,
-        _ => 0,
+        _ => (0, 0),
     };
-    let mut hits: Vec<&crate::model::Issue> = site
-        .issues
-        .values()
-        .filter(|i| compiled.matches(i, site))
-        .collect();
-    let total = hits.len();
-    compiled.sort_prefix(&mut hits, site, offset.saturating_add(max_results));
+    // A later page slices the ids kept by the first one (`page_cache`): its
+    // cost does not grow with the offset.
+    // Snapshots are bound to the site too: ids repeat across sites.
+    let snapshot_key = format!("{}:{fingerprint}", ctx.cloud_id);
+    let kept = (snapshot != 0)
+        .then(|| world.search_cache.get(snapshot, &snapshot_key, now))
+        .flatten();
+    let end = offset.saturating_add(max_results);
+    let (page_ids, total, snapshot): (Vec<u64>, usize, u64) = match kept {
+        Some((ids, sorted)) => {
+            world.stats.search_cache_hits += 1;
+            let ids = if end > sorted {
+                // The first page past the ordered prefix orders the rest once.
+                let site = world.site(&ctx.cloud_id).ok_or(ApiError::SiteNotFound)?;
+                let mut rest: Vec<&crate::model::Issue> = ids[sorted..]
+                    .iter()
+                    .filter_map(|id| site.issues.get(id))
+                    .collect();
+                compiled.sort(&mut rest, site);
+                let mut ordered: Vec<u64> = ids[..sorted].to_vec();
+                ordered.extend(rest.iter().map(|i| i.id));
+                // Deleted meanwhile: kept at the end (skipped when rendered) so
+                // the offsets of the list stay valid.
+                let present: std::collections::HashSet<u64> = ordered.iter().copied().collect();
+                ordered.extend(ids[sorted..].iter().filter(|id| !present.contains(id)));
+                world.search_cache.set_ordered(snapshot, ordered.clone());
+                std::sync::Arc::new(ordered)
+            } else {
+                ids
+            };
+            let page = ids.iter().skip(offset).take(max_results).copied().collect();
+            (page, ids.len(), snapshot)
+        }
+        None => {
+            world.stats.search_cache_misses += 1;
+            let site = world.site(&ctx.cloud_id).ok_or(ApiError::SiteNotFound)?;
+            let hits: Vec<&crate::model::Issue> = site
+                .issues
+                .values()
+                .filter(|i| compiled.matches(i, site))
+                .collect();
+            let total = hits.len();
+            let mut prefix = hits.clone();
+            compiled.sort_prefix(&mut prefix, site, end);
+            let page: Vec<u64> = prefix
+                .iter()
+                .skip(offset)
+                .take(max_results)
+                .map(|i| i.id)
+                .collect();
+            if end < total {
+                // More pages follow: keep every hit, the served prefix in order.
+                let mut ids: Vec<u64> = prefix.iter().map(|i| i.id).collect();
+                let served: std::collections::HashSet<u64> = ids.iter().copied().collect();
+                ids.extend(hits.iter().map(|i| i.id).filter(|id| !served.contains(id)));
+                let snap = world.search_cache.insert(&snapshot_key, ids, end, now);
+                (page, total, snap)
+            } else {
+                (page, total, 0)
+            }
+        }
+    };
+    let site = world.site(&ctx.cloud_id).ok_or(ApiError::SiteNotFound)?;
     let base = if v2 {
         format!("{}/rest/api/2", ctx.api_base)
     } else {
         ctx.rest_base()
     };
-    let page: Vec<Value> = hits
+    let expand = [req.expand.clone().unwrap_or_default()];
+    let with_changelog = super::breadth::expands(&expand, "changelog");
+    let rendered = super::breadth::expands(&expand, "renderedFields");
+    // An issue deleted since the snapshot was taken is skipped.
+    let page: Vec<Value> = page_ids
         .iter()
-        .skip(offset)
-        .take(max_results)
-        .map(|i| issue_bean(&base, &world.users, site, i, &sel, v2))
+        .filter_map(|id| site.issues.get(id))
+        .map(|i| {
+            let mut bean = issue_bean(&base, &world.users, site, i, &sel, v2);
+            if rendered && !sel.ids_only() {
+                super::breadth::add_rendered(&mut bean, &base, &world.users, i);
+            }
+            // `/search/jql` embeds at most 20 histories per issue (docs/atlassian-behaviour.md §3).
+            if with_changelog {
+                if let Some(o) = bean.as_object_mut() {
+                    o.insert(
+                        "changelog".into(),
+                        super::changelog::page_of_changelogs(&base, &world.users, i, 20),
+                    );
+                }
+            }
+            bean
+        })
         .collect();
-    let next = offset + page.len();
+    let next = offset + page_ids.len();
     let is_last = next >= total;
     ctx.charge(page.len());
     let mut body = json!({"issues": page, "isLast": is_last});
@@ -159,7 +237,7 @@ fn search(ctx: Ctx, uri: Uri, req: SearchRequest) -> ApiResult<Json<Value>> {
         if let Some(o) = body.as_object_mut() {
             o.insert(
                 "nextPageToken".into(),
-                json!(make_token(next, &fingerprint, now.timestamp())),
+                json!(make_token(next, &fingerprint, now.timestamp(), snapshot)),
             );
         }
     }

@@ -43,6 +43,7 @@ pub fn status_named(name: &str) -> Status {
     match name.to_ascii_lowercase().as_str() {
         "to do" => crate::seed::status_to_do(),
         "in progress" => crate::seed::status_in_progress(),
+        "in review" => crate::seed::status_in_review(),
         "done" => crate::seed::status_done(),
         _ => Status {
             id: "10100".into(),
@@ -53,11 +54,7 @@ pub fn status_named(name: &str) -> Status {
 }
 
 fn known_issue_types(site: &Site) -> Vec<IssueType> {
-    let mut v = vec![
-        crate::seed::issue_type_story(),
-        crate::seed::issue_type_bug(),
-        crate::seed::issue_type_task(),
-    ];
+    let mut v = crate::jira::catalog::issue_types();
     for i in site.issues.values() {
         if !v.contains(&i.issue_type) {
             v.push(i.issue_type.clone());
@@ -129,6 +126,17 @@ pub fn apply_fields(
             );
             continue;
         };
+        if crate::jira::breadth::apply_update(
+            site,
+            &mut new,
+            &mut merged,
+            field,
+            ops,
+            mode.v2,
+            &mut errors,
+        ) {
+            continue;
+        }
         for op in ops {
             let Some(o) = op.as_object() else { continue };
             if field == "labels" {
@@ -267,6 +275,10 @@ pub fn apply_fields(
                     }
                 },
             }
+        } else if let Some(result) = crate::jira::breadth::apply_field(site, &mut new, f, v) {
+            if let Err(message) = result {
+                errors.insert(f.into(), message);
+            }
         } else if f.starts_with("customfield_")
             && f != site.rank_field.id
             && f[12..].parse::<u64>().is_ok()
@@ -280,6 +292,7 @@ pub fn apply_fields(
             errors.insert(f.into(), format!("Field '{f}' {NOT_ON_SCREEN}"));
         }
     }
+    crate::jira::breadth::validate(site, issue, &new, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::Jira {
             status: StatusCode::BAD_REQUEST,
@@ -399,6 +412,13 @@ pub fn diff(site: &Site, users: &[User], old: &Issue, new: &Issue) -> Vec<Change
             Some(new.issue_type.name.clone()),
         ));
     }
+    if old.resolution != new.resolution {
+        // Jira lists the resolution before the status it came with.
+        out.push(crate::jira::transitions::resolution_item(
+            old.resolution.as_deref(),
+            new.resolution.as_deref(),
+        ));
+    }
     if old.status != new.status {
         out.push(item(
             "status",
@@ -453,6 +473,7 @@ pub fn diff(site: &Site, users: &[User], old: &Issue, new: &Issue) -> Vec<Change
             out.push(item(k, true, k, None, s(a), None, s(b)));
         }
     }
+    out.extend(crate::jira::breadth::diff_extra(site, old, new));
     out
 }
 
@@ -551,6 +572,11 @@ pub fn create_issue(
         story_points: None,
         custom_fields: BTreeMap::new(),
         comments: vec![],
+        resolution: None,
+        resolution_date: None,
+        status_category_changed: now,
+        changelog: vec![],
+        extra: Default::default(),
     };
     let mut rest = fields.clone();
     rest.remove("project");

@@ -19,6 +19,79 @@ pub enum Expr {
     Or(Box<Expr>, Box<Expr>),
     Not(Box<Expr>),
     Clause(Clause),
+    /// `field WAS …` / `field CHANGED …`, evaluated over the changelog.
+    History(HistoryClause),
+}
+
+/// `status WAS [NOT] [IN] value [BY …] [AFTER …]` or
+/// `status CHANGED [FROM …] [TO …] [BY …] [BEFORE …] [ON …] [DURING (a, b)]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryClause {
+    pub field: String,
+    pub op: HistoryOp,
+    /// The value(s) of `WAS`; `None` for `CHANGED`.
+    pub operand: Option<Operand>,
+    pub predicates: Vec<(HistoryPredicate, Operand)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryOp {
+    Was,
+    WasNot,
+    WasIn,
+    WasNotIn,
+    Changed,
+}
+
+impl HistoryOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HistoryOp::Was => "was",
+            HistoryOp::WasNot => "was not",
+            HistoryOp::WasIn => "was in",
+            HistoryOp::WasNotIn => "was not in",
+            HistoryOp::Changed => "changed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryPredicate {
+    From,
+    To,
+    By,
+    After,
+    Before,
+    On,
+    During,
+}
+
+impl HistoryPredicate {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HistoryPredicate::From => "from",
+            HistoryPredicate::To => "to",
+            HistoryPredicate::By => "by",
+            HistoryPredicate::After => "after",
+            HistoryPredicate::Before => "before",
+            HistoryPredicate::On => "on",
+            HistoryPredicate::During => "during",
+        }
+    }
+
+    fn parse(word: &str) -> Option<Self> {
+        [
+            HistoryPredicate::From,
+            HistoryPredicate::To,
+            HistoryPredicate::By,
+            HistoryPredicate::After,
+            HistoryPredicate::Before,
+            HistoryPredicate::On,
+            HistoryPredicate::During,
+        ]
+        .into_iter()
+        .find(|p| p.as_str().eq_ignore_ascii_case(word))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -204,7 +277,7 @@ impl Parser {
             self.bump();
             return Ok(inner);
         }
-        self.clause().map(Expr::Clause)
+        self.clause()
     }
 
     fn field_name(&mut self) -> Result<String, JqlError> {
@@ -226,8 +299,11 @@ impl Parser {
         }
     }
 
-    fn clause(&mut self) -> Result<Clause, JqlError> {
+    fn clause(&mut self) -> Result<Expr, JqlError> {
         let field = self.field_name()?;
+        if self.word_is(0, "was") || self.word_is(0, "changed") {
+            return self.history_clause(field).map(Expr::History);
+        }
         let op = self.operator()?;
         let operand = match op {
             Op::Is | Op::IsNot => {
@@ -256,7 +332,77 @@ impl Parser {
             }
             _ => self.operand()?,
         };
-        Ok(Clause { field, op, operand })
+        Ok(Expr::Clause(Clause { field, op, operand }))
+    }
+
+    fn history_clause(&mut self, field: String) -> Result<HistoryClause, JqlError> {
+        let changed = self.word_is(0, "changed");
+        self.bump();
+        let (op, operand) = if changed {
+            (HistoryOp::Changed, None)
+        } else {
+            let not = self.word_is(0, "not");
+            if not {
+                self.bump();
+            }
+            let is_in = self.word_is(0, "in");
+            if is_in {
+                self.bump();
+            }
+            let op = match (not, is_in) {
+                (false, false) => HistoryOp::Was,
+                (true, false) => HistoryOp::WasNot,
+                (false, true) => HistoryOp::WasIn,
+                (true, true) => HistoryOp::WasNotIn,
+            };
+            let operand = if is_in && self.peek().tok == Tok::LParen {
+                self.list()?
+            } else if is_in {
+                return Err(JqlError::parse(format!(
+                    "Expecting a list or function for operator '{}'.",
+                    op.as_str().to_uppercase()
+                )));
+            } else {
+                self.operand()?
+            };
+            (op, Some(operand))
+        };
+        let mut predicates = Vec::new();
+        loop {
+            let pred = match &self.peek().tok {
+                Tok::Word(w) => HistoryPredicate::parse(w),
+                _ => None,
+            };
+            let Some(pred) = pred else { break };
+            if !changed && matches!(pred, HistoryPredicate::From | HistoryPredicate::To) {
+                return Err(self.unexpected("Expecting 'AFTER', 'BEFORE', 'BY', 'DURING' or 'ON'"));
+            }
+            self.bump();
+            let value = match pred {
+                HistoryPredicate::During => {
+                    if self.peek().tok != Tok::LParen {
+                        return Err(self.unexpected("Expecting '('"));
+                    }
+                    match self.list()? {
+                        Operand::List(items) if items.len() == 2 => Operand::List(items),
+                        _ => {
+                            return Err(JqlError::parse(
+                                "The 'DURING' predicate takes two dates: DURING (start, end).",
+                            ))
+                        }
+                    }
+                }
+                HistoryPredicate::By if self.peek().tok == Tok::LParen => self.list()?,
+                _ => self.operand()?,
+            };
+            predicates.push((pred, value));
+        }
+        Ok(HistoryClause {
+            field,
+            op,
+            operand,
+            predicates,
+        })
     }
 
     fn operator(&mut self) -> Result<Op, JqlError> {
@@ -288,13 +434,6 @@ impl Parser {
             Tok::Not if self.word_is(1, "in") => {
                 self.bump();
                 Op::NotIn
-            }
-            Tok::Word(w) if w.eq_ignore_ascii_case("was") || w.eq_ignore_ascii_case("changed") => {
-                return Err(JqlError::parse(format!(
-                    "The operator '{}' is not supported by atlassim. (line 1, character {})",
-                    w.to_uppercase(),
-                    t.pos
-                )))
             }
             _ => {
                 return Err(self
@@ -463,7 +602,7 @@ impl fmt::Display for Expr {
         // Compound children are always parenthesised, so the printed text
         // parses back to exactly this tree whatever the nesting.
         let child = |f: &mut fmt::Formatter<'_>, e: &Expr| match e {
-            Expr::Clause(_) => write!(f, "{e}"),
+            Expr::Clause(_) | Expr::History(_) => write!(f, "{e}"),
             _ => write!(f, "({e})"),
         };
         match self {
@@ -484,6 +623,17 @@ impl fmt::Display for Expr {
             Expr::Clause(c) => {
                 print_word(f, &c.field)?;
                 write!(f, " {} {}", c.op.as_str().to_uppercase(), c.operand)
+            }
+            Expr::History(h) => {
+                print_word(f, &h.field)?;
+                write!(f, " {}", h.op.as_str().to_uppercase())?;
+                if let Some(o) = &h.operand {
+                    write!(f, " {o}")?;
+                }
+                for (p, v) in &h.predicates {
+                    write!(f, " {} {v}", p.as_str().to_uppercase())?;
+                }
+                Ok(())
             }
         }
     }

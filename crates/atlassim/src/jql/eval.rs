@@ -7,6 +7,8 @@ use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, 
 
 use super::ast::{Clause, Direction, Expr, Op, Operand, OrderItem, Query};
 use super::JqlError;
+
+mod history;
 use crate::model::{Issue, Site, SprintState, Timestamp, User};
 
 /// What a query is evaluated against.
@@ -39,6 +41,10 @@ enum Field {
     Updated,
     Priority,
     Rank,
+    Resolution,
+    /// `resolved` / `resolutiondate`.
+    Resolved,
+    Parent,
     /// A numeric custom field by id (the story points field).
     Number(String),
     /// Any other custom field by id.
@@ -73,6 +79,7 @@ enum CExpr {
         atoms: Vec<Atom>,
         text: String,
     },
+    History(Box<history::CompiledHistory>),
 }
 
 /// A query resolved against a site, ready to test issues and sort them.
@@ -107,6 +114,9 @@ fn resolve_field(name: &str, site: &Site) -> Result<Field, JqlError> {
         "updated" | "updateddate" => Field::Updated,
         "priority" => Field::Priority,
         "rank" => Field::Rank,
+        "resolution" => Field::Resolution,
+        "resolved" | "resolutiondate" => Field::Resolved,
+        "parent" => Field::Parent,
         _ if lower.starts_with("issue.property[") => Field::Property,
         _ => {
             let custom_id =
@@ -153,9 +163,11 @@ fn supported_ops(field: &Field) -> &'static [Op] {
         | Field::Reporter
         | Field::Labels
         | Field::Custom(_)
+        | Field::Resolution
         | Field::Property => &[Eq, Ne, In, NotIn, Is, IsNot],
+        Field::Parent => &[Eq, Ne, In, NotIn],
         Field::Key => &[Eq, Ne, In, NotIn, Gt, Ge, Lt, Le],
-        Field::Priority | Field::Created | Field::Updated | Field::Number(_) => {
+        Field::Priority | Field::Created | Field::Updated | Field::Resolved | Field::Number(_) => {
             &[Eq, Ne, In, NotIn, Is, IsNot, Gt, Ge, Lt, Le]
         }
         Field::Summary | Field::Text => &[Like, NotLike],
@@ -417,6 +429,9 @@ fn sort_key(f: &Field, i: &Issue, site: &Site) -> Option<SortKey> {
         Field::Summary => SortKey::Str(i.summary.to_lowercase()),
         Field::Description | Field::Text | Field::Property => return None,
         Field::Created => SortKey::Time(i.created),
+        Field::Resolved => SortKey::Time(i.resolution_date?),
+        Field::Resolution => SortKey::Str(i.resolution.clone()?.to_lowercase()),
+        Field::Parent => SortKey::Num(i.extra.parent_id? as f64),
         Field::Updated => SortKey::Time(i.updated),
         Field::Priority => SortKey::Num(priority_weight(&i.priority)),
         Field::Rank => SortKey::Str(i.rank.clone()),
@@ -450,6 +465,7 @@ fn compile_expr(e: &Expr, ctx: &EvalCtx<'_>) -> Result<CExpr, JqlError> {
         ),
         Expr::Not(a) => CExpr::Not(Box::new(compile_expr(a, ctx)?)),
         Expr::Clause(c) => compile_clause(c, ctx)?,
+        Expr::History(h) => CExpr::History(Box::new(history::compile(h, ctx)?)),
     })
 }
 
@@ -530,14 +546,16 @@ fn resolve_atom(
                         .collect();
                     Ok(vec![atom(ids)])
                 }
-                (Field::Created | Field::Updated, _) => match date_function(f, args, ctx.now) {
-                    Some(t) => Ok(vec![Atom {
-                        empty: false,
-                        set: vec![],
-                        ord: Some(OrdVal::Time(t?)),
-                    }]),
-                    None => Err(unknown_function(f)),
-                },
+                (Field::Created | Field::Updated | Field::Resolved, _) => {
+                    match date_function(f, args, ctx.now) {
+                        Some(t) => Ok(vec![Atom {
+                            empty: false,
+                            set: vec![],
+                            ord: Some(OrdVal::Time(t?)),
+                        }]),
+                        None => Err(unknown_function(f)),
+                    }
+                }
                 (
                     _,
                     "currentuser" | "opensprints" | "closedsprints" | "futuresprints" | "now"
@@ -648,7 +666,28 @@ fn resolve_atom(
         }
         Field::Labels | Field::Custom(_) | Field::Property => atom(vec![lower]),
         Field::Summary | Field::Description | Field::Text | Field::Rank => atom(vec![lower]),
-        Field::Created | Field::Updated => match parse_date(v, ctx.now) {
+        Field::Resolution if lower == "unresolved" => Atom {
+            empty: true,
+            set: vec![],
+            ord: None,
+        },
+        Field::Resolution => {
+            if crate::jira::transitions::resolution_by(v).is_none() && strict {
+                return Err(value_missing(v, name));
+            }
+            atom(vec![lower.clone()])
+        }
+        Field::Parent => {
+            let parent = site.issue(v);
+            if parent.is_none() && strict {
+                return Err(JqlError::validation(format!(
+                    "An issue with key '{}' does not exist for field '{name}'.",
+                    v.to_uppercase()
+                )));
+            }
+            atom(parent.map(|p| vec![p.id.to_string()]).unwrap_or_default())
+        }
+        Field::Created | Field::Updated | Field::Resolved => match parse_date(v, ctx.now) {
             Some(t) => Atom {
                 empty: false,
                 set: vec![],
@@ -749,15 +788,34 @@ fn issue_strings(field: &Field, i: &Issue) -> Vec<String> {
             .filter(|v| v.iter().any(|s| !s.is_empty()))
             .unwrap_or_default(),
         Field::Summary => vec![i.summary.to_lowercase()],
+        // `text` searches summary, description and comments, as Jira's does.
         Field::Text => {
             let mut t = i.summary.to_lowercase();
-            if let Some(d) = &i.description {
+            let docs = i
+                .description
+                .iter()
+                .chain(i.comments.iter().map(|c| &c.body));
+            for d in docs {
                 t.push(' ');
                 t.push_str(&adf_text(d).to_lowercase());
             }
             vec![t]
         }
-        Field::Created | Field::Updated | Field::Number(_) | Field::Rank | Field::Property => {
+        Field::Resolution => i
+            .resolution
+            .iter()
+            .flat_map(|r| {
+                let id = crate::jira::transitions::resolution_by(r).map(|(id, _)| id.to_string());
+                std::iter::once(r.to_lowercase()).chain(id)
+            })
+            .collect(),
+        Field::Parent => i.extra.parent_id.map(|p| vec![p.to_string()]).unwrap_or_default(),
+        Field::Created
+        | Field::Updated
+        | Field::Resolved
+        | Field::Number(_)
+        | Field::Rank
+        | Field::Property => {
             vec![]
         }
     }
@@ -792,6 +850,7 @@ fn issue_ord(field: &Field, i: &Issue) -> Option<OrdVal> {
     match field {
         Field::Created => Some(OrdVal::Time(i.created)),
         Field::Updated => Some(OrdVal::Time(i.updated)),
+        Field::Resolved => i.resolution_date.map(OrdVal::Time),
         Field::Number(id) => number_value(id, i).map(OrdVal::Num),
         Field::Priority => Some(OrdVal::Num(priority_weight(&i.priority))),
         Field::Key => split_key(&i.key).map(|(p, n)| OrdVal::Key(p, n)),
@@ -819,7 +878,9 @@ fn atom_matches(
         return strings.is_empty() && ord.is_none();
     }
     match (field, &a.ord) {
-        (Field::Created | Field::Updated | Field::Number(_), Some(o)) => ord.as_ref() == Some(o),
+        (Field::Created | Field::Updated | Field::Resolved | Field::Number(_), Some(o)) => {
+            ord.as_ref() == Some(o)
+        }
         _ => {
             let _ = i;
             a.set.iter().any(|s| strings.contains(s))
@@ -832,6 +893,7 @@ fn eval(e: &CExpr, i: &Issue) -> bool {
         CExpr::And(a, b) => eval(a, i) && eval(b, i),
         CExpr::Or(a, b) => eval(a, i) || eval(b, i),
         CExpr::Not(a) => !eval(a, i),
+        CExpr::History(h) => h.matches(i),
         CExpr::Pred {
             field,
             op,
@@ -841,7 +903,9 @@ fn eval(e: &CExpr, i: &Issue) -> bool {
             let strings = issue_strings(field, i);
             let ord = issue_ord(field, i);
             let is_empty = match field {
-                Field::Created | Field::Updated | Field::Number(_) => ord.is_none(),
+                Field::Created | Field::Updated | Field::Resolved | Field::Number(_) => {
+                    ord.is_none()
+                }
                 Field::Priority => i.priority.is_empty(),
                 _ => strings.is_empty(),
             };

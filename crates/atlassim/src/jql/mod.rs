@@ -6,7 +6,10 @@ mod eval;
 mod lexer;
 pub mod webhook;
 
-pub use ast::{parse, Clause, Direction, Expr, Op, Operand, OrderItem, Query};
+pub use ast::{
+    parse, Clause, Direction, Expr, HistoryClause, HistoryOp, HistoryPredicate, Op, Operand,
+    OrderItem, Query,
+};
 pub use eval::{adf_text, sort_issues, sort_prefix, Compiled, EvalCtx, OrderField};
 
 /// A JQL problem, worded as Jira words it. Parse errors carry Jira's

@@ -120,8 +120,93 @@ fn clause() -> impl Strategy<Value = Expr> {
         })
 }
 
+fn history_clause() -> impl Strategy<Value = Expr> {
+    let pred = prop_oneof![
+        Just(HistoryPredicate::From),
+        Just(HistoryPredicate::To),
+        Just(HistoryPredicate::By),
+        Just(HistoryPredicate::After),
+        Just(HistoryPredicate::Before),
+        Just(HistoryPredicate::On),
+        Just(HistoryPredicate::During),
+    ];
+    let op = prop_oneof![
+        Just(HistoryOp::Was),
+        Just(HistoryOp::WasNot),
+        Just(HistoryOp::WasIn),
+        Just(HistoryOp::WasNotIn),
+        Just(HistoryOp::Changed),
+    ];
+    (
+        field(),
+        op,
+        value(),
+        proptest::collection::vec(value(), 1..3),
+        proptest::collection::vec((pred, value(), value()), 0..3),
+    )
+        .prop_map(|(field, op, v, list, preds)| {
+            let operand = match op {
+                HistoryOp::Changed => None,
+                HistoryOp::WasIn | HistoryOp::WasNotIn => Some(Operand::List(list)),
+                _ => Some(v),
+            };
+            let predicates = preds
+                .into_iter()
+                .filter(|(p, ..)| {
+                    op == HistoryOp::Changed
+                        || !matches!(p, HistoryPredicate::From | HistoryPredicate::To)
+                })
+                .map(|(p, a, b)| match p {
+                    HistoryPredicate::During => (p, Operand::List(vec![a, b])),
+                    _ => (p, a),
+                })
+                .collect();
+            Expr::History(HistoryClause {
+                field,
+                op,
+                operand,
+                predicates,
+            })
+        })
+}
+
+#[test]
+fn history_clauses_parse() {
+    let q = parse("status CHANGED FROM \"In Progress\" TO Done BY (a, b) AFTER -2d BEFORE now() DURING (\"2026-01-01\", \"2026-02-01\") ON 2026-01-15").unwrap();
+    let Some(Expr::History(h)) = &q.clause else {
+        panic!("expected a history clause: {q:?}")
+    };
+    assert_eq!(h.op, HistoryOp::Changed);
+    assert_eq!(h.operand, None);
+    let preds: Vec<HistoryPredicate> = h.predicates.iter().map(|(p, _)| *p).collect();
+    assert_eq!(
+        preds,
+        [
+            HistoryPredicate::From,
+            HistoryPredicate::To,
+            HistoryPredicate::By,
+            HistoryPredicate::After,
+            HistoryPredicate::Before,
+            HistoryPredicate::During,
+            HistoryPredicate::On
+        ]
+    );
+    let q = parse("assignee WAS NOT IN (a, EMPTY) BY currentUser() AND status was Done").unwrap();
+    let Some(Expr::And(a, b)) = &q.clause else {
+        panic!("expected AND")
+    };
+    assert!(
+        matches!(&**a, Expr::History(h) if h.op == HistoryOp::WasNotIn && h.predicates.len() == 1)
+    );
+    assert!(matches!(&**b, Expr::History(h) if h.op == HistoryOp::Was));
+    assert!(err("status WAS IN Done").contains("Expecting a list"));
+    assert!(err("status WAS Done TO x").starts_with("Error in the JQL Query: "));
+    assert!(err("status CHANGED DURING (a)").contains("DURING"));
+    assert!(err("status CHANGED DURING now()").contains("Expecting '('"));
+}
+
 fn expr() -> impl Strategy<Value = Expr> {
-    clause().prop_recursive(4, 24, 2, |inner| {
+    prop_oneof![3 => clause(), 1 => history_clause()].prop_recursive(4, 24, 2, |inner| {
         prop_oneof![
             (inner.clone(), inner.clone()).prop_map(|(a, b)| Expr::And(Box::new(a), Box::new(b))),
             (inner.clone(), inner.clone()).prop_map(|(a, b)| Expr::Or(Box::new(a), Box::new(b))),
@@ -219,6 +304,10 @@ fn jql_text() -> impl Strategy<Value = String> {
         Just("rank"),
         Just("text"),
         Just("description"),
+        Just("resolution"),
+        Just("resolved"),
+        Just("parent"),
+        Just("reporter"),
         Just("nope")
     ];
     let op = prop_oneof![
@@ -244,7 +333,35 @@ fn jql_text() -> impl Strategy<Value = String> {
         "[A-Z]{2,4}-[0-9]{1,3}",
         "[a-z0-9 ]{0,8}".prop_map(|s| format!("\"{s}\"")),
     ];
-    let clause = (field, op, value).prop_map(|(f, o, v)| format!("{f} {o} {v}"));
+    let plain = (field, op, value.clone()).prop_map(|(f, o, v)| format!("{f} {o} {v}"));
+    let history_field = prop_oneof![
+        Just("status"),
+        Just("assignee"),
+        Just("priority"),
+        Just("resolution"),
+        Just("reporter"),
+        Just("summary"),
+        Just("nope")
+    ];
+    let history_op = prop_oneof![
+        Just("WAS"),
+        Just("WAS NOT"),
+        Just("WAS IN"),
+        Just("CHANGED"),
+        Just("CHANGED FROM")
+    ];
+    let history_pred = prop_oneof![
+        Just(""),
+        Just(" BY currentUser()"),
+        Just(" AFTER -10d"),
+        Just(" BEFORE now()"),
+        Just(" ON 2026-01-01"),
+        Just(" DURING (-30d, -1d)"),
+        Just(" TO Done")
+    ];
+    let history = (history_field, history_op, value, history_pred)
+        .prop_map(|(f, o, v, p)| format!("{f} {o} {v}{p}"));
+    let clause = prop_oneof![3 => plain, 1 => history];
     (
         proptest::collection::vec(clause, 1..4),
         prop_oneof![Just(" AND "), Just(" OR ")],

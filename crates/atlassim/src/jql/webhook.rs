@@ -25,6 +25,10 @@ fn walk(e: &Expr, errors: &mut Vec<String>) {
             walk(b, errors);
         }
         Expr::Not(_) => errors.push("The operator NOT is unsupported".to_string()),
+        Expr::History(h) => errors.push(format!(
+            "The operator {} is unsupported",
+            h.op.as_str().to_uppercase()
+        )),
         Expr::Clause(c) => {
             let f = c.field.to_ascii_lowercase();
             let field_ok = matches!(

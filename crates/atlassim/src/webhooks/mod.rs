@@ -11,9 +11,9 @@ pub use delivery::{Delivery, Dispatcher};
 pub use registration::{delete_webhooks, list_webhooks, refresh_webhooks, register_webhooks};
 
 use crate::gateway::Runtime;
-use crate::jira::render::{issue_bean, user_details, FieldSelection};
+use crate::jira::render::{comment as comment_json, issue_bean, user_details, FieldSelection};
 use crate::jql::{self, Compiled, EvalCtx};
-use crate::model::{AppState, Issue};
+use crate::model::{AppState, Comment, Issue};
 
 /// One changelog item of `jira:issue_updated`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -33,6 +33,9 @@ pub enum IssueEventKind {
     Created,
     Updated,
     Deleted,
+    CommentCreated,
+    CommentUpdated,
+    CommentDeleted,
 }
 
 impl IssueEventKind {
@@ -41,6 +44,9 @@ impl IssueEventKind {
             IssueEventKind::Created => "jira:issue_created",
             IssueEventKind::Updated => "jira:issue_updated",
             IssueEventKind::Deleted => "jira:issue_deleted",
+            IssueEventKind::CommentCreated => "comment_created",
+            IssueEventKind::CommentUpdated => "comment_updated",
+            IssueEventKind::CommentDeleted => "comment_deleted",
         }
     }
 }
@@ -52,6 +58,9 @@ fn type_name(kind: IssueEventKind, changelog: &[ChangeItem]) -> &'static str {
     match kind {
         IssueEventKind::Created => "issue_created",
         IssueEventKind::Deleted => "issue_deleted",
+        IssueEventKind::CommentCreated => "issue_commented",
+        IssueEventKind::CommentUpdated => "issue_comment_edited",
+        IssueEventKind::CommentDeleted => "issue_comment_deleted",
         IssueEventKind::Updated if changelog.iter().any(|c| c.field_id == "status") => {
             "issue_generic"
         }
@@ -80,6 +89,31 @@ pub struct IssueEvent {
 /// events include this one and whose JQL filter matches the issue. One POST
 /// per (app, URL), listing every matched registration in `matchedWebhookIds`.
 pub fn fire(state: &AppState, runtime: &Runtime, event: IssueEvent) {
+    dispatch(state, runtime, event, None);
+}
+
+/// A `comment_created|updated|deleted` event: the payload carries the
+/// comment (v2 shape, site URLs) beside the issue, and no changelog.
+pub fn fire_comment(
+    state: &AppState,
+    runtime: &Runtime,
+    cloud_id: &str,
+    issue: &Issue,
+    comment: &Comment,
+    kind: IssueEventKind,
+    user: &str,
+) {
+    let event = IssueEvent {
+        cloud_id: cloud_id.to_string(),
+        kind,
+        issue: issue.clone(),
+        changelog: vec![],
+        user: user.to_string(),
+    };
+    dispatch(state, runtime, event, Some(comment));
+}
+
+fn dispatch(state: &AppState, runtime: &Runtime, event: IssueEvent, comment: Option<&Comment>) {
     let now = state.clock.now();
     let mut deliveries: Vec<Delivery> = Vec::new();
     {
@@ -160,11 +194,26 @@ pub fn fire(state: &AppState, runtime: &Runtime, event: IssueEvent) {
                 },
                 "matchedWebhookIds": ids,
             });
-            if event.kind == IssueEventKind::Updated {
-                if let Some(o) = body.as_object_mut() {
+            if let Some(o) = body.as_object_mut() {
+                if event.kind == IssueEventKind::Updated {
+                    // The id of the stored history entry, as Jira sends it.
+                    let id = event
+                        .issue
+                        .changelog
+                        .last()
+                        .map(|h| h.id.to_string())
+                        .unwrap_or_else(|| now.timestamp_millis().to_string());
                     o.insert(
                         "changelog".into(),
-                        json!({"id": now.timestamp_millis().to_string(), "items": event.changelog}),
+                        json!({"id": id, "items": event.changelog}),
+                    );
+                }
+                if let Some(c) = comment {
+                    // Comment events carry the comment, not the issue's event type (payload captures).
+                    o.remove("issue_event_type_name");
+                    o.insert(
+                        "comment".into(),
+                        comment_json(&rest, &world.users, &event.issue, c, true),
                     );
                 }
             }

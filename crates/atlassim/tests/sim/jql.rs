@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::jira::{gw, urlencode, Gw};
 
 /// Every key the query returns, in order, following `nextPageToken`.
-async fn keys(g: &Gw, jql: &str) -> Vec<String> {
+pub async fn keys(g: &Gw, jql: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -38,7 +38,7 @@ async fn keys(g: &Gw, jql: &str) -> Vec<String> {
 }
 
 /// Keys of the first site's issues that satisfy `pred`.
-fn expected(g: &Gw, pred: impl Fn(&Issue, &atlassim::model::Site) -> bool) -> BTreeSet<String> {
+pub fn expected(g: &Gw, pred: impl Fn(&Issue, &atlassim::model::Site) -> bool) -> BTreeSet<String> {
     let world = g.sim.state().world();
     let site = &world.sites[0];
     site.issues
@@ -48,11 +48,11 @@ fn expected(g: &Gw, pred: impl Fn(&Issue, &atlassim::model::Site) -> bool) -> BT
         .collect()
 }
 
-fn set(v: Vec<String>) -> BTreeSet<String> {
+pub fn set(v: Vec<String>) -> BTreeSet<String> {
     v.into_iter().collect()
 }
 
-async fn error(g: &Gw, jql: &str) -> serde_json::Value {
+pub async fn error(g: &Gw, jql: &str) -> serde_json::Value {
     let r = g
         .get(&format!(
             "{}?jql={}",

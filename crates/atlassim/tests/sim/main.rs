@@ -9,9 +9,21 @@ mod control;
 mod seed;
 
 mod agile;
+mod agile_writes;
+mod breadth;
 mod confluence;
+mod confluence_write;
 mod jira;
 mod jql;
+mod quota;
 mod ratelimit;
+mod search_cache;
 mod spec;
 mod webhooks;
+
+// simjira
+mod changelog;
+mod comments;
+mod hygiene;
+mod transitions;
+mod users;

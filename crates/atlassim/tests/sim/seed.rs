@@ -86,11 +86,19 @@ async fn the_world_has_the_documented_shape() {
     for site in &world.sites {
         assert!(uuid::Uuid::parse_str(&site.cloud_id).is_ok());
         assert_eq!(site.url, format!("https://{}.atlassian.net", site.name));
-        assert_eq!(
-            site.users.len(),
-            world.users.len(),
-            "every user on every site"
-        );
+        // The five seeded people are on every site, plus three members of its own.
+        for u in &world.users[..5] {
+            assert!(
+                site.users.contains(&u.account_id),
+                "every person on every site"
+            );
+        }
+        assert_eq!(site.users.len(), 5 + 3);
+        let members: Vec<_> = site.users[5..]
+            .iter()
+            .map(|id| world.user(id).unwrap())
+            .collect();
+        assert_eq!(members.iter().filter(|u| u.email_hidden).count(), 2);
         assert_eq!(site.sprint_field.id, "customfield_10020");
         assert_eq!(site.rank_field.id, "customfield_10019");
         assert_eq!(site.projects.len(), 3);
@@ -144,7 +152,8 @@ async fn the_world_has_the_documented_shape() {
                     issue.created <= epoch && epoch - issue.created <= chrono::Duration::days(90)
                 );
                 assert!(["To Do", "In Progress", "Done"].contains(&issue.status.name.as_str()));
-                assert!(["Story", "Bug", "Task"].contains(&issue.issue_type.name.as_str()));
+                assert!(["Story", "Bug", "Task", "Epic", "Subtask"]
+                    .contains(&issue.issue_type.name.as_str()));
             }
             let ranks: HashSet<&String> = issues.iter().map(|i| &i.rank).collect();
             assert_eq!(ranks.len(), issues.len(), "ranks unique");
