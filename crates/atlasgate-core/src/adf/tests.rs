@@ -564,6 +564,37 @@ fn empty_markdown_is_an_empty_doc() {
     assert_eq!(adf_to_markdown(&doc(json!([]))), "");
 }
 
+fn depth(node: &Value) -> usize {
+    1 + node["content"]
+        .as_array()
+        .map_or(0, |c| c.iter().map(depth).max().unwrap_or(0))
+}
+
+#[test]
+fn deep_nesting_is_capped_and_keeps_the_text() {
+    let levels = 300;
+    let lists: String = (0..levels)
+        .map(|i| format!("{}- item{i}\n", "  ".repeat(i)))
+        .collect();
+    let one_line = format!("{}deepest", "- ".repeat(levels));
+    let quotes = format!("{}quoted", "> ".repeat(levels));
+    for md in [lists, one_line, quotes] {
+        let adf = markdown_to_adf(&md);
+        validate(&adf).unwrap();
+        // doc + 16 × (list + item) + paragraph + text
+        assert!(
+            depth(&adf) <= 2 * to_adf::MAX_NESTING + 3,
+            "depth {}",
+            depth(&adf)
+        );
+        let md1 = adf_to_markdown(&adf);
+        for word in ["item0", "item299", "deepest", "quoted"] {
+            assert_eq!(md.contains(word), md1.contains(word), "{word}");
+        }
+        check_stable(&md).unwrap();
+    }
+}
+
 /// Inputs the property tests once shrank to, kept as examples so that they
 /// run on every build whatever the random seed.
 #[test]

@@ -23,6 +23,12 @@ pub fn markdown_to_adf(md: &str) -> Value {
     builder.finish()
 }
 
+/// Lists and quotes nested deeper than this give their content to the
+/// innermost container allowed. Markdown sets no limit, and each level costs
+/// the renderer a pass over everything inside it; no real document nests
+/// anywhere near this deep.
+pub(super) const MAX_NESTING: usize = 16;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Doc,
@@ -44,6 +50,9 @@ enum Kind {
     Cell {
         header: bool,
     },
+    /// A list, item or quote beyond [`MAX_NESTING`]: its blocks join the
+    /// enclosing container.
+    Flattened,
 }
 
 struct Frame {
@@ -90,6 +99,9 @@ struct Builder<'a> {
     /// Links or images nested inside a capture, whose ends are not the
     /// capture's end.
     capture_depth: u32,
+    /// Lists and quotes open, and flattened containers open.
+    nesting: usize,
+    flattened: usize,
 }
 
 impl<'a> Builder<'a> {
@@ -104,6 +116,8 @@ impl<'a> Builder<'a> {
             link_has_content: false,
             capture: None,
             capture_depth: 0,
+            nesting: 0,
+            flattened: 0,
         }
     }
 
@@ -173,7 +187,7 @@ impl<'a> Builder<'a> {
         match tag {
             Tag::Paragraph => self.open_block(Kind::Paragraph),
             Tag::Heading { level, .. } => self.open_block(Kind::Heading(level as u8)),
-            Tag::BlockQuote(_) => self.open_block(Kind::Quote),
+            Tag::BlockQuote(_) => self.open_container(Kind::Quote),
             Tag::CodeBlock(kind) => {
                 self.open_block(Kind::CodeBlock);
                 if let CodeBlockKind::Fenced(info) = kind {
@@ -181,9 +195,9 @@ impl<'a> Builder<'a> {
                 }
             }
             Tag::HtmlBlock => self.open_block(Kind::HtmlBlock),
-            Tag::List(Some(start)) => self.open_block(Kind::OrderedList(start)),
-            Tag::List(None) => self.open_block(Kind::BulletList),
-            Tag::Item => self.open_block(Kind::Item),
+            Tag::List(Some(start)) => self.open_container(Kind::OrderedList(start)),
+            Tag::List(None) => self.open_container(Kind::BulletList),
+            Tag::Item => self.open_container(Kind::Item),
             Tag::Table(_) => self.open_block(Kind::Table),
             Tag::TableHead => self.stack.push(Frame::new(Kind::Row { header: true })),
             Tag::TableRow => self.stack.push(Frame::new(Kind::Row { header: false })),
@@ -240,6 +254,10 @@ impl<'a> Builder<'a> {
     }
 
     fn end(&mut self, tag: TagEnd) {
+        let container = matches!(tag, TagEnd::BlockQuote(_) | TagEnd::List(_) | TagEnd::Item);
+        if container && self.closes_flattened() {
+            return;
+        }
         match tag {
             TagEnd::Paragraph => {
                 let frame = self.pop();
@@ -258,6 +276,7 @@ impl<'a> Builder<'a> {
                 }));
             }
             TagEnd::BlockQuote(_) => {
+                self.nesting = self.nesting.saturating_sub(1);
                 self.close_implicit_paragraph();
                 let frame = self.pop();
                 let content = sanitize(frame.children, Container::Quote);
@@ -298,6 +317,7 @@ impl<'a> Builder<'a> {
                 self.push_block(paragraph(inline));
             }
             TagEnd::List(_) => {
+                self.nesting = self.nesting.saturating_sub(1);
                 self.close_implicit_paragraph();
                 let frame = self.pop();
                 let node = match frame.kind {
@@ -458,6 +478,31 @@ impl<'a> Builder<'a> {
         Frame::new(Kind::Paragraph)
     }
 
+    fn open_container(&mut self, kind: Kind) {
+        if self.flattened > 0 || (self.nesting >= MAX_NESTING && kind != Kind::Item) {
+            self.flattened += 1;
+            self.open_block(Kind::Flattened);
+        } else {
+            if kind != Kind::Item {
+                self.nesting += 1;
+            }
+            self.open_block(kind);
+        }
+    }
+
+    /// Ends a flattened container, if that is what is open, handing its
+    /// blocks to the enclosing one.
+    fn closes_flattened(&mut self) -> bool {
+        self.close_implicit_paragraph();
+        if self.top_kind() != Kind::Flattened {
+            return false;
+        }
+        self.flattened = self.flattened.saturating_sub(1);
+        let frame = self.pop();
+        self.top().children.extend(frame.children);
+        true
+    }
+
     fn open_block(&mut self, kind: Kind) {
         self.close_implicit_paragraph();
         self.stack.push(Frame::new(kind));
@@ -566,15 +611,12 @@ fn marks_of(node: &Value) -> &[Value] {
 /// Appends an inline node, joining it to a preceding text node with the same
 /// marks so that one run of text is one ADF text node.
 fn push_merged(children: &mut Vec<Value>, node: Value) {
-    if node_type(&node) == "text" {
-        if let Some(last) = children.last_mut() {
-            if node_type(last) == "text" && marks_of(last) == marks_of(&node) {
-                let joined = format!(
-                    "{}{}",
-                    last.get("text").and_then(Value::as_str).unwrap_or(""),
-                    node.get("text").and_then(Value::as_str).unwrap_or("")
-                );
-                last["text"] = json!(joined);
+    if let Some(last) = children.last_mut() {
+        let same_marks = marks_of(last) == marks_of(&node);
+        if same_marks && node_type(last) == "text" && node_type(&node) == "text" {
+            let added = node.get("text").and_then(Value::as_str).unwrap_or("");
+            if let Some(Value::String(text)) = last.get_mut("text") {
+                text.push_str(added);
                 return;
             }
         }
