@@ -543,6 +543,48 @@ fn unknown_nodes_become_placeholders() {
     );
 }
 
+/// ADF as Jira's editor writes it: attributes the subset does not use,
+/// marks in another order, localIds, spacing paragraphs.
+#[test]
+fn jira_editor_adf_renders_cleanly() {
+    let adf = json!({"type": "doc", "version": 1, "content": [
+        {"type": "heading", "attrs": {"level": 2, "localId": "h1"}, "content": [text("Steps")]},
+        {"type": "orderedList", "attrs": {"order": 1, "localId": "l1"}, "content": [
+            {"type": "listItem", "attrs": {"localId": "i1"}, "content": [
+                para(json!([
+                    text("Open "),
+                    marked("settings", json!([{"type": "link", "attrs": {"href": "https://e.org/s"}}, {"type": "strong"}])),
+                    text(" as "),
+                    {"type": "mention", "attrs": {"id": "712020:abc", "text": "@Jo Ng", "accessLevel": "", "localId": "m1"}},
+                ])),
+            ]},
+        ]},
+        para(json!([])),
+        {"type": "codeBlock", "attrs": {"language": "java"}, "content": [text("x();")]},
+        {"type": "table", "attrs": {"isNumberColumnEnabled": false, "layout": "default", "localId": "t1"}, "content": [
+            {"type": "tableRow", "content": [
+                {"type": "tableHeader", "attrs": {"colspan": 1, "rowspan": 1}, "content": [para(json!([
+                    marked("Env", json!([{"type": "textColor", "attrs": {"color": "#ff5630"}}])),
+                ]))]},
+            ]},
+            {"type": "tableRow", "content": [
+                {"type": "tableCell", "attrs": {"background": "#fff"}, "content": [para(json!([
+                    {"type": "emoji", "attrs": {"shortName": ":check_mark:", "id": "2714", "text": "✔️"}},
+                    text(" prod"),
+                ]))]},
+            ]},
+        ]},
+    ]});
+    assert_eq!(
+        adf_to_markdown(&adf),
+        "## Steps\n\n\
+         1. Open [**settings**](https://e.org/s) as @[Jo Ng](712020:abc)\n\n\
+         ```java\nx();\n```\n\n\
+         | Env |\n| --- |\n| [unsupported ADF node: emoji: ✔️] prod |\n"
+    );
+    validate(&markdown_to_adf(&adf_to_markdown(&adf))).unwrap();
+}
+
 #[test]
 fn unknown_marks_keep_their_text() {
     let adf = doc(json!([para(json!([marked(
@@ -1045,7 +1087,7 @@ fn check_stable(md0: &str) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // 256 cases each by default; PROPTEST_CASES=20000 for a longer hunt.
 
     #[test]
     fn markdown_round_trip_is_stable_and_valid(blocks in blocks_strategy(false)) {
