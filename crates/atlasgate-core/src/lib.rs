@@ -9,6 +9,7 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod adf;
 pub mod apps;
 pub mod atlassian;
 pub mod config;

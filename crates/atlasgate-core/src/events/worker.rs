@@ -52,10 +52,8 @@ pub async fn deliver_due(state: &Core) -> Result<usize, StoreError> {
 async fn claim(state: &Core) -> Result<Vec<DueEvent>, StoreError> {
     let store = &state.store;
     let now = crate::store::now();
-    Ok(
-        crate::store::events::claim_due(store, &state.jobs.worker_id, now, now + LEASE_SECS, BATCH)
-            .await?,
-    )
+    crate::store::events::claim_due(store, &state.jobs.worker_id, now, now + LEASE_SECS, BATCH)
+            .await
 }
 
 /// The body POSTed for an event (Standard Webhooks' recommended shape).
@@ -155,7 +153,7 @@ async fn deliver_one(state: &Core, e: &DueEvent) {
             state.metrics.event_delivery("delivered");
             rows::mark_delivered(state.store.pool(), e.seq, me, status, now).await
         }
-        Outcome::Skipped(why) => rows::mark_skipped(state.store.pool(), e.seq, me, &why).await,
+        Outcome::Skipped(why) => rows::mark_skipped(state.store.pool(), e.seq, me, why).await,
         Outcome::Failed { status, error } => {
             let first = e.first_attempt_at.unwrap_or(now);
             let give_up = now - first >= Tuning::get(&t.events_give_up_after_s) as i64;

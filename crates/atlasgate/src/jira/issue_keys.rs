@@ -391,7 +391,8 @@ mod tests {
     #[test]
     fn scanning_work_is_linear_in_the_text_length() {
         let projects = nested_projects();
-        let shapes: [(&str, fn(usize) -> String); 8] = [
+        type Shape = (&'static str, fn(usize) -> String);
+        let shapes: [Shape; 8] = [
             ("a_ * n + a-1", |n| "a_".repeat(n) + "a-1"),
             ("a_a_a_a_a * n + -1", |n| "a_a_a_a_a_".repeat(n) + "-1"),
             ("a- * n", |n| "a-".repeat(n)),

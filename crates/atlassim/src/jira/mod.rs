@@ -1,9 +1,9 @@
 //! Jira platform REST v3 (and the v2 forms client libraries use).
 
-pub mod changelog;
-pub mod comments;
 pub mod breadth;
 pub mod catalog;
+pub mod changelog;
+pub mod comments;
 pub mod links;
 pub mod meta;
 pub mod page_cache;

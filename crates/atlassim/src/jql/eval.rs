@@ -809,7 +809,11 @@ fn issue_strings(field: &Field, i: &Issue) -> Vec<String> {
                 std::iter::once(r.to_lowercase()).chain(id)
             })
             .collect(),
-        Field::Parent => i.extra.parent_id.map(|p| vec![p.to_string()]).unwrap_or_default(),
+        Field::Parent => i
+            .extra
+            .parent_id
+            .map(|p| vec![p.to_string()])
+            .unwrap_or_default(),
         Field::Created
         | Field::Updated
         | Field::Resolved
