@@ -1,6 +1,6 @@
 //! The control plane under `/__sim/` (JSON in and out), except the issue
 //! routes, which live with the gateway. Routes and fields are a contract
-//! (DESIGN.md §9): tests and users script the simulator with them.
+//! (docs/design.md §9): tests and users script the simulator with them.
 
 use axum::extract::State;
 use axum::http::StatusCode;

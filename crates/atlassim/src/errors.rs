@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::jql::JqlError;
 
 /// The 410 body of the removed `/rest/api/{2,3}/search` (observed verbatim;
-/// see atlassian-facts §3).
+/// see docs/atlassian-behaviour.md §3).
 pub const SEARCH_REMOVED: &str = "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046";
 
 #[derive(Debug, thiserror::Error)]

@@ -1,4 +1,4 @@
-//! Atlassian's three independent rate limits (atlassian-facts §4), on the
+//! Atlassian's three independent rate limits (docs/atlassian-behaviour.md §4), on the
 //! simulated clock, only when `SimConfig::rate_limits` is on:
 //!
 //! 1. burst: a token bucket per site per (method, endpoint template — the

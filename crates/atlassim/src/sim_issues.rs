@@ -1,4 +1,4 @@
-//! The control plane's issue routes (DESIGN §9): `POST /__sim/issues`,
+//! The control plane's issue routes (docs/design.md §9): `POST /__sim/issues`,
 //! `PATCH|DELETE /__sim/issues/{cloud_id}/{key}`. They change issues exactly
 //! as the REST API does (same validation, changelog, `updated`, webhooks),
 //! and may also set `status`.

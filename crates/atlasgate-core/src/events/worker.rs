@@ -53,7 +53,7 @@ async fn claim(state: &Core) -> Result<Vec<DueEvent>, StoreError> {
     let store = &state.store;
     let now = crate::store::now();
     crate::store::events::claim_due(store, &state.jobs.worker_id, now, now + LEASE_SECS, BATCH)
-            .await
+        .await
 }
 
 /// The body POSTed for an event (Standard Webhooks' recommended shape).

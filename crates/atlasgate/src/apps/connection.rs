@@ -4,10 +4,9 @@
 //! one, so isolation is a property of the type (and `tests/api/isolation.rs`
 //! walks `/openapi.json` to prove it for every route).
 
-use std::collections::HashMap;
 use std::marker::PhantomData;
 
-use axum::extract::{FromRequestParts, Path};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use super::AuthenticatedApp;
@@ -68,10 +67,8 @@ impl<L: Load + Send + Sync> FromRequestParts<AppState> for AppConnection<L> {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let app = AuthenticatedApp::from_request_parts(parts, state).await?;
-        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiError::NotFound)?;
-        let id = params.get("id").ok_or(ApiError::NotFound)?;
+        let id = connection_id(parts).ok_or(ApiError::NotFound)?;
+        let id = id.as_str();
         let mut ticket = None;
         if L::USE_TOKEN_CACHE {
             let cache = state.refresher.token_cache();
@@ -99,4 +96,15 @@ impl<L: Load + Send + Sync> FromRequestParts<AppState> for AppConnection<L> {
             mode: PhantomData,
         })
     }
+}
+
+/// The `{id}` of `/v1/connections/{id}/…`, read from the URI itself rather
+/// than from axum's decoded path parameters: those reject the whole request
+/// when another parameter (a proxied `{*path}`) does not decode to UTF-8,
+/// and such a path must reach the proxy's own check (a 400), not answer 404.
+/// Ids are plain ASCII, so the raw segment is the id.
+fn connection_id(parts: &Parts) -> Option<String> {
+    let rest = parts.uri.path().strip_prefix("/v1/connections/")?;
+    let id = rest.split('/').next()?;
+    (!id.is_empty()).then(|| id.to_string())
 }

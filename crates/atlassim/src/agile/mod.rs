@@ -466,7 +466,7 @@ pub async fn set_estimation(
     };
     let mut fields = Map::new();
     fields.insert(field_id.clone(), value);
-    // Works even when the field is not on the edit screen (atlassian-facts §3).
+    // Works even when the field is not on the edit screen (docs/atlassian-behaviour.md §3).
     let issue = edit_and_fire(
         &ctx.state,
         &ctx.runtime,

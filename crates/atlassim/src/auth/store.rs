@@ -1,6 +1,6 @@
 //! Authorization codes, grants, token families and the tokens themselves.
 //!
-//! The rules follow Atlassian's rotating refresh tokens (atlassian-facts §1):
+//! The rules follow Atlassian's rotating refresh tokens (docs/atlassian-behaviour.md §1):
 //! every refresh rotates; a used refresh token stays usable for the reuse
 //! window; a use after the window revokes the whole family (every refresh and
 //! access token in it); a refresh token dies after `refresh_inactivity_secs`

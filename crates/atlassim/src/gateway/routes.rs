@@ -757,7 +757,7 @@ pub fn gateway_paths(route: &Route) -> Vec<String> {
             v
         }
         // Both forms are emulated: the docs' `/wiki/api/v2` and the bare
-        // `/api/v2` some clients build (atlassian-facts §2: unverified which
+        // `/api/v2` some clients build (docs/atlassian-behaviour.md §2: unverified which
         // one the gateway accepts, so both work).
         Api::Confluence => vec![
             format!("/ex/confluence/{{cloudId}}/wiki/api/v2{}", route.path),

@@ -138,7 +138,7 @@ pub async fn search_projects(
 ) -> ApiResult<Json<Value>> {
     let q = query_pairs(&raw);
     let start_at = query_int(&q, "startAt")?.unwrap_or(0).max(0) as usize;
-    // Above 100 falls back to 100 (atlassian-facts §3).
+    // Above 100 falls back to 100 (docs/atlassian-behaviour.md §3).
     let max_results = match query_int(&q, "maxResults")?.unwrap_or(50) {
         n if n <= 0 || n > 100 => 100,
         n => n as usize,
@@ -274,7 +274,7 @@ pub async fn get_issue(
     let sel = FieldSelection::parse(&query_all(&q, "fields"), "*all");
     let world = ctx.state.world();
     let site = world.site(&ctx.cloud_id).ok_or(ApiError::SiteNotFound)?;
-    // A case-mismatched key gets the issue back, no redirect (atlassian-facts §3).
+    // A case-mismatched key gets the issue back, no redirect (docs/atlassian-behaviour.md §3).
     let issue = site.issue(&p.issue).ok_or_else(ApiError::issue_not_found)?;
     ctx.charge(1);
     let mut bean = issue_bean(

@@ -24,7 +24,7 @@ use crate::model::Timestamp;
 pub const MAX_ENTRIES: usize = 256;
 /// …holding at most this many ids in all (8 bytes each: 32 MB).
 pub const MAX_IDS: usize = 4_000_000;
-/// Page tokens expire after 7 days (atlassian-facts §3); so do snapshots.
+/// Page tokens expire after 7 days (docs/atlassian-behaviour.md §3); so do snapshots.
 pub const MAX_AGE_SECS: i64 = 7 * 24 * 3600;
 
 #[derive(Debug)]

@@ -91,7 +91,7 @@ fn search(ctx: Ctx, uri: Uri, req: SearchRequest) -> ApiResult<Json<Value>> {
     let jql_text = req.jql.clone().unwrap_or_default();
     let query = jql::parse(&jql_text)?;
     let sel = FieldSelection::parse(req.fields.as_deref().unwrap_or(&[]), "id");
-    // Ids and keys page up to 5000; full issues up to 100 (atlassian-facts §3).
+    // Ids and keys page up to 5000; full issues up to 100 (docs/atlassian-behaviour.md §3).
     let cap = if sel.ids_only() { 5000 } else { 100 };
     let max_results = match req.max_results.unwrap_or(50) {
         n if n <= 0 => 50,

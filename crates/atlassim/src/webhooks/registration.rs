@@ -233,7 +233,7 @@ pub async fn delete_webhooks(ctx: Ctx, body: axum::body::Bytes) -> ApiResult<Sta
     let site = world
         .site_mut(&ctx.cloud_id)
         .ok_or(ApiError::SiteNotFound)?;
-    // Ids of other apps are ignored (atlassian-facts §5).
+    // Ids of other apps are ignored (docs/atlassian-behaviour.md §5).
     site.webhooks
         .retain(|w| !(w.client_id == ctx.access.client_id && ids.contains(&w.id)));
     Ok(StatusCode::ACCEPTED)
