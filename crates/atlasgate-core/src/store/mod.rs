@@ -14,6 +14,7 @@
 //! the old row), a normal transaction plus `SELECT … FOR UPDATE` on PostgreSQL.
 
 pub mod apps;
+pub mod ciphertexts;
 pub mod connections;
 pub mod deliveries;
 pub mod events;

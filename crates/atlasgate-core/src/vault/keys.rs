@@ -12,7 +12,7 @@ use secrecy::SecretString;
 
 use super::crypto::{key_id_of, new_key_id, Cipher, EncryptionKey};
 use super::{EncryptedColumn, VaultError, ENCRYPTED_COLUMNS};
-use crate::store::{Store, StoreError};
+use crate::store::{ciphertexts, Store, StoreError};
 
 /// A new key in `ATLASGATE_ENCRYPTION_KEYS` syntax (`kYYYYMMDDhhmmssXXXX:BASE64`).
 pub fn generate() -> SecretString {
@@ -83,11 +83,7 @@ async fn rotate_column(
         id_column,
         column,
     } = col;
-    let total: i64 = sqlx::query_scalar(&format!(
-        "SELECT COUNT(*) FROM {table} WHERE {column} IS NOT NULL"
-    ))
-    .fetch_one(store.pool())
-    .await?;
+    let total = ciphertexts::count(store.pool(), table, column).await?;
     let mut p = RotateProgress {
         column: col,
         scanned: 0,
@@ -97,14 +93,9 @@ async fn rotate_column(
     let mut after = String::new();
     loop {
         let mut tx = store.begin_write().await?;
-        let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(&format!(
-            "SELECT {id_column}, {column} FROM {table} \
-             WHERE {column} IS NOT NULL AND {id_column} > $1 ORDER BY {id_column} LIMIT $2"
-        ))
-        .bind(&after)
-        .bind(ROTATE_BATCH)
-        .fetch_all(&mut *tx)
-        .await?;
+        let rows =
+            ciphertexts::batch_after(&mut tx, table, id_column, column, &after, ROTATE_BATCH)
+                .await?;
         let Some(last) = rows.last() else {
             tx.commit().await?;
             break;
@@ -128,15 +119,7 @@ async fn rotate_column(
             let aad = col.aad(id);
             let plain = cipher.decrypt(ct, &aad).map_err(vault_err)?;
             let fresh = cipher.encrypt(&plain, &aad).map_err(vault_err)?;
-            let done = sqlx::query(&format!(
-                "UPDATE {table} SET {column} = $1 WHERE {id_column} = $2 AND {column} = $3"
-            ))
-            .bind(fresh)
-            .bind(id)
-            .bind(ct.clone())
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 1 {
+            if ciphertexts::replace(&mut tx, table, id_column, column, id, ct, fresh).await? {
                 p.reencrypted += 1;
                 report.reencrypted += 1;
             } else {
@@ -153,11 +136,7 @@ async fn rotate_column(
 pub async fn count_on_old_keys(store: &Store, cipher: &Cipher) -> Result<u64, RotateError> {
     let mut n = 0;
     for EncryptedColumn { table, column, .. } in ENCRYPTED_COLUMNS {
-        let cts: Vec<Vec<u8>> = sqlx::query_scalar(&format!(
-            "SELECT {column} FROM {table} WHERE {column} IS NOT NULL"
-        ))
-        .fetch_all(store.pool())
-        .await?;
+        let cts = ciphertexts::all(store.pool(), table, column).await?;
         n += cts
             .iter()
             .filter(|ct| {

@@ -76,7 +76,6 @@ fn core_depends_on_no_http_server_crate() {
 const SQL_NOT_YET_IN_STORE: &[&str] = &[
     "atlasgate-core/src/sync/engine.rs",
     "atlasgate-core/src/sync/registration.rs",
-    "atlasgate-core/src/vault/keys.rs",
 ];
 
 #[test]
