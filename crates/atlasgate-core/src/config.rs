@@ -134,6 +134,8 @@ pub struct Config {
     pub pacing: Option<Pacing>,
     /// Peers whose `X-Forwarded-For` is believed (docs/design.md §12).
     pub trusted_proxies: TrustedProxies,
+    /// Secret overlap and retention ages (docs/design.md §13–15).
+    pub lifecycle: Lifecycle,
 }
 
 impl fmt::Debug for Config {
@@ -157,6 +159,7 @@ impl fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("pacing", &self.pacing)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("lifecycle", &self.lifecycle)
             .finish()
     }
 }
@@ -184,6 +187,7 @@ impl Config {
             log_format: LogFormat::Pretty,
             pacing: Some(Pacing::default()),
             trusted_proxies: TrustedProxies::default(),
+            lifecycle: Lifecycle::default(),
         }
     }
 
@@ -234,6 +238,9 @@ pub struct FileConfig {
     pub pacing_factor: Option<TomlScalar>,
     pub trusted_proxies: Option<String>,
     pub insecure_http: Option<TomlScalar>,
+    pub webhook_secret_overlap: Option<TomlScalar>,
+    pub retention_days: Option<TomlScalar>,
+    pub audit_retention_days: Option<TomlScalar>,
     pub atlassian: Option<FileAtlassian>,
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
@@ -368,6 +375,9 @@ pub const PACING: &str = "ATLASGATE_PACING";
 pub const PACING_FACTOR: &str = "ATLASGATE_PACING_FACTOR";
 pub const TRUSTED_PROXIES: &str = "ATLASGATE_TRUSTED_PROXIES";
 pub const INSECURE_HTTP: &str = "ATLASGATE_INSECURE_HTTP";
+pub const WEBHOOK_SECRET_OVERLAP: &str = "ATLASGATE_WEBHOOK_SECRET_OVERLAP";
+pub const RETENTION_DAYS: &str = "ATLASGATE_RETENTION_DAYS";
+pub const AUDIT_RETENTION_DAYS: &str = "ATLASGATE_AUDIT_RETENTION_DAYS";
 
 const ALL_VARS: &[&str] = &[
     DATABASE_URL,
@@ -386,6 +396,9 @@ const ALL_VARS: &[&str] = &[
     PACING_FACTOR,
     TRUSTED_PROXIES,
     INSECURE_HTTP,
+    WEBHOOK_SECRET_OVERLAP,
+    RETENTION_DAYS,
+    AUDIT_RETENTION_DAYS,
 ];
 
 impl Settings {
@@ -417,7 +430,7 @@ impl Settings {
     ) -> Settings {
         let mut values = BTreeMap::new();
         let atl = file.atlassian.unwrap_or_default();
-        let from_file: [(&'static str, Option<String>); 16] = [
+        let from_file: [(&'static str, Option<String>); 19] = [
             (DATABASE_URL, file.database_url),
             (LISTEN, file.listen),
             (PUBLIC_URL, file.public_url),
@@ -442,6 +455,18 @@ impl Settings {
             (
                 INSECURE_HTTP,
                 file.insecure_http.map(TomlScalar::into_string),
+            ),
+            (
+                WEBHOOK_SECRET_OVERLAP,
+                file.webhook_secret_overlap.map(TomlScalar::into_string),
+            ),
+            (
+                RETENTION_DAYS,
+                file.retention_days.map(TomlScalar::into_string),
+            ),
+            (
+                AUDIT_RETENTION_DAYS,
+                file.audit_retention_days.map(TomlScalar::into_string),
             ),
         ];
         for (name, v) in from_file {
@@ -685,6 +710,8 @@ impl Settings {
             Err(why) => r.report.push(TRUSTED_PROXIES, src, Status::Invalid(why)),
         }
 
+        r.lifecycle = self.resolve_lifecycle(&mut r.report);
+
         let mut profiles = BTreeMap::new();
         let mut profiles_ok = true;
         for (name, (p, src)) in &self.profiles {
@@ -779,6 +806,108 @@ impl Settings {
 /// gave higher limits; 10× is far past any published tier.
 const MAX_PACING_FACTOR: f64 = 10.0;
 
+/// How long a rotated-out webhook secret keeps signing, and how long
+/// finished rows and audit records are kept (docs/design.md §13–15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifecycle {
+    /// `ATLASGATE_WEBHOOK_SECRET_OVERLAP` (seconds, default 86400).
+    pub webhook_secret_overlap_secs: u64,
+    /// `ATLASGATE_RETENTION_DAYS` (default 30; 0 keeps everything).
+    pub retention_days: u64,
+    /// `ATLASGATE_AUDIT_RETENTION_DAYS` (default 365; 0 keeps everything).
+    pub audit_retention_days: u64,
+}
+
+pub const DEFAULT_WEBHOOK_SECRET_OVERLAP_SECS: u64 = 86_400;
+pub const DEFAULT_RETENTION_DAYS: u64 = 30;
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u64 = 365;
+/// A hundred years: larger values are surely typos (and would overflow).
+const MAX_DAYS: u64 = 36_500;
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Lifecycle {
+            webhook_secret_overlap_secs: DEFAULT_WEBHOOK_SECRET_OVERLAP_SECS,
+            retention_days: DEFAULT_RETENTION_DAYS,
+            audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
+        }
+    }
+}
+
+impl Settings {
+    /// A whole number in `0..=max` (with `unit` for the report), or its problem.
+    fn resolve_count(
+        &self,
+        report: &mut Report,
+        name: &str,
+        default: u64,
+        max: u64,
+        unit: &str,
+        zero_means: &str,
+    ) -> Option<u64> {
+        let default_s = default.to_string();
+        let (v, src) = self.get(name).unwrap_or((default_s.as_str(), "default"));
+        match v.trim().parse::<u64>() {
+            Ok(0) if !zero_means.is_empty() => {
+                report.push(name, src, Status::Ok(format!("0 ({zero_means})")));
+                Some(0)
+            }
+            Ok(n) if n <= max && n > 0 => {
+                report.push(name, src, Status::Ok(format!("{n} {unit}")));
+                Some(n)
+            }
+            Ok(n) => {
+                report.push(
+                    name,
+                    src,
+                    Status::Invalid(format!("{n} is not between 1 and {max} {unit}")),
+                );
+                None
+            }
+            Err(_) => {
+                report.push(
+                    name,
+                    src,
+                    Status::Invalid(format!("`{v}` is not a whole number of {unit}")),
+                );
+                None
+            }
+        }
+    }
+
+    fn resolve_lifecycle(&self, report: &mut Report) -> Option<Lifecycle> {
+        let overlap = self.resolve_count(
+            report,
+            WEBHOOK_SECRET_OVERLAP,
+            DEFAULT_WEBHOOK_SECRET_OVERLAP_SECS,
+            MAX_DAYS * 86_400,
+            "seconds",
+            "the old secret stops signing at once",
+        );
+        let retention = self.resolve_count(
+            report,
+            RETENTION_DAYS,
+            DEFAULT_RETENTION_DAYS,
+            MAX_DAYS,
+            "days",
+            "finished rows are kept forever",
+        );
+        let audit = self.resolve_count(
+            report,
+            AUDIT_RETENTION_DAYS,
+            DEFAULT_AUDIT_RETENTION_DAYS,
+            MAX_DAYS,
+            "days",
+            "audit records are kept forever",
+        );
+        Some(Lifecycle {
+            webhook_secret_overlap_secs: overlap?,
+            retention_days: retention?,
+            audit_retention_days: audit?,
+        })
+    }
+}
+
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
@@ -796,7 +925,7 @@ pub fn parse_file(text: &str) -> Result<FileConfig, String> {
 }
 
 /// The outcome of validation: each value that is ok, plus the full report.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Resolved {
     pub report: Report,
     database_url: Option<String>,
@@ -814,6 +943,7 @@ pub struct Resolved {
     log_format: Option<LogFormat>,
     pacing: Option<Option<Pacing>>,
     trusted_proxies: Option<TrustedProxies>,
+    lifecycle: Option<Lifecycle>,
 }
 
 impl Resolved {
@@ -840,6 +970,7 @@ impl Resolved {
             log_format: self.log_format.ok_or_else(missing)?,
             pacing: self.pacing.ok_or_else(missing)?,
             trusted_proxies: self.trusted_proxies.ok_or_else(missing)?,
+            lifecycle: self.lifecycle.ok_or_else(missing)?,
         })
     }
 
@@ -863,6 +994,13 @@ impl Resolved {
         self.require(&[DATABASE_URL])?;
         self.database_url
             .clone()
+            .ok_or_else(|| ConfigError::Invalid(self.report.clone()))
+    }
+
+    /// The secret overlap and retention settings.
+    pub fn lifecycle(&self) -> Result<Lifecycle, ConfigError> {
+        self.require(&[WEBHOOK_SECRET_OVERLAP, RETENTION_DAYS, AUDIT_RETENTION_DAYS])?;
+        self.lifecycle
             .ok_or_else(|| ConfigError::Invalid(self.report.clone()))
     }
 
@@ -1137,6 +1275,39 @@ mod tests {
             .find(|e| e.name == name)
             .unwrap()
             .status
+    }
+
+    #[test]
+    fn lifecycle_settings_default_parse_and_name_bad_values() {
+        let r = resolve(&[], "");
+        assert_eq!(r.lifecycle, Some(Lifecycle::default()));
+        assert_eq!(Lifecycle::default().webhook_secret_overlap_secs, 86_400);
+        let r = resolve(
+            &[(RETENTION_DAYS, "7")],
+            "audit_retention_days = 30\nwebhook_secret_overlap = 0\n",
+        );
+        assert_eq!(
+            r.lifecycle,
+            Some(Lifecycle {
+                webhook_secret_overlap_secs: 0,
+                retention_days: 7,
+                audit_retention_days: 30,
+            })
+        );
+        for (name, v) in [
+            (RETENTION_DAYS, "-1"),
+            (RETENTION_DAYS, "36501"),
+            (AUDIT_RETENTION_DAYS, "a year"),
+            (WEBHOOK_SECRET_OVERLAP, "1.5"),
+        ] {
+            let r = resolve(&[(name, v)], "");
+            assert!(
+                matches!(status(&r, name), Status::Invalid(_)),
+                "{name}={v}: {:?}",
+                status(&r, name)
+            );
+            assert_eq!(r.lifecycle, None);
+        }
     }
 
     #[test]

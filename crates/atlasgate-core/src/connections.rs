@@ -51,14 +51,66 @@ pub async fn emit_created(
     };
     let payload = serde_json::to_value(ConnectionView::from_row(&row)).unwrap_or_default();
     emit_event(
-        conn,
+        &mut *conn,
         &row.app_id,
         connection_id,
         "connection.created",
         payload,
         now,
     )
+    .await?;
+    // The person's browser, not the app, completed it: no client address
+    // is attributed (the connect pages' addresses are in the request log).
+    crate::audit::record(
+        conn,
+        crate::audit::kind::CONNECTION_CREATED,
+        crate::audit::Subject::connection(&row.app_id, connection_id),
+        &crate::audit::Actor::default(),
+        serde_json::json!({ "profile": row.profile, "site_url": row.site_url }),
+    )
     .await
+}
+
+/// Disconnect (docs/design.md §3, §13): delete the connection's Jira
+/// webhooks while its token still works and stop its syncs, then wipe the
+/// tokens, set `disconnected`, emit `connection.deleted` and record
+/// `connection.disconnected`, and drop the cached token. Already
+/// disconnected: nothing changes. Returns the row afterwards.
+pub async fn disconnect(
+    core: &crate::Core,
+    row: &ConnectionRow,
+    actor: &crate::audit::Actor,
+) -> crate::Result<ConnectionRow> {
+    let id = row.id.as_str();
+    if row.status() != ConnectionStatus::Disconnected {
+        crate::sync::registration::on_disconnect(core, row).await;
+    }
+    let now = crate::store::now();
+    let mut tx = core.store.begin_write().await?;
+    let changed = rows::disconnect(&mut tx, id, now).await?;
+    let after = rows::get(&mut *tx, id)
+        .await?
+        .ok_or(crate::Error::NotFound)?;
+    if changed {
+        let payload = serde_json::to_value(ConnectionView::from_row(&after))
+            .map_err(crate::Error::internal)?;
+        emit_event(&mut tx, &row.app_id, id, "connection.deleted", payload, now).await?;
+        crate::audit::record(
+            &mut *tx,
+            crate::audit::kind::CONNECTION_DISCONNECTED,
+            crate::audit::Subject::connection(&row.app_id, id),
+            actor,
+            serde_json::json!({}),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    // Visible to the next `/token` call at once (other processes: within a second).
+    core.refresher.token_cache().invalidate(id);
+    if changed {
+        tracing::info!(connection_id = %id, "connection disconnected");
+    }
+    Ok(after)
 }
 
 /// The Atlassian account behind a connection.

@@ -12,6 +12,7 @@
 pub mod adf;
 pub mod apps;
 pub mod atlassian;
+pub mod audit;
 pub mod config;
 pub mod confluence;
 pub mod connect;
@@ -20,6 +21,7 @@ pub mod error;
 pub mod events;
 pub mod jira;
 pub mod jobs;
+pub mod retention;
 pub mod metrics;
 pub mod state;
 pub mod store;

@@ -52,6 +52,12 @@ pub struct Metrics {
     sync_issues_upserted: Counter,
     jira_webhooks_received: Family<OutcomeLabels, Counter>,
     event_deliveries: Family<OutcomeLabels, Counter>,
+    retention_removed: Family<TableLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TableLabels {
+    pub table: String,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -111,7 +117,14 @@ impl Metrics {
             "Attempts to deliver events to apps' webhook URLs, by outcome (delivered, retry, failed = gave up)",
             event_deliveries.clone(),
         );
+        let retention_removed = Family::<TableLabels, Counter>::default();
+        registry.register(
+            "retention_rows_removed",
+            "Rows deleted by the retention pass, by table",
+            retention_removed.clone(),
+        );
         Metrics {
+            retention_removed,
             registry: Mutex::new(registry),
             http_requests,
             http_latency,
@@ -179,6 +192,15 @@ impl Metrics {
                 outcome: outcome.to_string(),
             })
             .inc();
+    }
+
+    /// Count rows the retention pass deleted from `table`.
+    pub fn retention_removed(&self, table: &str, n: u64) {
+        self.retention_removed
+            .get_or_create(&TableLabels {
+                table: table.to_string(),
+            })
+            .inc_by(n);
     }
 
     /// The text exposition format.

@@ -23,6 +23,8 @@ pub struct Core {
     pub atlassian: Arc<crate::atlassian::AtlassianClient>,
     /// Background jobs: sync passes, Jira webhook inbox, event deliveries.
     pub jobs: Arc<crate::jobs::Jobs>,
+    /// `token.served` audit counts not yet written (docs/design.md §14).
+    pub token_served: Arc<crate::audit::TokenServed>,
 }
 
 impl Core {
@@ -61,6 +63,7 @@ impl Core {
         });
         Ok(Core {
             jobs: Arc::new(crate::jobs::Jobs::default()),
+            token_served: Arc::new(crate::audit::TokenServed::default()),
             atlassian,
             config,
             store,

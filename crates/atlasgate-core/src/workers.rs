@@ -22,6 +22,8 @@ pub fn spawn_workers(state: Core) -> Workers {
     Workers(vec![
         tokio::spawn(crate::events::worker::run(state.clone())),
         tokio::spawn(crate::sync::worker::run(state.clone())),
-        tokio::spawn(crate::webhooks::inbox_worker(state)),
+        tokio::spawn(crate::webhooks::inbox_worker(state.clone())),
+        // Retention, and the audit trail's `token.served` flushes.
+        tokio::spawn(crate::retention::run(state)),
     ])
 }

@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use secrecy::ExposeSecret;
 
 use crate::apps::{self, parse_webhook_url, AppName, NewApp, ReturnOrigin};
+use crate::audit::Actor;
 use crate::config::{ConfigError, Overrides, Resolved, Settings, DATABASE_URL, ENCRYPTION_KEYS};
 use crate::server::Application;
 use crate::store::Store;
@@ -134,6 +135,61 @@ pub enum AppsCommand {
     Create(CreateAppArgs),
     /// List apps.
     List,
+    /// Change an app's name, webhook URL or return origins.
+    Update(UpdateAppArgs),
+    /// An app's API keys.
+    #[command(subcommand)]
+    Keys(AppKeysCommand),
+    /// New webhook signing secret; prints it once. The old one keeps signing
+    /// for ATLASGATE_WEBHOOK_SECRET_OVERLAP seconds.
+    RotateWebhookSecret(AppArg),
+    /// Delete an app: its connections are disconnected (Jira webhooks
+    /// deleted), its syncs, synced issues, keys and pending events removed.
+    Delete(AppArg),
+}
+
+#[derive(Debug, Args)]
+pub struct AppArg {
+    /// The app's id or name.
+    #[arg(value_name = "APP")]
+    pub app: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateAppArgs {
+    /// The app's id or name.
+    #[arg(value_name = "APP")]
+    pub app: String,
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long, value_name = "URL", conflicts_with = "no_webhook")]
+    pub webhook_url: Option<String>,
+    /// Remove the webhook URL (events are then skipped).
+    #[arg(long)]
+    pub no_webhook: bool,
+    /// Allowed `return_to` origin (repeatable); replaces the list.
+    #[arg(long = "return-origin", value_name = "ORIGIN")]
+    pub return_origins: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppKeysCommand {
+    /// An additional API key; prints it once.
+    Create(AppArg),
+    /// The app's keys (id, prefix, created, last used; never the key).
+    List(AppArg),
+    /// Revoke a key: it answers 401 within 10 s on every process.
+    Revoke(RevokeKeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeKeyArgs {
+    /// The app's id or name.
+    #[arg(value_name = "APP")]
+    pub app: String,
+    /// The key's id (`key_…`, from `apps keys list`).
+    #[arg(value_name = "KEY")]
+    pub key: String,
 }
 
 #[derive(Debug, Args)]
@@ -210,6 +266,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Keys(KeysCommand::Rotate) => rotate(&resolved).await,
         Command::Apps(AppsCommand::Create(args)) => create_app(&resolved, args).await,
         Command::Apps(AppsCommand::List) => list_apps(&resolved).await,
+        Command::Apps(AppsCommand::Update(args)) => update_app(&resolved, args).await,
+        Command::Apps(AppsCommand::Keys(cmd)) => app_keys(&resolved, cmd).await,
+        Command::Apps(AppsCommand::RotateWebhookSecret(a)) => rotate_secret(&resolved, a).await,
+        Command::Apps(AppsCommand::Delete(a)) => delete_app(&resolved, a).await,
         Command::Demo(args) => demo(args).await,
         Command::Connections(ConnectionsCommand::List) => list_connections(&resolved).await,
         Command::Sync(SyncCommand::Status) => sync_status(&resolved).await,
@@ -468,6 +528,175 @@ async fn list_apps(resolved: &Resolved) -> Result<(), CliError> {
             }
         );
     }
+    Ok(())
+}
+
+async fn update_app(resolved: &Resolved, args: UpdateAppArgs) -> Result<(), CliError> {
+    resolved.require(&[DATABASE_URL, ENCRYPTION_KEYS])?;
+    init_logging(resolved);
+    let mut problems = Vec::new();
+    let mut change = apps::AppUpdate::default();
+    if let Some(n) = &args.name {
+        match AppName::parse(n) {
+            Ok(n) => change.name = Some(n),
+            Err(e) => problems.push(format!("--name: {e}")),
+        }
+    }
+    if args.no_webhook {
+        change.webhook_url = Some(None);
+    } else if let Some(u) = &args.webhook_url {
+        match parse_webhook_url(u) {
+            Ok(u) => change.webhook_url = Some(Some(u)),
+            Err(e) => problems.push(format!("--webhook-url: {e}")),
+        }
+    }
+    if !args.return_origins.is_empty() {
+        let mut origins = Vec::new();
+        for o in &args.return_origins {
+            match ReturnOrigin::parse(o) {
+                Ok(o) => origins.push(o),
+                Err(e) => problems.push(format!("--return-origin: {e}")),
+            }
+        }
+        change.return_origins = Some(origins);
+    }
+    if !problems.is_empty() {
+        return Err(CliError::Failed(problems.join("\n")));
+    }
+    let cipher = Cipher::new(resolved.keyring()?);
+    let store = open_store(resolved).await?;
+    let app = apps::lifecycle::resolve(&store, &args.app)
+        .await
+        .map_err(|e| not_found_app(e, &args.app))?;
+    let updated = apps::lifecycle::update(&store, &cipher, &app.id, change, &Actor::cli())
+        .await
+        .map_err(CliError::failed)?;
+    println!(
+        "app updated: {} ({})",
+        terminal_safe(&updated.app.name),
+        updated.app.id
+    );
+    if let Some(secret) = &updated.webhook_secret {
+        println!("webhook signing secret (shown once): {}", secret.expose());
+    }
+    Ok(())
+}
+
+fn not_found_app(e: atlasgate_core::Error, app: &str) -> CliError {
+    match e {
+        atlasgate_core::Error::NotFound => {
+            CliError::Failed(format!("no app with id or name `{}`", terminal_safe(app)))
+        }
+        other => CliError::failed(other),
+    }
+}
+
+async fn app_keys(resolved: &Resolved, cmd: AppKeysCommand) -> Result<(), CliError> {
+    resolved.require(&[DATABASE_URL])?;
+    init_logging(resolved);
+    let store = open_store(resolved).await?;
+    let name = match &cmd {
+        AppKeysCommand::Create(a) | AppKeysCommand::List(a) => &a.app,
+        AppKeysCommand::Revoke(r) => &r.app,
+    };
+    let app = apps::lifecycle::resolve(&store, name)
+        .await
+        .map_err(|e| not_found_app(e, name))?;
+    match cmd {
+        AppKeysCommand::Create(_) => {
+            let k = apps::lifecycle::create_key(&store, &app.id, &Actor::cli())
+                .await
+                .map_err(CliError::failed)?;
+            println!("key created: {}", k.id);
+            println!("api key (shown once, store it now): {}", k.key.expose());
+        }
+        AppKeysCommand::List(_) => {
+            let keys = apps::lifecycle::list_keys(&store, &app.id)
+                .await
+                .map_err(CliError::failed)?;
+            println!("{:36}  {:12}  {:20}  LAST USED", "ID", "PREFIX", "CREATED");
+            for k in keys {
+                println!(
+                    "{:36}  {:12}  {:20}  {}",
+                    terminal_safe(&k.id),
+                    terminal_safe(&k.prefix),
+                    crate::admin::rfc3339(k.created_at),
+                    k.last_used_at
+                        .map(crate::admin::rfc3339)
+                        .unwrap_or_else(|| "never".into())
+                );
+            }
+        }
+        AppKeysCommand::Revoke(r) => {
+            match apps::lifecycle::revoke_key(&store, &app.id, &r.key, &Actor::cli()).await {
+                Ok(_) => println!(
+                    "key {} revoked; running atlasgate processes refuse it within 10 s",
+                    terminal_safe(&r.key)
+                ),
+                Err(atlasgate_core::Error::NotFound) => {
+                    return Err(CliError::Failed(format!(
+                        "app `{}` has no key `{}` (see `atlasgate apps keys list`)",
+                        terminal_safe(&app.name),
+                        terminal_safe(&r.key)
+                    )))
+                }
+                Err(e) => return Err(CliError::failed(e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn rotate_secret(resolved: &Resolved, a: AppArg) -> Result<(), CliError> {
+    resolved.require(&[DATABASE_URL, ENCRYPTION_KEYS])?;
+    init_logging(resolved);
+    let lifecycle = resolved.lifecycle()?;
+    let cipher = Cipher::new(resolved.keyring()?);
+    let store = open_store(resolved).await?;
+    let app = apps::lifecycle::resolve(&store, &a.app)
+        .await
+        .map_err(|e| not_found_app(e, &a.app))?;
+    let secret = apps::lifecycle::rotate_webhook_secret(
+        &store,
+        &cipher,
+        &app.id,
+        lifecycle.webhook_secret_overlap_secs,
+        &Actor::cli(),
+    )
+    .await
+    .map_err(CliError::failed)?;
+    println!("webhook signing secret (shown once): {}", secret.expose());
+    println!(
+        "deliveries carry the old secret's signature too for {} more seconds",
+        lifecycle.webhook_secret_overlap_secs
+    );
+    Ok(())
+}
+
+/// Deleting disconnects connections at Atlassian, so this needs the whole
+/// configuration, as `serve` does.
+async fn delete_app(resolved: &Resolved, a: AppArg) -> Result<(), CliError> {
+    if !resolved.report.is_ok() {
+        return Err(CliError::Failed(format!(
+            "deleting an app disconnects its connections at Atlassian, which needs the whole configuration; fix these settings:\n{}",
+            ProblemList(resolved)
+        )));
+    }
+    init_logging(resolved);
+    let store = open_store(resolved).await?;
+    let app = apps::lifecycle::resolve(&store, &a.app)
+        .await
+        .map_err(|e| not_found_app(e, &a.app))?;
+    let config = resolved.clone().into_config()?;
+    let core = atlasgate_core::Core::new(config, store).map_err(CliError::failed)?;
+    let n = apps::lifecycle::delete(&core, &app.id, &Actor::cli())
+        .await
+        .map_err(CliError::failed)?;
+    println!(
+        "app {} ({}) deleted; {n} connection(s) disconnected",
+        terminal_safe(&app.name),
+        app.id
+    );
     Ok(())
 }
 

@@ -19,6 +19,7 @@ pub mod health;
 pub mod jira;
 pub mod logging;
 pub mod openapi;
+pub mod owners;
 pub mod pages;
 pub mod proxy;
 pub mod ratelimit;
@@ -31,7 +32,7 @@ pub mod webhooks;
 
 // The core's modules under their old paths, so `crate::store::…` reads the same
 // in the edge as in the core.
-pub use atlasgate_core::{atlassian, config, jobs, metrics, store, vault};
+pub use atlasgate_core::{atlassian, audit, config, jobs, metrics, retention, store, vault};
 
 pub use config::Config;
 pub use error::ApiError;

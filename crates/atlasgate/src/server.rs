@@ -36,6 +36,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::admin::api_router())
         .merge(crate::connect::api_router())
         .merge(crate::connections::router())
+        .merge(crate::owners::router())
         .merge(crate::sync::router())
         .merge(crate::webhooks::router())
         .merge(crate::events::router())
@@ -300,6 +301,8 @@ impl Application {
         .await;
         keepalive.abort();
         drop(workers);
+        // The `token.served` counts of the minute in progress (docs/design.md §14).
+        self.state.token_served.flush_all(&self.state.store).await;
         served
     }
 }

@@ -3,11 +3,13 @@
 //! (`whsec_…`, stored encrypted so events can be signed), and the origins a
 //! connect flow may return to.
 
+pub mod lifecycle;
 pub mod types;
 
 use secrecy::SecretString;
 use url::Url;
 
+pub use lifecycle::{AppKey, AppUpdate, CreatedKey, UpdatedApp};
 pub use types::{parse_webhook_url, ApiKey, AppName, ReturnOrigin, WebhookSecret};
 
 use crate::store::apps::{self as rows, AppRow};
@@ -83,8 +85,19 @@ pub enum AppsError {
 }
 
 /// Create an app: a new key (returned once), and with a webhook URL a new
-/// signing secret, stored encrypted.
+/// signing secret, stored encrypted. Audited as done from the CLI (the
+/// admin API calls [`create_by`]).
 pub async fn create(store: &Store, cipher: &Cipher, new: NewApp) -> Result<CreatedApp, AppsError> {
+    create_by(store, cipher, new, &crate::audit::Actor::cli()).await
+}
+
+/// [`create`] on behalf of `actor` (recorded as `app.created`).
+pub async fn create_by(
+    store: &Store,
+    cipher: &Cipher,
+    new: NewApp,
+    actor: &crate::audit::Actor,
+) -> Result<CreatedApp, AppsError> {
     let id = store::new_id();
     let api_key = ApiKey::generate();
     let webhook_secret = new.webhook_url.as_ref().map(|_| WebhookSecret::generate());
@@ -101,8 +114,11 @@ pub async fn create(store: &Store, cipher: &Cipher, new: NewApp) -> Result<Creat
         webhook_secret_ct,
         return_origins: serde_json::to_string(&origins).unwrap_or_else(|_| "[]".into()),
         created_at: store::now(),
+        webhook_secret_old_ct: None,
+        webhook_secret_old_until: None,
     };
-    match rows::insert(store.pool(), &row).await {
+    let key_id = lifecycle::new_key_id();
+    match rows::insert(store.pool(), &row, &key_id, &api_key.prefix()).await {
         Ok(()) => {}
         Err(e) if e.is_unique_violation() => {
             return Err(AppsError::NameTaken(new.name.as_str().to_string()))
@@ -110,6 +126,14 @@ pub async fn create(store: &Store, cipher: &Cipher, new: NewApp) -> Result<Creat
         Err(e) => return Err(e.into()),
     }
     tracing::info!(app_id = %id, name = %row.name, "app created");
+    crate::audit::record_after(
+        store,
+        crate::audit::kind::APP_CREATED,
+        crate::audit::Subject::key(&id, &key_id),
+        actor,
+        serde_json::json!({ "name": row.name, "webhook": row.webhook_url.is_some() }),
+    )
+    .await;
     Ok(CreatedApp {
         app: App::from_row(&row)?,
         api_key,
@@ -133,14 +157,49 @@ pub async fn get(store: &Store, id: &str) -> Result<Option<App>, StoreError> {
         .transpose()
 }
 
-/// The app owning this API key, if any. Only the key's hash is looked up.
-pub async fn authenticate(store: &Store, key: &str) -> Result<Option<App>, StoreError> {
+/// The app a key authenticates, with the key's id and when it was last used.
+#[derive(Debug, Clone)]
+pub struct KeyedApp {
+    pub app: App,
+    pub key_id: String,
+    pub key_last_used_at: Option<i64>,
+}
+
+/// The app owning this API key, if any (a revoked key has no row). Only the
+/// key's hash is looked up.
+pub async fn authenticate(store: &Store, key: &str) -> Result<Option<KeyedApp>, StoreError> {
     let hash = types::hash_key(key);
-    rows::by_key_hash(store.pool(), &hash)
-        .await?
-        .as_ref()
-        .map(App::from_row)
-        .transpose()
+    let Some(k) = crate::store::app_keys::by_hash(store.pool(), &hash).await? else {
+        return Ok(None);
+    };
+    Ok(Some(KeyedApp {
+        app: App::from_row(&k.app)?,
+        key_id: k.key_id,
+        key_last_used_at: k.key_last_used_at,
+    }))
+}
+
+/// The secrets every delivery is signed with now: the current one, and the
+/// one it replaced while the rotation's overlap lasts (docs/design.md §13).
+pub async fn signing_secrets(
+    store: &Store,
+    cipher: &Cipher,
+    app_id: &str,
+    now: i64,
+) -> Result<Vec<SecretString>, AppsError> {
+    let Some(row) = rows::by_id(store.pool(), app_id).await? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::with_capacity(2);
+    if let Some(ct) = &row.webhook_secret_ct {
+        out.push(cipher.decrypt_string(ct, &APP_WEBHOOK_SECRET.aad(app_id))?);
+    }
+    if let (Some(ct), Some(until)) = (&row.webhook_secret_old_ct, row.webhook_secret_old_until) {
+        if until > now && !out.is_empty() {
+            out.push(cipher.decrypt_string(ct, &crate::vault::APP_WEBHOOK_SECRET_OLD.aad(app_id))?);
+        }
+    }
+    Ok(out)
 }
 
 /// The app's webhook signing secret (`whsec_…`), decrypted, for signing events.

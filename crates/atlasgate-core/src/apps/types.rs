@@ -33,6 +33,15 @@ impl ApiKey {
     pub fn hash(&self) -> String {
         hash_key(self.expose())
     }
+
+    /// The first 8 random digits with the `agk_` prefix: enough to tell
+    /// keys apart in a list, far too little to guess the rest (32 bits of 256).
+    pub fn prefix(&self) -> String {
+        self.expose()
+            .chars()
+            .take(API_KEY_PREFIX.len() + 8)
+            .collect()
+    }
 }
 
 impl fmt::Debug for ApiKey {

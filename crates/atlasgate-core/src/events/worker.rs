@@ -87,27 +87,33 @@ async fn attempt(state: &Core, e: &DueEvent) -> Outcome {
     let Some(url) = app.webhook_url else {
         return Outcome::Skipped("the app has no webhook_url");
     };
-    let secret = match crate::apps::webhook_secret(&state.store, &state.cipher, &e.app_id).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return Outcome::Skipped("the app has no webhook secret"),
-        Err(err) => {
-            return Outcome::Failed {
-                status: None,
-                error: format!("secret: {err}"),
-            }
-        }
-    };
-    let body = serde_json::to_vec(&body_of(e)).unwrap_or_default();
     let ts = crate::store::now();
-    let signature = match super::sign(secret.expose_secret(), &e.id, ts, &body) {
-        Ok(s) => s,
-        Err(err) => {
-            return Outcome::Failed {
-                status: None,
-                error: err.to_string(),
+    // During a rotation's overlap the old secret signs too (docs/design.md §13).
+    let secrets =
+        match crate::apps::signing_secrets(&state.store, &state.cipher, &e.app_id, ts).await {
+            Ok(s) if s.is_empty() => return Outcome::Skipped("the app has no webhook secret"),
+            Ok(s) => s,
+            Err(err) => {
+                return Outcome::Failed {
+                    status: None,
+                    error: format!("secret: {err}"),
+                }
+            }
+        };
+    let body = serde_json::to_vec(&body_of(e)).unwrap_or_default();
+    let mut signatures = Vec::with_capacity(secrets.len());
+    for secret in &secrets {
+        match super::sign(secret.expose_secret(), &e.id, ts, &body) {
+            Ok(s) => signatures.push(s),
+            Err(err) => {
+                return Outcome::Failed {
+                    status: None,
+                    error: err.to_string(),
+                }
             }
         }
-    };
+    }
+    let signature = signatures.join(" ");
     Counters::bump(&state.jobs.counters.event_attempts);
     let sent = state
         .http

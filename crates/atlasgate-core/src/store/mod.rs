@@ -13,11 +13,15 @@
 //! on SQLite (takes the write lock up front, so two processes cannot both read
 //! the old row), a normal transaction plus `SELECT … FOR UPDATE` on PostgreSQL.
 
+pub mod app_keys;
 pub mod apps;
+pub mod audit;
 pub mod ciphertexts;
 pub mod connections;
 pub mod deliveries;
+pub mod erase;
 pub mod events;
+pub mod retention;
 pub mod sessions;
 pub mod syncs;
 
@@ -127,6 +131,10 @@ impl Store {
                             conn.execute("PRAGMA busy_timeout = 10000").await?;
                             conn.execute("PRAGMA foreign_keys = ON").await?;
                             conn.execute("PRAGMA synchronous = NORMAL").await?;
+                            // Deleted rows are overwritten with zeros, so an
+                            // erased owner leaves nothing in freed pages
+                            // (docs/design.md §13).
+                            conn.execute("PRAGMA secure_delete = ON").await?;
                             Ok(())
                         })
                     })

@@ -41,9 +41,17 @@ pub const APP_WEBHOOK_SECRET: EncryptedColumn = EncryptedColumn {
     column: "webhook_secret_ct",
 };
 
+/// The app's previous webhook secret, signing too during a rotation's overlap.
+pub const APP_WEBHOOK_SECRET_OLD: EncryptedColumn = EncryptedColumn {
+    table: "apps",
+    id_column: "id",
+    column: "webhook_secret_old_ct",
+};
+
 /// Every encrypted column in the database.
 pub const ENCRYPTED_COLUMNS: &[EncryptedColumn] = &[
     APP_WEBHOOK_SECRET,
+    APP_WEBHOOK_SECRET_OLD,
     EncryptedColumn {
         table: "connections",
         id_column: "id",

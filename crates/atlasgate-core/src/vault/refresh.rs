@@ -573,6 +573,18 @@ impl Refresher {
         )
         .await?;
         let row = rows::get(&mut *tx, id).await?;
+        if stored {
+            if let Some(r) = &row {
+                crate::audit::record(
+                    &mut *tx,
+                    crate::audit::kind::TOKEN_REFRESHED,
+                    crate::audit::Subject::connection(&r.app_id, id),
+                    &crate::audit::Actor::system(),
+                    serde_json::json!({ "rotated": rotated }),
+                )
+                .await?;
+            }
+        }
         tx.commit().await?;
         if !stored {
             tracing::info!(connection_id = %id, "refresh result arrived after the mark was taken over; re-reading");
@@ -636,12 +648,20 @@ async fn emit_needs_reauth(
     };
     payload["reason"] = serde_json::Value::from(reason);
     crate::connections::emit_event(
-        conn,
+        &mut *conn,
         app_id,
         connection_id,
         "connection.needs_reauth",
         payload,
         now,
+    )
+    .await?;
+    crate::audit::record(
+        conn,
+        crate::audit::kind::CONNECTION_NEEDS_REAUTH,
+        crate::audit::Subject::connection(app_id, connection_id),
+        &crate::audit::Actor::system(),
+        serde_json::json!({ "reason": reason }),
     )
     .await
     .map_err(RefreshError::from)

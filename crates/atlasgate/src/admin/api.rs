@@ -116,10 +116,12 @@ impl CreateAppRequest {
 pub async fn create_app(
     _admin: Admin,
     State(state): State<AppState>,
+    crate::client_addr::ClientAddr(ip): crate::client_addr::ClientAddr,
     Json(req): Json<CreateAppRequest>,
 ) -> Result<(StatusCode, Json<CreateAppResponse>), ApiError> {
     let new = req.parse()?;
-    let created = apps::create(&state.store, &state.cipher, new).await?;
+    let actor = crate::audit::Actor::api(ip);
+    let created = apps::create_by(&state.store, &state.cipher, new, &actor).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreateAppResponse {

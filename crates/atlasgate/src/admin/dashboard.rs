@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,6 +15,8 @@ use serde::Deserialize;
 use super::api::rfc3339;
 use super::session::{self, COOKIE_NAME, SESSION_SECS};
 use crate::apps;
+use crate::audit::Actor;
+use crate::client_addr::ClientAddr;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::{self, events};
@@ -27,6 +29,10 @@ pub fn router() -> Router<AppState> {
         // `ratelimit::admin`, together with the admin API's.
         .route("/admin/login", post(login))
         .route("/admin/logout", post(logout))
+        // Changes, each behind the session's CSRF token.
+        .route("/admin/apps/{app}/keys/{key}/revoke", post(revoke_key))
+        .route("/admin/apps/{app}/webhook-secret", post(rotate_secret))
+        .route("/admin/apps/{app}/delete", post(delete_app))
 }
 
 /// `/admin` under the public URL's path prefix (a reverse proxy may mount us).
@@ -49,9 +55,14 @@ fn session_cookie(headers: &HeaderMap) -> Option<String> {
 }
 
 fn logged_in(state: &AppState, headers: &HeaderMap) -> bool {
+    valid_session(state, headers).is_some()
+}
+
+/// The session cookie's value, when it is a valid session.
+fn valid_session(state: &AppState, headers: &HeaderMap) -> Option<String> {
     match (&state.config.admin_token, session_cookie(headers)) {
-        (Some(token), Some(value)) => session::verify(token, &value, store::now()),
-        _ => false,
+        (Some(token), Some(value)) if session::verify(token, &value, store::now()) => Some(value),
+        _ => None,
     }
 }
 
@@ -106,9 +117,112 @@ async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<Respo
     if !logged_in(&state, &headers) {
         return Ok(no_store(Html(login_page(&state, None)).into_response()));
     }
+    let csrf = match (&state.config.admin_token, valid_session(&state, &headers)) {
+        (Some(token), Some(value)) => session::csrf_token(token, &value).unwrap_or_default(),
+        _ => String::new(),
+    };
     Ok(no_store(
-        Html(dashboard_page(&state).await?).into_response(),
+        Html(dashboard_page(&state, &csrf).await?).into_response(),
     ))
+}
+
+#[derive(Deserialize)]
+struct ActionForm {
+    #[serde(default)]
+    csrf: Option<String>,
+}
+
+/// A change asked for from the dashboard must be signed in and its form
+/// must carry this session's CSRF token. Otherwise: the refusal (403, or
+/// 401 without a session), and nothing changes.
+fn refusal(state: &AppState, headers: &HeaderMap, form: &ActionForm) -> Option<Response> {
+    let Some(token) = &state.config.admin_token else {
+        return Some(ApiError::NotFound.into_response());
+    };
+    let Some(value) = valid_session(state, headers) else {
+        let page = login_page(state, Some("Sign in first."));
+        return Some(no_store(
+            (StatusCode::UNAUTHORIZED, Html(page)).into_response(),
+        ));
+    };
+    let ok = form
+        .csrf
+        .as_deref()
+        .is_some_and(|given| session::verify_csrf(token, &value, given));
+    if !ok {
+        tracing::warn!("dashboard action without a valid CSRF token refused");
+        let body = page(
+            "atlasgate admin — refused",
+            "<main><section><h2>Refused</h2><p class=\"empty\" id=\"csrf-refused\">This form did not carry this session's token. Nothing was changed. Go back to the dashboard and try again.</p></section></main>",
+        );
+        return Some(no_store(
+            (StatusCode::FORBIDDEN, Html(body)).into_response(),
+        ));
+    }
+    None
+}
+
+fn action_result(state: &AppState, r: Result<(), ApiError>) -> Response {
+    match r {
+        Ok(()) => see_other(&admin_path(state, "")),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn revoke_key(
+    State(state): State<AppState>,
+    ClientAddr(ip): ClientAddr,
+    Path((app, key)): Path<(String, String)>,
+    headers: HeaderMap,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    if let Some(refused) = refusal(&state, &headers, &form) {
+        return refused;
+    }
+    let r = super::lifecycle::revoke(&state, &app, &key, Actor::dashboard(ip)).await;
+    action_result(&state, r)
+}
+
+async fn delete_app(
+    State(state): State<AppState>,
+    ClientAddr(ip): ClientAddr,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    if let Some(refused) = refusal(&state, &headers, &form) {
+        return refused;
+    }
+    let r = super::lifecycle::delete(&state, &app, Actor::dashboard(ip)).await;
+    action_result(&state, r)
+}
+
+/// Shows the new secret once, on a page that is never cached.
+async fn rotate_secret(
+    State(state): State<AppState>,
+    ClientAddr(ip): ClientAddr,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    if let Some(refused) = refusal(&state, &headers, &form) {
+        return refused;
+    }
+    match super::lifecycle::rotate(&state, &app, Actor::dashboard(ip)).await {
+        Ok(secret) => {
+            let body = format!(
+                "<main><section><h2>New webhook signing secret</h2>\
+                 <p class=\"empty\">Shown this once. The previous secret keeps signing deliveries for {} seconds.</p>\
+                 <p class=\"empty\"><code id=\"new-secret\">{}</code></p>\
+                 <p class=\"empty\"><a href=\"{}\">Back to the dashboard</a></p></section></main>",
+                state.config.lifecycle.webhook_secret_overlap_secs,
+                esc(&secret),
+                esc(&admin_path(&state, "")),
+            );
+            no_store(Html(page("atlasgate admin — new secret", &body)).into_response())
+        }
+        Err(e) => e.into_response(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -118,6 +232,7 @@ struct LoginForm {
 
 async fn login(
     State(state): State<AppState>,
+    ClientAddr(ip): ClientAddr,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, ApiError> {
     let Some(token) = &state.config.admin_token else {
@@ -125,6 +240,7 @@ async fn login(
     };
     if !state.config.admin_token_matches(form.token.trim()) {
         tracing::warn!("admin login with a wrong token");
+        super::login_failed(&state, ip, "dashboard").await;
         let page = login_page(&state, Some("That is not the admin token."));
         return Ok(no_store(
             (StatusCode::UNAUTHORIZED, Html(page)).into_response(),
@@ -137,6 +253,14 @@ async fn login(
         resp.headers_mut().insert(header::SET_COOKIE, c);
     }
     tracing::info!("admin logged in");
+    crate::audit::record_after(
+        &state.store,
+        crate::audit::kind::ADMIN_LOGIN,
+        crate::audit::Subject::default(),
+        &Actor::dashboard(ip),
+        serde_json::json!({}),
+    )
+    .await;
     Ok(resp)
 }
 
@@ -182,6 +306,8 @@ input[type=password] { width:100%; padding:8px; border:1px solid var(--line); bo
 button { margin-top:12px; padding:8px 14px; border:0; border-radius:4px; background:var(--accent); color:#fff; font-weight:600; cursor:pointer; }
 header button { margin:0; background:#fff; color:var(--fg); border:1px solid var(--line); }
 .error { color:var(--bad); margin:0 0 12px; }
+form.inline { display:inline; margin:0 4px 0 0; }
+button.small { margin:0; padding:3px 8px; font-size:12px; }
 "#;
 
 fn page(title: &str, body: &str) -> String {
@@ -242,7 +368,20 @@ fn ts(t: Option<i64>) -> String {
     t.map(rfc3339).unwrap_or_else(|| "—".into())
 }
 
-async fn dashboard_page(state: &AppState) -> Result<String, ApiError> {
+/// A one-button form posting `action` with the session's CSRF token.
+fn action_button(state: &AppState, csrf: &str, action: &str, id: &str, label: &str) -> String {
+    format!(
+        "<form class=\"inline\" method=\"post\" action=\"{}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <button type=\"submit\" class=\"small\" id=\"{}\">{}</button></form>",
+        esc(&admin_path(state, action)),
+        esc(csrf),
+        esc(id),
+        esc(label)
+    )
+}
+
+async fn dashboard_page(state: &AppState, csrf: &str) -> Result<String, ApiError> {
     let now = store::now();
     let apps = apps::list(&state.store).await?;
     let mut html = String::new();
@@ -257,12 +396,30 @@ async fn dashboard_page(state: &AppState) -> Result<String, ApiError> {
     if apps.is_empty() {
         html.push_str("<p class=\"empty\">No apps yet. Create one with <code>atlasgate apps create --name NAME</code>.</p>");
     } else {
-        html.push_str("<table><thead><tr><th>Name</th><th>Id</th><th>Webhook</th><th>Return origins</th><th>Created</th></tr></thead><tbody>");
+        html.push_str("<table><thead><tr><th>Name</th><th>Id</th><th>Webhook</th><th>Return origins</th><th>Created</th><th>Actions</th></tr></thead><tbody>");
         for a in &apps {
             let origins: Vec<String> = a.return_origins.iter().map(|o| esc(o.as_str())).collect();
+            let actions = format!(
+                "{}{}",
+                action_button(
+                    state,
+                    csrf,
+                    &format!("/apps/{}/webhook-secret", a.id),
+                    &format!("rotate-{}", a.id),
+                    "Rotate webhook secret"
+                ),
+                action_button(
+                    state,
+                    csrf,
+                    &format!("/apps/{}/delete", a.id),
+                    &format!("delete-{}", a.id),
+                    "Delete app"
+                ),
+            );
             let _ = write!(
                 html,
-                "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr data-app=\"{}\"><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{actions}</td></tr>",
+                esc(&a.id),
                 esc(&a.name),
                 esc(&a.id),
                 a.webhook_url
@@ -280,6 +437,8 @@ async fn dashboard_page(state: &AppState) -> Result<String, ApiError> {
         html.push_str("</tbody></table>");
     }
     html.push_str("</section>");
+
+    keys_section(state, &mut html, &apps, csrf).await;
 
     html.push_str("<section id=\"connections\"><h2>Connections</h2>");
     match connections(state).await {
@@ -317,8 +476,83 @@ async fn dashboard_page(state: &AppState) -> Result<String, ApiError> {
 
     syncs_section(state, &mut html, now).await;
     deliveries_section(state, &mut html, now).await;
+    audit_section(state, &mut html).await;
     html.push_str("</main>");
     Ok(page("atlasgate admin", &html))
+}
+
+/// Every app's keys (prefix only), each with a revoke button.
+async fn keys_section(state: &AppState, html: &mut String, apps: &[apps::App], csrf: &str) {
+    html.push_str("<section id=\"keys\"><h2>API keys</h2>");
+    let mut rows = String::new();
+    for a in apps {
+        match apps::lifecycle::list_keys(&state.store, &a.id).await {
+            Ok(keys) => {
+                for k in keys {
+                    let _ = write!(
+                        rows,
+                        "<tr data-key=\"{}\"><td>{}</td><td><code>{}</code></td><td><code>{}…</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                        esc(&k.id),
+                        esc(&a.name),
+                        esc(&k.id),
+                        esc(&k.prefix),
+                        rfc3339(k.created_at),
+                        ts(k.last_used_at),
+                        action_button(
+                            state,
+                            csrf,
+                            &format!("/apps/{}/keys/{}/revoke", a.id, k.id),
+                            &format!("revoke-{}", k.id),
+                            "Revoke"
+                        ),
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "dashboard: cannot list keys");
+            }
+        }
+    }
+    if rows.is_empty() {
+        html.push_str("<p class=\"empty\">No keys.</p>");
+    } else {
+        html.push_str("<table><thead><tr><th>App</th><th>Key</th><th>Prefix</th><th>Created</th><th>Last used</th><th></th></tr></thead><tbody>");
+        html.push_str(&rows);
+        html.push_str("</tbody></table>");
+    }
+    html.push_str("</section>");
+}
+
+/// The latest audit records.
+async fn audit_section(state: &AppState, html: &mut String) {
+    html.push_str("<section id=\"audit\"><h2>Audit trail</h2>");
+    let filter = crate::store::audit::AuditFilter::default();
+    match crate::store::audit::page(state.store.pool(), &filter, 50).await {
+        Ok(p) if p.items.is_empty() => html.push_str("<p class=\"empty\">No records yet.</p>"),
+        Ok(p) => {
+            html.push_str("<table><thead><tr><th>When</th><th>Kind</th><th>App</th><th>Connection</th><th>Key</th><th>Client</th><th>Detail</th></tr></thead><tbody>");
+            for r in &p.items {
+                let _ = write!(
+                    html,
+                    "<tr data-audit=\"{}\"><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+                    r.seq,
+                    rfc3339(r.at),
+                    esc(&r.kind),
+                    opt(r.app_id.as_deref()),
+                    opt(r.connection_id.as_deref()),
+                    opt(r.key_id.as_deref()),
+                    opt(r.client_ip.as_deref()),
+                    esc(&r.detail),
+                );
+            }
+            html.push_str("</tbody></table>");
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "dashboard: cannot list audit records");
+            html.push_str("<p class=\"empty\">The audit trail is unavailable.</p>");
+        }
+    }
+    html.push_str("</section>");
 }
 
 fn opt(s: Option<&str>) -> String {

@@ -3,7 +3,9 @@
 //! every admin route answers 404, as if it did not exist.
 
 mod api;
+pub mod audit;
 mod dashboard;
+pub mod lifecycle;
 mod session;
 
 use axum::extract::FromRequestParts;
@@ -20,6 +22,8 @@ use crate::state::AppState;
 /// Documented JSON routes.
 pub fn api_router() -> OpenApiRouter<AppState> {
     api::router()
+        .merge(lifecycle::router())
+        .merge(audit::router())
 }
 
 /// HTML pages (not part of the OpenAPI document).
@@ -44,7 +48,25 @@ impl FromRequestParts<AppState> for Admin {
         if state.config.admin_token_matches(token) {
             Ok(Admin)
         } else {
+            // Bounded by the failed-authentication rate limit (`ratelimit::admin`).
+            let ip = crate::client_addr::ClientAddr::of(&parts.extensions).0;
+            login_failed(state, ip, "api").await;
             Err(ApiError::Unauthorized("wrong admin token"))
         }
     }
+}
+
+/// Record `admin.login_failed` (never the token that was tried).
+pub(crate) async fn login_failed(state: &AppState, ip: std::net::IpAddr, via: &'static str) {
+    crate::audit::record_after(
+        &state.store,
+        crate::audit::kind::ADMIN_LOGIN_FAILED,
+        crate::audit::Subject::default(),
+        &crate::audit::Actor {
+            client_ip: Some(ip),
+            via,
+        },
+        serde_json::json!({}),
+    )
+    .await;
 }

@@ -50,6 +50,30 @@ pub fn verify(token: &SecretString, value: &str, now: i64) -> bool {
     mac.verify_slice(&sig).is_ok()
 }
 
+/// The CSRF token of a session: an HMAC of the session cookie's value
+/// under the same key, so it needs no storage and dies with the session.
+/// Every dashboard form that changes something carries it; a cross-site
+/// form cannot read it (the page is same-origin, never framed).
+pub fn csrf_token(token: &SecretString, cookie_value: &str) -> Option<String> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(&mac_key(token)).ok()?;
+    mac.update(b"csrf\0");
+    mac.update(cookie_value.as_bytes());
+    Some(hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Whether `given` is the CSRF token of the session `cookie_value` (constant time).
+pub fn verify_csrf(token: &SecretString, cookie_value: &str, given: &str) -> bool {
+    let Ok(given) = hex::decode(given) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&mac_key(token)) else {
+        return false;
+    };
+    mac.update(b"csrf\0");
+    mac.update(cookie_value.as_bytes());
+    mac.verify_slice(&given).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +96,21 @@ mod tests {
             v.split_once('.').map(|x| x.1).unwrap_or("")
         );
         assert!(!verify(&t, &forged, 1001));
+    }
+
+    #[test]
+    fn csrf_tokens_belong_to_one_session() {
+        let t = SecretString::from("admin-token-0123456789");
+        let a = issue(&t, 1000).unwrap_or_default();
+        let b = issue(&t, 2000).unwrap_or_default();
+        let csrf = csrf_token(&t, &a).unwrap_or_default();
+        assert!(verify_csrf(&t, &a, &csrf));
+        assert!(!verify_csrf(&t, &b, &csrf));
+        assert!(!verify_csrf(&t, &a, ""));
+        assert!(!verify_csrf(
+            &SecretString::from("other-token-0123456789"),
+            &a,
+            &csrf
+        ));
     }
 }

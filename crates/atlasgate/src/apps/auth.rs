@@ -15,6 +15,8 @@ use crate::state::AppState;
 #[derive(Debug, Clone)]
 pub struct AuthenticatedApp {
     pub id: String,
+    /// Which of the app's keys (`app_keys.id`) made the request.
+    pub key_id: String,
     pub name: String,
     pub return_origins: Vec<ReturnOrigin>,
     pub webhook_url: Option<Url>,
@@ -40,20 +42,41 @@ impl FromRequestParts<AppState> for AuthenticatedApp {
             ));
         }
         let hash = super::types::hash_key(key);
-        if let Some(app) = state.apps_cache.get(&hash) {
+        let now = crate::store::now();
+        if let Some((app, last_used)) = state.apps_cache.get(&hash) {
+            touch_key(state, &hash, &app.key_id, last_used, now).await;
             return Ok(app);
         }
-        let app = super::authenticate(&state.store, key)
+        let keyed = super::authenticate(&state.store, key)
             .await?
             .ok_or(ApiError::Unauthorized("unknown API key"))?;
         let app = AuthenticatedApp {
-            id: app.id,
-            name: app.name,
-            return_origins: app.return_origins,
-            webhook_url: app.webhook_url,
+            id: keyed.app.id,
+            key_id: keyed.key_id,
+            name: keyed.app.name,
+            return_origins: keyed.app.return_origins,
+            webhook_url: keyed.app.webhook_url,
         };
-        state.apps_cache.put(hash, app.clone());
+        state
+            .apps_cache
+            .put(hash.clone(), app.clone(), keyed.key_last_used_at);
+        touch_key(state, &hash, &app.key_id, keyed.key_last_used_at, now).await;
         Ok(app)
+    }
+}
+
+/// `app_keys.last_used_at` is written at most once a minute per key and
+/// process: the cache remembers the last write.
+const TOUCH_KEY_EVERY_SECS: i64 = 60;
+
+async fn touch_key(state: &AppState, hash: &str, key_id: &str, last_used: Option<i64>, now: i64) {
+    if last_used.is_some_and(|t| now - t < TOUCH_KEY_EVERY_SECS) {
+        return;
+    }
+    // Noted first, so concurrent requests of the same key do not all write.
+    state.apps_cache.note_used(hash, now);
+    if let Err(e) = crate::store::app_keys::touch(state.store.pool(), key_id, now).await {
+        tracing::warn!(error = %e, "could not record an app key's use");
     }
 }
 
@@ -61,16 +84,24 @@ impl FromRequestParts<AppState> for AuthenticatedApp {
 /// per request was most of the cost of hot routes (`/token`, the proxy).
 ///
 /// One per [`AppState`] (field `apps_cache`), so two `Application`s in one
-/// process (tests, embedding) never share entries. Apps are not changed or
-/// deleted once created today, and a hash names one random 256-bit key, so a
-/// short-lived entry is never wrong; misses (unknown keys) are not cached, so
-/// a new key works at once. **If app deletion or key rotation is ever added,
-/// it must call [`AppKeyCache::invalidate_app`]** (and other processes then
-/// see the change within [`AppKeyCache::TTL`]).
+/// process (tests, embedding) never share entries. Misses (unknown keys)
+/// are not cached, so a new key works at once. Revoking a key
+/// ([`AppKeyCache::invalidate_key`]), updating or deleting an app
+/// ([`AppKeyCache::invalidate_app`]) take effect at once on the process
+/// that did it; every other process re-reads a key after
+/// [`AppKeyCache::TTL`], so a revoked key answers 401 everywhere within
+/// 10 s (docs/design.md §13).
 #[derive(Debug, Default)]
 pub struct AppKeyCache {
-    entries:
-        std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, AuthenticatedApp)>>,
+    entries: std::sync::Mutex<std::collections::HashMap<String, CacheEntry>>,
+}
+
+#[derive(Debug)]
+struct CacheEntry {
+    at: std::time::Instant,
+    app: AuthenticatedApp,
+    /// The key's `last_used_at` as last read or written here.
+    last_used: Option<i64>,
 }
 
 impl AppKeyCache {
@@ -78,32 +109,46 @@ impl AppKeyCache {
     /// Past this many entries, expired ones are swept on insert.
     const SWEEP_ABOVE: usize = 10_000;
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        std::collections::HashMap<String, (std::time::Instant, AuthenticatedApp)>,
-    > {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, CacheEntry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn get(&self, hash: &str) -> Option<AuthenticatedApp> {
+    /// The app of a key hash and the key's last recorded use, while fresh.
+    pub fn get(&self, hash: &str) -> Option<(AuthenticatedApp, Option<i64>)> {
         self.lock()
             .get(hash)
-            .filter(|(at, _)| at.elapsed() < Self::TTL)
-            .map(|(_, app)| app.clone())
+            .filter(|e| e.at.elapsed() < Self::TTL)
+            .map(|e| (e.app.clone(), e.last_used))
     }
 
-    pub fn put(&self, hash: String, app: AuthenticatedApp) {
+    pub fn put(&self, hash: String, app: AuthenticatedApp, last_used: Option<i64>) {
         let mut m = self.lock();
         if m.len() > Self::SWEEP_ABOVE {
-            m.retain(|_, (at, _)| at.elapsed() < Self::TTL);
+            m.retain(|_, e| e.at.elapsed() < Self::TTL);
         }
-        m.insert(hash, (std::time::Instant::now(), app));
+        m.insert(
+            hash,
+            CacheEntry {
+                at: std::time::Instant::now(),
+                app,
+                last_used,
+            },
+        );
     }
 
-    /// Forget every key of an app (for app deletion / key rotation).
+    fn note_used(&self, hash: &str, now: i64) {
+        if let Some(e) = self.lock().get_mut(hash) {
+            e.last_used = Some(now);
+        }
+    }
+
+    /// Forget every key of an app (app update or deletion).
     pub fn invalidate_app(&self, app_id: &str) {
-        self.lock().retain(|_, (_, app)| app.id != app_id);
+        self.lock().retain(|_, e| e.app.id != app_id);
+    }
+
+    /// Forget one key (revocation).
+    pub fn invalidate_key(&self, hash: &str) {
+        self.lock().remove(hash);
     }
 }

@@ -12,6 +12,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::apps::{AppConnection, AuthenticatedApp, CachedToken};
+use crate::audit::Actor;
+use crate::client_addr::ClientAddr;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::connections::{self as rows, ConnectionRow, ConnectionStatus, ListFilter};
@@ -133,14 +135,6 @@ pub async fn get_connection(conn: AppConnection) -> Result<Json<ConnectionView>,
     Ok(Json(ConnectionView::from_row(&conn.row)))
 }
 
-/// Work to do on Atlassian's side before the tokens are wiped. The app's
-/// Jira webhooks must be deleted while the token still works (docs/design.md §3);
-/// that arrives with webhook registration — hook it in here.
-async fn before_disconnect(state: &AppState, row: &ConnectionRow) -> Result<(), ApiError> {
-    crate::sync::registration::on_disconnect(state, row).await;
-    Ok(())
-}
-
 /// Disconnect
 ///
 /// Deletes the app's Jira webhooks (while the token still works), wipes the
@@ -160,33 +154,10 @@ async fn before_disconnect(state: &AppState, row: &ConnectionRow) -> Result<(), 
 )]
 pub async fn delete_connection(
     State(state): State<AppState>,
+    ClientAddr(ip): ClientAddr,
     AppConnection { row, .. }: AppConnection,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    let id = row.id.clone();
-    if row.status() != ConnectionStatus::Disconnected {
-        before_disconnect(&state, &row).await?;
-    }
-    let now = crate::store::now();
-    let mut tx = state.store.begin_write().await?;
-    let changed = rows::disconnect(&mut tx, &id, now).await?;
-    let after = rows::get(&mut *tx, &id).await?.ok_or(ApiError::NotFound)?;
-    if changed {
-        let payload =
-            serde_json::to_value(ConnectionView::from_row(&after)).map_err(ApiError::internal)?;
-        emit_event(
-            &mut tx,
-            &row.app_id,
-            &id,
-            "connection.deleted",
-            payload,
-            now,
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    // Visible to the next `/token` call at once (other processes: within a second).
-    state.refresher.token_cache().invalidate(&id);
-    tracing::info!(connection_id = %id, "connection disconnected");
+    let after = atlasgate_core::connections::disconnect(&state.core, &row, &Actor::api(ip)).await?;
     Ok(Json(ConnectionView::from_row(&after)))
 }
 
@@ -223,15 +194,27 @@ fn token_response(fresh: &FreshToken) -> TokenResponse {
 )]
 pub async fn get_connection_token(
     State(state): State<AppState>,
+    ClientAddr(ip): ClientAddr,
     conn: AppConnection<CachedToken>,
 ) -> Result<Json<TokenResponse>, ApiError> {
+    // Counted in memory; written as one audit record per minute (docs/design.md §14).
+    let served = |row: &ConnectionRow| {
+        state
+            .token_served
+            .note(&conn.app.id, &row.id, &conn.app.key_id, ip)
+    };
     let cache = state.refresher.token_cache();
     // The hot path: the extractor found this app's token in the cache.
-    if let Some(fresh) = conn.cached {
-        touch_used(&state, &fresh).await;
-        return Ok(Json(token_response(&fresh)));
+    if let Some(fresh) = &conn.cached {
+        served(&fresh.connection);
+        touch_used(&state, fresh).await;
+        return Ok(Json(token_response(fresh)));
     }
-    let fresh = state.refresher.access_token_for_app(conn.row).await?;
+    let fresh = state
+        .refresher
+        .access_token_for_app(conn.row.clone())
+        .await?;
+    served(&fresh.connection);
     if let Some(ticket) = conn.ticket {
         cache.fill(ticket, &fresh);
     }

@@ -3,6 +3,7 @@
 
 mod admin;
 mod apps;
+mod audit;
 mod boundaries;
 mod browser_connect;
 mod callback;
@@ -14,6 +15,7 @@ mod connect;
 mod connections;
 #[cfg(feature = "demo")]
 mod demo;
+mod erase;
 mod events;
 mod granular;
 mod hardening;
@@ -22,6 +24,7 @@ mod isolation;
 mod issue_keys;
 mod jira;
 mod jsjira;
+mod lifecycle;
 mod openapi;
 mod outside;
 mod proxy;
