@@ -22,6 +22,7 @@ pub fn spawn_workers(state: Core) -> Workers {
     Workers(vec![
         tokio::spawn(crate::events::worker::run(state.clone())),
         tokio::spawn(crate::sync::worker::run(state.clone())),
+        tokio::spawn(crate::atlassian::budget::run(state.clone())),
         tokio::spawn(crate::webhooks::inbox_worker(state)),
     ])
 }

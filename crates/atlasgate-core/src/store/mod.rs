@@ -18,6 +18,7 @@ pub mod ciphertexts;
 pub mod connections;
 pub mod deliveries;
 pub mod events;
+pub mod points;
 pub mod sessions;
 pub mod syncs;
 

@@ -316,6 +316,7 @@ async fn dashboard_page(state: &AppState) -> Result<String, ApiError> {
     html.push_str("</section>");
 
     syncs_section(state, &mut html, now).await;
+    super::points_chart::section(state, &mut html, now).await;
     deliveries_section(state, &mut html, now).await;
     html.push_str("</main>");
     Ok(page("atlasgate admin", &html))

@@ -4,6 +4,7 @@
 
 mod api;
 mod dashboard;
+mod points_chart;
 mod session;
 
 use axum::extract::FromRequestParts;

@@ -24,6 +24,7 @@ mod jira;
 mod jsjira;
 mod openapi;
 mod outside;
+mod points;
 mod proxy;
 mod pyatlassian;
 mod pyjira;
