@@ -17,6 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+use crate::atlassian::budget::{BudgetSettings, DEFAULT_POINTS_PER_HOUR, DEFAULT_POINTS_RESERVE};
 use crate::atlassian::limits::{Pacing, DEFAULT_PACING_FACTOR};
 use crate::vault::Keyring;
 
@@ -132,6 +133,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Burst pacing of calls to Atlassian; `None` = off (`ATLASGATE_PACING`).
     pub pacing: Option<Pacing>,
+    /// The points budget (`ATLASGATE_POINTS_PER_HOUR`, `ATLASGATE_POINTS_RESERVE`).
+    pub points: BudgetSettings,
     /// Peers whose `X-Forwarded-For` is believed (docs/design.md §12).
     pub trusted_proxies: TrustedProxies,
     /// Secret overlap and retention ages (docs/design.md §13–15).
@@ -158,6 +161,7 @@ impl fmt::Debug for Config {
             .field("log", &self.log)
             .field("log_format", &self.log_format)
             .field("pacing", &self.pacing)
+            .field("points", &self.points)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("lifecycle", &self.lifecycle)
             .finish()
@@ -186,6 +190,7 @@ impl Config {
             log: "info".into(),
             log_format: LogFormat::Pretty,
             pacing: Some(Pacing::default()),
+            points: BudgetSettings::default(),
             trusted_proxies: TrustedProxies::default(),
             lifecycle: Lifecycle::default(),
         }
@@ -236,6 +241,8 @@ pub struct FileConfig {
     pub log_format: Option<String>,
     pub pacing: Option<String>,
     pub pacing_factor: Option<TomlScalar>,
+    pub points_per_hour: Option<TomlScalar>,
+    pub points_reserve: Option<TomlScalar>,
     pub trusted_proxies: Option<String>,
     pub insecure_http: Option<TomlScalar>,
     pub webhook_secret_overlap: Option<TomlScalar>,
@@ -373,6 +380,8 @@ pub const LOG: &str = "ATLASGATE_LOG";
 pub const LOG_FORMAT: &str = "ATLASGATE_LOG_FORMAT";
 pub const PACING: &str = "ATLASGATE_PACING";
 pub const PACING_FACTOR: &str = "ATLASGATE_PACING_FACTOR";
+pub const POINTS_PER_HOUR: &str = "ATLASGATE_POINTS_PER_HOUR";
+pub const POINTS_RESERVE: &str = "ATLASGATE_POINTS_RESERVE";
 pub const TRUSTED_PROXIES: &str = "ATLASGATE_TRUSTED_PROXIES";
 pub const INSECURE_HTTP: &str = "ATLASGATE_INSECURE_HTTP";
 pub const WEBHOOK_SECRET_OVERLAP: &str = "ATLASGATE_WEBHOOK_SECRET_OVERLAP";
@@ -394,6 +403,8 @@ const ALL_VARS: &[&str] = &[
     LOG_FORMAT,
     PACING,
     PACING_FACTOR,
+    POINTS_PER_HOUR,
+    POINTS_RESERVE,
     TRUSTED_PROXIES,
     INSECURE_HTTP,
     WEBHOOK_SECRET_OVERLAP,
@@ -430,7 +441,7 @@ impl Settings {
     ) -> Settings {
         let mut values = BTreeMap::new();
         let atl = file.atlassian.unwrap_or_default();
-        let from_file: [(&'static str, Option<String>); 19] = [
+        let from_file: [(&'static str, Option<String>); 21] = [
             (DATABASE_URL, file.database_url),
             (LISTEN, file.listen),
             (PUBLIC_URL, file.public_url),
@@ -450,6 +461,14 @@ impl Settings {
             (
                 PACING_FACTOR,
                 file.pacing_factor.map(TomlScalar::into_string),
+            ),
+            (
+                POINTS_PER_HOUR,
+                file.points_per_hour.map(TomlScalar::into_string),
+            ),
+            (
+                POINTS_RESERVE,
+                file.points_reserve.map(TomlScalar::into_string),
             ),
             (TRUSTED_PROXIES, file.trusted_proxies),
             (
@@ -700,6 +719,7 @@ impl Settings {
         }
 
         r.pacing = self.resolve_pacing(&mut r.report);
+        r.points = self.resolve_points(&mut r.report);
         let (v, src) = self.get(TRUSTED_PROXIES).unwrap_or(("", "default"));
         match TrustedProxies::parse(v) {
             Ok(t) => {
@@ -799,6 +819,73 @@ impl Settings {
             factor,
             ..Pacing::default()
         }))
+    }
+}
+
+impl Settings {
+    /// `ATLASGATE_POINTS_PER_HOUR` (a whole number ≥ 1) and
+    /// `ATLASGATE_POINTS_RESERVE` (a share `0 ≤ r < 1`, or a percentage `20%`).
+    fn resolve_points(&self, report: &mut Report) -> Option<BudgetSettings> {
+        let default = DEFAULT_POINTS_PER_HOUR.to_string();
+        let (v, src) = self
+            .get(POINTS_PER_HOUR)
+            .unwrap_or((default.as_str(), "default"));
+        let per_hour = match v.trim().parse::<u64>() {
+            Ok(n) if n >= 1 => {
+                report.push(
+                    POINTS_PER_HOUR,
+                    src,
+                    Status::Ok(format!(
+                        "{n} points an hour until Atlassian's RateLimit-Policy says otherwise"
+                    )),
+                );
+                Some(n)
+            }
+            _ => {
+                report.push(
+                    POINTS_PER_HOUR,
+                    src,
+                    Status::Invalid(format!("`{v}` is not a whole number of points of at least 1")),
+                );
+                None
+            }
+        };
+        let default = DEFAULT_POINTS_RESERVE.to_string();
+        let (v, src) = self
+            .get(POINTS_RESERVE)
+            .unwrap_or((default.as_str(), "default"));
+        let t = v.trim();
+        let parsed = match t.strip_suffix('%') {
+            Some(pct) => pct.trim().parse::<f64>().map(|p| p / 100.0),
+            None => t.parse::<f64>(),
+        };
+        let reserve = match parsed {
+            Ok(r) if r.is_finite() && (0.0..1.0).contains(&r) => {
+                report.push(
+                    POINTS_RESERVE,
+                    src,
+                    Status::Ok(format!(
+                        "{}% of the quota left for calls apps make with their own tokens",
+                        (r * 1000.0).round() / 10.0
+                    )),
+                );
+                Some(r)
+            }
+            _ => {
+                report.push(
+                    POINTS_RESERVE,
+                    src,
+                    Status::Invalid(format!(
+                        "`{v}` is not a share from 0 up to (not including) 1, like 0.2 or 20%"
+                    )),
+                );
+                None
+            }
+        };
+        Some(BudgetSettings {
+            per_hour: per_hour?,
+            reserve: reserve?,
+        })
     }
 }
 
@@ -942,6 +1029,7 @@ pub struct Resolved {
     log: Option<String>,
     log_format: Option<LogFormat>,
     pacing: Option<Option<Pacing>>,
+    points: Option<BudgetSettings>,
     trusted_proxies: Option<TrustedProxies>,
     lifecycle: Option<Lifecycle>,
 }
@@ -969,6 +1057,7 @@ impl Resolved {
             log: self.log.ok_or_else(missing)?,
             log_format: self.log_format.ok_or_else(missing)?,
             pacing: self.pacing.ok_or_else(missing)?,
+            points: self.points.ok_or_else(missing)?,
             trusted_proxies: self.trusted_proxies.ok_or_else(missing)?,
             lifecycle: self.lifecycle.ok_or_else(missing)?,
         })

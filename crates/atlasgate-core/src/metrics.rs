@@ -6,6 +6,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -36,6 +37,19 @@ pub struct PassLabels {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PointsLabels {
+    /// The site's cloud id.
+    pub site: String,
+    /// `interactive` | `background`.
+    pub class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SiteLabels {
+    pub site: String,
+}
+
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -53,6 +67,8 @@ pub struct Metrics {
     jira_webhooks_received: Family<OutcomeLabels, Counter>,
     event_deliveries: Family<OutcomeLabels, Counter>,
     retention_removed: Family<TableLabels, Counter>,
+    points_used: Family<PointsLabels, Counter>,
+    points_remaining: Family<SiteLabels, Gauge>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -123,8 +139,22 @@ impl Metrics {
             "Rows deleted by the retention pass, by table",
             retention_removed.clone(),
         );
+        let points_used = Family::<PointsLabels, Counter>::default();
+        let points_remaining = Family::<SiteLabels, Gauge>::default();
+        registry.register(
+            "points_used",
+            "Atlassian quota points spent, by site and class (interactive, background)",
+            points_used.clone(),
+        );
+        registry.register(
+            "points_remaining",
+            "Points left in the site's quota window, as this process last saw the shared budget",
+            points_remaining.clone(),
+        );
         Metrics {
             retention_removed,
+            points_used,
+            points_remaining,
             registry: Mutex::new(registry),
             http_requests,
             http_latency,
@@ -201,6 +231,24 @@ impl Metrics {
                 table: table.to_string(),
             })
             .inc_by(n);
+    }
+
+    /// Points spent at `site` by calls of `class`.
+    pub fn points_used(&self, site: &str, class: &str, n: u64) {
+        self.points_used
+            .get_or_create(&PointsLabels {
+                site: site.to_string(),
+                class: class.to_string(),
+            })
+            .inc_by(n);
+    }
+
+    pub fn points_remaining(&self, site: &str, n: i64) {
+        self.points_remaining
+            .get_or_create(&SiteLabels {
+                site: site.to_string(),
+            })
+            .set(n);
     }
 
     /// The text exposition format.

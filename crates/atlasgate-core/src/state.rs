@@ -57,6 +57,8 @@ impl Core {
             &config.api_url,
             refresher.clone(),
         ));
+        atlassian.budget().configure(config.points);
+        atlassian.budget().set_metrics(metrics.clone());
         atlassian.set_policy(crate::atlassian::ClientPolicy {
             pacing: config.pacing,
             ..crate::atlassian::ClientPolicy::default()

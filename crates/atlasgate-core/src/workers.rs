@@ -23,6 +23,7 @@ pub fn spawn_workers(state: Core) -> Workers {
         tokio::spawn(crate::events::worker::run(state.clone())),
         tokio::spawn(crate::sync::worker::run(state.clone())),
         tokio::spawn(crate::webhooks::inbox_worker(state.clone())),
+        tokio::spawn(crate::atlassian::budget::run(state.clone())),
         // Retention, and the audit trail's `token.served` flushes.
         tokio::spawn(crate::retention::run(state)),
     ])

@@ -29,6 +29,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use url::Url;
 
+use super::budget::{self, Budget, CallClass, Charge};
 use super::limits::{self, LimitKind, Pacer, Pacing, RateState};
 use crate::store::connections::ConnectionRow;
 use crate::vault::refresh::{FreshToken, RefreshError, Refresher};
@@ -136,6 +137,10 @@ pub struct ApiResponse {
     pub response: reqwest::Response,
     /// The connection row as read when the token was taken (site, account).
     pub connection: ConnectionRow,
+    /// The points reservation of a successful read, for the reader of the
+    /// body to settle ([`Charge::settle_body`], or an [`ObjectCounter`](budget::ObjectCounter)
+    /// over a stream); dropped unsettled it costs its estimate.
+    pub charge: Option<Charge>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -241,6 +246,8 @@ pub struct AtlassianClient {
     refresher: Arc<Refresher>,
     limits: RateState,
     policy: RwLock<Policy>,
+    /// The hourly points budget, shared through the database.
+    budget: Arc<Budget>,
     /// Per-site facts the typed operations look up (fields, project keys).
     pub cache: SiteCache,
     /// When each connection was last force-refreshed after a 401. A 401 can
@@ -286,7 +293,9 @@ impl AtlassianClient {
     pub fn new(http: reqwest::Client, api_url: &Url, refresher: Arc<Refresher>) -> AtlassianClient {
         let policy = ClientPolicy::default();
         let pacer = policy.pacing.map(|p| Arc::new(Pacer::new(p)));
+        let budget = Arc::new(Budget::new(refresher.store().clone()));
         AtlassianClient {
+            budget,
             http,
             api_base: api_url.as_str().trim_end_matches('/').to_string(),
             refresher,
@@ -305,9 +314,24 @@ impl AtlassianClient {
             .clone()
     }
 
+    /// The points budget (docs/design.md §17).
+    pub fn budget(&self) -> &Arc<Budget> {
+        &self.budget
+    }
+
+    /// The pacer in force, if pacing is on.
+    pub fn pacer(&self) -> Option<Arc<Pacer>> {
+        self.current().1
+    }
+
     /// Replace the policy (tests shorten delays; the benchmark turns pacing off).
     pub fn set_policy(&self, policy: ClientPolicy) {
-        let pacer = policy.pacing.map(|p| Arc::new(Pacer::new(p)));
+        let share = self.current().1.map_or(1.0, |p| p.share());
+        let pacer = policy.pacing.map(|p| {
+            let pacer = Pacer::new(p);
+            pacer.set_share(share);
+            Arc::new(pacer)
+        });
         *self.policy.write().unwrap_or_else(|e| e.into_inner()) = Policy { policy, pacer };
     }
 
@@ -362,6 +386,17 @@ impl AtlassianClient {
         self.send_with(fresh, req, true).await
     }
 
+    /// [`send_for_row`](Self::send_for_row) with a token the caller already
+    /// holds for the calling app (the proxy's token-cache hit: no database
+    /// read, no decryption).
+    pub async fn send_with_token(
+        &self,
+        fresh: FreshToken,
+        req: ApiRequest,
+    ) -> Result<ApiResponse, AtlassianError> {
+        self.send_with(fresh, req, true).await
+    }
+
     async fn send_with(
         &self,
         mut fresh: FreshToken,
@@ -385,6 +420,22 @@ impl AtlassianClient {
         );
         let endpoint = limits::Endpoint::of(req.product, &req.method, &req.path);
         let issue = limits::written_issue(&req.method, &req.path);
+        // Calls made for an app are interactive; the rest (sync passes,
+        // reconciliation, webhook upkeep) are background work.
+        let class = if for_app {
+            CallClass::Interactive
+        } else {
+            CallClass::Background
+        };
+        let estimate = budget::estimate(
+            &req.method,
+            &req.path,
+            req.query.as_deref(),
+            match &req.body {
+                RequestBody::Bytes(b) if req.method == Method::POST => Some(&b[..]),
+                _ => None,
+            },
+        );
         let mut body = std::mem::replace(&mut req.body, RequestBody::Empty);
         let replayable = !matches!(body, RequestBody::Stream(_));
         let timeout = req.timeout.unwrap_or(policy.response_timeout);
@@ -405,6 +456,24 @@ impl AtlassianClient {
                 tracing::debug!(wait_ms = wait.as_millis() as u64, site = %cloud_id, "waiting for an Atlassian rate-limit pause");
                 tokio::time::sleep_until(until).await;
             }
+            // The points this call may cost, leased before it leaves.
+            let mut waited = Duration::ZERO;
+            let charge = loop {
+                match self.budget.reserve(&cloud_id, class, estimate).await {
+                    Ok(c) => break c,
+                    Err(spent) => {
+                        // A short pause is waited out, as a 429's would be.
+                        let wait = Duration::from_secs(spent.retry_after_secs());
+                        waited += wait;
+                        if waited > policy.max_inline_wait {
+                            return Err(AtlassianError::RateLimited {
+                                retry_after_secs: wait.as_secs(),
+                            });
+                        }
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+            };
             if let Some(p) = &pacer {
                 p.ready(&req.method, &cloud_id, &endpoint).await;
             }
@@ -426,6 +495,7 @@ impl AtlassianClient {
             }
             let sent = tokio::time::timeout(timeout, rb.send()).await;
             let can_retry = replayable && retries < policy.max_retries;
+            let mut quota_pause = None;
             let step = match sent {
                 Err(_) => {
                     if is_idempotent(&req.method) && can_retry {
@@ -437,6 +507,7 @@ impl AtlassianClient {
                 Ok(Err(e)) => {
                     // A connect error means nothing was sent: safe for any method.
                     let never_sent = e.is_connect();
+                    charge.settle(if never_sent { 0 } else { 1 });
                     tracing::debug!(error = %e, never_sent, "request to Atlassian failed");
                     if (never_sent || is_idempotent(&req.method)) && can_retry {
                         Attempt::Retry(backoff(&policy, retries))
@@ -455,6 +526,7 @@ impl AtlassianClient {
                 }
                 Ok(Ok(resp)) => self.classify(
                     resp,
+                    charge,
                     &fresh,
                     &policy,
                     &cloud_id,
@@ -465,8 +537,12 @@ impl AtlassianClient {
                     can_retry,
                     refreshed,
                     replayable,
+                    &mut quota_pause,
                 ),
             };
+            if let Some(secs) = quota_pause.take() {
+                self.budget.pause(&cloud_id, secs).await;
+            }
             match step {
                 Attempt::Done(r) => return Ok(*r),
                 Attempt::Refresh => {
@@ -506,6 +582,7 @@ impl AtlassianClient {
     fn classify(
         &self,
         resp: reqwest::Response,
+        charge: Charge,
         fresh: &FreshToken,
         policy: &ClientPolicy,
         cloud_id: &str,
@@ -516,15 +593,29 @@ impl AtlassianClient {
         can_retry: bool,
         refreshed: bool,
         replayable: bool,
+        quota_pause: &mut Option<u64>,
     ) -> Attempt {
         let status = resp.status();
         let headers = resp.headers().clone();
-        let done = |resp: reqwest::Response| {
+        self.budget.observe(cloud_id, &headers);
+        // A refused call cost nothing; any other failure its base point; a
+        // write its 1 point; a successful read what its body holds.
+        let charge = if status == StatusCode::TOO_MANY_REQUESTS {
+            charge.settle(0);
+            None
+        } else if !status.is_success() || !charge.counts_objects() {
+            charge.settle(1);
+            None
+        } else {
+            Some(charge)
+        };
+        let done = |resp: reqwest::Response, charge: Option<Charge>| {
             Attempt::Done(Box::new(ApiResponse {
                 status,
                 headers: headers.clone(),
                 response: resp,
                 connection: fresh.connection.clone(),
+                charge,
             }))
         };
         // Refreshed moments ago: this 401 is not about expiry; relay it.
@@ -533,6 +624,7 @@ impl AtlassianClient {
             && replayable
             && self.may_force_refresh(&fresh.connection.id)
         {
+            drop(charge);
             return Attempt::Refresh;
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
@@ -545,12 +637,15 @@ impl AtlassianClient {
                 "Atlassian rate limit (429)"
             );
             self.limits.record(kind, cloud_id, endpoint, issue, wait);
+            if kind == LimitKind::Quota {
+                *quota_pause = Some(wait.as_secs_f64().ceil() as u64);
+            }
             // A 429 was not executed, so even a POST may go again.
             if can_retry && wait <= policy.max_inline_wait {
                 // The pause is recorded; the loop sleeps until it is over.
                 return Attempt::Retry(Duration::from_millis(1));
             }
-            return done(resp);
+            return done(resp, charge);
         }
         if status.is_server_error() && is_idempotent(method) && can_retry {
             let wait = match (status, limits::retry_after(&headers)) {
@@ -563,7 +658,7 @@ impl AtlassianClient {
             );
             return Attempt::Retry(wait);
         }
-        done(resp)
+        done(resp, charge)
     }
 
     /// Send and decode a 2xx JSON answer; any other status becomes
@@ -604,6 +699,9 @@ impl AtlassianClient {
                 .bytes()
                 .await
                 .map_err(|e| AtlassianError::Unreachable(format!("reading the answer: {e}")))?;
+            if let Some(charge) = resp.charge {
+                charge.settle_body(&bytes);
+            }
             if !status.is_success() {
                 let cut = bytes.len().min(2048);
                 return Err(AtlassianError::Status {

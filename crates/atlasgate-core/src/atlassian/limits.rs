@@ -10,9 +10,11 @@
 //! templates come from Atlassian's specs, [`templates`]) so a 429 stays the
 //! exception.
 //!
-//! This state lives in the process (docs/design.md §10 allows it: several atlasgate
-//! processes each pace themselves, and a 429 seen by one is learnt by the
-//! others on their own first 429).
+//! This state lives in the process (docs/design.md §10 allows it): each
+//! process paces at its share of every rate (1 / the live processes of the
+//! heartbeat table, [`Pacer::set_share`]), and a burst 429 seen by one is
+//! learnt by the others on their own first 429. A *quota* 429 is shared at
+//! once through the database by the points budget ([`super::budget`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -314,6 +316,9 @@ pub struct Pacer {
     pacing: Pacing,
     max: usize,
     buckets: Mutex<Buckets>,
+    /// This process's share of each rate (1 / live processes, from the
+    /// heartbeat table), as `f64` bits.
+    share: std::sync::atomic::AtomicU64,
 }
 
 fn method_class(method: &Method) -> u8 {
@@ -340,7 +345,20 @@ impl Pacer {
                 map: HashMap::new(),
                 swept: Instant::now(),
             }),
+            share: std::sync::atomic::AtomicU64::new(1.0f64.to_bits()),
         }
+    }
+
+    /// Pace at `share` (0 < share ≤ 1) of every rate: each of N live
+    /// processes takes 1/N, so together they stay below the published rate.
+    pub fn set_share(&self, share: f64) {
+        let share = if share.is_finite() { share.clamp(0.001, 1.0) } else { 1.0 };
+        self.share
+            .store(share.to_bits(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn share(&self) -> f64 {
+        f64::from_bits(self.share.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Wait for this request's turn.
@@ -362,7 +380,7 @@ impl Pacer {
         let rate = endpoint
             .template
             .map_or_else(|| templates::default_rate(method), |t| t.rate);
-        let rate = (f64::from(rate) * self.pacing.factor).max(0.01);
+        let rate = (f64::from(rate) * self.pacing.factor * self.share()).max(0.01);
         let cap = (rate * self.pacing.burst.as_secs_f64()).max(1.0);
         let key = BucketKey {
             site: site.to_string(),
@@ -373,15 +391,20 @@ impl Pacer {
         if now.saturating_duration_since(b.swept) >= SWEEP_EVERY || b.map.len() >= self.max {
             self.sweep(&mut b, now);
         }
-        b.map
-            .entry(key)
-            .or_insert(Bucket {
-                level: cap,
-                at: now,
-                rate,
-                cap,
-            })
-            .take(now)
+        let bucket = b.map.entry(key).or_insert(Bucket {
+            level: cap,
+            at: now,
+            rate,
+            cap,
+        });
+        if bucket.rate != rate {
+            // The share changed (a process joined or left): refill at the new rate from now.
+            bucket.level = bucket.level_at(now).min(cap);
+            bucket.at = now.max(bucket.at);
+            bucket.rate = rate;
+            bucket.cap = cap;
+        }
+        bucket.take(now)
     }
 
     /// Drop the buckets that have refilled; if that is not enough, the

@@ -7,6 +7,7 @@
 pub mod oauth;
 
 pub use oauth::{AccessibleSite, AtlassianAccount, OAuthClient, OAuthError, TokenResponse};
+pub mod budget;
 pub mod client;
 pub mod limits;
 pub mod path;

@@ -22,6 +22,7 @@ pub mod deliveries;
 pub mod erase;
 pub mod events;
 pub mod retention;
+pub mod points;
 pub mod sessions;
 pub mod syncs;
 

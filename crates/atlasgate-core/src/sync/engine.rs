@@ -586,6 +586,7 @@ pub async fn run_pass(state: &Core, sync_id: &str) -> Result<PassKind, SyncError
     }
     if sync.pass_kind.is_none() {
         start_pass(state, &mut sync).await?;
+        super::eta::record_expected(state, &sync).await;
     }
     let kind = if sync.pass_kind.as_deref() == Some("full") {
         PassKind::Full

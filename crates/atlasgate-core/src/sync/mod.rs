@@ -3,6 +3,7 @@
 //! incremental passes and Jira webhooks.
 
 pub mod engine;
+pub mod eta;
 pub mod jql;
 pub mod registration;
 /// The synced rows: syncs, their partitions and the synced issues.

@@ -475,6 +475,7 @@ async fn dashboard_page(state: &AppState, csrf: &str) -> Result<String, ApiError
     html.push_str("</section>");
 
     syncs_section(state, &mut html, now).await;
+    super::points_chart::section(state, &mut html, now).await;
     deliveries_section(state, &mut html, now).await;
     audit_section(state, &mut html).await;
     html.push_str("</main>");

@@ -6,6 +6,7 @@ mod api;
 pub mod audit;
 mod dashboard;
 pub mod lifecycle;
+mod points_chart;
 mod session;
 
 use axum::extract::FromRequestParts;

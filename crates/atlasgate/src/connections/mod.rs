@@ -225,18 +225,7 @@ pub async fn get_connection_token(
 /// At most one `last_used_at` write a minute per connection; a write is
 /// copied into the cached row so cached reads keep that throttle.
 async fn touch_used(state: &AppState, fresh: &FreshToken) {
-    let now = crate::store::now();
-    let due = fresh
-        .connection
-        .last_used_at
-        .is_none_or(|t| now - t >= crate::proxy::TOUCH_EVERY_SECS);
-    crate::proxy::touch_used(state, &fresh.connection).await;
-    if due {
-        state
-            .refresher
-            .token_cache()
-            .note_used(&fresh.connection.id, now);
-    }
+    crate::proxy::touch_used_cached(state, &fresh.connection).await;
 }
 
 /// Force a refresh

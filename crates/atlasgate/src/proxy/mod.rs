@@ -21,8 +21,8 @@ use futures::TryStreamExt;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::apps::AppConnection;
-use crate::atlassian::{ApiRequest, Product, RequestBody};
+use crate::apps::{AppConnection, CachedToken};
+use crate::atlassian::{budget, ApiRequest, Product, RequestBody};
 use crate::error::{ApiError, Passthrough};
 use crate::state::AppState;
 use crate::store::connections::{self as rows, ConnectionRow};
@@ -102,13 +102,17 @@ async fn proxy_jira_doc() {}
 #[allow(dead_code)]
 async fn proxy_confluence_doc() {}
 
-async fn proxy_jira(State(state): State<AppState>, conn: AppConnection, req: Request) -> Response {
+async fn proxy_jira(
+    State(state): State<AppState>,
+    conn: AppConnection<CachedToken>,
+    req: Request,
+) -> Response {
     proxy(state, conn, Product::Jira, req).await
 }
 
 async fn proxy_confluence(
     State(state): State<AppState>,
-    conn: AppConnection,
+    conn: AppConnection<CachedToken>,
     req: Request,
 ) -> Response {
     proxy(state, conn, Product::Confluence, req).await
@@ -174,22 +178,29 @@ fn raw_tail(uri_path: &str, product: Product) -> Option<&str> {
     Some(&uri_path[at + marker.len()..])
 }
 
-async fn proxy(state: AppState, conn: AppConnection, product: Product, req: Request) -> Response {
-    match forward(&state, conn.row, product, req).await {
+async fn proxy(
+    state: AppState,
+    conn: AppConnection<CachedToken>,
+    product: Product,
+    req: Request,
+) -> Response {
+    match forward(&state, conn, product, req).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
     }
 }
 
-/// `row` is the calling app's (the [`AppConnection`] extractor answered
-/// 404 for another app's before anything happened to it, not even a refresh).
+/// `conn` is the calling app's (the [`AppConnection`] extractor answered
+/// 404 for another app's before anything happened to it, not even a
+/// refresh). When the token cache held it (as `/token` serves it: see
+/// `vault::token_cache`), no database read happens on the way.
 async fn forward(
     state: &AppState,
-    row: ConnectionRow,
+    conn: AppConnection<CachedToken>,
     product: Product,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let id = row.id.clone();
+    let id = conn.row.id.clone();
     let (parts, body) = req.into_parts();
     let tail = raw_tail(parts.uri.path(), product).unwrap_or("");
     let path = ProxyPath::parse(tail)
@@ -222,18 +233,29 @@ async fn forward(
         body,
         timeout: None,
     };
-    let answer = state.atlassian.send_for_row(row, request).await?;
-    touch_used(state, &answer.connection).await;
+    let fresh = match conn.cached {
+        Some(fresh) => fresh,
+        None => {
+            let fresh = state.refresher.access_token_for_app(conn.row).await?;
+            if let Some(ticket) = conn.ticket {
+                state.refresher.token_cache().fill(ticket, &fresh);
+            }
+            fresh
+        }
+    };
+    let answer = state.atlassian.send_with_token(fresh, request).await?;
+    touch_used_cached(state, &answer.connection).await;
 
     let status = answer.status;
     let listed = connection_listed(&answer.headers);
     // JSON answers carry gateway links (`self`, `next`); point them at us.
-    let rewrite = answer
+    let is_json = answer
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.contains("json"))
         && !answer.headers.contains_key(header::CONTENT_ENCODING);
+    let rewrite = is_json;
     let mut out = Response::builder().status(status);
     if let Some(h) = out.headers_mut() {
         for (name, value) in &answer.headers {
@@ -250,6 +272,13 @@ async fn forward(
         }
     }
     let stream = answer.response.bytes_stream();
+    // A JSON read is charged the objects it returns, counted as they pass;
+    // anything else its estimate (the charge dropped unsettled).
+    let stream: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>> =
+        match answer.charge {
+            Some(charge) if is_json => Box::pin(budget::metered(stream, charge)),
+            _ => Box::pin(stream),
+        };
     let body = match (rewrite, answer.connection.site_cloud_id.as_deref()) {
         (true, Some(cloud_id)) => {
             let from = state
@@ -276,6 +305,19 @@ async fn forward(
     // Atlassian's own errors are relayed as they are, not rewritten.
     resp.extensions_mut().insert(Passthrough);
     Ok(resp)
+}
+
+/// [`touch_used`], and the write copied into the cached row so that cached
+/// reads keep the once-a-minute throttle.
+pub(crate) async fn touch_used_cached(state: &AppState, row: &ConnectionRow) {
+    let now = crate::store::now();
+    let due = row
+        .last_used_at
+        .is_none_or(|t| now - t >= TOUCH_EVERY_SECS);
+    touch_used(state, row).await;
+    if due {
+        state.refresher.token_cache().note_used(&row.id, now);
+    }
 }
 
 /// Record use of the connection, at most once a minute (a write per

@@ -8,7 +8,8 @@
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 
-/// Replace every `from` by `to` in a byte stream.
+/// Replace every `from` by `to` in a byte stream. A chunk that holds no
+/// match (and ends in no partial one) passes as it is, without a copy.
 pub fn replace_stream<S, E>(
     inner: S,
     from: Vec<u8>,
@@ -17,6 +18,7 @@ pub fn replace_stream<S, E>(
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
 {
+    let from = Bytes::from(from);
     struct St<S> {
         inner: S,
         carry: Vec<u8>,
@@ -38,6 +40,17 @@ where
                 loop {
                     match st.inner.next().await {
                         Some(Ok(chunk)) => {
+                            if st.carry.is_empty() && find(&chunk, &from).is_none() {
+                                let keep = partial_suffix(&chunk, &from);
+                                if keep > 0 {
+                                    st.carry = chunk[chunk.len() - keep..].to_vec();
+                                }
+                                let pass = chunk.slice(..chunk.len() - keep);
+                                if !pass.is_empty() {
+                                    return Some((Ok(pass), st));
+                                }
+                                continue;
+                            }
                             let mut buf = std::mem::take(&mut st.carry);
                             buf.extend_from_slice(&chunk);
                             let (out, carry) = replace_chunk(&buf, &from, &to);
@@ -63,6 +76,16 @@ where
             }
         },
     )
+}
+
+/// The length of the longest tail of `hay` that begins `needle` (a match
+/// the next chunk may complete).
+fn partial_suffix(hay: &[u8], needle: &[u8]) -> usize {
+    let max = needle.len().saturating_sub(1).min(hay.len());
+    (1..=max)
+        .rev()
+        .find(|&k| hay[hay.len() - k..] == needle[..k])
+        .unwrap_or(0)
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

@@ -93,6 +93,10 @@ pub struct SyncView {
     pub cursor: Option<String>,
     /// The pass in progress (or cut off and waiting to resume).
     pub pass: Option<PassView>,
+    /// Seconds the full pass in progress still needs, from the issues it has
+    /// left and the points budget (docs/design.md §17); `null` when no full
+    /// pass runs or its size is not known yet.
+    pub eta_s: Option<u64>,
     pub next_run_at: String,
     pub webhook: Option<WebhookView>,
     pub created_at: String,
@@ -141,7 +145,10 @@ pub async fn view(state: &AppState, row: &SyncRow) -> Result<SyncView, ApiError>
         }
         None => None,
     };
+    let stored = pass.as_ref().map_or(0, |p| p.stored);
+    let eta_s = atlasgate_core::sync::eta::eta_secs(state, row, stored).await;
     Ok(SyncView {
+        eta_s,
         id: row.id.clone(),
         connection_id: row.connection_id.clone(),
         cloud_id: row.cloud_id.clone(),

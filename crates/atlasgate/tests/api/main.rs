@@ -27,6 +27,7 @@ mod jsjira;
 mod lifecycle;
 mod openapi;
 mod outside;
+mod points;
 mod proxy;
 mod pyatlassian;
 mod pyjira;

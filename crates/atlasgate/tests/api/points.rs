@@ -1,0 +1,361 @@
+//! The points budget (docs/design.md §17) against atlassim's quota
+//! (`--points-per-hour`), on both backends: processes share one budget and
+//! never pass it, syncs yield to interactive calls, a quota 429 pauses the
+//! site for every caller, pacing buckets follow endpoint templates.
+
+use std::time::Duration;
+
+use atlasgate::atlassian::budget::{BudgetSettings, CallClass};
+use atlasgate::atlassian::limits::{Endpoint, Pacer, Pacing};
+use atlasgate::atlassian::Product;
+use http::Method;
+use serde_json::{json, Value};
+
+use crate::connect::sim_sites;
+use crate::helpers::{backends, wait_for, TestApp, TestOptions};
+use crate::proxy::{connect_with, proxy_get, sim_count};
+use atlasgate::store::Backend;
+
+/// atlasgate over an atlassim whose app pool holds `points` an hour, its
+/// clock moved to just after the top of an hour (no reset mid-test).
+async fn spawn(backend: Backend, points: u64, issues: usize) -> TestApp {
+    let sim = atlassim::SimConfig {
+        points_per_hour: Some(points),
+        issues,
+        sites: 1,
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(
+        TestOptions {
+            backend,
+            sim,
+            ..Default::default()
+        },
+        |_| {},
+    )
+    .await;
+    let now = app.sim.now().timestamp();
+    app.sim.advance_clock(3600 - now.rem_euclid(3600) + 5);
+    app
+}
+
+async fn connected(app: &TestApp) -> (String, String) {
+    let (_, key) = app
+        .create_app(&format!("app-{}", uuid::Uuid::new_v4().simple()))
+        .await;
+    let id = connect_with(app, &key, "team:1", "jira", 0).await;
+    (key, id)
+}
+
+fn sim_points(app: &TestApp) -> u64 {
+    app.sim.stats().points.pools.iter().map(|p| p.used).sum()
+}
+
+/// Quota 429s atlassim sent (any gateway route).
+fn quota_429s(app: &TestApp) -> u64 {
+    app.sim
+        .stats()
+        .requests
+        .iter()
+        .filter(|r| r.route.starts_with("/ex/") && r.status == 429)
+        .map(|r| r.count)
+        .sum()
+}
+
+fn issue_keys(app: &TestApp, n: usize) -> Vec<String> {
+    let mut keys: Vec<String> = project_keys(app).iter().map(|p| format!("{p}-1")).collect();
+    keys.truncate(n.max(1));
+    keys
+}
+
+fn project_keys(app: &TestApp) -> Vec<String> {
+    app.sim.snapshot()["sites"][0]["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["key"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn settings(reserve: f64) -> BudgetSettings {
+    BudgetSettings {
+        per_hour: 65_000,
+        reserve,
+    }
+}
+
+#[tokio::test]
+async fn two_processes_share_one_budget_and_never_pass_it() {
+    for backend in backends() {
+        // 400 points an hour, a quarter kept for direct-token traffic: 300
+        // for atlasgate, shared by two processes on one database.
+        let app = spawn(backend, 400, 10).await;
+        let (key, id) = connected(&app).await;
+        let keyring = app.keyring.clone();
+        let other = app.spawn_other(keyring).await;
+        app.state.atlassian.budget().configure(settings(0.25));
+        other.state.atlassian.budget().configure(settings(0.25));
+        let before = sim_points(&app);
+        let issue = issue_keys(&app, 1)[0].clone();
+        let path = format!("rest/api/3/issue/{issue}");
+        // Both processes read as fast as they can until refused.
+        let hammer = |base: String| {
+            let (key, id, path) = (key.clone(), id.clone(), path.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let (mut ok, mut refused) = (0u32, 0u32);
+                for _ in 0..400 {
+                    let status = client
+                        .get(format!("{base}/v1/connections/{id}/proxy/jira/{path}"))
+                        .bearer_auth(&key)
+                        .send()
+                        .await
+                        .unwrap()
+                        .status()
+                        .as_u16();
+                    match status {
+                        200 => ok += 1,
+                        429 => {
+                            refused += 1;
+                            if refused >= 3 {
+                                break;
+                            }
+                        }
+                        other => panic!("unexpected {other}"),
+                    }
+                }
+                (ok, refused)
+            })
+        };
+        let tasks = [
+            hammer(app.address.clone()),
+            hammer(app.address.clone()),
+            hammer(other.address.clone()),
+            hammer(other.address.clone()),
+        ];
+        let mut per_task = Vec::new();
+        for t in tasks {
+            per_task.push(t.await.unwrap());
+        }
+        let spent = sim_points(&app) - before;
+        // GET issue costs 2 points: together they spent the 300 and not one point more.
+        assert!(spent <= 300, "{backend:?}: spent {spent} of 300");
+        assert!(spent >= 280, "{backend:?}: only {spent} of 300 spent");
+        assert!(
+            per_task.iter().all(|(ok, refused)| *ok > 0 && *refused > 0),
+            "{backend:?}: {per_task:?}"
+        );
+        assert_eq!(quota_429s(&app), 0, "{backend:?}: Atlassian refused a call");
+        // The refusal is atlasgate's own 429 problem with a Retry-After.
+        let resp = proxy_get(&app, &key, &id, &path).await;
+        assert_eq!(resp.status(), 429);
+        let retry: u64 = resp.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(retry > 60, "{retry}");
+
+        // Metrics and the dashboard see the spend once flushed.
+        app.state.atlassian.budget().flush().await;
+        other.state.atlassian.budget().flush().await;
+        let metrics = app.get("/metrics", None).await.text().await.unwrap();
+        let cloud = &sim_sites(&app)[0];
+        let line = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("atlasgate_points_used_total")
+                    && l.contains(cloud.as_str())
+                    && l.contains("class=\"interactive\"")
+            })
+            .unwrap_or_else(|| panic!("no points metric in\n{metrics}"));
+        let n: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(n > 0.0 && n <= 300.0, "{line}");
+        assert!(metrics.contains("atlasgate_points_remaining{"), "{metrics}");
+        let usage = atlasgate::store::points::usage_since(app.store.pool(), 0)
+            .await
+            .unwrap();
+        let total: i64 = usage.iter().map(|u| u.points).sum();
+        assert_eq!(total as u64, spent, "{backend:?}: {usage:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_running_sync_yields_to_interactive_calls() {
+    for backend in backends() {
+        // 8000 points, 20% reserve: 6400 for atlasgate, background up to
+        // 95% of that (6080). A full pass over 3600 issues needs ~7240
+        // (the id probe 3601, 36 pages of 101, a few small calls).
+        let app = spawn(backend, 8000, 1200).await;
+        let (key, id) = connected(&app).await;
+        let sync = app
+            .post_json(
+                &format!("/v1/connections/{id}/syncs"),
+                Some(&key),
+                &json!({ "jql": format!("project in ({})", project_keys(&app).join(", ")), "interval_s": 3600 }),
+            )
+            .await;
+        assert_eq!(sync.status(), 201, "{}", sync.text().await.unwrap());
+        let sync: Value = sync.json().await.unwrap();
+        let sync_id = sync["id"].as_str().unwrap().to_string();
+        // The sync spends up to its share, then waits.
+        wait_for(120, "the sync to use its share", || async {
+            (sim_points(&app) >= 5900).then_some(())
+        })
+        .await;
+        let status = app
+            .get_ok(&format!("/v1/connections/{id}/syncs/{sync_id}"), &key)
+            .await;
+        assert!(status["pass"].is_object(), "{backend:?}: {status}");
+        assert!(status["issues_synced"].as_i64().unwrap() < 3600, "{status}");
+        // The rest of the hour is the interactive calls'.
+        let issue = issue_keys(&app, 1)[0].clone();
+        for _ in 0..20 {
+            let resp = proxy_get(&app, &key, &id, &format!("rest/api/3/issue/{issue}")).await;
+            assert_eq!(resp.status(), 200, "{backend:?}");
+        }
+        let spent = sim_points(&app);
+        assert!(spent <= 6400, "{backend:?}: {spent}");
+        assert_eq!(quota_429s(&app), 0, "{backend:?}");
+        // The pass needs the next window: its eta says so.
+        let eta = status["eta_s"].as_u64().expect("eta_s");
+        assert!(eta > 600, "{backend:?}: eta {eta} with {status}");
+        // After the reset the sync finishes.
+        app.sim.advance_clock(3600);
+        // atlasgate learns the new window from the next answer it sees.
+        let resp = proxy_get(&app, &key, &id, &format!("rest/api/3/issue/{issue}")).await;
+        assert_eq!(resp.status(), 200);
+        wait_for(120, "the pass to finish", || async {
+            let s = app
+                .get_ok(&format!("/v1/connections/{id}/syncs/{sync_id}"), &key)
+                .await;
+            (s["passes"].as_i64() == Some(1)).then_some(s)
+        })
+        .await;
+        assert_eq!(quota_429s(&app), 0, "{backend:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_quota_429_pauses_the_site_for_every_caller() {
+    for backend in backends() {
+        let app = spawn(backend, 300, 10).await;
+        let (key, id) = connected(&app).await;
+        let other = app.spawn_other(app.keyring.clone()).await;
+        // The other process goes to the shared row on every call.
+        other.state.atlassian.budget().set_lease_ttl(Duration::ZERO);
+        let issue = issue_keys(&app, 1)[0].clone();
+        let path = format!("rest/api/3/issue/{issue}");
+        for base in [&app.address, &other.address] {
+            let resp = reqwest::Client::new()
+                .get(format!("{base}/v1/connections/{id}/proxy/jira/{path}"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+        }
+        // The app spends the pool itself with its own token (atlasgate cannot see it).
+        let token = app.connection_token(&key, &id).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let cloud = &sim_sites(&app)[0];
+        let direct = format!("{}/ex/jira/{cloud}/{path}", app.sim.base_url());
+        let mut statuses = Vec::new();
+        for _ in 0..1000 {
+            let s = reqwest::Client::new()
+                .get(&direct)
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
+            statuses.push(s);
+            if s == 429 {
+                break;
+            }
+        }
+        assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+        let refused_before = quota_429s(&app);
+        // atlasgate's next call meets the quota 429 and relays it.
+        let resp = proxy_get(&app, &key, &id, &path).await;
+        assert_eq!(resp.status(), 429);
+        assert_eq!(quota_429s(&app), refused_before + 1);
+        let sent = sim_count(&app, "GET", "/rest/api/3/issue/{issueIdOrKey}");
+        // Now every caller of every process is refused without a call.
+        for base in [&app.address, &other.address] {
+            let resp = reqwest::Client::new()
+                .get(format!(
+                    "{base}/v1/connections/{id}/proxy/jira/rest/api/3/project/search"
+                ))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 429, "{backend:?} {base}");
+            let retry: u64 = resp.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(retry > 600, "{retry}");
+        }
+        let typed = other
+            .state
+            .atlassian
+            .send(
+                None,
+                &id,
+                atlasgate::atlassian::ApiRequest::get(Product::Jira, path.clone()),
+            )
+            .await;
+        assert!(
+            matches!(
+                typed,
+                Err(atlasgate::atlassian::AtlassianError::RateLimited { .. })
+            ),
+            "{typed:?}"
+        );
+        assert_eq!(
+            sim_count(&app, "GET", "/rest/api/3/issue/{issueIdOrKey}"),
+            sent
+        );
+        assert_eq!(sim_count(&app, "GET", "/rest/api/3/project/search"), 0);
+        assert_eq!(quota_429s(&app), refused_before + 1);
+    }
+}
+
+#[tokio::test]
+async fn issues_share_a_bucket_and_the_pacer_stays_bounded() {
+    let app = TestApp::spawn().await;
+    let (key, id) = connected(&app).await;
+    let pacer = app.state.atlassian.pacer().expect("pacing is on");
+    let keys = issue_keys(&app, 2);
+    let before = pacer.len();
+    for k in &keys {
+        let resp = proxy_get(&app, &key, &id, &format!("rest/api/3/issue/{k}")).await;
+        assert_eq!(resp.status(), 200);
+    }
+    // Two issues, one (site, GET, issue/{issueIdOrKey}) bucket.
+    assert!(pacer.len() <= before + 1, "{} → {}", before, pacer.len());
+    assert!(pacer.len() >= 1);
+
+    // 10,000 distinct paths: entries stay within the templates they fold to.
+    let p = Pacer::new(Pacing::default());
+    let now = tokio::time::Instant::now();
+    for i in 0..10_000 {
+        for path in [
+            format!("rest/api/3/issue/ABC-{i}"),
+            format!("rest/api/3/issue/ABC-{i}/comment"),
+            format!("rest/api/3/nothing-documented/{i}"),
+        ] {
+            let e = Endpoint::of(Product::Jira, &Method::GET, &path);
+            p.reserve(&Method::GET, "site", &e, now);
+        }
+        assert!(p.len() <= 3, "{} buckets after {i}", p.len());
+    }
+    assert_eq!(p.len(), 3);
+    let _ = CallClass::Interactive;
+}
