@@ -19,6 +19,7 @@ pub mod connections;
 pub mod deliveries;
 pub mod events;
 pub mod sessions;
+pub mod stats;
 pub mod syncs;
 
 use std::str::FromStr;

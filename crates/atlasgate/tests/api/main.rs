@@ -17,6 +17,7 @@ mod demo;
 mod events;
 mod granular;
 mod hardening;
+mod import;
 mod helpers;
 mod isolation;
 mod issue_keys;
