@@ -14,6 +14,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod issue_keys;
+mod scale;
 mod sync;
 
 use std::net::SocketAddr;
@@ -48,6 +49,8 @@ enum Command {
     Sync(sync::SyncArgs),
     /// The issue-9 hostile text for `POST …/jira/issue-keys`, per atlasgate binary.
     IssueKeys(issue_keys::IssueKeysArgs),
+    /// 1,000 vs. 100,000 connections: /token, RSS, database size, background passes, a refresh wave.
+    Scale(scale::ScaleArgs),
 }
 
 #[derive(Parser, Clone)]
@@ -164,29 +167,12 @@ async fn setup(args: &ProxyArgs) -> anyhow::Result<Env> {
 
     let db = dir.join("bench.db");
     let _ = std::fs::remove_file(&db);
-    let mut config = Config::for_tests(format!("sqlite://{}", db.display()), Keyring::generate());
-    config.listen = listener.local_addr()?;
-    config.public_url = url::Url::parse(&base)?;
-    config.auth_url = url::Url::parse(&sim.auth_url())?;
-    config.api_url = url::Url::parse(&sim.api_url())?;
-    config.client_id = atlassim::config::DEFAULT_CLIENT_ID.to_string();
-    config.client_secret = SecretString::from(atlassim::config::DEFAULT_CLIENT_SECRET);
-    let app = Application::build_with_listener(config, listener).await?;
-    let state = app.state().clone();
-    state.atlassian.set_policy(ClientPolicy {
-        pacing: None,
-        ..ClientPolicy::default()
-    });
-    tokio::spawn(app.run_until(std::future::pending()));
-
-    let created = atlasgate::apps::create(
-        &state.store,
-        &state.cipher,
-        atlasgate::apps::NewApp {
-            name: atlasgate::apps::AppName::parse("bench").map_err(|e| anyhow!(e))?,
-            webhook_url: None,
-            return_origins: Vec::new(),
-        },
+    let (state, created) = serve_on_sim(
+        format!("sqlite://{}", db.display()),
+        listener,
+        &base,
+        &sim,
+        "bench",
     )
     .await?;
     let key = created.api_key.expose().to_string();
@@ -258,6 +244,42 @@ async fn setup(args: &ProxyArgs) -> anyhow::Result<Env> {
         access_token,
         _dir: dir,
     })
+}
+
+/// atlasgate on `database_url`, served on `listener` at `base`, talking to
+/// `sim` with pacing off, plus one app named `app_name`.
+pub(crate) async fn serve_on_sim(
+    database_url: String,
+    listener: tokio::net::TcpListener,
+    base: &str,
+    sim: &atlassim::Sim,
+    app_name: &str,
+) -> anyhow::Result<(atlasgate::AppState, atlasgate::apps::CreatedApp)> {
+    let mut config = Config::for_tests(database_url, Keyring::generate());
+    config.listen = listener.local_addr()?;
+    config.public_url = url::Url::parse(base)?;
+    config.auth_url = url::Url::parse(&sim.auth_url())?;
+    config.api_url = url::Url::parse(&sim.api_url())?;
+    config.client_id = atlassim::config::DEFAULT_CLIENT_ID.to_string();
+    config.client_secret = SecretString::from(atlassim::config::DEFAULT_CLIENT_SECRET);
+    let app = Application::build_with_listener(config, listener).await?;
+    let state = app.state().clone();
+    state.atlassian.set_policy(ClientPolicy {
+        pacing: None,
+        ..ClientPolicy::default()
+    });
+    tokio::spawn(app.run_until(std::future::pending()));
+    let created = atlasgate::apps::create(
+        &state.store,
+        &state.cipher,
+        atlasgate::apps::NewApp {
+            name: atlasgate::apps::AppName::parse(app_name).map_err(|e| anyhow!(e))?,
+            webhook_url: None,
+            return_origins: Vec::new(),
+        },
+    )
+    .await?;
+    Ok((state, created))
 }
 
 fn median(mut runs: Vec<Run>) -> Run {
@@ -363,6 +385,7 @@ fn main() -> anyhow::Result<()> {
             Command::Proxy(args) => proxy(args).await,
             Command::Sync(args) => sync::run(args).await,
             Command::IssueKeys(args) => issue_keys::run(args).await,
+            Command::Scale(args) => scale::run(args).await,
         }
     })
 }

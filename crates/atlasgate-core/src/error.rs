@@ -30,6 +30,12 @@ pub enum Error {
     Disconnected,
     #[error("the connection has no selected site yet (PUT /v1/connections/{{id}}/site)")]
     NoSite,
+    /// An import whose grant covers several sites and names none of them:
+    /// the caller must pick one (`cloud_id`); nothing was stored.
+    #[error("the grant covers {} sites; name one of them as cloud_id", sites.len())]
+    SiteRequired {
+        sites: Vec<crate::atlassian::AccessibleSite>,
+    },
     #[error("Atlassian could not refresh the token right now")]
     RefreshUnavailable { retry_after_secs: u64 },
     #[error("Atlassian rejected the token refresh (status {status})")]

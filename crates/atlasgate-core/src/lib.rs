@@ -19,6 +19,7 @@ pub mod connect;
 pub mod connections;
 pub mod error;
 pub mod events;
+pub mod import;
 pub mod jira;
 pub mod jobs;
 pub mod retention;

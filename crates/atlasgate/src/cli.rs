@@ -1,5 +1,5 @@
 //! The command line: `serve`, `demo`, `migrate`, `check-config`, `keys`,
-//! `apps`, `connections`, `sync`. Each command resolves only the settings it
+//! `apps`, `connections` (`list`, `import`), `sync`. Each command resolves only the settings it
 //! needs; `serve` and `check-config` look at all of them.
 
 use std::io::{IsTerminal, Write};
@@ -207,6 +207,24 @@ pub struct CreateAppArgs {
 pub enum ConnectionsCommand {
     /// List connections.
     List,
+    /// Import existing grants from a JSON-lines file (docs/importing.md).
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The app the connections belong to: its id or its name.
+    #[arg(long, value_name = "APP")]
+    pub app: String,
+    /// JSON lines, one `{owner, profile?, refresh_token, access_token?, expires_at?, cloud_id?}` a line.
+    #[arg(long, value_name = "PATH")]
+    pub file: PathBuf,
+    /// Imports in flight at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// Imports that call Atlassian (one token refresh each) started per second.
+    #[arg(long, default_value_t = 5.0, value_name = "PER_SECOND")]
+    pub rate: f64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -272,6 +290,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Apps(AppsCommand::Delete(a)) => delete_app(&resolved, a).await,
         Command::Demo(args) => demo(args).await,
         Command::Connections(ConnectionsCommand::List) => list_connections(&resolved).await,
+        Command::Connections(ConnectionsCommand::Import(args)) => {
+            import_connections(resolved, args).await
+        }
         Command::Sync(SyncCommand::Status) => sync_status(&resolved).await,
     };
     match result {
@@ -483,6 +504,112 @@ async fn list_connections(resolved: &Resolved) -> Result<(), CliError> {
         )
     );
     Ok(())
+}
+
+/// `connections import`: the core against the database, like every other
+/// command (no running server or app key needed); `connection.created`
+/// events land in the outbox, which the running servers deliver.
+async fn import_connections(resolved: Resolved, args: ImportArgs) -> Result<(), CliError> {
+    use atlasgate_core::import::bulk::{self, BulkOptions};
+
+    if !(args.rate.is_finite() && args.rate > 0.0 && args.rate <= 100.0) {
+        return Err(CliError::Failed(
+            "--rate: must be a number of imports per second, above 0 and at most 100".into(),
+        ));
+    }
+    let open = |path: &std::path::Path| {
+        std::fs::File::open(path)
+            .map(std::io::BufReader::new)
+            .map_err(|e| CliError::Failed(format!("--file {}: {e}", path.display())))
+    };
+    let total = bulk::count_lines(open(&args.file)?)
+        .map_err(|e| CliError::Failed(format!("--file {}: {e}", args.file.display())))?;
+    init_logging(&resolved);
+    let config = resolved.into_config()?;
+    let store = Store::connect(&config.database_url)
+        .await
+        .map_err(CliError::failed)?;
+    store.migrate().await.map_err(CliError::failed)?;
+    let app = match apps::get(&store, &args.app)
+        .await
+        .map_err(CliError::failed)?
+    {
+        Some(app) => app,
+        None => apps::list(&store)
+            .await
+            .map_err(CliError::failed)?
+            .into_iter()
+            .find(|a| a.name == args.app)
+            .ok_or_else(|| {
+                CliError::Failed(format!(
+                    "--app: no app with id or name `{}` (see `atlasgate apps list`)",
+                    terminal_safe(&args.app)
+                ))
+            })?,
+    };
+    let core = atlasgate_core::Core::new(config, store).map_err(CliError::failed)?;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "[{bar:30}] {pos}/{len} lines, {per_sec} · {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let options = BulkOptions {
+        concurrency: usize::from(args.concurrency),
+        per_second: args.rate,
+    };
+    let file = open(&args.file)?;
+    let summary = bulk::run(&core, &app.id, file, options, |r, so_far| {
+        let owner = r
+            .owner
+            .as_deref()
+            .map(|o| format!(" (owner {})", terminal_safe(o)))
+            .unwrap_or_default();
+        match &bar {
+            Some(bar) => {
+                bar.set_position(so_far.done() as u64);
+                bar.set_message(format!(
+                    "{} imported, {} replaced, {} unchanged, {} refused",
+                    so_far.imported,
+                    so_far.replaced,
+                    so_far.unchanged,
+                    so_far.refused.len()
+                ));
+            }
+            None => match &r.result {
+                Ok((outcome, id)) => eprintln!("line {}: {} {id}{owner}", r.line, outcome.as_str()),
+                Err(reason) => {
+                    eprintln!("line {}: refused{owner}: {}", r.line, terminal_safe(reason))
+                }
+            },
+        }
+    })
+    .await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    println!(
+        "{} imported, {} replaced, {} unchanged, {} refused",
+        summary.imported,
+        summary.replaced,
+        summary.unchanged,
+        summary.refused.len()
+    );
+    for (line, reason) in &summary.refused {
+        println!("  line {line}: {}", terminal_safe(reason));
+    }
+    if summary.refused.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Failed(format!(
+            "{} line(s) refused; fix them and run the same command again (imported lines are skipped)",
+            summary.refused.len()
+        )))
+    }
 }
 
 async fn sync_status(resolved: &Resolved) -> Result<(), CliError> {

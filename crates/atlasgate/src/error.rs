@@ -59,6 +59,10 @@ pub struct Problem {
     /// For `reauth-required`: where to send the person to connect again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connect_url: Option<String>,
+    /// For `site-required`: the grant's sites, one of which to name as `cloud_id`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<crate::schema::AccessibleSite>, nullable = false)]
+    pub sites: Vec<atlasgate_core::atlassian::AccessibleSite>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +97,11 @@ pub enum ApiError {
     /// The connection's grant is dead; send the person to `connect_url`.
     #[error("the connection needs a new consent: send the person to connect_url")]
     ReauthRequired { connect_url: String },
+    /// An import's grant covers several sites and names none: 409 with the sites.
+    #[error("the grant covers {} sites; send one of them as cloud_id", sites.len())]
+    SiteRequired {
+        sites: Vec<atlasgate_core::atlassian::AccessibleSite>,
+    },
     /// Temporarily unable (e.g. Atlassian down); answered 503 with `Retry-After`.
     #[error("{detail}")]
     RetryLater {
@@ -119,6 +128,7 @@ impl From<CoreError> for ApiError {
             CoreError::ReauthRequired { connect_url } => ApiError::ReauthRequired { connect_url },
             CoreError::Disconnected => ApiError::Conflict("the connection is disconnected".into()),
             e @ CoreError::NoSite => ApiError::Conflict(e.to_string()),
+            CoreError::SiteRequired { sites } => ApiError::SiteRequired { sites },
             CoreError::RefreshUnavailable { retry_after_secs } => ApiError::RetryLater {
                 detail: "Atlassian could not refresh the token right now".into(),
                 retry_after_secs,
@@ -197,6 +207,7 @@ impl ApiError {
             ApiError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ApiError::ReauthRequired { .. } => StatusCode::CONFLICT,
+            ApiError::SiteRequired { .. } => StatusCode::CONFLICT,
             ApiError::RetryLater { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -219,6 +230,7 @@ impl ApiError {
             ApiError::GatewayTimeout(_) => "gateway-timeout",
             ApiError::Timeout => "timeout",
             ApiError::ReauthRequired { .. } => "reauth-required",
+            ApiError::SiteRequired { .. } => "site-required",
             ApiError::RetryLater { .. } => "service-unavailable",
             ApiError::RateLimited { .. } => "rate-limited",
             ApiError::Internal(_) => "internal",
@@ -246,6 +258,10 @@ impl ApiError {
             connect_url: match self {
                 ApiError::ReauthRequired { connect_url } => Some(connect_url.clone()),
                 _ => None,
+            },
+            sites: match self {
+                ApiError::SiteRequired { sites } => sites.clone(),
+                _ => Vec::new(),
             },
         }
     }

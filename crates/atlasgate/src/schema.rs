@@ -64,6 +64,25 @@ pub struct ConnectionView {
     pub last_used_at: Option<String>,
 }
 
+/// The body of `POST /v1/connections/import` (the core's `import::ImportInput`).
+#[derive(ToSchema)]
+pub struct ImportConnectionRequest {
+    /// The app's identifier for whoever connected (`team:42`), 1–200 characters.
+    pub owner: String,
+    /// A configured profile; default `jira`.
+    pub profile: Option<String>,
+    /// The grant's current refresh token, exactly as the old store holds it.
+    pub refresh_token: String,
+    /// The current access token, used instead of a refresh while it has
+    /// more than `ATLASGATE_REFRESH_MARGIN` left (needs `expires_at`).
+    pub access_token: Option<String>,
+    /// When `access_token` expires (RFC 3339).
+    pub expires_at: Option<String>,
+    /// The site to select; must be one of the grant's. Required when the
+    /// grant covers several.
+    pub cloud_id: Option<String>,
+}
+
 /// One site the grant covers, entries of accessible-resources merged by cloud id.
 #[derive(ToSchema)]
 pub struct AccessibleSite {

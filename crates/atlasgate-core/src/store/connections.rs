@@ -533,3 +533,47 @@ pub async fn stale_refresh_marks(
     .fetch_all(pool)
     .await
 }
+
+// ---- imports (docs/importing.md) ------------------------------------------------------
+
+#[derive(sqlx::FromRow)]
+struct ImportedRow {
+    #[sqlx(flatten)]
+    row: ConnectionRow,
+    imported_token_sha256: Option<String>,
+}
+
+/// The (app, owner, profile) connection with the SHA-256 of the refresh
+/// token it was imported with (`None` for a connection made by consent).
+/// Uses the `UNIQUE (app_id, owner, profile)` index.
+pub async fn find_imported<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    app_id: &str,
+    owner: &str,
+    profile: &str,
+) -> Result<Option<(ConnectionRow, Option<String>)>, sqlx::Error> {
+    let found: Option<ImportedRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS}, imported_token_sha256 FROM connections \
+         WHERE app_id = $1 AND owner = $2 AND profile = $3"
+    ))
+    .bind(app_id)
+    .bind(owner)
+    .bind(profile)
+    .fetch_optional(exec)
+    .await?;
+    Ok(found.map(|f| (f.row, f.imported_token_sha256)))
+}
+
+/// Remember which refresh token a connection was imported with (its hash).
+pub async fn set_imported_token_hash(
+    conn: &mut AnyConnection,
+    id: &str,
+    sha256_hex: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE connections SET imported_token_sha256 = $2 WHERE id = $1")
+        .bind(id)
+        .bind(sha256_hex)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

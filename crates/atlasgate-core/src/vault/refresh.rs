@@ -626,6 +626,44 @@ impl Refresher {
     }
 }
 
+impl Refresher {
+    /// Exchange a refresh token that no row holds yet (an import,
+    /// `crate::import`): the same client, retries and metrics as a marked
+    /// refresh. A lost answer or a 5xx is retried with the *same* old token
+    /// (inside Atlassian's reuse window), at most [`CALL_ATTEMPTS`] times; a
+    /// refused grant is not retried. Nothing is stored here: the caller
+    /// stores the new pair in the transaction that creates the row, and until
+    /// then the caller's copy of the old token still works for the reuse
+    /// window, so a crash in between loses nothing the caller cannot redo.
+    pub async fn exchange_unstored(
+        &self,
+        refresh_token: &SecretString,
+    ) -> Result<TokenResponse, OAuthError> {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match self.oauth.refresh(refresh_token).await {
+                Ok(answer) => {
+                    self.count("success");
+                    return Ok(answer);
+                }
+                Err(e) if e.is_transient() && attempt < CALL_ATTEMPTS => {
+                    tracing::warn!(attempt, error = %e, "import refresh attempt failed; retrying with the same refresh token");
+                    tokio::time::sleep(jitter(Duration::from_millis(250 * (1 << attempt)))).await;
+                }
+                Err(e) => {
+                    self.count(match &e {
+                        OAuthError::GrantRevoked { .. } => "needs_reauth",
+                        OAuthError::Rejected { .. } => "rejected",
+                        _ => "transient_error",
+                    });
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
 fn check_status(row: &ConnectionRow) -> Result<(), RefreshError> {
     match row.status() {
         ConnectionStatus::Active => Ok(()),

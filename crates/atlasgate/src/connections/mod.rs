@@ -3,6 +3,8 @@
 //! [`AuthenticatedApp`]; another app's connection answers 404 exactly like a
 //! missing one.
 
+mod import;
+
 use axum::extract::{Query, State};
 use axum::Json;
 use secrecy::ExposeSecret;
@@ -27,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_connection_token))
         .routes(routes!(refresh_connection))
         .routes(routes!(update_connection_site))
+        .routes(routes!(import::import_connection))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

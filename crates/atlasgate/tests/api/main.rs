@@ -19,6 +19,7 @@ mod erase;
 mod events;
 mod granular;
 mod hardening;
+mod import;
 mod helpers;
 mod isolation;
 mod issue_keys;

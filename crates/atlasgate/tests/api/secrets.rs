@@ -42,7 +42,7 @@ async fn stored_tokens(app: &TestApp) -> Vec<String> {
     out
 }
 
-async fn database_text(app: &TestApp) -> Vec<u8> {
+pub async fn database_text(app: &TestApp) -> Vec<u8> {
     match app.backend {
         Backend::Sqlite => {
             // The raw file and its write-ahead log, where old pages linger.

@@ -1,0 +1,709 @@
+//! `atlasgate-bench scale`: how atlasgate's cost grows with the number of
+//! connections (docs/design.md §18, BENCHMARKS.md "Scale").
+//!
+//! Each (backend, size) runs in a child process of its own (so its RSS is its
+//! own), on a fresh database, with atlassim in-process:
+//!
+//! 1. `--import-sample` connections are **imported through the real path**
+//!    (`POST /v1/connections/import` over HTTP, one refresh each at atlassim);
+//! 2. the rest are **seeded through the store repositories**
+//!    (`store::connections::insert`, tokens sealed as the vault seals them),
+//!    since importing 100,000 through atlassim would measure atlassim:
+//!    - `--keepalive` rows whose refresh token is 85 days old (real tokens),
+//!      the keep-alive pass's work;
+//!    - a wave of `--wave` rows (at most a quarter of the size) whose access
+//!      token expires within the same minute (real tokens);
+//!    - the rest with tokens good for an hour (never refreshed here);
+//! 3. `/token` on `--token-sample` distinct connections spread over the
+//!    table: the first round is each one's first request (row read, decrypt,
+//!    `last_used_at` write); later rounds drop the in-process token cache
+//!    first (row read and decrypt, no write);
+//! 4. RSS, database size, every watched query's plan;
+//! 5. the keep-alive pass until it finds nothing due, each pass timed with
+//!    the rows it touched;
+//! 6. the refresh wave: `/token` for every wave connection at once, then a
+//!    check that each was refreshed exactly once and stayed active (lost =
+//!    not 200, not active, or refreshed other than once).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use atlasgate::store::connections as rows;
+use atlasgate::store::{stats, Backend};
+use atlasgate::vault::token::{self, ACCESS_TOKEN, REFRESH_TOKEN};
+use atlasgate::AppState;
+use clap::Parser;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+
+#[derive(Parser, Clone, Debug)]
+pub struct ScaleArgs {
+    /// Sizes to run (total connections).
+    #[arg(long, value_delimiter = ',', default_value = "1000,100000")]
+    connections: Vec<usize>,
+    /// `sqlite`, `postgres` (needs --postgres-url).
+    #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
+    backends: Vec<String>,
+    /// Admin URL of a PostgreSQL server; each run creates and drops a database.
+    #[arg(long, env = "ATLASGATE_BENCH_POSTGRES_URL")]
+    postgres_url: Option<String>,
+    /// Connections imported through `POST /v1/connections/import`.
+    #[arg(long, default_value_t = 200)]
+    import_sample: usize,
+    /// Distinct connections whose `/token` is measured.
+    #[arg(long, default_value_t = 500)]
+    token_sample: usize,
+    /// Rounds over the token sample (the first is each one's first request).
+    #[arg(long, default_value_t = 6)]
+    token_rounds: usize,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Connections expiring in the same minute (at most a quarter of the size).
+    #[arg(long, default_value_t = 10_000)]
+    wave: usize,
+    /// Connections due for keep-alive (refresh token 85 days old).
+    #[arg(long, default_value_t = 100)]
+    keepalive: usize,
+    /// Internal: run one `backend:size` in this process, print one JSON line.
+    #[arg(long, hide = true)]
+    one: Option<String>,
+}
+
+pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
+    if let Some(one) = &args.one {
+        let (backend, size) = one.split_once(':').context("--one backend:size")?;
+        let result = run_one(&args, backend, size.parse()?).await?;
+        println!("{result}");
+        return Ok(());
+    }
+    let exe = std::env::current_exe()?;
+    let mut results = Vec::new();
+    for backend in &args.backends {
+        if backend == "postgres" && args.postgres_url.is_none() {
+            eprintln!("skipping postgres: no --postgres-url / ATLASGATE_BENCH_POSTGRES_URL");
+            continue;
+        }
+        for &size in &args.connections {
+            eprintln!("== {backend}, {size} connections");
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.arg("scale")
+                .arg("--one")
+                .arg(format!("{backend}:{size}"))
+                .arg("--import-sample")
+                .arg(args.import_sample.to_string())
+                .arg("--token-sample")
+                .arg(args.token_sample.to_string())
+                .arg("--token-rounds")
+                .arg(args.token_rounds.to_string())
+                .arg("--concurrency")
+                .arg(args.concurrency.to_string())
+                .arg("--wave")
+                .arg(args.wave.to_string())
+                .arg("--keepalive")
+                .arg(args.keepalive.to_string())
+                .stderr(std::process::Stdio::inherit());
+            if let Some(url) = &args.postgres_url {
+                cmd.arg("--postgres-url").arg(url);
+            }
+            let out = cmd.output()?;
+            if !out.status.success() {
+                bail!("{backend}:{size} failed ({})", out.status);
+            }
+            let text = String::from_utf8_lossy(&out.stdout);
+            let line = text.lines().last().context("no result line")?;
+            let v: Value = serde_json::from_str(line)?;
+            print_one(&v);
+            results.push(v);
+        }
+    }
+    print_comparison(&results);
+    Ok(())
+}
+
+fn ms(v: &Value) -> String {
+    format!("{:.2} ms", v.as_f64().unwrap_or(f64::NAN))
+}
+
+fn print_one(v: &Value) {
+    println!(
+        "\n## {} — {} connections ({} imported through the API at {:.0}/s, the rest seeded through the repositories in {:.1} s)",
+        v["backend"].as_str().unwrap_or("?"),
+        v["connections"],
+        v["imported"],
+        v["import_per_sec"].as_f64().unwrap_or(0.0),
+        v["seed_secs"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "/token first request (row read + decrypt + last_used write): p50 {}  p99 {}  ({} requests)",
+        ms(&v["token_first"]["p50_ms"]),
+        ms(&v["token_first"]["p99_ms"]),
+        v["token_first"]["n"]
+    );
+    println!(
+        "/token uncached (row read + decrypt):                         p50 {}  p99 {}  ({} requests)",
+        ms(&v["token_uncached"]["p50_ms"]),
+        ms(&v["token_uncached"]["p99_ms"]),
+        v["token_uncached"]["n"]
+    );
+    println!(
+        "RSS {:.1} MiB (peak {:.1} MiB); database {:.1} MiB",
+        v["rss_mib"].as_f64().unwrap_or(0.0),
+        v["rss_peak_mib"].as_f64().unwrap_or(0.0),
+        v["db_mib"].as_f64().unwrap_or(0.0)
+    );
+    if let Some(passes) = v["keepalive_passes"].as_array() {
+        for p in passes {
+            println!(
+                "keep-alive pass: {} ms, {} rows refreshed, {} failed",
+                p["ms"]
+                    .as_f64()
+                    .map(|m| format!("{m:.1}"))
+                    .unwrap_or_default(),
+                p["refreshed"],
+                p["failed"]
+            );
+        }
+    }
+    let w = &v["wave"];
+    println!(
+        "refresh wave: {} connections expiring within one minute, done in {:.1} s ({:.0} refreshes/s); /token p50 {}  p99 {}  max {}; lost {}; atlassim refreshes {}, family revocations {}",
+        w["size"],
+        w["secs"].as_f64().unwrap_or(0.0),
+        w["per_sec"].as_f64().unwrap_or(0.0),
+        ms(&w["p50_ms"]),
+        ms(&w["p99_ms"]),
+        ms(&w["max_ms"]),
+        w["lost"],
+        w["sim_refreshes"],
+        w["sim_family_revocations"]
+    );
+    if let Some(plans) = v["plans"].as_array() {
+        println!("query plans:");
+        for p in plans {
+            println!(
+                "  [{}] {}",
+                p["kind"].as_str().unwrap_or(""),
+                p["name"].as_str().unwrap_or("")
+            );
+            for l in p["plan"].as_array().into_iter().flatten() {
+                println!("      {}", l.as_str().unwrap_or(""));
+            }
+        }
+    }
+}
+
+fn print_comparison(results: &[Value]) {
+    println!("\n## Comparison (largest size against the smallest, per backend)");
+    let mut backends: Vec<&str> = results
+        .iter()
+        .filter_map(|r| r["backend"].as_str())
+        .collect();
+    backends.dedup();
+    for b in backends {
+        let of: Vec<&Value> = results.iter().filter(|r| r["backend"] == b).collect();
+        let (Some(small), Some(large)) = (
+            of.iter().min_by_key(|r| r["connections"].as_u64()),
+            of.iter().max_by_key(|r| r["connections"].as_u64()),
+        ) else {
+            continue;
+        };
+        let ratio = |path: &[&str]| {
+            let get = |v: &Value| path.iter().fold(v.clone(), |v, k| v[*k].clone()).as_f64();
+            match (get(small), get(large)) {
+                (Some(s), Some(l)) if s > 0.0 => format!("{:+.1}%", (l / s - 1.0) * 100.0),
+                _ => "n/a".into(),
+            }
+        };
+        println!(
+            "{b}: {} → {}: /token first p50 {} p99 {}; uncached p50 {} p99 {}; RSS {}",
+            small["connections"],
+            large["connections"],
+            ratio(&["token_first", "p50_ms"]),
+            ratio(&["token_first", "p99_ms"]),
+            ratio(&["token_uncached", "p50_ms"]),
+            ratio(&["token_uncached", "p99_ms"]),
+            ratio(&["rss_mib"]),
+        );
+    }
+}
+
+// ---------------------------------------------------------------- one run
+
+struct Env {
+    sim: atlassim::Sim,
+    state: AppState,
+    base: String,
+    key: String,
+    app_id: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Sqlite(std::path::PathBuf),
+    Postgres { admin: String, name: String },
+}
+
+async fn start(args: &ScaleArgs, backend: Backend) -> anyhow::Result<Env> {
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let sim = atlassim::Sim::start(atlassim::SimConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..Default::default()
+    })
+    .await?;
+    let (url, cleanup) = match backend {
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir().join(format!("atlasgate-scale-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            let db = dir.join("scale.db");
+            (format!("sqlite://{}", db.display()), Cleanup::Sqlite(dir))
+        }
+        Backend::Postgres => {
+            let admin = args.postgres_url.clone().context("--postgres-url")?;
+            let name = format!("atlasgate_scale_{}", std::process::id());
+            let url = stats::create_postgres_database(&admin, &name).await?;
+            (url, Cleanup::Postgres { admin, name })
+        }
+    };
+    let (state, created) = crate::serve_on_sim(url, listener, &base, &sim, "scale").await?;
+    Ok(Env {
+        sim,
+        state,
+        base,
+        key: created.api_key.expose().to_string(),
+        app_id: created.app.id,
+        cleanup,
+    })
+}
+
+#[derive(Default)]
+struct Latencies(Vec<Duration>);
+
+impl Latencies {
+    fn json(mut self) -> Value {
+        self.0.sort();
+        let n = self.0.len();
+        let pct = |p: f64| {
+            self.0
+                .get(((n as f64 * p) as usize).min(n.saturating_sub(1)))
+                .map(|d| d.as_secs_f64() * 1000.0)
+        };
+        json!({ "n": n, "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": pct(1.0) })
+    }
+}
+
+/// `GET /v1/connections/{id}/token` once for each id, `concurrency` in
+/// flight; latencies of the 200s and the count of anything else.
+async fn tokens_once(
+    http: &reqwest::Client,
+    env: &Env,
+    ids: &[String],
+    concurrency: usize,
+) -> anyhow::Result<(Vec<Duration>, usize)> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let ids = Arc::new(ids.to_vec());
+    let workers = (0..concurrency.max(1)).map(|_| {
+        let (http, next, ids) = (http.clone(), next.clone(), ids.clone());
+        let (base, key) = (env.base.clone(), env.key.clone());
+        tokio::spawn(async move {
+            let (mut lat, mut bad) = (Vec::new(), 0usize);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(id) = ids.get(i) else { break };
+                let t0 = Instant::now();
+                let resp = http
+                    .get(format!("{base}/v1/connections/{id}/token"))
+                    .bearer_auth(&key)
+                    .send()
+                    .await;
+                match resp {
+                    Ok(r) if r.status().is_success() => {
+                        r.bytes().await?;
+                        lat.push(t0.elapsed());
+                    }
+                    Ok(r) => {
+                        eprintln!("/token {id}: {}", r.status());
+                        bad += 1;
+                    }
+                    Err(e) => {
+                        eprintln!("/token {id}: {e}");
+                        bad += 1;
+                    }
+                }
+            }
+            Ok::<_, anyhow::Error>((lat, bad))
+        })
+    });
+    let (mut all, mut bad) = (Vec::with_capacity(ids.len()), 0);
+    for w in futures::future::join_all(workers).await {
+        let (lat, b) = w??;
+        all.extend(lat);
+        bad += b;
+    }
+    Ok((all, bad))
+}
+
+/// Import `n` single-site grants minted at atlassim, over HTTP.
+async fn import_sample(
+    http: &reqwest::Client,
+    env: &Env,
+    n: usize,
+    cloud_id: &str,
+) -> anyhow::Result<(Vec<String>, f64)> {
+    let bodies: Vec<Value> = (0..n)
+        .map(|i| {
+            let t = env.sim.mint_token(atlassim::MintTokenRequest {
+                cloud_ids: Some(vec![cloud_id.to_string()]),
+                ..Default::default()
+            });
+            json!({ "owner": format!("imported:{i}"), "refresh_token": t.refresh_token })
+        })
+        .collect();
+    let started = Instant::now();
+    let results = futures::stream::iter(bodies.into_iter().map(|body| {
+        let http = http.clone();
+        let url = format!("{}/v1/connections/import", env.base);
+        let key = env.key.clone();
+        async move {
+            let resp = http.post(url).bearer_auth(key).json(&body).send().await?;
+            if resp.status() != 201 {
+                bail!("import answered {}", resp.status());
+            }
+            let v: Value = resp.json().await?;
+            Ok::<_, anyhow::Error>(v["id"].as_str().unwrap_or_default().to_string())
+        }
+    }))
+    .buffer_unordered(8)
+    .collect::<Vec<_>>()
+    .await;
+    let secs = started.elapsed().as_secs_f64();
+    let ids = results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((ids, n as f64 / secs.max(1e-9)))
+}
+
+use futures::StreamExt;
+
+/// Seed `count` rows through the repositories, 500 per transaction.
+/// `kind(i)` says which tokens and times row `i` gets.
+async fn seed(
+    env: &Env,
+    count: usize,
+    mut kind: impl FnMut(usize) -> Seed,
+) -> anyhow::Result<Vec<(String, SeedKind)>> {
+    let state = &env.state;
+    let now = atlasgate::store::now();
+    let sites = env.sim.snapshot()["sites"].clone();
+    let site = json!([{
+        "cloud_id": sites[0]["cloud_id"], "name": sites[0]["name"], "url": sites[0]["url"],
+        "products": ["jira"], "scopes": []
+    }]);
+    let sites_json = site.to_string();
+    let cloud_id = sites[0]["cloud_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let site_url = sites[0]["url"].as_str().unwrap_or_default().to_string();
+    let scopes_json = json!(["read:jira-work", "offline_access", "read:me"]).to_string();
+    let mut out = Vec::with_capacity(count);
+    let mut i = 0;
+    while i < count {
+        let mut tx = state.store.begin_write().await?;
+        for _ in 0..500.min(count - i) {
+            let s = kind(i);
+            let id = rows::new_id();
+            let access = token::seal(
+                &state.cipher,
+                &id,
+                ACCESS_TOKEN,
+                &SecretString::from(s.access),
+            )?;
+            let refresh = token::seal(
+                &state.cipher,
+                &id,
+                REFRESH_TOKEN,
+                &SecretString::from(s.refresh),
+            )?;
+            let grant = rows::NewGrant {
+                account_id: "seeded-account",
+                account_email: None,
+                account_name: None,
+                scopes_json: &scopes_json,
+                sites_json: &sites_json,
+                site_cloud_id: Some(&cloud_id),
+                site_url: Some(&site_url),
+                access_token: &access,
+                refresh_token: Some(&refresh),
+                access_expires_at: now + s.expires_in,
+            };
+            rows::insert(
+                &mut tx,
+                &id,
+                &env.app_id,
+                &format!("seed:{i}"),
+                "jira",
+                &grant,
+                now - s.age_secs,
+            )
+            .await?;
+            out.push((id, s.kind));
+            i += 1;
+        }
+        tx.commit().await?;
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SeedKind {
+    Plain,
+    KeepAlive,
+    Wave,
+}
+
+struct Seed {
+    kind: SeedKind,
+    access: String,
+    refresh: String,
+    expires_in: i64,
+    age_secs: i64,
+}
+
+fn rss_mib() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(0.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+async fn run_one(args: &ScaleArgs, backend: &str, size: usize) -> anyhow::Result<Value> {
+    let backend = match backend {
+        "sqlite" => Backend::Sqlite,
+        "postgres" => Backend::Postgres,
+        other => bail!("unknown backend {other}"),
+    };
+    let env = start(args, backend).await?;
+    let result = measure(args, &env, size).await;
+    env.sim.shutdown().await;
+    env.state.store.close().await;
+    match &env.cleanup {
+        Cleanup::Sqlite(dir) => {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        Cleanup::Postgres { admin, name } => {
+            stats::drop_postgres_database(admin, name).await?;
+        }
+    }
+    result
+}
+
+async fn measure(args: &ScaleArgs, env: &Env, size: usize) -> anyhow::Result<Value> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .timeout(Duration::from_secs(120))
+        .build()?;
+    let cloud_id = env.sim.snapshot()["sites"][0]["cloud_id"]
+        .as_str()
+        .context("atlassim has no site")?
+        .to_string();
+
+    // 1. The real import path, for a sample.
+    let sample = args.import_sample.min(size);
+    eprintln!("importing {sample} through POST /v1/connections/import");
+    let (imported, import_per_sec) = import_sample(&http, env, sample, &cloud_id).await?;
+
+    // 2. The rest through the repositories.
+    let rest = size - sample;
+    let keepalive = args.keepalive.min(rest);
+    let wave = args.wave.min(size / 4).min(rest - keepalive);
+    eprintln!("seeding {rest} through the repositories ({keepalive} due for keep-alive, a wave of {wave})");
+    let real = |cloud: &str| {
+        let t = env.sim.mint_token(atlassim::MintTokenRequest {
+            cloud_ids: Some(vec![cloud.to_string()]),
+            ..Default::default()
+        });
+        (t.access_token, t.refresh_token.unwrap_or_default())
+    };
+    // Wave and keep-alive rows are spread evenly through the table.
+    let every = (rest / (keepalive + wave).max(1)).max(1);
+    let (mut k_left, mut w_left) = (keepalive, wave);
+    let seeded_started = Instant::now();
+    let seeded = seed(env, rest, |i| {
+        let special = i % every == 0;
+        if special && k_left > 0 && (w_left == 0 || i / every % 2 == 0) {
+            k_left -= 1;
+            let (access, refresh) = real(&cloud_id);
+            Seed {
+                kind: SeedKind::KeepAlive,
+                access,
+                refresh,
+                expires_in: 3600,
+                age_secs: 85 * 24 * 3600,
+            }
+        } else if special && w_left > 0 {
+            w_left -= 1;
+            let (access, refresh) = real(&cloud_id);
+            // Inside the refresh margin, all within the same minute.
+            Seed {
+                kind: SeedKind::Wave,
+                access,
+                refresh,
+                expires_in: 30 + (i as i64 % 60),
+                age_secs: 3600,
+            }
+        } else {
+            Seed {
+                kind: SeedKind::Plain,
+                access: format!("seeded-access-{i}"),
+                refresh: format!("seeded-refresh-{i}"),
+                expires_in: 3 * 3600,
+                age_secs: (i as i64 % 80) * 24 * 3600,
+            }
+        }
+    })
+    .await?;
+    let seed_secs = seeded_started.elapsed().as_secs_f64();
+    stats::analyze(&env.state.store).await?;
+
+    // 3. /token over distinct connections spread through the table.
+    let plain: Vec<String> = imported
+        .iter()
+        .cloned()
+        .chain(
+            seeded
+                .iter()
+                .filter(|(_, k)| *k == SeedKind::Plain)
+                .map(|(id, _)| id.clone()),
+        )
+        .collect();
+    let step = (plain.len() / args.token_sample.max(1)).max(1);
+    let sample_ids: Vec<String> = plain
+        .iter()
+        .step_by(step)
+        .take(args.token_sample)
+        .cloned()
+        .collect();
+    // Warm the HTTP connections and the app-key cache on other connections.
+    let warm: Vec<String> = plain
+        .iter()
+        .skip(1)
+        .step_by(step)
+        .take(200)
+        .cloned()
+        .collect();
+    tokens_once(&http, env, &warm, args.concurrency).await?;
+    eprintln!(
+        "/token over {} connections, {} rounds",
+        sample_ids.len(),
+        args.token_rounds
+    );
+    let (first, bad_first) = tokens_once(&http, env, &sample_ids, args.concurrency).await?;
+    let mut uncached = Vec::new();
+    let mut bad = bad_first;
+    for _ in 1..args.token_rounds.max(2) {
+        for id in &sample_ids {
+            env.state.refresher.token_cache().invalidate(id);
+        }
+        let (lat, b) = tokens_once(&http, env, &sample_ids, args.concurrency).await?;
+        uncached.extend(lat);
+        bad += b;
+    }
+    if bad > 0 {
+        bail!("{bad} /token requests failed");
+    }
+    let (rss, rss_peak) = rss_mib();
+    let db_bytes = stats::database_size(&env.state.store).await?;
+
+    // 4. Plans.
+    let mut plans = Vec::new();
+    for q in stats::WATCHED {
+        plans.push(json!({
+            "name": q.name,
+            "kind": q.kind,
+            "plan": stats::explain(&env.state.store, q.sql).await?,
+        }));
+    }
+
+    // 5. Keep-alive passes until nothing is due.
+    let mut passes = Vec::new();
+    loop {
+        let t0 = Instant::now();
+        let report = atlasgate::vault::keepalive::run_once(
+            &env.state.store,
+            &env.state.refresher,
+            atlasgate::store::now(),
+        )
+        .await?;
+        passes.push(json!({
+            "ms": t0.elapsed().as_secs_f64() * 1000.0,
+            "refreshed": report.refreshed,
+            "failed": report.failed,
+        }));
+        if report.refreshed + report.failed == 0 || passes.len() > 20 {
+            break;
+        }
+    }
+
+    // 6. The refresh wave.
+    let wave_ids: Vec<String> = seeded
+        .iter()
+        .filter(|(_, k)| *k == SeedKind::Wave)
+        .map(|(id, _)| id.clone())
+        .collect();
+    let before = env.sim.stats().tokens;
+    eprintln!("refresh wave of {}", wave_ids.len());
+    let t0 = Instant::now();
+    let (wave_lat, wave_bad) = tokens_once(&http, env, &wave_ids, 64).await?;
+    let wave_secs = t0.elapsed().as_secs_f64();
+    let after = env.sim.stats().tokens;
+    let mut not_refreshed_once = 0;
+    let mut seen = HashSet::new();
+    for id in &wave_ids {
+        let row = rows::get(env.state.store.pool(), id)
+            .await?
+            .context("wave row gone")?;
+        // Inserted with version 1; exactly one refresh makes it 2.
+        if row.status() != rows::ConnectionStatus::Active || row.token_version != 2 {
+            not_refreshed_once += 1;
+        }
+        seen.insert(id.clone());
+    }
+    let wave_json = {
+        let mut w = Latencies(wave_lat).json();
+        w["size"] = json!(wave_ids.len());
+        w["secs"] = json!(wave_secs);
+        w["per_sec"] = json!(wave_ids.len() as f64 / wave_secs.max(1e-9));
+        w["lost"] = json!(wave_bad + not_refreshed_once);
+        w["sim_refreshes"] = json!(after.refreshes - before.refreshes);
+        w["sim_family_revocations"] = json!(after.family_revocations - before.family_revocations);
+        w
+    };
+
+    Ok(json!({
+        "backend": env.state.store.backend().as_str(),
+        "connections": size,
+        "imported": imported.len(),
+        "import_per_sec": import_per_sec,
+        "seed_secs": seed_secs,
+        "token_first": Latencies(first).json(),
+        "token_uncached": Latencies(uncached).json(),
+        "rss_mib": rss,
+        "rss_peak_mib": rss_peak,
+        "db_mib": db_bytes as f64 / (1024.0 * 1024.0),
+        "keepalive_due": keepalive,
+        "keepalive_passes": passes,
+        "wave": wave_json,
+        "plans": plans,
+    }))
+}
