@@ -9,9 +9,11 @@ pub mod oauth;
 pub use oauth::{AccessibleSite, AtlassianAccount, OAuthClient, OAuthError, TokenResponse};
 pub mod client;
 pub mod limits;
+pub mod pages;
 pub mod path;
 pub mod templates;
 
 pub use client::{
     ApiRequest, ApiResponse, AtlassianClient, AtlassianError, ClientPolicy, Product, RequestBody,
 };
+pub use pages::PageGuard;

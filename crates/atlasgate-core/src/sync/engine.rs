@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use super::jql::{date_bound, key_order, parse_jira_time, split_order_by};
 use super::store::{self as rows, IssueRow, PartitionRow, SyncRow};
-use crate::atlassian::{ApiRequest, AtlassianError, Product};
+use crate::atlassian::{ApiRequest, AtlassianError, PageGuard, Product};
 use crate::jobs::{Counters, Tuning};
 use crate::state::Core;
 use crate::store::{now, StoreError};
@@ -82,6 +82,7 @@ pub async fn list_projects(
 ) -> Result<Vec<(String, String, String)>, SyncError> {
     let mut out = Vec::new();
     let mut start = 0usize;
+    let mut guard = PageGuard::new("project search");
     loop {
         let v = jira_get(
             state,
@@ -90,6 +91,7 @@ pub async fn list_projects(
             &[("startAt", start.to_string()), ("maxResults", "100".into())],
         )
         .await?;
+        guard.follow_start(&v, start)?;
         let values = v["values"].as_array().cloned().unwrap_or_default();
         for p in &values {
             let (Some(id), Some(key)) = (p["id"].as_str(), p["key"].as_str()) else {
@@ -108,8 +110,8 @@ pub async fn list_projects(
     }
 }
 
-/// The fields a page asks for.
-fn field_list(sync: &SyncRow) -> String {
+/// The fields a page (or a webhook's re-read) asks for.
+pub fn field_list(sync: &SyncRow) -> String {
     let mut f = vec!["summary", "status", "issuetype", "project", "updated"];
     if let Some(sp) = sync.story_points_field.as_deref().filter(|s| !s.is_empty()) {
         f.push(sp);
@@ -260,6 +262,39 @@ pub async fn store_issue(
     Ok(what)
 }
 
+/// Mark a connection's copy of an issue deleted (after Jira answered 404)
+/// and record `issue.deleted` for the sync that stored it (else the first
+/// of `syncs`, all of one connection). `None` when it was already deleted.
+pub async fn mark_deleted_and_announce(
+    conn: &mut sqlx::AnyConnection,
+    syncs: &[SyncRow],
+    issue_id: &str,
+    now: i64,
+) -> Result<Option<IssueRow>, StoreError> {
+    let Some(first) = syncs.first() else {
+        return Ok(None);
+    };
+    if !rows::mark_deleted(conn, &first.connection_id, issue_id, now).await? {
+        return Ok(None);
+    }
+    let Some(row) = rows::get_issue(&mut *conn, &first.connection_id, issue_id).await? else {
+        return Ok(None);
+    };
+    let sync = syncs
+        .iter()
+        .find(|s| row.sync_id.as_deref() == Some(s.id.as_str()))
+        .unwrap_or(first);
+    crate::events::record(
+        conn,
+        &sync.app_id,
+        Some(&sync.connection_id),
+        "issue.deleted",
+        issue_event_payload(sync, &row),
+    )
+    .await?;
+    Ok(Some(row))
+}
+
 // ---------------------------------------------------------------- the pass
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -395,6 +430,9 @@ async fn run_partition(
         .clamp(1, 100)
         .to_string();
     let mut token: Option<String> = None;
+    // One chain of page tokens runs until a page is stored (the checkpoint
+    // then moves strictly forward and the next query starts afresh).
+    let mut chain = PageGuard::new("issue search");
     loop {
         let mut jql = format!("({})", p.jql);
         if let Some(ms) = p.cursor_updated_ms.or(p.from_ms) {
@@ -432,6 +470,9 @@ async fn run_partition(
         if fresh.is_empty() && !is_last {
             // The whole page is at or before the checkpoint: many issues share
             // its minute. Page on within this query until past them.
+            if let Some(t) = &next_token {
+                chain.follow(t)?;
+            }
             token = next_token;
             continue;
         }
@@ -494,6 +535,7 @@ async fn run_partition(
             return Ok(());
         }
         token = None;
+        chain = PageGuard::new("issue search");
     }
 }
 
@@ -504,6 +546,7 @@ async fn reconcile(state: &Core, sync: &SyncRow) -> Result<usize, SyncError> {
     let (filter, _) = split_order_by(&sync.jql);
     let mut remote: HashSet<String> = HashSet::new();
     let mut token: Option<String> = None;
+    let mut guard = PageGuard::new("reconciliation search");
     loop {
         let mut q = vec![
             ("jql", filter.to_string()),
@@ -520,8 +563,9 @@ async fn reconcile(state: &Core, sync: &SyncRow) -> Result<usize, SyncError> {
             }
         }
         token = v["nextPageToken"].as_str().map(String::from);
-        if token.is_none() {
-            break;
+        match &token {
+            Some(t) => guard.follow(t)?,
+            None => break,
         }
     }
     let local: Vec<String> = sqlx::query_scalar(
@@ -544,19 +588,11 @@ async fn reconcile(state: &Core, sync: &SyncRow) -> Result<usize, SyncError> {
             Err(AtlassianError::Status { status, .. }) if status.as_u16() == 404 => {}
             Err(e) => return Err(e.into()),
         }
-        let now = now();
         let mut tx = state.store.begin_write().await?;
-        if rows::mark_deleted(&mut tx, &sync.connection_id, id, now).await? {
-            if let Some(row) = rows::get_issue(&mut *tx, &sync.connection_id, id).await? {
-                crate::events::record(
-                    &mut tx,
-                    &sync.app_id,
-                    Some(&sync.connection_id),
-                    "issue.deleted",
-                    issue_event_payload(sync, &row),
-                )
-                .await?;
-            }
+        if mark_deleted_and_announce(&mut tx, std::slice::from_ref(sync), id, now())
+            .await?
+            .is_some()
+        {
             deleted += 1;
         }
         tx.commit().await?;
@@ -763,7 +799,7 @@ mod tests {
     use crate::jira::ops::{issue_from_json, FieldRef, SiteFields};
 
     /// The same Jira issue JSON read by the sync path (which webhooks share:
-    /// `webhooks::apply` calls [`parse_issue`]) and the typed operations
+    /// `webhooks::apply_hint` re-reads with [`parse_issue`]) and the typed operations
     /// gives the same issue — whatever the case of the sprint state and
     /// whether the sprint field holds an array or one object.
     #[test]

@@ -6,7 +6,7 @@
 use http::Method;
 use serde_json::{json, Value};
 
-use crate::atlassian::{ApiRequest, AtlassianError, Product};
+use crate::atlassian::{ApiRequest, AtlassianError, PageGuard, Product};
 use crate::state::Core;
 use crate::store::connections::ConnectionRow;
 use crate::store::now;
@@ -75,6 +75,7 @@ async fn register(
 /// The expiry (unix seconds) of the app's webhook `id` on the site, if it still exists.
 async fn find(state: &Core, sync: &SyncRow, id: i64) -> Result<Option<Option<i64>>, SyncError> {
     let mut start = 0usize;
+    let mut guard = PageGuard::new("webhook list");
     loop {
         let req = ApiRequest::get(Product::Jira, "rest/api/3/webhook")
             .query(&[("startAt", start.to_string()), ("maxResults", "100".into())]);
@@ -82,6 +83,7 @@ async fn find(state: &Core, sync: &SyncRow, id: i64) -> Result<Option<Option<i64
             .atlassian
             .json::<Value>(None, &sync.connection_id, req)
             .await?;
+        guard.follow_start(&v, start)?;
         let values = v["values"].as_array().cloned().unwrap_or_default();
         if let Some(w) = values.iter().find(|w| w["id"].as_i64() == Some(id)) {
             return Ok(Some(expiry_secs(&w["expirationDate"])));
