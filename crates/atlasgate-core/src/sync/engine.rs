@@ -19,7 +19,7 @@ use super::store::{self as rows, IssueRow, PartitionRow, SyncRow};
 use crate::atlassian::{ApiRequest, AtlassianError, PageGuard, Product};
 use crate::jobs::{Counters, Tuning};
 use crate::state::Core;
-use crate::store::{now, StoreError};
+use crate::store::{now, passes, StoreError};
 
 /// How long a claim on a sync lasts unless renewed (`jobs.tuning.sync_lease_s`).
 pub fn lease_secs(state: &Core) -> i64 {
@@ -148,15 +148,7 @@ pub async fn discover(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError>
     };
     let sp = by_name(&["Story Points", "Story point estimate"]).unwrap_or_default();
     let sprint = by_name(&["Sprint"]).unwrap_or_default();
-    sqlx::query(
-        "UPDATE syncs SET time_zone = $1, story_points_field = $2, sprint_field = $3 WHERE id = $4",
-    )
-    .bind(&tz)
-    .bind(&sp)
-    .bind(&sprint)
-    .bind(&sync.id)
-    .execute(state.store.pool())
-    .await?;
+    passes::set_site_facts(state.store.pool(), &sync.id, &tz, &sp, &sprint).await?;
     sync.time_zone = Some(tz);
     sync.story_points_field = Some(sp);
     sync.sprint_field = Some(sprint);
@@ -318,13 +310,8 @@ async fn renew(
     state: &Core,
     sync_id: &str,
 ) -> Result<(), SyncError> {
-    let r = sqlx::query("UPDATE syncs SET locked_until = $1 WHERE id = $2 AND locked_by = $3")
-        .bind(now() + lease_secs(state))
-        .bind(sync_id)
-        .bind(&state.jobs.worker_id)
-        .execute(conn)
-        .await?;
-    if r.rows_affected() == 0 {
+    let until = now() + lease_secs(state);
+    if !passes::renew_lease(conn, sync_id, &state.jobs.worker_id, until).await? {
         return Err(SyncError::LeaseLost);
     }
     Ok(())
@@ -390,27 +377,7 @@ async fn start_pass(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError> {
     };
     let mut tx = state.store.begin_write().await?;
     renew(&mut tx, state, &sync.id).await?;
-    sqlx::query("DELETE FROM sync_partitions WHERE sync_id = $1")
-        .bind(&sync.id)
-        .execute(&mut *tx)
-        .await?;
-    for (part, jql, from) in &parts {
-        sqlx::query("INSERT INTO sync_partitions (sync_id, part, jql, from_ms, stored, done) VALUES ($1,$2,$3,$4,0,0)")
-            .bind(&sync.id)
-            .bind(part)
-            .bind(jql)
-            .bind(*from)
-            .execute(&mut *tx)
-            .await?;
-    }
-    sqlx::query(
-        "UPDATE syncs SET pass_kind = $1, pass_started_at = $2, pass_max_updated_ms = NULL, updated_at = $2 WHERE id = $3",
-    )
-    .bind(kind.as_str())
-    .bind(now)
-    .bind(&sync.id)
-    .execute(&mut *tx)
-    .await?;
+    passes::start_pass(&mut tx, &sync.id, kind.as_str(), &parts, now).await?;
     tx.commit().await?;
     sync.pass_kind = Some(kind.as_str().into());
     sync.pass_started_at = Some(now);
@@ -504,28 +471,10 @@ async fn run_partition(
         if let Some((ms, key)) = &last {
             p.cursor_updated_ms = Some(*ms);
             p.cursor_key = Some(key.clone());
-            sqlx::query(
-                "UPDATE syncs SET pass_max_updated_ms = CASE WHEN pass_max_updated_ms IS NULL OR pass_max_updated_ms < $1 \
-                 THEN $1 ELSE pass_max_updated_ms END WHERE id = $2",
-            )
-            .bind(*ms)
-            .bind(&sync.id)
-            .execute(&mut *tx)
-            .await?;
+            passes::raise_pass_max(&mut tx, &sync.id, *ms).await?;
         }
         p.stored += fresh.len() as i64;
-        sqlx::query(
-            "UPDATE sync_partitions SET cursor_updated_ms = $1, cursor_key = $2, stored = $3, done = $4 \
-             WHERE sync_id = $5 AND part = $6",
-        )
-        .bind(p.cursor_updated_ms)
-        .bind(p.cursor_key.clone())
-        .bind(p.stored)
-        .bind(i64::from(is_last))
-        .bind(&sync.id)
-        .bind(&p.part)
-        .execute(&mut *tx)
-        .await?;
+        passes::save_checkpoint(&mut tx, &p, is_last).await?;
         tx.commit().await?;
         state.metrics.sync_issues_upserted(upserted);
         if emitted {
@@ -568,13 +517,7 @@ async fn reconcile(state: &Core, sync: &SyncRow) -> Result<usize, SyncError> {
             None => break,
         }
     }
-    let local: Vec<String> = sqlx::query_scalar(
-        "SELECT issue_id FROM synced_issues WHERE connection_id = $1 AND sync_id = $2 AND deleted = 0",
-    )
-    .bind(&sync.connection_id)
-    .bind(&sync.id)
-    .fetch_all(state.store.pool())
-    .await?;
+    let local = passes::live_issue_ids(state.store.pool(), &sync.connection_id, &sync.id).await?;
     let mut deleted = 0;
     for id in local
         .iter()
@@ -597,11 +540,7 @@ async fn reconcile(state: &Core, sync: &SyncRow) -> Result<usize, SyncError> {
         }
         tx.commit().await?;
     }
-    sqlx::query("UPDATE syncs SET last_reconciled_at = $1 WHERE id = $2")
-        .bind(now())
-        .bind(&sync.id)
-        .execute(state.store.pool())
-        .await?;
+    passes::set_reconciled(state.store.pool(), &sync.id, now()).await?;
     if deleted > 0 {
         crate::events::wake(state);
     }
@@ -657,17 +596,7 @@ pub async fn run_pass(state: &Core, sync_id: &str) -> Result<PassKind, SyncError
 }
 
 /// Issues of the connection stored by this sync and not deleted.
-pub async fn issues_synced<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
-    e: E,
-    sync_id: &str,
-) -> Result<i64, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT COUNT(*) FROM synced_issues WHERE sync_id = $1 AND deleted = 0")
-            .bind(sync_id)
-            .fetch_one(e)
-            .await?,
-    )
-}
+pub use crate::store::passes::issues_synced;
 
 async fn finish_pass(state: &Core, sync: &SyncRow, kind: PassKind) -> Result<(), SyncError> {
     let now = now();
@@ -676,32 +605,12 @@ async fn finish_pass(state: &Core, sync: &SyncRow, kind: PassKind) -> Result<(),
     let row = rows::get(&mut *tx, &sync.id)
         .await?
         .ok_or(SyncError::LeaseLost)?;
-    let stored: i64 = sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(stored), 0) AS BIGINT) FROM sync_partitions WHERE sync_id = $1",
-    )
-    .bind(&sync.id)
-    .fetch_one(&mut *tx)
-    .await
-    .unwrap_or(0);
+    let stored = passes::stored_in_pass(&mut tx, &sync.id).await.unwrap_or(0);
     let cursor = match (row.cursor_updated_ms, row.pass_max_updated_ms) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     };
-    sqlx::query(
-        "UPDATE syncs SET full_done = 1, cursor_updated_ms = $1, pass_kind = NULL, pass_started_at = NULL, \
-         pass_max_updated_ms = NULL, state = 'idle', last_run_at = $2, last_error = NULL, failures = 0, passes = passes + 1, \
-         next_run_at = CASE WHEN run_requested = 1 THEN $2 ELSE $2 + interval_s END, run_requested = 0, \
-         locked_by = NULL, locked_until = NULL, updated_at = $2 WHERE id = $3",
-    )
-    .bind(cursor)
-    .bind(now)
-    .bind(&sync.id)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("DELETE FROM sync_partitions WHERE sync_id = $1")
-        .bind(&sync.id)
-        .execute(&mut *tx)
-        .await?;
+    passes::finish_pass(&mut tx, &sync.id, cursor, now).await?;
     let total = issues_synced(&mut *tx, &sync.id).await?;
     crate::events::record(
         &mut tx,
@@ -732,17 +641,7 @@ pub async fn fail_pass(state: &Core, sync_id: &str, error: &SyncError) -> Result
         return Ok(());
     }
     let backoff = (5i64 << row.failures.clamp(0, 10)).min(row.interval_s.max(1));
-    sqlx::query(
-        "UPDATE syncs SET state = 'failed', last_error = $1, failures = failures + 1, \
-         next_run_at = CASE WHEN run_requested = 1 THEN $2 ELSE $3 END, run_requested = 0, \
-         last_run_at = $2, locked_by = NULL, locked_until = NULL, updated_at = $2 WHERE id = $4",
-    )
-    .bind(&msg)
-    .bind(now)
-    .bind(now + backoff)
-    .bind(sync_id)
-    .execute(&mut *tx)
-    .await?;
+    passes::record_failure(&mut tx, sync_id, &msg, now, now + backoff).await?;
     // One `sync.failed` per streak of failures, not one per retry.
     if row.failures == 0 {
         crate::events::record(
