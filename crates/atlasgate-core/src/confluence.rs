@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::atlassian::path::ProxyPath;
-use crate::atlassian::{ApiRequest, AtlassianClient, AtlassianError, Product};
+use crate::atlassian::{ApiRequest, AtlassianClient, AtlassianError, PageGuard, Product};
 
 /// A Confluence space.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -48,7 +48,8 @@ pub async fn all_results(
     let mut base = None;
     let mut req = first;
     // Bounded: 1000 pages of 250 is more than any space holds.
-    for _ in 0..1000 {
+    let mut guard = PageGuard::with_cap("Confluence list", 1000);
+    loop {
         let (page, _): (Value, _) = client.json(app_id, connection_id, req).await?;
         if base.is_none() {
             base = page["_links"]["base"].as_str().map(String::from);
@@ -57,6 +58,7 @@ pub async fn all_results(
         let Some(next) = page["_links"]["next"].as_str() else {
             break;
         };
+        guard.follow(next)?;
         // The next link is relative to the site (`/wiki/api/v2/…?cursor=…`);
         // it must stay below the site's base like any proxied path.
         let next = next.trim_start_matches('/');

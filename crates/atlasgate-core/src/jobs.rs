@@ -41,6 +41,9 @@ pub struct Tuning {
     /// A claim on a sync lasts this long unless renewed (seconds); a process
     /// that dies mid-pass hands the pass over after it.
     pub sync_lease_s: AtomicU64,
+    /// A Jira webhook delivery waits this long before its issue is re-read,
+    /// so a burst of deliveries for one issue is answered by one read (ms).
+    pub webhook_hint_delay_ms: AtomicU64,
 }
 
 impl Default for Tuning {
@@ -56,6 +59,7 @@ impl Default for Tuning {
             sync_overlap_s: AtomicU64::new(120),
             sync_reconcile_s: AtomicU64::new(3600),
             sync_lease_s: AtomicU64::new(120),
+            webhook_hint_delay_ms: AtomicU64::new(250),
         }
     }
 }

@@ -28,6 +28,50 @@ pub fn router() -> Router<AppState> {
         .route("/__sim/stats", get(get_stats))
         .route("/__sim/tokens", post(create_tokens))
         .route("/__sim/clients/redirect-uris", post(create_redirect_uri))
+        .route("/__sim/projects/hide", post(create_project_hiding))
+}
+
+/// `POST /__sim/projects/hide`: one account may no longer browse a project.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HideProjectRequest {
+    pub cloud_id: String,
+    /// The project's key or id.
+    pub project: String,
+    pub account_id: String,
+}
+
+/// Hide the project from the account; `false` when site or project is unknown.
+pub fn hide_project(state: &SimState, req: &HideProjectRequest) -> bool {
+    let mut world = state.world();
+    let Some(site) = world.site_mut(&req.cloud_id) else {
+        return false;
+    };
+    let Some(project) = site
+        .projects
+        .iter_mut()
+        .find(|p| p.key.eq_ignore_ascii_case(&req.project) || p.id.to_string() == req.project)
+    else {
+        return false;
+    };
+    if project.visible_to(&req.account_id) {
+        project.hidden_from.push(req.account_id.clone());
+    }
+    true
+}
+
+async fn create_project_hiding(
+    State(state): State<AppState>,
+    Json(req): Json<HideProjectRequest>,
+) -> Response {
+    if hide_project(&state, &req) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({ "error": "unknown site or project" })),
+        )
+            .into_response()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -147,6 +147,12 @@ impl Sim {
         self.state.world().auth.next_consent = Some(decision);
     }
 
+    /// Hide a project from one account (`POST /__sim/projects/hide`);
+    /// `false` when the site or project is unknown.
+    pub fn hide_project(&self, req: &control::HideProjectRequest) -> bool {
+        control::hide_project(&self.state, req)
+    }
+
     pub fn add_fault(&self, fault: Fault) {
         self.state.faults.add(fault);
     }

@@ -223,6 +223,16 @@ pub struct Project {
     pub next_issue_number: u64,
     /// The workflow every issue of the project follows.
     pub workflow: Workflow,
+    /// Accounts that may not browse the project (`POST /__sim/projects/hide`):
+    /// the project lists leave it out for their tokens and `GET project` is 404.
+    pub hidden_from: Vec<String>,
+}
+
+impl Project {
+    /// May this account browse the project?
+    pub fn visible_to(&self, account_id: &str) -> bool {
+        !self.hidden_from.iter().any(|a| a == account_id)
+    }
 }
 
 /// A project's workflow: its statuses and the transitions between them.

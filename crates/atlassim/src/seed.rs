@@ -365,6 +365,7 @@ fn seed_site(
             lead_account_id: users[p % users.len()].clone(),
             next_issue_number: config.issues as u64 + 1,
             workflow: crate::jira::transitions::default_workflow(),
+            hidden_from: Vec::new(),
         };
         let scrum = Board {
             id: next_board,

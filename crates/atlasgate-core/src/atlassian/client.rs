@@ -717,8 +717,11 @@ impl AtlassianClient {
     }
 }
 
-/// Small per-site facts worth remembering for a while (the story-points
-/// field id, the project keys): `(cloud_id, kind) → (when, value)`.
+/// Small facts of a site worth remembering for a while (the story-points
+/// field id, the project keys): `(connection_id, kind) → (when, value)`.
+/// Keyed by the connection, never by the site alone: what Jira shows
+/// depends on whose token asked, and no app's answer may depend on another
+/// app's token (docs/design.md §12).
 #[derive(Debug, Default)]
 pub struct SiteCache {
     entries: std::sync::Mutex<
@@ -732,20 +735,20 @@ impl SiteCache {
     /// The cached value if it is younger than `ttl`.
     pub fn get(
         &self,
-        cloud_id: &str,
+        connection_id: &str,
         kind: &'static str,
         ttl: Duration,
     ) -> Option<serde_json::Value> {
         let m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        m.get(&(cloud_id.to_string(), kind))
+        m.get(&(connection_id.to_string(), kind))
             .filter(|(at, _)| at.elapsed() < ttl)
             .map(|(_, v)| v.clone())
     }
 
-    pub fn put(&self, cloud_id: &str, kind: &'static str, value: serde_json::Value) {
+    pub fn put(&self, connection_id: &str, kind: &'static str, value: serde_json::Value) {
         let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         m.insert(
-            (cloud_id.to_string(), kind),
+            (connection_id.to_string(), kind),
             (tokio::time::Instant::now(), value),
         );
     }

@@ -10,9 +10,11 @@ pub use oauth::{AccessibleSite, AtlassianAccount, OAuthClient, OAuthError, Token
 pub mod budget;
 pub mod client;
 pub mod limits;
+pub mod pages;
 pub mod path;
 pub mod templates;
 
 pub use client::{
     ApiRequest, ApiResponse, AtlassianClient, AtlassianError, ClientPolicy, Product, RequestBody,
 };
+pub use pages::PageGuard;

@@ -8,7 +8,7 @@ use http::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::atlassian::{ApiRequest, AtlassianClient, AtlassianError};
+use crate::atlassian::{ApiRequest, AtlassianClient, AtlassianError, PageGuard};
 
 /// Story points are read from a per-site custom field found by name
 /// (docs/atlassian-behaviour.md §3: ids vary per site). Both names Atlassian uses.
@@ -218,12 +218,12 @@ pub fn issue_from_json(site_url: &str, fields: &SiteFields, v: &Value) -> Issue 
 
 // ---- operations ----------------------------------------------------------------------
 
-/// The site's fields, from `/rest/api/3/field` (cached per site for an hour).
+/// The site's fields, from `/rest/api/3/field` (cached per connection for an hour).
 pub async fn site_fields(ctx: &Ctx<'_>) -> Result<SiteFields, AtlassianError> {
     if let Some(v) = ctx
         .client
         .cache
-        .get(ctx.cloud_id, "jira-fields", FIELDS_TTL)
+        .get(ctx.connection_id, "jira-fields", FIELDS_TTL)
     {
         if let Ok(f) = serde_json::from_value(v) {
             return Ok(f);
@@ -253,7 +253,7 @@ pub async fn site_fields(ctx: &Ctx<'_>) -> Result<SiteFields, AtlassianError> {
         sprint: find(&["Sprint"]),
     };
     ctx.client.cache.put(
-        ctx.cloud_id,
+        ctx.connection_id,
         "jira-fields",
         serde_json::to_value(&fields).unwrap_or_default(),
     );
@@ -264,6 +264,7 @@ pub async fn site_fields(ctx: &Ctx<'_>) -> Result<SiteFields, AtlassianError> {
 pub async fn list_projects(ctx: &Ctx<'_>) -> Result<Vec<Project>, AtlassianError> {
     let mut out = Vec::new();
     let mut start = 0usize;
+    let mut guard = PageGuard::new("project search");
     loop {
         let page = ctx
             .get(
@@ -275,6 +276,7 @@ pub async fn list_projects(ctx: &Ctx<'_>) -> Result<Vec<Project>, AtlassianError
                 ],
             )
             .await?;
+        guard.follow_start(&page, start)?;
         let values = page["values"].as_array().cloned().unwrap_or_default();
         for p in &values {
             let key = p["key"].as_str().unwrap_or_default().to_string();
@@ -295,20 +297,20 @@ pub async fn list_projects(ctx: &Ctx<'_>) -> Result<Vec<Project>, AtlassianError
         }
     }
     ctx.client.cache.put(
-        ctx.cloud_id,
+        ctx.connection_id,
         "jira-project-keys",
         json!(out.iter().map(|p| p.key.clone()).collect::<Vec<_>>()),
     );
     Ok(out)
 }
 
-/// The site's project keys, cached per site for five minutes.
+/// The project keys this connection sees, cached per connection for five minutes.
 pub async fn project_keys(ctx: &Ctx<'_>) -> Result<Vec<String>, AtlassianError> {
-    if let Some(v) =
-        ctx.client
-            .cache
-            .get(ctx.cloud_id, "jira-project-keys", Duration::from_secs(300))
-    {
+    if let Some(v) = ctx.client.cache.get(
+        ctx.connection_id,
+        "jira-project-keys",
+        Duration::from_secs(300),
+    ) {
         if let Ok(keys) = serde_json::from_value(v) {
             return Ok(keys);
         }
@@ -329,11 +331,13 @@ async fn agile_pages(
 ) -> Result<Vec<Value>, AtlassianError> {
     let mut out = Vec::new();
     let mut start = 0usize;
+    let mut guard = PageGuard::new("agile list");
     loop {
         let mut q = query.to_vec();
         q.push(("startAt", start.to_string()));
         q.push(("maxResults", PAGE.to_string()));
         let page = ctx.get(path, &q).await?;
+        guard.follow_start(&page, start)?;
         let values = page[key].as_array().cloned().unwrap_or_default();
         start += values.len();
         let total = page["total"].as_u64().map(|t| t as usize);
@@ -422,6 +426,7 @@ pub async fn search(ctx: &Ctx<'_>, jql: &str, limit: usize) -> Result<Vec<Issue>
     let fields = site_fields(ctx).await?;
     let mut out = Vec::new();
     let mut token: Option<String> = None;
+    let mut guard = PageGuard::new("issue search");
     while out.len() < limit {
         let mut q = vec![
             ("jql", jql.to_string()),
@@ -441,6 +446,9 @@ pub async fn search(ctx: &Ctx<'_>, jql: &str, limit: usize) -> Result<Vec<Issue>
         token = page["nextPageToken"].as_str().map(String::from);
         if issues.is_empty() || token.is_none() || page["isLast"].as_bool() == Some(true) {
             break;
+        }
+        if let Some(t) = &token {
+            guard.follow(t)?;
         }
     }
     out.truncate(limit);

@@ -23,6 +23,7 @@ pub mod erase;
 pub mod events;
 pub mod retention;
 pub mod points;
+pub mod passes;
 pub mod sessions;
 pub mod stats;
 pub mod syncs;

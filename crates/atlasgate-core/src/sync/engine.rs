@@ -16,10 +16,10 @@ use serde_json::{json, Value};
 
 use super::jql::{date_bound, key_order, parse_jira_time, split_order_by};
 use super::store::{self as rows, IssueRow, PartitionRow, SyncRow};
-use crate::atlassian::{ApiRequest, AtlassianError, Product};
+use crate::atlassian::{ApiRequest, AtlassianError, PageGuard, Product};
 use crate::jobs::{Counters, Tuning};
 use crate::state::Core;
-use crate::store::{now, StoreError};
+use crate::store::{now, passes, StoreError};
 
 /// How long a claim on a sync lasts unless renewed (`jobs.tuning.sync_lease_s`).
 pub fn lease_secs(state: &Core) -> i64 {
@@ -82,6 +82,7 @@ pub async fn list_projects(
 ) -> Result<Vec<(String, String, String)>, SyncError> {
     let mut out = Vec::new();
     let mut start = 0usize;
+    let mut guard = PageGuard::new("project search");
     loop {
         let v = jira_get(
             state,
@@ -90,6 +91,7 @@ pub async fn list_projects(
             &[("startAt", start.to_string()), ("maxResults", "100".into())],
         )
         .await?;
+        guard.follow_start(&v, start)?;
         let values = v["values"].as_array().cloned().unwrap_or_default();
         for p in &values {
             let (Some(id), Some(key)) = (p["id"].as_str(), p["key"].as_str()) else {
@@ -108,8 +110,8 @@ pub async fn list_projects(
     }
 }
 
-/// The fields a page asks for.
-fn field_list(sync: &SyncRow) -> String {
+/// The fields a page (or a webhook's re-read) asks for.
+pub fn field_list(sync: &SyncRow) -> String {
     let mut f = vec!["summary", "status", "issuetype", "project", "updated"];
     if let Some(sp) = sync.story_points_field.as_deref().filter(|s| !s.is_empty()) {
         f.push(sp);
@@ -146,15 +148,7 @@ pub async fn discover(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError>
     };
     let sp = by_name(&["Story Points", "Story point estimate"]).unwrap_or_default();
     let sprint = by_name(&["Sprint"]).unwrap_or_default();
-    sqlx::query(
-        "UPDATE syncs SET time_zone = $1, story_points_field = $2, sprint_field = $3 WHERE id = $4",
-    )
-    .bind(&tz)
-    .bind(&sp)
-    .bind(&sprint)
-    .bind(&sync.id)
-    .execute(state.store.pool())
-    .await?;
+    passes::set_site_facts(state.store.pool(), &sync.id, &tz, &sp, &sprint).await?;
     sync.time_zone = Some(tz);
     sync.story_points_field = Some(sp);
     sync.sprint_field = Some(sprint);
@@ -260,6 +254,39 @@ pub async fn store_issue(
     Ok(what)
 }
 
+/// Mark a connection's copy of an issue deleted (after Jira answered 404)
+/// and record `issue.deleted` for the sync that stored it (else the first
+/// of `syncs`, all of one connection). `None` when it was already deleted.
+pub async fn mark_deleted_and_announce(
+    conn: &mut sqlx::AnyConnection,
+    syncs: &[SyncRow],
+    issue_id: &str,
+    now: i64,
+) -> Result<Option<IssueRow>, StoreError> {
+    let Some(first) = syncs.first() else {
+        return Ok(None);
+    };
+    if !rows::mark_deleted(conn, &first.connection_id, issue_id, now).await? {
+        return Ok(None);
+    }
+    let Some(row) = rows::get_issue(&mut *conn, &first.connection_id, issue_id).await? else {
+        return Ok(None);
+    };
+    let sync = syncs
+        .iter()
+        .find(|s| row.sync_id.as_deref() == Some(s.id.as_str()))
+        .unwrap_or(first);
+    crate::events::record(
+        conn,
+        &sync.app_id,
+        Some(&sync.connection_id),
+        "issue.deleted",
+        issue_event_payload(sync, &row),
+    )
+    .await?;
+    Ok(Some(row))
+}
+
 // ---------------------------------------------------------------- the pass
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,13 +310,8 @@ async fn renew(
     state: &Core,
     sync_id: &str,
 ) -> Result<(), SyncError> {
-    let r = sqlx::query("UPDATE syncs SET locked_until = $1 WHERE id = $2 AND locked_by = $3")
-        .bind(now() + lease_secs(state))
-        .bind(sync_id)
-        .bind(&state.jobs.worker_id)
-        .execute(conn)
-        .await?;
-    if r.rows_affected() == 0 {
+    let until = now() + lease_secs(state);
+    if !passes::renew_lease(conn, sync_id, &state.jobs.worker_id, until).await? {
         return Err(SyncError::LeaseLost);
     }
     Ok(())
@@ -355,27 +377,7 @@ async fn start_pass(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError> {
     };
     let mut tx = state.store.begin_write().await?;
     renew(&mut tx, state, &sync.id).await?;
-    sqlx::query("DELETE FROM sync_partitions WHERE sync_id = $1")
-        .bind(&sync.id)
-        .execute(&mut *tx)
-        .await?;
-    for (part, jql, from) in &parts {
-        sqlx::query("INSERT INTO sync_partitions (sync_id, part, jql, from_ms, stored, done) VALUES ($1,$2,$3,$4,0,0)")
-            .bind(&sync.id)
-            .bind(part)
-            .bind(jql)
-            .bind(*from)
-            .execute(&mut *tx)
-            .await?;
-    }
-    sqlx::query(
-        "UPDATE syncs SET pass_kind = $1, pass_started_at = $2, pass_max_updated_ms = NULL, updated_at = $2 WHERE id = $3",
-    )
-    .bind(kind.as_str())
-    .bind(now)
-    .bind(&sync.id)
-    .execute(&mut *tx)
-    .await?;
+    passes::start_pass(&mut tx, &sync.id, kind.as_str(), &parts, now).await?;
     tx.commit().await?;
     sync.pass_kind = Some(kind.as_str().into());
     sync.pass_started_at = Some(now);
@@ -395,6 +397,9 @@ async fn run_partition(
         .clamp(1, 100)
         .to_string();
     let mut token: Option<String> = None;
+    // One chain of page tokens runs until a page is stored (the checkpoint
+    // then moves strictly forward and the next query starts afresh).
+    let mut chain = PageGuard::new("issue search");
     loop {
         let mut jql = format!("({})", p.jql);
         if let Some(ms) = p.cursor_updated_ms.or(p.from_ms) {
@@ -432,6 +437,9 @@ async fn run_partition(
         if fresh.is_empty() && !is_last {
             // The whole page is at or before the checkpoint: many issues share
             // its minute. Page on within this query until past them.
+            if let Some(t) = &next_token {
+                chain.follow(t)?;
+            }
             token = next_token;
             continue;
         }
@@ -463,28 +471,10 @@ async fn run_partition(
         if let Some((ms, key)) = &last {
             p.cursor_updated_ms = Some(*ms);
             p.cursor_key = Some(key.clone());
-            sqlx::query(
-                "UPDATE syncs SET pass_max_updated_ms = CASE WHEN pass_max_updated_ms IS NULL OR pass_max_updated_ms < $1 \
-                 THEN $1 ELSE pass_max_updated_ms END WHERE id = $2",
-            )
-            .bind(*ms)
-            .bind(&sync.id)
-            .execute(&mut *tx)
-            .await?;
+            passes::raise_pass_max(&mut tx, &sync.id, *ms).await?;
         }
         p.stored += fresh.len() as i64;
-        sqlx::query(
-            "UPDATE sync_partitions SET cursor_updated_ms = $1, cursor_key = $2, stored = $3, done = $4 \
-             WHERE sync_id = $5 AND part = $6",
-        )
-        .bind(p.cursor_updated_ms)
-        .bind(p.cursor_key.clone())
-        .bind(p.stored)
-        .bind(i64::from(is_last))
-        .bind(&sync.id)
-        .bind(&p.part)
-        .execute(&mut *tx)
-        .await?;
+        passes::save_checkpoint(&mut tx, &p, is_last).await?;
         tx.commit().await?;
         state.metrics.sync_issues_upserted(upserted);
         if emitted {
@@ -494,6 +484,7 @@ async fn run_partition(
             return Ok(());
         }
         token = None;
+        chain = PageGuard::new("issue search");
     }
 }
 
@@ -504,6 +495,7 @@ async fn reconcile(state: &Core, sync: &SyncRow) -> Result<usize, SyncError> {
     let (filter, _) = split_order_by(&sync.jql);
     let mut remote: HashSet<String> = HashSet::new();
     let mut token: Option<String> = None;
+    let mut guard = PageGuard::new("reconciliation search");
     loop {
         let mut q = vec![
             ("jql", filter.to_string()),
@@ -520,17 +512,12 @@ async fn reconcile(state: &Core, sync: &SyncRow) -> Result<usize, SyncError> {
             }
         }
         token = v["nextPageToken"].as_str().map(String::from);
-        if token.is_none() {
-            break;
+        match &token {
+            Some(t) => guard.follow(t)?,
+            None => break,
         }
     }
-    let local: Vec<String> = sqlx::query_scalar(
-        "SELECT issue_id FROM synced_issues WHERE connection_id = $1 AND sync_id = $2 AND deleted = 0",
-    )
-    .bind(&sync.connection_id)
-    .bind(&sync.id)
-    .fetch_all(state.store.pool())
-    .await?;
+    let local = passes::live_issue_ids(state.store.pool(), &sync.connection_id, &sync.id).await?;
     let mut deleted = 0;
     for id in local
         .iter()
@@ -544,28 +531,16 @@ async fn reconcile(state: &Core, sync: &SyncRow) -> Result<usize, SyncError> {
             Err(AtlassianError::Status { status, .. }) if status.as_u16() == 404 => {}
             Err(e) => return Err(e.into()),
         }
-        let now = now();
         let mut tx = state.store.begin_write().await?;
-        if rows::mark_deleted(&mut tx, &sync.connection_id, id, now).await? {
-            if let Some(row) = rows::get_issue(&mut *tx, &sync.connection_id, id).await? {
-                crate::events::record(
-                    &mut tx,
-                    &sync.app_id,
-                    Some(&sync.connection_id),
-                    "issue.deleted",
-                    issue_event_payload(sync, &row),
-                )
-                .await?;
-            }
+        if mark_deleted_and_announce(&mut tx, std::slice::from_ref(sync), id, now())
+            .await?
+            .is_some()
+        {
             deleted += 1;
         }
         tx.commit().await?;
     }
-    sqlx::query("UPDATE syncs SET last_reconciled_at = $1 WHERE id = $2")
-        .bind(now())
-        .bind(&sync.id)
-        .execute(state.store.pool())
-        .await?;
+    passes::set_reconciled(state.store.pool(), &sync.id, now()).await?;
     if deleted > 0 {
         crate::events::wake(state);
     }
@@ -622,17 +597,7 @@ pub async fn run_pass(state: &Core, sync_id: &str) -> Result<PassKind, SyncError
 }
 
 /// Issues of the connection stored by this sync and not deleted.
-pub async fn issues_synced<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
-    e: E,
-    sync_id: &str,
-) -> Result<i64, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT COUNT(*) FROM synced_issues WHERE sync_id = $1 AND deleted = 0")
-            .bind(sync_id)
-            .fetch_one(e)
-            .await?,
-    )
-}
+pub use crate::store::passes::issues_synced;
 
 async fn finish_pass(state: &Core, sync: &SyncRow, kind: PassKind) -> Result<(), SyncError> {
     let now = now();
@@ -641,32 +606,12 @@ async fn finish_pass(state: &Core, sync: &SyncRow, kind: PassKind) -> Result<(),
     let row = rows::get(&mut *tx, &sync.id)
         .await?
         .ok_or(SyncError::LeaseLost)?;
-    let stored: i64 = sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(stored), 0) AS BIGINT) FROM sync_partitions WHERE sync_id = $1",
-    )
-    .bind(&sync.id)
-    .fetch_one(&mut *tx)
-    .await
-    .unwrap_or(0);
+    let stored = passes::stored_in_pass(&mut tx, &sync.id).await.unwrap_or(0);
     let cursor = match (row.cursor_updated_ms, row.pass_max_updated_ms) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     };
-    sqlx::query(
-        "UPDATE syncs SET full_done = 1, cursor_updated_ms = $1, pass_kind = NULL, pass_started_at = NULL, \
-         pass_max_updated_ms = NULL, state = 'idle', last_run_at = $2, last_error = NULL, failures = 0, passes = passes + 1, \
-         next_run_at = CASE WHEN run_requested = 1 THEN $2 ELSE $2 + interval_s END, run_requested = 0, \
-         locked_by = NULL, locked_until = NULL, updated_at = $2 WHERE id = $3",
-    )
-    .bind(cursor)
-    .bind(now)
-    .bind(&sync.id)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("DELETE FROM sync_partitions WHERE sync_id = $1")
-        .bind(&sync.id)
-        .execute(&mut *tx)
-        .await?;
+    passes::finish_pass(&mut tx, &sync.id, cursor, now).await?;
     let total = issues_synced(&mut *tx, &sync.id).await?;
     crate::events::record(
         &mut tx,
@@ -697,17 +642,7 @@ pub async fn fail_pass(state: &Core, sync_id: &str, error: &SyncError) -> Result
         return Ok(());
     }
     let backoff = (5i64 << row.failures.clamp(0, 10)).min(row.interval_s.max(1));
-    sqlx::query(
-        "UPDATE syncs SET state = 'failed', last_error = $1, failures = failures + 1, \
-         next_run_at = CASE WHEN run_requested = 1 THEN $2 ELSE $3 END, run_requested = 0, \
-         last_run_at = $2, locked_by = NULL, locked_until = NULL, updated_at = $2 WHERE id = $4",
-    )
-    .bind(&msg)
-    .bind(now)
-    .bind(now + backoff)
-    .bind(sync_id)
-    .execute(&mut *tx)
-    .await?;
+    passes::record_failure(&mut tx, sync_id, &msg, now, now + backoff).await?;
     // One `sync.failed` per streak of failures, not one per retry.
     if row.failures == 0 {
         crate::events::record(
@@ -764,7 +699,7 @@ mod tests {
     use crate::jira::ops::{issue_from_json, FieldRef, SiteFields};
 
     /// The same Jira issue JSON read by the sync path (which webhooks share:
-    /// `webhooks::apply` calls [`parse_issue`]) and the typed operations
+    /// `webhooks::apply_hint` re-reads with [`parse_issue`]) and the typed operations
     /// gives the same issue — whatever the case of the sprint state and
     /// whether the sprint field holds an array or one object.
     #[test]

@@ -6,10 +6,10 @@
 use http::Method;
 use serde_json::{json, Value};
 
-use crate::atlassian::{ApiRequest, AtlassianError, Product};
+use crate::atlassian::{ApiRequest, AtlassianError, PageGuard, Product};
 use crate::state::Core;
 use crate::store::connections::ConnectionRow;
-use crate::store::now;
+use crate::store::{now, passes};
 use crate::sync::engine::{list_projects, SyncError};
 use crate::sync::jql::{parse_jira_time, split_order_by};
 use crate::sync::store::{self as sync_rows, SyncRow};
@@ -75,6 +75,7 @@ async fn register(
 /// The expiry (unix seconds) of the app's webhook `id` on the site, if it still exists.
 async fn find(state: &Core, sync: &SyncRow, id: i64) -> Result<Option<Option<i64>>, SyncError> {
     let mut start = 0usize;
+    let mut guard = PageGuard::new("webhook list");
     loop {
         let req = ApiRequest::get(Product::Jira, "rest/api/3/webhook")
             .query(&[("startAt", start.to_string()), ("maxResults", "100".into())]);
@@ -82,6 +83,7 @@ async fn find(state: &Core, sync: &SyncRow, id: i64) -> Result<Option<Option<i64
             .atlassian
             .json::<Value>(None, &sync.connection_id, req)
             .await?;
+        guard.follow_start(&v, start)?;
         let values = v["values"].as_array().cloned().unwrap_or_default();
         if let Some(w) = values.iter().find(|w| w["id"].as_i64() == Some(id)) {
             return Ok(Some(expiry_secs(&w["expirationDate"])));
@@ -182,16 +184,7 @@ async fn shared(
     sync: &SyncRow,
     filter: &str,
 ) -> Result<Option<(i64, Option<i64>)>, SyncError> {
-    let row: Option<(i64, Option<i64>)> = sqlx::query_as(
-        "SELECT webhook_id, webhook_expires_at FROM syncs WHERE connection_id = $1 AND id <> $2 \
-         AND webhook_id IS NOT NULL AND webhook_filter = $3 AND state <> 'stopped' ORDER BY created_at LIMIT 1",
-    )
-    .bind(&sync.connection_id)
-    .bind(&sync.id)
-    .bind(filter)
-    .fetch_optional(state.store.pool())
-    .await?;
-    Ok(row)
+    Ok(passes::shared_webhook(state.store.pool(), &sync.connection_id, &sync.id, filter).await?)
 }
 
 async fn save(
@@ -203,18 +196,14 @@ async fn save(
     expires: Option<i64>,
     error: Option<String>,
 ) -> Result<(), SyncError> {
-    sqlx::query(
-        "UPDATE syncs SET webhook_id = $1, webhook_filter = $2, webhook_local_filter = $3, \
-         webhook_expires_at = $4, webhook_error = $5 WHERE id = $6",
-    )
-    .bind(id)
-    .bind(filter.clone())
-    .bind(local)
-    .bind(expires)
-    .bind(error.clone())
-    .bind(&sync.id)
-    .execute(state.store.pool())
-    .await?;
+    let w = passes::WebhookState {
+        id,
+        filter: filter.clone(),
+        local_filter: local != 0,
+        expires_at: expires,
+        error: error.clone(),
+    };
+    passes::save_webhook(state.store.pool(), &sync.id, &w).await?;
     sync.webhook_id = id;
     sync.webhook_filter = filter;
     sync.webhook_local_filter = local;
@@ -233,13 +222,7 @@ pub async fn delete_for(
     let leaving: Vec<&str> = syncs.iter().map(|s| s.id.as_str()).collect();
     let mut ids: Vec<i64> = Vec::new();
     for id in syncs.iter().filter_map(|s| s.webhook_id) {
-        let users: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM syncs WHERE connection_id = $1 AND webhook_id = $2 AND state <> 'stopped'",
-        )
-        .bind(connection_id)
-        .bind(id)
-        .fetch_all(state.store.pool())
-        .await?;
+        let users = passes::webhook_users(state.store.pool(), connection_id, id).await?;
         if users.iter().all(|u| leaving.contains(&u.as_str())) && !ids.contains(&id) {
             ids.push(id);
         }
@@ -255,10 +238,7 @@ pub async fn delete_for(
         Err(e) => return Err(e.into()),
     }
     for s in syncs {
-        sqlx::query("UPDATE syncs SET webhook_id = NULL, webhook_expires_at = NULL WHERE id = $1")
-            .bind(&s.id)
-            .execute(state.store.pool())
-            .await?;
+        passes::forget_webhook(state.store.pool(), &s.id).await?;
     }
     tracing::info!(connection_id, count = ids.len(), "Jira webhooks deleted");
     Ok(())
@@ -277,13 +257,7 @@ pub async fn on_disconnect(state: &Core, row: &ConnectionRow) {
     if let Err(e) = delete_for(state, &row.id, &syncs).await {
         tracing::warn!(connection_id = %row.id, error = %e.describe(), "could not delete Jira webhooks on disconnect");
     }
-    if let Err(e) =
-        sqlx::query("UPDATE syncs SET state = 'stopped', updated_at = $1 WHERE connection_id = $2")
-            .bind(now())
-            .bind(&row.id)
-            .execute(state.store.pool())
-            .await
-    {
+    if let Err(e) = passes::stop_all(state.store.pool(), &row.id, now()).await {
         tracing::warn!(connection_id = %row.id, error = %e, "could not stop the connection's syncs");
     }
 }

@@ -1,26 +1,38 @@
-//! Jira webhooks in (docs/design.md §6): `POST /webhooks/jira` verifies the bearer
-//! JWT (HS256 with the OAuth client secret, `exp` checked), deduplicates by
-//! `X-Atlassian-Webhook-Identifier`, stores the delivery durably, answers,
-//! and then applies it to the synced issues of every matching sync. A
-//! delivery that could not be applied stays `received` and the inbox worker
-//! retries it.
+//! Jira webhooks in (docs/design.md §6, §12): `POST /webhooks/jira` verifies
+//! the bearer JWT (HS256 with the OAuth client secret, `iss` = the client id,
+//! `exp` checked), deduplicates by `X-Atlassian-Webhook-Identifier`, stores
+//! the delivery durably and answers.
+//!
+//! A delivery is a **hint, never a source of truth**: its JWT proves only
+//! that *some* delivery for this OAuth client was signed, and any app can
+//! harvest such JWTs from a webhook of its own. So nothing of the body is
+//! stored as an issue or sent in an event. What a delivery names — the site
+//! of its issue's `self` link and the issue id — is re-read from Jira with
+//! the token of each connection whose sync is registered for it; what Jira
+//! answers is stored and announced, and an issue is marked deleted only when
+//! Jira answers 404 to that connection. Every waiting delivery for one issue
+//! is claimed together after a short delay
+//! (`jobs.tuning.webhook_hint_delay_ms`), so a burst is one read per owning
+//! sync. A batch that could not be answered stays `received` and the inbox
+//! worker retries it.
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use crate::jobs::Counters;
+use crate::atlassian::{ApiRequest, AtlassianError, Product};
+use crate::jobs::{Counters, Tuning};
 use crate::state::Core;
-use crate::store::deliveries;
+use crate::store::deliveries::{self, Hint};
 use crate::store::now;
 use crate::sync::engine::{self, SyncError};
 use crate::sync::jql::split_order_by;
-use crate::sync::store::{self as sync_rows, SyncRow};
+use crate::sync::store::{self as sync_rows, IssueRow, SyncRow};
 
 pub const IDENTIFIER_HEADER: &str = "x-atlassian-webhook-identifier";
 pub const RETRY_HEADER: &str = "x-atlassian-webhook-retry";
-/// A claim on one delivery while it is applied.
+/// A claim on one batch of deliveries while it is answered.
 const APPLY_LEASE_SECS: i64 = 60;
-/// After this many failed applications a delivery is set aside.
+/// After this many failed attempts a delivery is set aside.
 const MAX_APPLY_ATTEMPTS: i64 = 10;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,22 +43,48 @@ pub enum JwtError {
     Invalid,
 }
 
-/// Verify a Jira webhook JWT: HS256 keyed by the OAuth client secret,
-/// `exp` required and checked (30 s leeway for clock skew).
-pub fn verify_jwt(token: &str, client_secret: &SecretString) -> Result<Value, JwtError> {
+/// Verify a Jira webhook JWT: HS256 keyed by the OAuth client secret, `iss`
+/// equal to the OAuth client id, `exp` required and checked (30 s leeway for
+/// clock skew).
+pub fn verify_jwt(
+    token: &str,
+    client_id: &str,
+    client_secret: &SecretString,
+) -> Result<Value, JwtError> {
     use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
     let mut v = Validation::new(Algorithm::HS256);
     v.validate_aud = false;
     v.leeway = 30;
-    v.set_required_spec_claims(&["exp"]);
+    v.set_required_spec_claims(&["exp", "iss"]);
+    v.set_issuer(&[client_id]);
     let key = DecodingKey::from_secret(client_secret.expose_secret().as_bytes());
     decode::<Value>(token, &key, &v)
         .map(|d| d.claims)
         .map_err(|_| JwtError::Invalid)
 }
 
+/// What a delivery names: the site of `issue.self` (the part before
+/// `/rest/`) and the issue id.
+pub fn hint_of(payload: &Value) -> Option<Hint> {
+    let issue = &payload["issue"];
+    let issue_id = match &issue["id"] {
+        Value::String(s) if !s.is_empty() => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    let self_url = issue["self"].as_str()?;
+    let site = self_url.split_once("/rest/")?.0.trim_end_matches('/');
+    if site.is_empty() {
+        return None;
+    }
+    Some(Hint {
+        site: site.to_string(),
+        issue_id,
+    })
+}
+
 /// Store a verified delivery once; `false` when its identifier was seen
-/// before (Jira retries with the same identifier). Applying it is spawned.
+/// before (Jira retries with the same identifier). Answering it is spawned.
 pub async fn receive(
     state: &Core,
     identifier: &str,
@@ -54,12 +92,14 @@ pub async fn receive(
     payload: &Value,
 ) -> Result<bool, crate::store::StoreError> {
     let event = payload["webhookEvent"].as_str().unwrap_or("").to_string();
+    let hint = hint_of(payload);
     let inserted = deliveries::insert(
         state.store.pool(),
         identifier,
         retry,
         &event,
         &payload.to_string(),
+        hint.as_ref(),
         now(),
     )
     .await?;
@@ -68,22 +108,41 @@ pub async fn receive(
         tracing::info!(identifier = %identifier, retry, "duplicate Jira webhook delivery ignored");
         return Ok(false);
     }
-    // Stored: applying it now or by the inbox worker is only a matter of time.
+    // Stored: answering it now or by the inbox worker is only a matter of time.
     state.metrics.jira_webhook("applied");
     tracing::info!(identifier = %identifier, event = %event, retry, "Jira webhook stored");
     let st = state.clone();
     let identifier = identifier.to_string();
-    tokio::spawn(async move { apply_delivery(&st, &identifier).await });
+    tokio::spawn(async move {
+        hint_delay(&st).await;
+        apply_delivery(&st, &identifier).await
+    });
     Ok(true)
 }
 
-/// Retries deliveries that were stored but not applied (crash, Jira or
-/// database trouble while applying).
+/// Wait `webhook_hint_delay_ms` (re-read while waiting, so lowering it
+/// releases waiting deliveries) so that a burst for one issue gathers.
+async fn hint_delay(state: &Core) {
+    let start = tokio::time::Instant::now();
+    loop {
+        let delay =
+            std::time::Duration::from_millis(Tuning::get(&state.jobs.tuning.webhook_hint_delay_ms));
+        let Some(left) = delay.checked_sub(start.elapsed()).filter(|d| !d.is_zero()) else {
+            return;
+        };
+        tokio::time::sleep(left.min(std::time::Duration::from_millis(50))).await;
+    }
+}
+
+/// Retries deliveries that were stored but not answered (crash, Jira or
+/// database trouble while answering).
 pub async fn inbox_worker(state: Core) {
     loop {
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         let now = now();
-        let due = match deliveries::due(state.store.pool(), now).await {
+        // Leave fresh deliveries to the task waiting out their delay.
+        let delay_s = Tuning::get(&state.jobs.tuning.webhook_hint_delay_ms).div_ceil(1000) as i64;
+        let due = match deliveries::due(state.store.pool(), now, now - 1 - delay_s).await {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the webhook inbox failed");
@@ -96,33 +155,41 @@ pub async fn inbox_worker(state: Core) {
     }
 }
 
-/// Claim one stored delivery and apply it (at most one process at a time).
+/// Claim one stored delivery with every waiting delivery of the same hint
+/// and answer them with one re-read (at most one process at a time).
 pub async fn apply_delivery(state: &Core, identifier: &str) {
     let now = now();
-    let claimed =
-        deliveries::claim(state.store.pool(), identifier, now, now + APPLY_LEASE_SECS).await;
-    if !matches!(claimed, Ok(true)) {
-        return;
-    }
-    let row = deliveries::payload(state.store.pool(), identifier)
-        .await
-        .ok()
-        .flatten();
-    let Some((payload, attempts)) = row else {
-        return;
+    let claim = uuid::Uuid::new_v4().to_string();
+    let claimed = deliveries::claim_batch(
+        state.store.pool(),
+        identifier,
+        &claim,
+        now,
+        now + APPLY_LEASE_SECS,
+    )
+    .await;
+    let (hint, batch) = match claimed {
+        Ok((hint, batch)) if !batch.is_empty() => (hint, batch),
+        Ok(_) => return,
+        Err(e) => {
+            tracing::warn!(identifier, error = %e, "claiming a Jira webhook delivery failed");
+            return;
+        }
     };
-    let payload: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
-    let result = apply(state, &payload).await;
+    let result = match &hint {
+        Some(hint) => apply_hint(state, hint, &batch).await,
+        None => Ok(0),
+    };
     let now = crate::store::now();
     let update = match &result {
-        Ok(n) => deliveries::mark_done(state.store.pool(), identifier, *n > 0, now).await,
+        Ok(n) => deliveries::mark_done(state.store.pool(), &claim, *n > 0, now).await,
         Err(e) => {
-            tracing::warn!(identifier, error = %e.describe(), "applying a Jira webhook failed; will retry");
-            let give_up = attempts >= MAX_APPLY_ATTEMPTS;
+            tracing::warn!(identifier, deliveries = batch.len(), error = %e.describe(), "re-reading a webhook's issue failed; will retry");
+            let attempts = batch.iter().map(|d| d.attempts).max().unwrap_or(0);
             deliveries::mark_failed(
                 state.store.pool(),
-                identifier,
-                give_up,
+                &claim,
+                attempts >= MAX_APPLY_ATTEMPTS,
                 &e.describe(),
                 now + (5i64 << attempts.clamp(0, 8)),
             )
@@ -134,21 +201,20 @@ pub async fn apply_delivery(state: &Core, identifier: &str) {
     }
 }
 
-/// The syncs a delivery is for, grouped by connection (issues are stored
-/// per connection): their registered webhook is among `matchedWebhookIds`
-/// (ids are per site) on the site the issue's `self` link points to. In each
-/// group, syncs whose filter is exactly their JQL come first.
-async fn matching_syncs(state: &Core, payload: &Value) -> Result<Vec<Vec<SyncRow>>, SyncError> {
-    let self_url = payload["issue"]["self"].as_str().unwrap_or("");
-    let matched: Vec<i64> = payload["matchedWebhookIds"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_i64).collect())
-        .unwrap_or_default();
+/// The syncs a batch may concern, grouped by connection (issues are stored
+/// per connection): on the hint's site, with a registered webhook among the
+/// deliveries' `matchedWebhookIds` (ids are per site; a forged list only
+/// costs reads). In each group, syncs whose filter is exactly their JQL come
+/// first.
+async fn matching_syncs(
+    state: &Core,
+    hint: &Hint,
+    matched: &[i64],
+) -> Result<Vec<Vec<SyncRow>>, SyncError> {
     let all: Vec<SyncRow> = sync_rows::with_webhooks(state.store.pool()).await?;
     let mut groups: Vec<Vec<SyncRow>> = Vec::new();
     for s in all {
-        let site = format!("{}/", s.site_url.trim_end_matches('/'));
-        let on_site = self_url.starts_with(&site);
+        let on_site = s.site_url.trim_end_matches('/') == hint.site;
         let registered = s.webhook_id.is_some_and(|id| matched.contains(&id));
         if !(on_site && registered) {
             continue;
@@ -164,96 +230,111 @@ async fn matching_syncs(state: &Core, payload: &Value) -> Result<Vec<Vec<SyncRow
     Ok(groups)
 }
 
-/// The issue as this sync would store it, if it belongs to the sync. With a
-/// filter broader than the JQL, Jira is asked (and its current fields taken).
-async fn member(
+/// Ask Jira, with the sync's connection, for the issue as this sync would
+/// store it: `None` when Jira has no such issue in the sync's JQL.
+async fn reread(
     state: &Core,
     sync: &SyncRow,
-    issue: &Value,
     issue_id: &str,
     now: i64,
-) -> Result<Option<crate::sync::store::IssueRow>, SyncError> {
-    if sync.webhook_local_filter == 0 {
-        return Ok(engine::parse_issue(issue, sync, now));
-    }
+) -> Result<Option<IssueRow>, SyncError> {
     let (filter, _) = split_order_by(&sync.jql);
-    let fields = "summary,status,issuetype,project,updated".to_string()
-        + &[
-            sync.story_points_field.as_deref(),
-            sync.sprint_field.as_deref(),
-        ]
-        .iter()
-        .flatten()
-        .filter(|f| !f.is_empty())
-        .map(|f| format!(",{f}"))
-        .collect::<String>();
-    let v = engine::jira_get(
-        state,
-        &sync.connection_id,
-        "rest/api/3/search/jql",
-        &[
-            ("jql", format!("({filter}) AND id = {issue_id}")),
-            ("fields", fields),
-        ],
-    )
-    .await?;
-    Ok(v["issues"]
-        .as_array()
-        .and_then(|a| a.first())
-        .and_then(|i| engine::parse_issue(i, sync, now)))
+    let query = [
+        ("jql", format!("({filter}) AND id = {issue_id}")),
+        ("fields", engine::field_list(sync)),
+    ];
+    match engine::jira_get(state, &sync.connection_id, "rest/api/3/search/jql", &query).await {
+        Ok(v) => Ok(v["issues"]
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(|i| engine::parse_issue(i, sync, now))
+            .filter(|row| row.issue_id == issue_id)),
+        // Jira refuses `id = N` for an id it does not know (or may not show).
+        Err(SyncError::Atlassian(AtlassianError::Status { status, .. }))
+            if status.as_u16() == 400 =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
-/// Apply a delivery; returns how many connections' copies it touched.
-pub async fn apply(state: &Core, payload: &Value) -> Result<usize, SyncError> {
-    let event = payload["webhookEvent"].as_str().unwrap_or("");
-    if !crate::sync::registration::EVENTS.contains(&event) {
+/// Does Jira answer 404 for this issue to this connection?
+async fn gone_in_jira(
+    state: &Core,
+    connection_id: &str,
+    issue_id: &str,
+) -> Result<bool, SyncError> {
+    let req = ApiRequest::get(Product::Jira, format!("rest/api/3/issue/{issue_id}"))
+        .query(&[("fields", "id")]);
+    match state.atlassian.call(None, connection_id, req).await {
+        Ok(_) => Ok(false),
+        Err(AtlassianError::Status { status, .. }) if status.as_u16() == 404 => Ok(true),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Answer a batch of deliveries for one issue: returns how many
+/// connections' copies changed.
+pub async fn apply_hint(
+    state: &Core,
+    hint: &Hint,
+    batch: &[deliveries::Claimed],
+) -> Result<usize, SyncError> {
+    let mut matched: Vec<i64> = Vec::new();
+    let mut any_issue_event = false;
+    for d in batch {
+        let payload: Value = serde_json::from_str(&d.payload).unwrap_or(Value::Null);
+        let event = payload["webhookEvent"].as_str().unwrap_or("");
+        any_issue_event |= crate::sync::registration::EVENTS.contains(&event);
+        for id in payload["matchedWebhookIds"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_i64)
+        {
+            if !matched.contains(&id) {
+                matched.push(id);
+            }
+        }
+    }
+    if !any_issue_event {
         return Ok(0);
     }
-    let issue = &payload["issue"];
-    let Some(issue_id) = issue["id"]
-        .as_str()
-        .map(String::from)
-        .or_else(|| issue["id"].as_i64().map(|n| n.to_string()))
-    else {
+    let issue_id = hint.issue_id.as_str();
+    // Jira ids are numbers; anything else cannot name an issue (and must not reach JQL).
+    if issue_id.is_empty() || !issue_id.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(0);
-    };
+    }
     let mut touched = 0;
-    for group in matching_syncs(state, payload).await? {
+    for group in matching_syncs(state, hint, &matched).await? {
         let now = now();
-        let first = &group[0];
-        if event == "jira:issue_deleted" {
-            let mut tx = state.store.begin_write().await?;
-            if sync_rows::mark_deleted(&mut tx, &first.connection_id, &issue_id, now).await? {
-                if let Some(row) =
-                    sync_rows::get_issue(&mut *tx, &first.connection_id, &issue_id).await?
-                {
-                    let sync = group
-                        .iter()
-                        .find(|s| row.sync_id.as_deref() == Some(s.id.as_str()))
-                        .unwrap_or(first);
-                    crate::events::record(
-                        &mut tx,
-                        &sync.app_id,
-                        Some(&sync.connection_id),
-                        "issue.deleted",
-                        engine::issue_event_payload(sync, &row),
-                    )
-                    .await?;
-                }
-                touched += 1;
-            }
-            tx.commit().await?;
-            continue;
-        }
-        // The first sync of the connection the issue belongs to stores it.
+        // The first sync of the connection that Jira says holds the issue stores it.
         let mut found = None;
         for sync in &group {
-            if let Some(row) = member(state, sync, issue, &issue_id, now).await? {
+            if let Some(row) = reread(state, sync, issue_id, now).await? {
                 found = Some((sync, row));
                 break;
             }
         }
-        let Some((sync, row)) = found else { continue };
+        let first = &group[0];
+        let Some((sync, row)) = found else {
+            // Not in any of the syncs: deleted only if Jira says 404 to this connection.
+            let live = sync_rows::get_issue(state.store.pool(), &first.connection_id, issue_id)
+                .await?
+                .is_some_and(|r| r.deleted == 0);
+            if live && gone_in_jira(state, &first.connection_id, issue_id).await? {
+                let mut tx = state.store.begin_write().await?;
+                if let Some(row) =
+                    engine::mark_deleted_and_announce(&mut tx, &group, issue_id, now).await?
+                {
+                    tracing::info!(connection_id = %first.connection_id, issue_id, key = %row.issue_key, "Jira answered 404: issue marked deleted");
+                    touched += 1;
+                }
+                tx.commit().await?;
+            }
+            continue;
+        };
         let mut tx = state.store.begin_write().await?;
         let prev = sync_rows::existing(
             &mut tx,
@@ -282,10 +363,14 @@ mod tests {
     use super::*;
 
     fn token(secret: &str, exp_in: i64) -> String {
+        token_from("c", secret, exp_in)
+    }
+
+    fn token_from(iss: &str, secret: &str, exp_in: i64) -> String {
         let now = chrono::Utc::now().timestamp();
         jsonwebtoken::encode(
             &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &serde_json::json!({ "iss": "c", "iat": now, "exp": now + exp_in }),
+            &serde_json::json!({ "iss": iss, "iat": now, "exp": now + exp_in }),
             &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
         )
         .unwrap()
@@ -294,28 +379,62 @@ mod tests {
     #[test]
     fn the_client_secret_and_a_live_exp_verify() {
         let secret = SecretString::from("s3cret");
-        assert!(verify_jwt(&token("s3cret", 60), &secret).is_ok());
-        assert!(verify_jwt(&token("other", 60), &secret).is_err());
-        assert!(verify_jwt(&token("s3cret", -120), &secret).is_err());
+        assert!(verify_jwt(&token("s3cret", 60), "c", &secret).is_ok());
+        assert!(verify_jwt(&token("other", 60), "c", &secret).is_err());
+        assert!(verify_jwt(&token("s3cret", -120), "c", &secret).is_err());
+        // Signed with our secret but issued for another client id.
+        assert!(verify_jwt(&token_from("other-client", "s3cret", 60), "c", &secret).is_err());
+        let no_iss = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &serde_json::json!({ "exp": chrono::Utc::now().timestamp() + 60 }),
+            &jsonwebtoken::EncodingKey::from_secret(b"s3cret"),
+        )
+        .unwrap();
+        assert!(
+            verify_jwt(&no_iss, "c", &secret).is_err(),
+            "iss is required"
+        );
         let none = jsonwebtoken::encode(
             &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
             &serde_json::json!({ "iss": "c" }),
             &jsonwebtoken::EncodingKey::from_secret(b"s3cret"),
         )
         .unwrap();
-        assert!(verify_jwt(&none, &secret).is_err(), "exp is required");
+        assert!(verify_jwt(&none, "c", &secret).is_err(), "exp is required");
+    }
+
+    #[test]
+    fn the_hint_is_the_site_of_self_and_the_issue_id() {
+        let p = serde_json::json!({"issue": {"id": "10001", "self": "https://acme.atlassian.net/rest/api/2/issue/10001"}});
+        assert_eq!(
+            hint_of(&p),
+            Some(Hint {
+                site: "https://acme.atlassian.net".into(),
+                issue_id: "10001".into()
+            })
+        );
+        let n = serde_json::json!({"issue": {"id": 7, "self": "http://127.0.0.1:9/site/rest/api/3/issue/7"}});
+        assert_eq!(hint_of(&n).unwrap().site, "http://127.0.0.1:9/site");
+        for bad in [
+            serde_json::json!({"issue": {"self": "https://a/rest/api/2/issue/1"}}),
+            serde_json::json!({"issue": {"id": "1", "self": "https://a/browse/1"}}),
+            serde_json::json!({"issue": {"id": "1"}}),
+            serde_json::json!({}),
+        ] {
+            assert_eq!(hint_of(&bad), None, "{bad}");
+        }
     }
 
     proptest::proptest! {
         #[test]
         fn garbage_never_verifies(s in "\\PC{0,200}") {
-            proptest::prop_assert!(verify_jwt(&s, &SecretString::from("s3cret")).is_err());
+            proptest::prop_assert!(verify_jwt(&s, "c", &SecretString::from("s3cret")).is_err());
         }
 
         #[test]
         fn another_secret_never_verifies(other in "[a-zA-Z0-9]{1,40}") {
             proptest::prop_assume!(other != "s3cret");
-            proptest::prop_assert!(verify_jwt(&token(&other, 60), &SecretString::from("s3cret")).is_err());
+            proptest::prop_assert!(verify_jwt(&token(&other, 60), "c", &SecretString::from("s3cret")).is_err());
         }
 
         #[test]
@@ -328,7 +447,7 @@ mod tests {
             let tampered: String = chars.into_iter().collect();
             // Base64url's last character can carry unused bits; only a changed decoding matters.
             proptest::prop_assume!(tampered != t);
-            let r = verify_jwt(&tampered, &SecretString::from("s3cret"));
+            let r = verify_jwt(&tampered, "c", &SecretString::from("s3cret"));
             if let Ok(claims) = &r {
                 // Only possible when the change hit padding bits of a segment.
                 proptest::prop_assert!(claims["iss"] == "c");

@@ -227,8 +227,9 @@ pub struct IssueKeysResponse {
 /// Find issue keys in text
 ///
 /// Keys in PR titles, branch names and commit messages; only keys of
-/// projects that exist on the site (the project list is cached per site for
-/// five minutes), case-insensitive, deduplicated, in order.
+/// projects that this connection sees on the site (the project list is
+/// cached per connection for five minutes), case-insensitive, deduplicated,
+/// in order.
 #[utoipa::path(
     post,
     path = "/v1/connections/{id}/jira/issue-keys",

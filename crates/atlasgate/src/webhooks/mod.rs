@@ -1,6 +1,7 @@
 //! `POST /webhooks/jira`: verify the JWT, read the delivery's identifier and
 //! hand it to the ingest engine ([`atlasgate_core::webhooks`]), which stores
-//! it durably and applies it to the synced issues.
+//! it durably and treats it as a hint: the issue it names is re-read from
+//! Jira with each owning connection's token.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -26,7 +27,10 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// Receive a Jira webhook
 ///
 /// For Jira only. Answers 204 once the delivery is stored (or was already:
-/// duplicates are ignored); 401 when the JWT does not verify, changing nothing.
+/// duplicates are ignored); 401 when the JWT does not verify (HS256 with the
+/// OAuth client secret, `iss` = the client id, live `exp`), changing nothing.
+/// The body is a hint: what is stored and announced is what Jira answers
+/// when the issue is re-read with each owning connection's token.
 #[utoipa::path(
     post,
     path = "/webhooks/jira",
@@ -66,7 +70,7 @@ fn accept(
     let token = bearer(headers).ok_or(ApiError::Unauthorized(
         "missing `Authorization: Bearer` JWT",
     ))?;
-    verify_jwt(token, &state.config.client_secret)
+    verify_jwt(token, &state.config.client_id, &state.config.client_secret)
         .map_err(|_| ApiError::Unauthorized("the webhook JWT does not verify or has expired"))?;
     let identifier = headers
         .get(IDENTIFIER_HEADER)

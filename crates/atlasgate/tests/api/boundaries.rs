@@ -71,13 +71,6 @@ fn core_depends_on_no_http_server_crate() {
     }
 }
 
-/// Files outside `store/` that still hold SQL statements, to be moved into
-/// repositories (ARCHITECTURE.md names them). This list may only shrink.
-const SQL_NOT_YET_IN_STORE: &[&str] = &[
-    "atlasgate-core/src/sync/engine.rs",
-    "atlasgate-core/src/sync/registration.rs",
-];
-
 #[test]
 fn only_store_writes_sql() {
     let with_sql: Vec<String> = sources()
@@ -90,16 +83,7 @@ fn only_store_writes_sql() {
         "positive control: store/ holds SQL"
     );
     for file in &with_sql {
-        assert!(
-            file.contains("/store/") || SQL_NOT_YET_IN_STORE.contains(&file.as_str()),
-            "{file} writes SQL outside store/"
-        );
-    }
-    for file in SQL_NOT_YET_IN_STORE {
-        assert!(
-            with_sql.iter().any(|f| f == file),
-            "{file} has no SQL any more: remove it from SQL_NOT_YET_IN_STORE"
-        );
+        assert!(file.contains("/store/"), "{file} writes SQL outside store/");
     }
     assert!(
         !with_sql.iter().any(|f| f.starts_with("atlasgate/")),

@@ -85,9 +85,25 @@ pub async fn connect(
     sites: &[String],
     choose: Option<&str>,
 ) -> String {
+    connect_as(app, key, owner, sites, choose, None).await
+}
+
+/// [`connect`], consenting as atlassim's `account_id` (else its first user).
+pub async fn connect_as(
+    app: &TestApp,
+    key: &str,
+    owner: &str,
+    sites: &[String],
+    choose: Option<&str>,
+    account_id: Option<String>,
+) -> String {
     let session = new_session(app, key, json!({ "owner": owner })).await;
     let mut b = browser(app);
-    consent(app, sites);
+    app.sim.set_next_consent(atlassim::ConsentDecision {
+        account_id,
+        sites: Some(sites.to_vec()),
+        deny: false,
+    });
     let page = b
         .get(session["connect_url"].as_str().unwrap())
         .await

@@ -39,7 +39,7 @@ async fn finds_keys_of_existing_projects_only() {
         json!([format!("{a}-12"), format!("{b}-7"), format!("{a}-3")])
     );
 
-    // The project list is cached per site: a second call asks Jira nothing.
+    // The project list is cached per connection: a second call asks Jira nothing.
     let before = sim_count(&app, "GET", "/rest/api/3/project/search");
     let resp = app
         .post_json(&url, Some(&key), &json!({ "texts": ["nothing here"] }))

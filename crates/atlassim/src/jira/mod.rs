@@ -161,6 +161,7 @@ pub async fn search_projects(
     let mut projects: Vec<&crate::model::Project> = site
         .projects
         .iter()
+        .filter(|p| p.visible_to(&ctx.access.account_id))
         .filter(|p| {
             text.as_ref().is_none_or(|t| {
                 p.key.to_lowercase().contains(t) || p.name.to_lowercase().contains(t)
@@ -235,12 +236,15 @@ pub async fn get_project(
 ) -> ApiResult<Json<Value>> {
     let world = ctx.state.world();
     let site = world.site(&ctx.cloud_id).ok_or(ApiError::SiteNotFound)?;
-    let project = site.project_by_key_or_id(&p.project).ok_or_else(|| {
-        ApiError::jira(
-            StatusCode::NOT_FOUND,
-            format!("No project could be found with key '{}'.", p.project),
-        )
-    })?;
+    let project = site
+        .project_by_key_or_id(&p.project)
+        .filter(|pr| pr.visible_to(&ctx.access.account_id))
+        .ok_or_else(|| {
+            ApiError::jira(
+                StatusCode::NOT_FOUND,
+                format!("No project could be found with key '{}'.", p.project),
+            )
+        })?;
     ctx.charge(1);
     Ok(Json(render::project_full(
         &rest_base_for(&ctx, &uri),

@@ -571,3 +571,58 @@ async fn the_cli_prints_its_address_first_and_applies_its_flags() {
         .unwrap();
     assert_eq!(tokens["expires_in"], 99);
 }
+
+#[tokio::test]
+async fn a_hidden_project_is_left_out_for_that_account_only() {
+    let sim = spawn_default().await;
+    let state = sim_get(&sim, "/__sim/state").await;
+    let cloud = cloud_ids(&sim)[0].clone();
+    let other = state["users"][1]["account_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let key = state["sites"][0]["projects"][1]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = sim_post(
+        &sim,
+        "/__sim/projects/hide",
+        json!({ "cloud_id": cloud, "project": key, "account_id": other }),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = sim_post(
+        &sim,
+        "/__sim/projects/hide",
+        json!({ "cloud_id": cloud, "project": "NOPE", "account_id": other }),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let token_of = |account: Option<String>| {
+        sim.mint_token(MintTokenRequest {
+            account_id: account,
+            ..Default::default()
+        })
+        .access_token
+    };
+    let keys = |v: &Value| -> Vec<String> {
+        v["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["key"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let list = format!("/ex/jira/{cloud}/rest/api/3/project/search");
+    let one = format!("/ex/jira/{cloud}/rest/api/3/project/{key}");
+    let first = token_of(None);
+    let (_, all) = get_json(&sim, &list, &first).await;
+    assert!(keys(&all).contains(&key));
+    assert_eq!(get_status(&sim, &one, &first).await, 200);
+    let hidden = token_of(Some(other));
+    let (_, fewer) = get_json(&sim, &list, &hidden).await;
+    assert!(!keys(&fewer).contains(&key), "{fewer}");
+    assert_eq!(keys(&fewer).len() + 1, keys(&all).len());
+    assert_eq!(get_status(&sim, &one, &hidden).await, 404);
+}
