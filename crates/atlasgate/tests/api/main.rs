@@ -4,6 +4,7 @@
 mod admin;
 mod apps;
 mod boundaries;
+mod bot_writes;
 mod browser_connect;
 mod callback;
 mod cli;
