@@ -25,6 +25,7 @@ mod jira;
 mod jsjira;
 mod openapi;
 mod outside;
+mod page_sync;
 mod proxy;
 mod pyatlassian;
 mod pyjira;
