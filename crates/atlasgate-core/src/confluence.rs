@@ -443,8 +443,8 @@ pub async fn create_page(ctx: &Ctx<'_>, new: &NewPage) -> crate::Result<PageDeta
     if let Some(p) = &new.parent_id {
         body["parentId"] = Value::String(p.clone());
     }
-    let req = ApiRequest::new(Product::Confluence, http::Method::POST, "wiki/api/v2/pages")
-        .json(&body);
+    let req =
+        ApiRequest::new(Product::Confluence, http::Method::POST, "wiki/api/v2/pages").json(&body);
     let (v, _): (Value, _) = ctx.client.json(ctx.app_id, ctx.connection_id, req).await?;
     let mut page = page_detail(v["_links"]["base"].as_str(), &v, Some(space.key));
     // The answer's body is in storage format; the page holds what was sent.

@@ -306,11 +306,7 @@ pub async fn update_issue(ctx: &Ctx<'_>, key: &str, edit: &IssueEdit) -> Result<
 }
 
 /// The issue with its description and its `comments` most recent comments as Markdown.
-pub async fn get_issue_markdown(
-    ctx: &Ctx<'_>,
-    key: &str,
-    comments: usize,
-) -> Result<IssueDetail> {
+pub async fn get_issue_markdown(ctx: &Ctx<'_>, key: &str, comments: usize) -> Result<IssueDetail> {
     check_key(key)?;
     let site_fields = ops::site_fields(ctx).await?;
     let fields = format!(
@@ -364,7 +360,10 @@ pub async fn transition_issue(ctx: &Ctx<'_>, key: &str, to: &str) -> Result<Tran
     check_key(key)?;
     let to = to.trim();
     if to.is_empty() {
-        return Err(Error::invalid("to", "must name a status or a transition id"));
+        return Err(Error::invalid(
+            "to",
+            "must name a status or a transition id",
+        ));
     }
     let v = ctx
         .get(
@@ -418,8 +417,8 @@ pub async fn transition_issue(ctx: &Ctx<'_>, key: &str, to: &str) -> Result<Tran
             body["fields"] = json!({ "resolution": { "name": name } });
         }
     }
-    let req = ApiRequest::jira(Method::POST, format!("rest/api/3/issue/{key}/transitions"))
-        .json(&body);
+    let req =
+        ApiRequest::jira(Method::POST, format!("rest/api/3/issue/{key}/transitions")).json(&body);
     ctx.send(req).await?;
     Ok(TransitionDone {
         transition_id: id,
@@ -520,8 +519,7 @@ pub async fn assign_issue(ctx: &Ctx<'_>, key: &str, who: &Assignee) -> Result<Op
         Ok(_) => Ok(user),
         // Jira's "User '…' cannot be assigned issues." for an unknown account id.
         Err(e @ AtlassianError::Status { status, .. })
-            if status == http::StatusCode::BAD_REQUEST
-                && matches!(who, Assignee::AccountId(_)) =>
+            if status == http::StatusCode::BAD_REQUEST && matches!(who, Assignee::AccountId(_)) =>
         {
             Err(Error::invalid(
                 "account_id",
@@ -601,7 +599,14 @@ mod tests {
     fn keys_that_could_leave_the_issue_path_are_refused() {
         assert!(check_key("ACME-12").is_ok());
         assert!(check_key("10042").is_ok());
-        for bad in ["", "../myself", "ACME-1/comment", "ACME-1?x=1", "A B", "ACME%2F1"] {
+        for bad in [
+            "",
+            "../myself",
+            "ACME-1/comment",
+            "ACME-1?x=1",
+            "A B",
+            "ACME%2F1",
+        ] {
             assert!(check_key(bad).is_err(), "{bad}");
         }
     }

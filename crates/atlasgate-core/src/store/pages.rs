@@ -61,10 +61,11 @@ pub async fn holds_lease(
     sync_id: &str,
     worker_id: &str,
 ) -> Result<bool, StoreError> {
-    let by: Option<Option<String>> = sqlx::query_scalar("SELECT locked_by FROM syncs WHERE id = $1")
-        .bind(sync_id)
-        .fetch_optional(conn)
-        .await?;
+    let by: Option<Option<String>> =
+        sqlx::query_scalar("SELECT locked_by FROM syncs WHERE id = $1")
+            .bind(sync_id)
+            .fetch_optional(conn)
+            .await?;
     Ok(by.flatten().as_deref() == Some(worker_id))
 }
 

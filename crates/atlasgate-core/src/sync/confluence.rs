@@ -25,8 +25,8 @@ use crate::atlassian::{ApiRequest, Product};
 use crate::confluence::{self, Ctx};
 use crate::jobs::{Counters, Tuning};
 use crate::state::Core;
-use crate::store::pages::{self, PageRow};
 use crate::store::now;
+use crate::store::pages::{self, PageRow};
 
 /// Pages listed per v1 call (Confluence's maximum is 250 with few expansions).
 const LIST_PAGE: usize = 100;
@@ -133,7 +133,10 @@ async fn list(ctx: &Ctx<'_>, cql: &str) -> Result<Vec<Listed>, SyncError> {
 }
 
 /// The v2 pages of `ids` with their ADF bodies, by id.
-async fn bodies(ctx: &Ctx<'_>, ids: &[&str]) -> Result<(HashMap<String, Value>, Option<String>), SyncError> {
+async fn bodies(
+    ctx: &Ctx<'_>,
+    ids: &[&str],
+) -> Result<(HashMap<String, Value>, Option<String>), SyncError> {
     let first = ApiRequest::get(Product::Confluence, "wiki/api/v2/pages").query(&[
         ("id", ids.join(",")),
         ("body-format", "atlas_doc_format".to_string()),

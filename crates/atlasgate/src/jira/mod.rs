@@ -433,9 +433,10 @@ pub async fn create_comment(
         (Some(t), None) if t.trim().is_empty() => {
             errors.push(crate::error::FieldError::new("text", "must not be empty"))
         }
-        (None, Some(m)) if m.trim().is_empty() => {
-            errors.push(crate::error::FieldError::new("markdown", "must not be empty"))
-        }
+        (None, Some(m)) if m.trim().is_empty() => errors.push(crate::error::FieldError::new(
+            "markdown",
+            "must not be empty",
+        )),
         (Some(_), None) | (None, Some(_)) => {}
         _ => errors.push(crate::error::FieldError::new(
             "text",

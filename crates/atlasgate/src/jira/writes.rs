@@ -78,7 +78,8 @@ pub struct GetIssueQueryParams {
 }
 
 fn issue_key(key: &str) -> Result<IssueKey, FieldError> {
-    IssueKey::parse(key).ok_or_else(|| FieldError::new("key", "is not a Jira issue key (PROJECT-123)"))
+    IssueKey::parse(key)
+        .ok_or_else(|| FieldError::new("key", "is not a Jira issue key (PROJECT-123)"))
 }
 
 /// Create an issue
@@ -111,8 +112,8 @@ pub async fn create_issue(
         fields: req.fields.unwrap_or_default(),
     };
     let row = conn.with_site()?;
-    let created = atlasgate_core::jira::writes::create_issue(&ctx(&state, &conn.app, row), &new)
-        .await?;
+    let created =
+        atlasgate_core::jira::writes::create_issue(&ctx(&state, &conn.app, row), &new).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -228,8 +229,12 @@ fn assignee_of(body: Value) -> Result<Assignee, ApiError> {
     if body.is_null() {
         return Ok(Assignee::Unassigned);
     }
-    let req: AssigneeRequest = serde_json::from_value(body)
-        .map_err(|e| ApiError::validation("body", format!("{e}; expected {{account_id}}, {{email}}, {{query}} or null")))?;
+    let req: AssigneeRequest = serde_json::from_value(body).map_err(|e| {
+        ApiError::validation(
+            "body",
+            format!("{e}; expected {{account_id}}, {{email}}, {{query}} or null"),
+        )
+    })?;
     match (req.account_id, req.email, req.query) {
         (Some(a), None, None) => Ok(Assignee::AccountId(a)),
         (None, Some(e), None) => Ok(Assignee::Email(e)),

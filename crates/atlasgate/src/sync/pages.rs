@@ -12,8 +12,8 @@ use crate::apps::AppConnection;
 use crate::atlassian::{ApiRequest, AtlassianError, Product};
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
-pub use atlasgate_core::sync::confluence::{pages_cql, PageView};
 use atlasgate_core::store::pages as rows;
+pub use atlasgate_core::sync::confluence::{pages_cql, PageView};
 
 const MAX_CQL_LEN: usize = 4000;
 

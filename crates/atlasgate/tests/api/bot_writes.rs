@@ -118,7 +118,10 @@ async fn bot_flow_create_transition_assign_comment() {
     let created: Value = resp.json().await.unwrap();
     let issue = created["key"].as_str().unwrap().to_string();
     assert!(issue.starts_with(&format!("{project}-")), "{created}");
-    assert!(created["url"].as_str().unwrap().ends_with(&format!("/browse/{issue}")));
+    assert!(created["url"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/browse/{issue}")));
     let stored = sim_issue(&app, &issue);
     assert_eq!(stored.summary, "Login times out");
     assert_eq!(stored.issue_type.name, "Task");
@@ -140,27 +143,54 @@ async fn bot_flow_create_transition_assign_comment() {
         .await;
     assert_eq!(read["key"], issue.as_str());
     assert_eq!(read["status"], "To Do");
-    assert_eq!(read["description_markdown"].as_str().unwrap().trim_end(), DESCRIPTION.trim_end());
+    assert_eq!(
+        read["description_markdown"].as_str().unwrap().trim_end(),
+        DESCRIPTION.trim_end()
+    );
     assert_eq!(read["comments"], json!([]));
     assert!(read["assignee"].is_null());
 
     // Done is not reachable from To Do: 409 listing where it can go; nothing moved.
     let path = format!("/v1/connections/{id}/jira/issues/{issue}/transition");
-    let resp = send(&app, Method::POST, &path, &key, Some(&json!({"to": "Done"}))).await;
+    let resp = send(
+        &app,
+        Method::POST,
+        &path,
+        &key,
+        Some(&json!({"to": "Done"})),
+    )
+    .await;
     let problem = assert_problem(resp, 409).await;
-    assert!(problem["type"].as_str().unwrap().ends_with("/no-transition"));
+    assert!(problem["type"]
+        .as_str()
+        .unwrap()
+        .ends_with("/no-transition"));
     assert_eq!(problem["reachable"], json!(["In Progress"]));
     assert_eq!(problem["transitions"][0]["to"], "In Progress");
     assert!(problem["detail"].as_str().unwrap().contains("In Progress"));
     assert_eq!(sim_issue(&app, &issue).status.name, "To Do");
 
     // By status name (any case), then on to Done: a resolution is set.
-    let resp = send(&app, Method::POST, &path, &key, Some(&json!({"to": "in progress"}))).await;
+    let resp = send(
+        &app,
+        Method::POST,
+        &path,
+        &key,
+        Some(&json!({"to": "in progress"})),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let moved: Value = resp.json().await.unwrap();
     assert_eq!(moved["status"], "In Progress");
     assert_eq!(sim_issue(&app, &issue).status.name, "In Progress");
-    let resp = send(&app, Method::POST, &path, &key, Some(&json!({"to": "Done"}))).await;
+    let resp = send(
+        &app,
+        Method::POST,
+        &path,
+        &key,
+        Some(&json!({"to": "Done"})),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let stored = sim_issue(&app, &issue);
     assert_eq!(stored.status.name, "Done");
@@ -174,12 +204,22 @@ async fn bot_flow_create_transition_assign_comment() {
         .cloned()
         .unwrap();
     let assignee_path = format!("/v1/connections/{id}/jira/issues/{issue}/assignee");
-    let resp = send(&app, Method::PUT, &assignee_path, &key, Some(&json!({"email": noah_email}))).await;
+    let resp = send(
+        &app,
+        Method::PUT,
+        &assignee_path,
+        &key,
+        Some(&json!({"email": noah_email})),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["assignee"]["account_id"], noah_id.as_str());
     assert_eq!(body["assignee"]["display_name"], "Noah Patel");
-    assert_eq!(sim_issue(&app, &issue).assignee.as_deref(), Some(noah_id.as_str()));
+    assert_eq!(
+        sim_issue(&app, &issue).assignee.as_deref(),
+        Some(noah_id.as_str())
+    );
 
     // Comment in Markdown: atlassim stores ADF with the marks.
     let resp = send(
@@ -204,7 +244,10 @@ async fn bot_flow_create_transition_assign_comment() {
         .find(|n| n["text"] == "the log")
         .cloned()
         .unwrap();
-    assert_eq!(link["marks"][0]["attrs"]["href"], "https://ci.example.com/1");
+    assert_eq!(
+        link["marks"][0]["attrs"]["href"],
+        "https://ci.example.com/1"
+    );
 
     // The plain-text form still works beside it.
     let resp = send(
@@ -224,7 +267,10 @@ async fn bot_flow_create_transition_assign_comment() {
 
     // The read shows status, resolution, assignee and the comments as Markdown.
     let read = app
-        .get_ok(&format!("/v1/connections/{id}/jira/issues/{issue}?comments=1"), &key)
+        .get_ok(
+            &format!("/v1/connections/{id}/jira/issues/{issue}?comments=1"),
+            &key,
+        )
         .await;
     assert_eq!(read["status"], "Done");
     assert_eq!(read["resolution"], "Done");
@@ -285,16 +331,24 @@ async fn assignment_by_name_needs_one_match() {
     let mut want: Vec<String> = people
         .iter()
         .filter(|(_, name, email)| {
-            name.to_lowercase().split_whitespace().any(|w| w.starts_with('l'))
+            name.to_lowercase()
+                .split_whitespace()
+                .any(|w| w.starts_with('l'))
                 || email.starts_with('l')
         })
         .map(|(id, _, _)| id.clone())
         .collect();
     want.sort();
-    assert!(want.len() >= 2, "the seed must have two people matching 'l'");
+    assert!(
+        want.len() >= 2,
+        "the seed must have two people matching 'l'"
+    );
     let resp = send(&app, Method::PUT, &path, &key, Some(&json!({"query": "l"}))).await;
     let problem = assert_problem(resp, 409).await;
-    assert!(problem["type"].as_str().unwrap().ends_with("/ambiguous-user"));
+    assert!(problem["type"]
+        .as_str()
+        .unwrap()
+        .ends_with("/ambiguous-user"));
     let mut got: Vec<String> = problem["candidates"]
         .as_array()
         .unwrap()
@@ -311,28 +365,76 @@ async fn assignment_by_name_needs_one_match() {
         .find(|(_, n, _)| n == "Ava Lindqvist")
         .cloned()
         .unwrap();
-    let resp = send(&app, Method::PUT, &path, &key, Some(&json!({"query": ava_name}))).await;
+    let resp = send(
+        &app,
+        Method::PUT,
+        &path,
+        &key,
+        Some(&json!({"query": ava_name})),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(sim_issue(&app, &issue).assignee.as_deref(), Some(ava_id.as_str()));
+    assert_eq!(
+        sim_issue(&app, &issue).assignee.as_deref(),
+        Some(ava_id.as_str())
+    );
 
     // Nobody: a 422 on the member, nothing changed.
-    let resp = send(&app, Method::PUT, &path, &key, Some(&json!({"query": "Nobody Atall"}))).await;
+    let resp = send(
+        &app,
+        Method::PUT,
+        &path,
+        &key,
+        Some(&json!({"query": "Nobody Atall"})),
+    )
+    .await;
     let problem = assert_problem(resp, 422).await;
     assert_eq!(problem["errors"][0]["field"], "query");
-    let resp = send(&app, Method::PUT, &path, &key, Some(&json!({"email": "nobody@example.org"}))).await;
+    let resp = send(
+        &app,
+        Method::PUT,
+        &path,
+        &key,
+        Some(&json!({"email": "nobody@example.org"})),
+    )
+    .await;
     let problem = assert_problem(resp, 422).await;
     assert_eq!(problem["errors"][0]["field"], "email");
     // An account id Jira does not know.
-    let resp = send(&app, Method::PUT, &path, &key, Some(&json!({"account_id": "0123456789abcdef01234567"}))).await;
+    let resp = send(
+        &app,
+        Method::PUT,
+        &path,
+        &key,
+        Some(&json!({"account_id": "0123456789abcdef01234567"})),
+    )
+    .await;
     let problem = assert_problem(resp, 422).await;
     assert_eq!(problem["errors"][0]["field"], "account_id");
-    assert_eq!(sim_issue(&app, &issue).assignee.as_deref(), Some(ava_id.as_str()));
+    assert_eq!(
+        sim_issue(&app, &issue).assignee.as_deref(),
+        Some(ava_id.as_str())
+    );
 
     // By account id.
-    let (liam_id, _, _) = people.iter().find(|(_, n, _)| n == "Liam Okafor").cloned().unwrap();
-    let resp = send(&app, Method::PUT, &path, &key, Some(&json!({"account_id": liam_id}))).await;
+    let (liam_id, _, _) = people
+        .iter()
+        .find(|(_, n, _)| n == "Liam Okafor")
+        .cloned()
+        .unwrap();
+    let resp = send(
+        &app,
+        Method::PUT,
+        &path,
+        &key,
+        Some(&json!({"account_id": liam_id})),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(sim_issue(&app, &issue).assignee.as_deref(), Some(liam_id.as_str()));
+    assert_eq!(
+        sim_issue(&app, &issue).assignee.as_deref(),
+        Some(liam_id.as_str())
+    );
 }
 
 #[tokio::test]
@@ -343,9 +445,18 @@ async fn bad_input_is_refused_before_jira_and_changes_nothing() {
     let before = sim_issue_count(&app);
     let issues = format!("/v1/connections/{id}/jira/issues");
     for (body, field) in [
-        (json!({"project": project, "issue_type": "Task", "summary": "  "}), "summary"),
-        (json!({"project": "", "issue_type": "Task", "summary": "x"}), "project"),
-        (json!({"project": project, "issue_type": "Task", "summary": "two\nlines"}), "summary"),
+        (
+            json!({"project": project, "issue_type": "Task", "summary": "  "}),
+            "summary",
+        ),
+        (
+            json!({"project": "", "issue_type": "Task", "summary": "x"}),
+            "project",
+        ),
+        (
+            json!({"project": project, "issue_type": "Task", "summary": "two\nlines"}),
+            "summary",
+        ),
         (
             json!({"project": project, "issue_type": "Task", "summary": "x", "fields": {"summary": "y"}}),
             "fields.summary",
@@ -375,7 +486,10 @@ async fn bad_input_is_refused_before_jira_and_changes_nothing() {
     )
     .await;
     let problem = assert_problem(resp, 400).await;
-    assert!(problem["detail"].as_str().unwrap().contains("project"), "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("project"),
+        "{problem}"
+    );
     assert_eq!(sim_issue_count(&app), before);
 
     let created: Value = send(
@@ -393,18 +507,56 @@ async fn bad_input_is_refused_before_jira_and_changes_nothing() {
     let base = format!("{issues}/{issue}");
     let cases: Vec<(Method, String, Value, &str)> = vec![
         (Method::PATCH, base.clone(), json!({}), "summary"),
-        (Method::PATCH, base.clone(), json!({"summary": ""}), "summary"),
-        (Method::POST, format!("{base}/transition"), json!({"to": " "}), "to"),
-        (Method::POST, format!("{base}/comments"), json!({"text": "a", "markdown": "b"}), "text"),
-        (Method::POST, format!("{base}/comments"), json!({"markdown": "  "}), "markdown"),
-        (Method::PUT, format!("{base}/assignee"), json!({"email": "a@b.co", "query": "x"}), "body"),
-        (Method::PUT, format!("{base}/assignee"), json!({"name": "x"}), "body"),
-        (Method::PATCH, format!("{issues}/not-a-key"), json!({"summary": "x"}), "key"),
+        (
+            Method::PATCH,
+            base.clone(),
+            json!({"summary": ""}),
+            "summary",
+        ),
+        (
+            Method::POST,
+            format!("{base}/transition"),
+            json!({"to": " "}),
+            "to",
+        ),
+        (
+            Method::POST,
+            format!("{base}/comments"),
+            json!({"text": "a", "markdown": "b"}),
+            "text",
+        ),
+        (
+            Method::POST,
+            format!("{base}/comments"),
+            json!({"markdown": "  "}),
+            "markdown",
+        ),
+        (
+            Method::PUT,
+            format!("{base}/assignee"),
+            json!({"email": "a@b.co", "query": "x"}),
+            "body",
+        ),
+        (
+            Method::PUT,
+            format!("{base}/assignee"),
+            json!({"name": "x"}),
+            "body",
+        ),
+        (
+            Method::PATCH,
+            format!("{issues}/not-a-key"),
+            json!({"summary": "x"}),
+            "key",
+        ),
     ];
     for (method, path, body, field) in cases {
         let resp = send(&app, method.clone(), &path, &key, Some(&body)).await;
         let problem = assert_problem(resp, 422).await;
-        assert_eq!(problem["errors"][0]["field"], field, "{method} {path} {body}");
+        assert_eq!(
+            problem["errors"][0]["field"], field,
+            "{method} {path} {body}"
+        );
     }
     let stored = sim_issue(&app, &issue);
     assert_eq!(stored.summary, "Keep me");
@@ -412,7 +564,14 @@ async fn bad_input_is_refused_before_jira_and_changes_nothing() {
     assert!(stored.comments.is_empty());
     assert_eq!(stored.assignee, None);
     // A missing issue is a 404.
-    let resp = send(&app, Method::GET, &format!("{issues}/{project}-99999"), &key, None).await;
+    let resp = send(
+        &app,
+        Method::GET,
+        &format!("{issues}/{project}-99999"),
+        &key,
+        None,
+    )
+    .await;
     assert_problem(resp, 404).await;
 }
 
@@ -437,15 +596,51 @@ async fn another_apps_connection_is_not_found_and_untouched() {
     let before = sim_issue_count(&app);
     let base = format!("/v1/connections/{id}");
     let cases: Vec<(Method, String, Value)> = vec![
-        (Method::POST, format!("{base}/jira/issues"), json!({"project": project, "issue_type": "Task", "summary": "theirs"})),
-        (Method::GET, format!("{base}/jira/issues/{issue}"), Value::Null),
-        (Method::PATCH, format!("{base}/jira/issues/{issue}"), json!({"summary": "theirs"})),
-        (Method::POST, format!("{base}/jira/issues/{issue}/transition"), json!({"to": "In Progress"})),
-        (Method::PUT, format!("{base}/jira/issues/{issue}/assignee"), Value::Null),
-        (Method::POST, format!("{base}/jira/issues/{issue}/comments"), json!({"markdown": "hi"})),
-        (Method::GET, format!("{base}/confluence/search?cql=type%3Dpage"), Value::Null),
-        (Method::POST, format!("{base}/confluence/pages"), json!({"space": "X", "title": "t", "markdown": "m"})),
-        (Method::PUT, format!("{base}/confluence/pages/1"), json!({"markdown": "m", "version": 1})),
+        (
+            Method::POST,
+            format!("{base}/jira/issues"),
+            json!({"project": project, "issue_type": "Task", "summary": "theirs"}),
+        ),
+        (
+            Method::GET,
+            format!("{base}/jira/issues/{issue}"),
+            Value::Null,
+        ),
+        (
+            Method::PATCH,
+            format!("{base}/jira/issues/{issue}"),
+            json!({"summary": "theirs"}),
+        ),
+        (
+            Method::POST,
+            format!("{base}/jira/issues/{issue}/transition"),
+            json!({"to": "In Progress"}),
+        ),
+        (
+            Method::PUT,
+            format!("{base}/jira/issues/{issue}/assignee"),
+            Value::Null,
+        ),
+        (
+            Method::POST,
+            format!("{base}/jira/issues/{issue}/comments"),
+            json!({"markdown": "hi"}),
+        ),
+        (
+            Method::GET,
+            format!("{base}/confluence/search?cql=type%3Dpage"),
+            Value::Null,
+        ),
+        (
+            Method::POST,
+            format!("{base}/confluence/pages"),
+            json!({"space": "X", "title": "t", "markdown": "m"}),
+        ),
+        (
+            Method::PUT,
+            format!("{base}/confluence/pages/1"),
+            json!({"markdown": "m", "version": 1}),
+        ),
     ];
     for (method, path, body) in cases {
         let resp = send(&app, method.clone(), &path, &other_key, Some(&body)).await;
@@ -533,7 +728,10 @@ async fn confluence_pages_in_markdown_with_the_version_check_and_cql() {
     )
     .await;
     let problem = assert_problem(resp, 409).await;
-    assert!(problem["type"].as_str().unwrap().ends_with("/version-conflict"));
+    assert!(problem["type"]
+        .as_str()
+        .unwrap()
+        .ends_with("/version-conflict"));
     assert_eq!(problem["current_version"], 2);
     let (version, title, body) = sim_page(&app, &page_id);
     assert_eq!((version, title.as_str()), (2, "Quokka runbook"));
@@ -560,9 +758,18 @@ async fn confluence_pages_in_markdown_with_the_version_check_and_cql() {
     // Bad input: refused, nothing stored.
     let count = sim_page_count(&app);
     for (body, field) in [
-        (json!({"space": space, "title": " ", "markdown": "x"}), "title"),
-        (json!({"space": "NOSUCHSPACE", "title": "t", "markdown": "x"}), "space"),
-        (json!({"space": space, "title": "t", "markdown": "x", "parent_id": "../1"}), "parent_id"),
+        (
+            json!({"space": space, "title": " ", "markdown": "x"}),
+            "title",
+        ),
+        (
+            json!({"space": "NOSUCHSPACE", "title": "t", "markdown": "x"}),
+            "space",
+        ),
+        (
+            json!({"space": space, "title": "t", "markdown": "x", "parent_id": "../1"}),
+            "parent_id",
+        ),
     ] {
         let resp = send(&app, Method::POST, &pages, &key, Some(&body)).await;
         let problem = assert_problem(resp, 422).await;
@@ -577,8 +784,18 @@ async fn confluence_pages_in_markdown_with_the_version_check_and_cql() {
         Some(&json!({"markdown": "x", "version": 0})),
     )
     .await;
-    assert_eq!(assert_problem(resp, 422).await["errors"][0]["field"], "version");
-    let resp = send(&app, Method::GET, &format!("/v1/connections/{id}/confluence/search?cql="), &key, None).await;
+    assert_eq!(
+        assert_problem(resp, 422).await["errors"][0]["field"],
+        "version"
+    );
+    let resp = send(
+        &app,
+        Method::GET,
+        &format!("/v1/connections/{id}/confluence/search?cql="),
+        &key,
+        None,
+    )
+    .await;
     assert_eq!(assert_problem(resp, 422).await["errors"][0]["field"], "cql");
     assert_eq!(sim_page(&app, &page_id).0, 2);
 }

@@ -71,7 +71,9 @@ impl Sim {
                         p["title"].as_str().unwrap().to_string(),
                         p["version"]["number"].as_i64().unwrap(),
                         space_key.to_string(),
-                        atlasgate_core::adf::adf_to_markdown(&doc).trim_end_matches('\n').to_string(),
+                        atlasgate_core::adf::adf_to_markdown(&doc)
+                            .trim_end_matches('\n')
+                            .to_string(),
                         chrono::DateTime::parse_from_rfc3339(
                             p["version"]["createdAt"].as_str().unwrap(),
                         )
@@ -163,7 +165,10 @@ async fn mirrors_a_space_then_an_edit_then_a_deletion(backend: Backend) {
         space["id"].as_str().unwrap().to_string(),
         space["key"].as_str().unwrap().to_string(),
     );
-    assert!(spaces["items"].as_array().unwrap().len() > 1, "other spaces stay out");
+    assert!(
+        spaces["items"].as_array().unwrap().len() > 1,
+        "other spaces stay out"
+    );
 
     // Bad CQL: Confluence's word for it, and no sync.
     let resp = app
@@ -210,13 +215,20 @@ async fn mirrors_a_space_then_an_edit_then_a_deletion(backend: Backend) {
     assert_eq!(mirrored, truth);
     assert_eq!(done["pages_synced"], truth.len() as i64, "{done}");
     assert!(done["last_error"].is_null(), "{done}");
-    assert!(raw[0]["url"].as_str().unwrap().contains(&format!("/wiki/spaces/{space_key}/pages/")));
+    assert!(raw[0]["url"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("/wiki/spaces/{space_key}/pages/")));
     assert!(raw.iter().all(|p| p["deleted"] == false));
 
     // An edit in Confluence arrives with the next (incremental) pass, and
     // only that page's body is read again.
     Tuning::set(&t.sync_reconcile_s, 3600);
-    let (edited, (title, version, ..)) = truth.iter().next().map(|(k, v)| (k.clone(), v.clone())).unwrap();
+    let (edited, (title, version, ..)) = truth
+        .iter()
+        .next()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .unwrap();
     let doc = json!({"type": "doc", "version": 1, "content": [
         {"type": "paragraph", "content": [
             {"type": "text", "text": "Edited "},
@@ -233,7 +245,11 @@ async fn mirrors_a_space_then_an_edit_then_a_deletion(backend: Backend) {
     let bodies_before = sim_count(&app, "GET", "/wiki/api/v2/pages");
     let passes = done["passes"].as_i64().unwrap();
     let resp = app
-        .post_json(&format!("/v1/connections/{id}/syncs/{sync}/run"), Some(&key), &json!({}))
+        .post_json(
+            &format!("/v1/connections/{id}/syncs/{sync}/run"),
+            Some(&key),
+            &json!({}),
+        )
         .await;
     assert_eq!(resp.status(), 202);
     let done = wait_passes(&app, &key, &id, &sync, passes).await;
@@ -251,7 +267,13 @@ async fn mirrors_a_space_then_an_edit_then_a_deletion(backend: Backend) {
     let since = chrono::DateTime::from_timestamp_millis(mirrored[&edited].4)
         .unwrap()
         .to_rfc3339();
-    let (recent, _) = local(&app, &key, &id, &format!("&updated_since={}", urlencode(&since))).await;
+    let (recent, _) = local(
+        &app,
+        &key,
+        &id,
+        &format!("&updated_since={}", urlencode(&since)),
+    )
+    .await;
     assert_eq!(recent.keys().collect::<Vec<_>>(), vec![&edited]);
 
     // A page deleted in Confluence disappears at the next reconciling pass.
@@ -266,8 +288,12 @@ async fn mirrors_a_space_then_an_edit_then_a_deletion(backend: Backend) {
         .unwrap();
     assert_eq!(resp.status(), 204);
     let passes = done["passes"].as_i64().unwrap();
-    app.post_json(&format!("/v1/connections/{id}/syncs/{sync}/run"), Some(&key), &json!({}))
-        .await;
+    app.post_json(
+        &format!("/v1/connections/{id}/syncs/{sync}/run"),
+        Some(&key),
+        &json!({}),
+    )
+    .await;
     let done = wait_passes(&app, &key, &id, &sync, passes).await;
     let truth = sim.pages(&space_id, &space_key).await;
     assert!(!truth.contains_key(&gone));
@@ -275,7 +301,10 @@ async fn mirrors_a_space_then_an_edit_then_a_deletion(backend: Backend) {
     assert_eq!(mirrored, truth);
     assert_eq!(done["pages_synced"], truth.len() as i64);
     let (_, with_deleted) = local(&app, &key, &id, "&include_deleted=true").await;
-    let tomb = with_deleted.iter().find(|p| p["id"] == gone.as_str()).unwrap();
+    let tomb = with_deleted
+        .iter()
+        .find(|p| p["id"] == gone.as_str())
+        .unwrap();
     assert_eq!(tomb["deleted"], true);
     assert_eq!(sim.cloud, sim_site(&app, 0)["cloud_id"].as_str().unwrap());
 

@@ -28,7 +28,10 @@ fn read_adf(v: &Value) -> Value {
 async fn a_page_written_in_adf_reads_back_as_written() {
     let g = gw().await;
     let spaces = g.get(&g.confluence(0, "/wiki/api/v2/spaces")).await;
-    let space = spaces.body["results"][0]["id"].as_str().unwrap().to_string();
+    let space = spaces.body["results"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let created = g
         .post(
             &g.confluence(0, "/wiki/api/v2/pages"),
