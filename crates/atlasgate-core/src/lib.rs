@@ -20,6 +20,7 @@ pub mod error;
 pub mod events;
 pub mod jira;
 pub mod jobs;
+pub mod mcp;
 pub mod metrics;
 pub mod state;
 pub mod store;

@@ -18,6 +18,7 @@ pub mod events;
 pub mod health;
 pub mod jira;
 pub mod logging;
+pub mod mcp;
 pub mod openapi;
 pub mod pages;
 pub mod proxy;

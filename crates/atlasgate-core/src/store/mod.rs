@@ -18,6 +18,7 @@ pub mod ciphertexts;
 pub mod connections;
 pub mod deliveries;
 pub mod events;
+pub mod mcp;
 pub mod sessions;
 pub mod syncs;
 

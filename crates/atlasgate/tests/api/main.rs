@@ -22,6 +22,7 @@ mod isolation;
 mod issue_keys;
 mod jira;
 mod jsjira;
+mod mcp_sdk;
 mod openapi;
 mod outside;
 mod proxy;
