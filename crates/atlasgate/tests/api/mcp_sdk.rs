@@ -10,9 +10,9 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, backends, TestApp};
+use crate::helpers::{assert_problem, backends, wait_for, TestApp};
 use crate::outside::{python_script, python_with};
-use crate::proxy::{connect_with, proxy_get, sim_site};
+use crate::proxy::{connect_with, gateway_requests, proxy_get, sim_site};
 
 /// One JSON-RPC message POSTed to an MCP endpoint the way any Streamable
 /// HTTP client sends it (no session: atlasgate's server is stateless).
@@ -155,6 +155,62 @@ async fn mcp_flow(backend: atlasgate::store::Backend, python: &str) {
         json!(13.0)
     );
 
+    // A sync with the same JQL: jira_search answers from the store, without
+    // calling Atlassian, and says so; another JQL still goes to Jira.
+    let sync = app
+        .post_json(
+            &format!("/v1/connections/{id}/syncs"),
+            Some(&key),
+            &json!({ "jql": format!("project = {project}") }),
+        )
+        .await;
+    assert_eq!(sync.status(), 201);
+    let sync_id = sync.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for(60, "the sync's first pass", || async {
+        let v = app
+            .get_ok(&format!("/v1/connections/{id}/syncs/{sync_id}"), &key)
+            .await;
+        (v["passes"].as_i64().unwrap_or(0) >= 1).then_some(())
+    })
+    .await;
+    let calls = gateway_requests(&app);
+    let stored = call_tool(
+        &app.client,
+        &url,
+        &key,
+        "jira_search",
+        json!({ "jql": format!("project  =  {project}"), "limit": 5 }),
+    )
+    .await;
+    assert_eq!(
+        gateway_requests(&app),
+        calls,
+        "served without an Atlassian call"
+    );
+    assert_eq!(stored["isError"], false, "{stored}");
+    assert_eq!(stored["structuredContent"]["source"], "store", "{stored}");
+    assert_eq!(
+        stored["structuredContent"]["issues"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+    let live = call_tool(
+        &app.client,
+        &url,
+        &key,
+        "jira_search",
+        json!({ "jql": format!("project = {project} AND status = \"To Do\""), "limit": 5 }),
+    )
+    .await;
+    assert_eq!(live["structuredContent"]["source"], "jira", "{live}");
+    assert!(gateway_requests(&app) > calls);
+    let direct = format!("{stored}{live}");
+
     // Read-only policy: stored, write tools hidden and refused, nothing changes.
     let before = app.sim.snapshot()["sites"][0].clone();
     let policy = app
@@ -245,6 +301,7 @@ async fn mcp_flow(backend: atlasgate::store::Backend, python: &str) {
     assert!(tokens.len() >= 2, "access and refresh token");
     for t in tokens {
         assert!(!results.contains(&t), "a tool result contains a token");
+        assert!(!direct.contains(&t), "a tool result contains a token");
     }
 }
 
