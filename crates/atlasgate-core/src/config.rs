@@ -55,7 +55,9 @@ pub const JIRA_SCOPES: &[&str] = &[
     "write:issue:jira-software",
 ];
 
-/// Scopes of the built-in `confluence` profile: spaces and pages (v2 API).
+/// Scopes of the built-in `confluence` profile: spaces and pages (v2 API),
+/// page writes (`POST`/`PUT /pages` need `write:page:confluence`), and CQL
+/// search (v1 `/search` needs `search:confluence`; Atlassian's v1 reference).
 pub const CONFLUENCE_SCOPES: &[&str] = &[
     "offline_access",
     "read:me",
@@ -63,6 +65,8 @@ pub const CONFLUENCE_SCOPES: &[&str] = &[
     "read:confluence-content.all",
     "read:page:confluence",
     "read:space:confluence",
+    "write:page:confluence",
+    "search:confluence",
 ];
 
 /// A named scope set; one consent (one token family) per connection.

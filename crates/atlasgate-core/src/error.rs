@@ -5,6 +5,7 @@
 use http::StatusCode;
 
 use crate::atlassian::AtlassianError;
+use crate::jira::writes::{TransitionOption, UserRef};
 use crate::store::StoreError;
 use crate::vault::refresh::RefreshError;
 use crate::vault::VaultError;
@@ -50,6 +51,25 @@ pub enum Error {
         status: StatusCode,
         messages: Option<String>,
     },
+    /// No transition of the issue leads to `to` (a status name, transition
+    /// name or transition id). `reachable`: the status names its
+    /// transitions lead to now; `transitions`: the transitions themselves.
+    #[error("no transition of {key} leads to {to:?}; reachable now: {}", reachable.join(", "))]
+    NoTransition {
+        key: String,
+        to: String,
+        reachable: Vec<String>,
+        transitions: Vec<TransitionOption>,
+    },
+    /// A user search (`{query}` or `{email}`) matched more than one person.
+    #[error("{query:?} matches {} users; name one by account id or e-mail", candidates.len())]
+    AmbiguousUser {
+        query: String,
+        candidates: Vec<UserRef>,
+    },
+    /// A page update named a version that is no longer the current one.
+    #[error("page {page_id} is at version {current}; read it again and update from that version")]
+    VersionConflict { page_id: String, current: i64 },
     /// A success answer that did not have the expected shape.
     #[error("unexpected answer from Atlassian: {0}")]
     Decode(String),

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use atlasgate_core::jira::writes::{TransitionOption, UserRef};
 use atlasgate_core::store::StoreError;
 use atlasgate_core::Error as CoreError;
 
@@ -59,6 +60,20 @@ pub struct Problem {
     /// For `reauth-required`: where to send the person to connect again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connect_url: Option<String>,
+    /// For `no-transition`: the status names the issue can move to now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reachable: Option<Vec<String>>,
+    /// For `no-transition`: the issue's transitions now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<crate::schema::TransitionOption>>)]
+    pub transitions: Option<Vec<TransitionOption>>,
+    /// For `ambiguous-user`: the people the search matched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<crate::schema::UserRef>>)]
+    pub candidates: Option<Vec<UserRef>>,
+    /// For `version-conflict`: the page's current version (read it, then update from it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +108,22 @@ pub enum ApiError {
     /// The connection's grant is dead; send the person to `connect_url`.
     #[error("the connection needs a new consent: send the person to connect_url")]
     ReauthRequired { connect_url: String },
+    /// 409: no transition of the issue leads to the status asked for.
+    #[error("{detail}")]
+    NoTransition {
+        detail: String,
+        reachable: Vec<String>,
+        transitions: Vec<TransitionOption>,
+    },
+    /// 409: a user search matched several people.
+    #[error("{detail}")]
+    AmbiguousUser {
+        detail: String,
+        candidates: Vec<UserRef>,
+    },
+    /// 409: the page has moved on from the version the caller read.
+    #[error("{detail}")]
+    VersionConflict { detail: String, current: i64 },
     /// Temporarily unable (e.g. Atlassian down); answered 503 with `Retry-After`.
     #[error("{detail}")]
     RetryLater {
@@ -148,6 +179,23 @@ impl From<CoreError> for ApiError {
                     _ => ApiError::BadGateway(format!("Atlassian answered {status}: {msg}")),
                 }
             }
+            CoreError::NoTransition {
+                ref reachable,
+                ref transitions,
+                ..
+            } => ApiError::NoTransition {
+                detail: e.to_string(),
+                reachable: reachable.clone(),
+                transitions: transitions.clone(),
+            },
+            CoreError::AmbiguousUser { ref candidates, .. } => ApiError::AmbiguousUser {
+                detail: e.to_string(),
+                candidates: candidates.clone(),
+            },
+            CoreError::VersionConflict { current, .. } => ApiError::VersionConflict {
+                detail: e.to_string(),
+                current,
+            },
             CoreError::Internal(e) => ApiError::Internal(e),
         }
     }
@@ -197,6 +245,9 @@ impl ApiError {
             ApiError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ApiError::ReauthRequired { .. } => StatusCode::CONFLICT,
+            ApiError::NoTransition { .. }
+            | ApiError::AmbiguousUser { .. }
+            | ApiError::VersionConflict { .. } => StatusCode::CONFLICT,
             ApiError::RetryLater { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -219,6 +270,9 @@ impl ApiError {
             ApiError::GatewayTimeout(_) => "gateway-timeout",
             ApiError::Timeout => "timeout",
             ApiError::ReauthRequired { .. } => "reauth-required",
+            ApiError::NoTransition { .. } => "no-transition",
+            ApiError::AmbiguousUser { .. } => "ambiguous-user",
+            ApiError::VersionConflict { .. } => "version-conflict",
             ApiError::RetryLater { .. } => "service-unavailable",
             ApiError::RateLimited { .. } => "rate-limited",
             ApiError::Internal(_) => "internal",
@@ -245,6 +299,22 @@ impl ApiError {
             },
             connect_url: match self {
                 ApiError::ReauthRequired { connect_url } => Some(connect_url.clone()),
+                _ => None,
+            },
+            reachable: match self {
+                ApiError::NoTransition { reachable, .. } => Some(reachable.clone()),
+                _ => None,
+            },
+            transitions: match self {
+                ApiError::NoTransition { transitions, .. } => Some(transitions.clone()),
+                _ => None,
+            },
+            candidates: match self {
+                ApiError::AmbiguousUser { candidates, .. } => Some(candidates.clone()),
+                _ => None,
+            },
+            current_version: match self {
+                ApiError::VersionConflict { current, .. } => Some(*current),
                 _ => None,
             },
         }

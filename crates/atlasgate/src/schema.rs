@@ -206,3 +206,131 @@ pub struct IssueView {
     /// Deleted in Jira (kept so apps see the deletion).
     pub deleted: bool,
 }
+
+// ---- typed writes (docs/design.md §16) ----------------------------------------------------
+
+/// One transition an issue can take now.
+#[derive(ToSchema)]
+pub struct TransitionOption {
+    /// Jira's transition id.
+    pub id: String,
+    pub name: String,
+    /// The name of the status it leads to.
+    pub to: String,
+}
+
+/// A Jira user.
+#[derive(ToSchema)]
+pub struct UserRef {
+    pub account_id: String,
+    pub display_name: String,
+    /// Absent when the person keeps it private.
+    pub email: Option<String>,
+}
+
+/// A created issue.
+#[derive(ToSchema)]
+pub struct CreatedIssue {
+    pub key: String,
+    pub id: String,
+    /// `{site}/browse/{key}`.
+    pub url: String,
+}
+
+/// A comment rendered as Markdown.
+#[derive(ToSchema)]
+pub struct CommentView {
+    pub id: String,
+    /// The author's display name.
+    pub author: Option<String>,
+    /// RFC 3339.
+    pub created: Option<String>,
+    pub markdown: String,
+}
+
+/// An issue with its description and recent comments as Markdown.
+#[derive(ToSchema)]
+pub struct IssueDetail {
+    pub key: String,
+    pub id: String,
+    pub summary: Option<String>,
+    pub status: Option<String>,
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
+    pub story_points: Option<f64>,
+    pub sprint: Option<SprintRef>,
+    /// RFC 3339.
+    pub updated: Option<String>,
+    /// `{site}/browse/{key}`.
+    pub url: String,
+    /// The description (ADF) rendered as Markdown; absent when empty.
+    pub description_markdown: Option<String>,
+    pub assignee: Option<UserRef>,
+    pub reporter: Option<UserRef>,
+    /// Resolution name, absent while unresolved.
+    pub resolution: Option<String>,
+    /// RFC 3339.
+    pub created: Option<String>,
+    /// The most recent comments, oldest first.
+    pub comments: Vec<CommentView>,
+}
+
+/// What a transition did.
+#[derive(ToSchema)]
+pub struct TransitionDone {
+    pub transition_id: String,
+    pub transition_name: String,
+    /// The status the issue is in now.
+    pub status: String,
+}
+
+/// One CQL search result.
+#[derive(ToSchema)]
+pub struct SearchHit {
+    pub id: String,
+    /// `page`, `blogpost`, …
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub space_key: Option<String>,
+    pub excerpt: Option<String>,
+    pub url: Option<String>,
+    /// RFC 3339.
+    pub last_modified: Option<String>,
+}
+
+/// A Confluence page with its body as Markdown.
+#[derive(ToSchema)]
+pub struct PageDetail {
+    pub id: String,
+    pub space_id: String,
+    pub space_key: Option<String>,
+    pub title: String,
+    pub status: Option<String>,
+    /// The version number; an update names this one.
+    pub version: i64,
+    /// When the current version was made (RFC 3339).
+    pub updated: Option<String>,
+    pub url: Option<String>,
+    pub parent_id: Option<String>,
+    /// The body (ADF) rendered as Markdown.
+    pub markdown: String,
+}
+
+/// A synced Confluence page, from the local store.
+#[derive(ToSchema)]
+pub struct PageView {
+    pub id: String,
+    pub space_id: String,
+    pub space_key: Option<String>,
+    pub title: String,
+    pub version: i64,
+    /// When the current version was made (RFC 3339, milliseconds); for a
+    /// deleted page, when atlasgate noticed.
+    pub updated: String,
+    pub url: Option<String>,
+    /// The body (ADF) rendered as Markdown.
+    pub body_markdown: String,
+    /// Gone from Confluence (or no longer matched by the CQL).
+    pub deleted: bool,
+}

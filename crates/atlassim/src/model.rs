@@ -504,6 +504,9 @@ pub struct Page {
     pub version_created_at: Timestamp,
     /// Storage-format body.
     pub body: String,
+    /// The ADF document (JSON text) when the body was last written in
+    /// `atlas_doc_format`: reads in that format answer it as written.
+    pub adf: Option<String>,
     // simconf
     pub labels: Vec<PageLabel>,
     /// Who made the current version, and its message / minor flag.

@@ -33,6 +33,8 @@ pub const ALL_SCOPES: &[&str] = &[
     "write:confluence-content",
     "read:page:confluence",
     "read:space:confluence",
+    "write:page:confluence",
+    "search:confluence",
 ];
 
 /// Every scope named anywhere in the shared specs (classic and granular),

@@ -616,6 +616,7 @@ fn seed_confluence(rng: &mut ChaCha8Rng, epoch: Timestamp, site: &mut Site, user
                 id,
                 space_id,
                 body: format!("<p>{} — written for the {} space.</p>", title, name),
+                adf: None,
                 title,
                 status: "current".into(),
                 parent_id,

@@ -19,6 +19,7 @@ pub mod connections;
 pub mod deliveries;
 pub mod events;
 pub mod mcp;
+pub mod pages;
 pub mod sessions;
 pub mod syncs;
 

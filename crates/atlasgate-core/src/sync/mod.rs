@@ -2,6 +2,7 @@
 //! JQL filter (and their projects) into the local store, kept fresh by
 //! incremental passes and Jira webhooks.
 
+pub mod confluence;
 pub mod engine;
 pub mod jql;
 pub mod registration;

@@ -50,7 +50,8 @@ pub async fn run(state: Core) {
 
 async fn run_claimed(state: &Core, id: &str) {
     let beat = engine::heartbeat(state.clone(), id.to_string());
-    let outcome = engine::run_pass(state, id).await;
+    // A Confluence sync (`confluence_cql`) runs its own pass; a Jira sync the engine's.
+    let outcome = super::confluence::run_pass_any(state, id).await;
     drop(beat);
     if let Err(e) = outcome {
         if let Err(e2) = engine::fail_pass(state, id, &e).await {

@@ -2,7 +2,8 @@
 //! `/v1/connections/{id}/confluence/…`); the logic is
 //! [`atlasgate_core::confluence`].
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -14,10 +15,17 @@ use crate::error::ApiError;
 use crate::state::AppState;
 pub use atlasgate_core::confluence::*;
 
+fn ctx<'a>(state: &'a AppState, conn: &'a AppConnection) -> Result<Ctx<'a>, ApiError> {
+    let row = conn.with_site()?;
+    Ok(crate::jira::ctx(state, &conn.app, row))
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_spaces))
-        .routes(routes!(list_pages))
+        .routes(routes!(list_pages, create_page))
+        .routes(routes!(read_page, update_page))
+        .routes(routes!(search_content))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -112,4 +120,160 @@ pub async fn list_pages(
         Ok(None) => Err(ApiError::NotFound),
         Err(e) => Err(e.into()),
     }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchContentQueryParams {
+    /// A CQL query, e.g. `space = ENG AND type = page AND text ~ "release"`.
+    pub cql: String,
+    /// Most results, 1–1000 (default 25).
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SearchHitList {
+    #[schema(value_type = Vec<crate::schema::SearchHit>)]
+    pub items: Vec<SearchHit>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePageRequest {
+    /// Space key (`ENG`) or id.
+    pub space: String,
+    pub title: String,
+    /// The body in Markdown (stored as ADF).
+    pub markdown: String,
+    /// Create it under this page (same space); else under the space's homepage.
+    pub parent_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePageRequest {
+    /// A new title; the current one is kept when absent.
+    pub title: Option<String>,
+    /// The new body in Markdown (stored as ADF).
+    pub markdown: String,
+    /// The version you read. atlasgate writes `version + 1`; a page that
+    /// has moved on answers 409 `version-conflict` with `current_version`.
+    pub version: i64,
+}
+
+/// Search Confluence with CQL
+///
+/// `GET /wiki/rest/api/search`, following `_links.next` up to `limit`.
+#[utoipa::path(
+    get,
+    path = "/v1/connections/{id}/confluence/search",
+    tag = "confluence",
+    params(("id" = String, Path, description = "Connection id"), SearchContentQueryParams),
+    responses(
+        (status = 200, description = "Matching content", body = SearchHitList),
+        (status = 400, description = "Confluence refused the CQL (its message in `detail`)", body = crate::error::Problem),
+        (status = 404, description = "No such connection (for this app)", body = crate::error::Problem),
+        (status = 422, description = "Empty CQL or bad limit", body = crate::error::Problem),
+    ),
+    security(("app_key" = []))
+)]
+pub async fn search_content(
+    State(state): State<AppState>,
+    conn: AppConnection,
+    Query(q): Query<SearchContentQueryParams>,
+) -> Result<Json<SearchHitList>, ApiError> {
+    let c = ctx(&state, &conn)?;
+    let items = search(&c, &q.cql, q.limit.unwrap_or(25)).await?;
+    Ok(Json(SearchHitList { items }))
+}
+
+/// Create a page
+///
+/// The body is written in Markdown and stored as ADF.
+#[utoipa::path(
+    post,
+    path = "/v1/connections/{id}/confluence/pages",
+    tag = "confluence",
+    params(("id" = String, Path, description = "Connection id")),
+    request_body = CreatePageRequest,
+    responses(
+        (status = 201, description = "Created", body = crate::schema::PageDetail),
+        (status = 400, description = "Confluence refused it (e.g. the title is taken in the space)", body = crate::error::Problem),
+        (status = 404, description = "No such connection (for this app)", body = crate::error::Problem),
+        (status = 422, description = "Empty title, unknown space or bad parent id", body = crate::error::Problem),
+    ),
+    security(("app_key" = []))
+)]
+pub async fn create_page(
+    State(state): State<AppState>,
+    conn: AppConnection,
+    Json(req): Json<CreatePageRequest>,
+) -> Result<(StatusCode, Json<PageDetail>), ApiError> {
+    let c = ctx(&state, &conn)?;
+    let new = NewPage {
+        space: req.space,
+        title: req.title,
+        markdown: req.markdown,
+        parent_id: req.parent_id,
+    };
+    let page = atlasgate_core::confluence::create_page(&c, &new).await?;
+    Ok((StatusCode::CREATED, Json(page)))
+}
+
+/// Read a page as Markdown
+#[utoipa::path(
+    get,
+    path = "/v1/connections/{id}/confluence/pages/{page}",
+    tag = "confluence",
+    params(("id" = String, Path, description = "Connection id"), ("page" = String, Path, description = "Page id")),
+    responses(
+        (status = 200, description = "The page, its body as Markdown", body = crate::schema::PageDetail),
+        (status = 404, description = "No such connection or page", body = crate::error::Problem),
+        (status = 422, description = "Not a page id", body = crate::error::Problem),
+    ),
+    security(("app_key" = []))
+)]
+pub async fn read_page(
+    State(state): State<AppState>,
+    conn: AppConnection,
+    Path((_id, page)): Path<(String, String)>,
+) -> Result<Json<PageDetail>, ApiError> {
+    let c = ctx(&state, &conn)?;
+    Ok(Json(get_page(&c, &page).await?))
+}
+
+/// Update a page
+///
+/// `version` is the version the caller read; atlasgate writes the next one.
+/// A page that has moved on answers 409 `version-conflict` with
+/// `current_version`, and nothing is written.
+#[utoipa::path(
+    put,
+    path = "/v1/connections/{id}/confluence/pages/{page}",
+    tag = "confluence",
+    params(("id" = String, Path, description = "Connection id"), ("page" = String, Path, description = "Page id")),
+    request_body = UpdatePageRequest,
+    responses(
+        (status = 200, description = "The new version", body = crate::schema::PageDetail),
+        (status = 404, description = "No such connection or page", body = crate::error::Problem),
+        (status = 409, description = "`version-conflict`: the page is no longer at `version` (`current_version`)", body = crate::error::Problem),
+        (status = 422, description = "Bad page id, version or title", body = crate::error::Problem),
+    ),
+    security(("app_key" = []))
+)]
+pub async fn update_page(
+    State(state): State<AppState>,
+    conn: AppConnection,
+    Path((_id, page)): Path<(String, String)>,
+    Json(req): Json<UpdatePageRequest>,
+) -> Result<Json<PageDetail>, ApiError> {
+    let c = ctx(&state, &conn)?;
+    let upd = PageUpdate {
+        title: req.title,
+        markdown: req.markdown,
+        version: req.version,
+    };
+    Ok(Json(
+        atlasgate_core::confluence::update_page(&c, &page, &upd).await?,
+    ))
 }

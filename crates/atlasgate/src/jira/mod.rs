@@ -5,6 +5,7 @@
 //! see it.
 
 pub mod issue_keys;
+pub mod writes;
 
 pub use atlasgate_core::jira::ops;
 
@@ -34,6 +35,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(search_issues))
         .routes(routes!(update_estimate))
         .routes(routes!(create_comment))
+        .routes(routes!(writes::create_issue))
+        .routes(routes!(writes::get_issue, writes::update_issue))
+        .routes(routes!(writes::transition_issue))
+        .routes(routes!(writes::update_assignee))
         .routes(routes!(issue_keys::find_issue_keys))
 }
 
@@ -120,7 +125,9 @@ pub struct EstimateResponse {
 #[serde(deny_unknown_fields)]
 pub struct CommentRequest {
     /// Plain text; each non-empty line becomes an ADF paragraph.
-    pub text: String,
+    pub text: Option<String>,
+    /// Markdown, converted to ADF (give `text` or `markdown`, not both).
+    pub markdown: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -392,7 +399,9 @@ pub async fn update_estimate(
 
 /// Comment on an issue
 ///
-/// The text becomes an ADF document, one paragraph per non-empty line.
+/// `text` becomes an ADF document, one paragraph per non-empty line;
+/// `markdown` is converted to ADF (headings, lists, code blocks, tables,
+/// mentions as `@[Name](accountId)`…). Exactly one of the two.
 #[utoipa::path(
     post,
     path = "/v1/connections/{id}/jira/issues/{key}/comments",
@@ -402,7 +411,7 @@ pub async fn update_estimate(
     responses(
         (status = 201, description = "Posted", body = CommentResponse),
         (status = 404, description = "No such connection or issue", body = crate::error::Problem),
-        (status = 422, description = "Empty text or bad key", body = crate::error::Problem),
+        (status = 422, description = "Empty text, both or neither of text and markdown, or bad key", body = crate::error::Problem),
     ),
     security(("app_key" = []))
 )]
@@ -420,24 +429,44 @@ pub async fn create_comment(
             "is not a Jira issue key (PROJECT-123)",
         ));
     }
-    if req.text.trim().is_empty() {
-        errors.push(crate::error::FieldError::new("text", "must not be empty"));
+    match (&req.text, &req.markdown) {
+        (Some(t), None) if t.trim().is_empty() => {
+            errors.push(crate::error::FieldError::new("text", "must not be empty"))
+        }
+        (None, Some(m)) if m.trim().is_empty() => errors.push(crate::error::FieldError::new(
+            "markdown",
+            "must not be empty",
+        )),
+        (Some(_), None) | (None, Some(_)) => {}
+        _ => errors.push(crate::error::FieldError::new(
+            "text",
+            "give exactly one of text and markdown",
+        )),
     }
     let Some(key) = key.filter(|_| errors.is_empty()) else {
         return Err(ApiError::Validation(errors));
     };
     let row = conn.with_site()?;
-    match ops::add_comment(&ctx(&state, &conn.app, row), key.as_str(), &req.text).await {
-        Ok(v) => Ok((
-            StatusCode::CREATED,
-            Json(CommentResponse {
+    let c = ctx(&state, &conn.app, row);
+    let created = match (&req.text, &req.markdown) {
+        (Some(text), _) => {
+            let v = ops::add_comment(&c, key.as_str(), text).await?;
+            writes::CommentCreated {
                 id: v["id"]
                     .as_str()
                     .map(String::from)
                     .unwrap_or_else(|| v["id"].to_string()),
                 created: v["created"].as_str().map(ops::jira_time),
-            }),
-        )),
-        Err(e) => Err(e.into()),
-    }
+            }
+        }
+        (None, Some(md)) => writes::add_comment_markdown(&c, key.as_str(), md).await?,
+        (None, None) => return Err(ApiError::validation("text", "give text or markdown")),
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(CommentResponse {
+            id: created.id,
+            created: created.created,
+        }),
+    ))
 }

@@ -12,17 +12,6 @@ use atlasgate_core::mcp::reads;
 
 use super::ToolCtx;
 
-/// The tools this build dispatches (the others of the catalogue need the
-/// core's typed writes, `typed.rs`).
-pub const AVAILABLE: &[&str] = &[
-    "jira_search",
-    "jira_list_projects",
-    "jira_list_boards",
-    "jira_list_sprints",
-    "jira_sprint_issues",
-    "jira_set_estimate",
-];
-
 /// A tool's successful answer.
 #[derive(Debug)]
 pub struct Output {

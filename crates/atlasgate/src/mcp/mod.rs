@@ -10,15 +10,14 @@
 //! balancer answers any request (the invariant "no state only in a
 //! process"), and a tool call reads the connection's current policy.
 //!
-//! The tools ([`tools`] their schemas, [`calls`] and `typed.rs` what they
+//! The tools ([`tools`] their schemas, [`calls`] and [`typed`] what they
 //! do) call the same core operations as the REST routes. A failure is an
 //! `isError` result with what a model needs ([`calls::ToolError`]); no
 //! result carries a token.
 
 pub mod calls;
 pub mod tools;
-// `typed.rs` (the tools over the typed writes and Markdown reads) is wired
-// in once `atlasgate_core::jira::writes` and the Confluence writes exist.
+pub mod typed;
 
 use std::sync::Arc;
 
@@ -139,12 +138,6 @@ impl ConnectionServer {
                 ))
             }
         }
-        if !calls::AVAILABLE.contains(&name) {
-            return Err(ToolError::new(
-                "unavailable",
-                format!("`{name}` is not available in this build; nothing was changed"),
-            ));
-        }
         if self.row.site_cloud_id.is_none() || self.row.site_url.is_none() {
             return Err(atlasgate_core::Error::NoSite.into());
         }
@@ -155,11 +148,21 @@ impl ConnectionServer {
         };
         match name {
             "jira_search" => calls::jira_search(&t, args(a)?).await,
+            "jira_get_issue" => typed::jira_get_issue(&t, args(a)?).await,
+            "jira_create_issue" => typed::jira_create_issue(&t, args(a)?).await,
+            "jira_update_issue" => typed::jira_update_issue(&t, args(a)?).await,
+            "jira_transition_issue" => typed::jira_transition_issue(&t, args(a)?).await,
+            "jira_assign_issue" => typed::jira_assign_issue(&t, args(a)?).await,
+            "jira_add_comment" => typed::jira_add_comment(&t, args(a)?).await,
             "jira_list_projects" => calls::jira_list_projects(&t, args(a)?).await,
             "jira_list_boards" => calls::jira_list_boards(&t, args(a)?).await,
             "jira_list_sprints" => calls::jira_list_sprints(&t, args(a)?).await,
             "jira_sprint_issues" => calls::jira_sprint_issues(&t, args(a)?).await,
             "jira_set_estimate" => calls::jira_set_estimate(&t, args(a)?).await,
+            "confluence_search" => typed::confluence_search(&t, args(a)?).await,
+            "confluence_get_page" => typed::confluence_get_page(&t, args(a)?).await,
+            "confluence_create_page" => typed::confluence_create_page(&t, args(a)?).await,
+            "confluence_update_page" => typed::confluence_update_page(&t, args(a)?).await,
             other => Err(ToolError::new(
                 "unknown_tool",
                 format!("there is no tool `{other}`"),
@@ -185,7 +188,7 @@ impl ServerHandler for ConnectionServer {
     ) -> Result<ListToolsResult, ErrorData> {
         let tools = tools::catalog()
             .iter()
-            .filter(|d| calls::AVAILABLE.contains(&d.name) && self.policy.check(d.name).is_ok())
+            .filter(|d| self.policy.check(d.name).is_ok())
             .map(tool_of)
             .collect();
         Ok(ListToolsResult::with_all_items(tools))

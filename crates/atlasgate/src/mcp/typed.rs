@@ -2,7 +2,7 @@
 //! (`atlasgate_core::jira::writes`, `atlasgate_core::confluence`).
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use atlasgate_core::confluence;
 use atlasgate_core::jira::writes;

@@ -23,8 +23,11 @@ use crate::store::StoreError;
 use atlasgate_core::time::rfc3339;
 use store::SyncRow;
 
+pub mod pages;
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(pages::list_pages))
         .routes(routes!(create_sync, list_syncs))
         .routes(routes!(get_sync, delete_sync))
         .routes(routes!(run_sync))
@@ -42,8 +45,12 @@ const MAX_JQL_LEN: usize = 4000;
 #[serde(deny_unknown_fields)]
 pub struct CreateSyncRequest {
     /// The JQL filter of the issues to mirror (any `ORDER BY` is ignored).
-    pub jql: String,
-    /// Register a Jira webhook so changes arrive within seconds (default false).
+    /// Exactly one of `jql` and `confluence_cql`.
+    pub jql: Option<String>,
+    /// A CQL query: mirror the Confluence pages it finds instead (`GET …/pages`).
+    pub confluence_cql: Option<String>,
+    /// Register a Jira webhook so changes arrive within seconds (default
+    /// false; Jira syncs only).
     pub webhooks: Option<bool>,
     /// Seconds between incremental passes, 1–86400 (default 300).
     pub interval_s: Option<i64>,
@@ -78,13 +85,18 @@ pub struct SyncView {
     pub id: String,
     pub connection_id: String,
     pub cloud_id: String,
+    /// Empty for a Confluence sync.
     pub jql: String,
+    /// The CQL of a Confluence sync.
+    pub confluence_cql: Option<String>,
     pub webhooks: bool,
     pub interval_s: i64,
     /// `pending` (never ran) | `running` | `idle` | `failed` (retried; see `last_error`).
     pub state: String,
     /// Issues stored by this sync and not deleted.
     pub issues_synced: i64,
+    /// Confluence syncs: pages stored by this sync and not deleted.
+    pub pages_synced: Option<i64>,
     pub last_run_at: Option<String>,
     pub last_error: Option<String>,
     /// Passes finished so far.
@@ -128,6 +140,11 @@ pub struct ListIssuesQueryParams {
 pub async fn view(state: &AppState, row: &SyncRow) -> Result<SyncView, ApiError> {
     let pool = state.store.pool();
     let issues_synced = engine::issues_synced(pool, &row.id).await?;
+    let confluence_cql = crate::store::pages::confluence_cql(pool, &row.id).await?;
+    let pages_synced = match &confluence_cql {
+        Some(_) => Some(crate::store::pages::pages_synced(pool, &row.id).await?),
+        None => None,
+    };
     let pass = match &row.pass_kind {
         Some(kind) => {
             let parts = store::partitions(pool, &row.id).await?;
@@ -146,10 +163,12 @@ pub async fn view(state: &AppState, row: &SyncRow) -> Result<SyncView, ApiError>
         connection_id: row.connection_id.clone(),
         cloud_id: row.cloud_id.clone(),
         jql: row.jql.clone(),
+        confluence_cql,
         webhooks: row.webhooks != 0,
         interval_s: row.interval_s,
         state: row.state.clone(),
         issues_synced,
+        pages_synced,
         last_run_at: row.last_run_at.map(rfc3339),
         last_error: row.last_error.clone(),
         passes: row.passes,
@@ -207,13 +226,28 @@ pub async fn create_sync(
 ) -> Result<(StatusCode, Json<SyncView>), ApiError> {
     let id = conn.id.clone();
     let mut errors = Vec::new();
-    let (filter, _) = jql::split_order_by(&req.jql);
-    if filter.is_empty() {
+    let jql = match (&req.jql, &req.confluence_cql) {
+        (Some(j), None) => j.clone(),
+        (None, Some(cql)) => {
+            pages::check_cql(cql, req.webhooks, &mut errors);
+            String::new()
+        }
+        _ => {
+            return Err(ApiError::validation(
+                "jql",
+                "give exactly one of jql and confluence_cql",
+            ))
+        }
+    };
+    let (filter, _) = jql::split_order_by(&jql);
+    if req.confluence_cql.is_some() {
+        // Checked above.
+    } else if filter.is_empty() {
         errors.push(crate::error::FieldError::new(
             "jql",
             "must have a filter (Jira refuses unbounded searches)",
         ));
-    } else if req.jql.len() > MAX_JQL_LEN {
+    } else if jql.len() > MAX_JQL_LEN {
         errors.push(crate::error::FieldError::new(
             "jql",
             format!("must be at most {MAX_JQL_LEN} characters"),
@@ -241,6 +275,19 @@ pub async fn create_sync(
             "the connection has no selected site".into(),
         ));
     };
+    if let Some(cql) = &req.confluence_cql {
+        let row = SyncRow {
+            id: format!("syn_{}", uuid::Uuid::new_v4().simple()),
+            app_id: app.id.clone(),
+            connection_id: id.clone(),
+            cloud_id,
+            site_url,
+            interval_s: interval,
+            ..Default::default()
+        };
+        let row = pages::create_confluence_sync(&state, row, cql).await?;
+        return Ok((StatusCode::CREATED, Json(view(&state, &row).await?)));
+    }
     // Let Jira judge the JQL now, so a typo is a 422 and not a failing sync.
     let probe = ApiRequest::get(Product::Jira, "rest/api/3/search/jql").query(&[
         ("jql", filter),
@@ -268,7 +315,7 @@ pub async fn create_sync(
         connection_id: id.clone(),
         cloud_id,
         site_url,
-        jql: req.jql.clone(),
+        jql: jql.clone(),
         webhooks: i64::from(req.webhooks.unwrap_or(false)),
         interval_s: interval,
         state: "pending".into(),

@@ -4,6 +4,7 @@
 mod admin;
 mod apps;
 mod boundaries;
+mod bot_writes;
 mod browser_connect;
 mod callback;
 mod cli;
@@ -25,6 +26,7 @@ mod jsjira;
 mod mcp_sdk;
 mod openapi;
 mod outside;
+mod page_sync;
 mod proxy;
 mod pyatlassian;
 mod pyjira;

@@ -169,8 +169,14 @@ pub(crate) fn page_json(p: &Page, site: &Site, body_format: Option<&str>) -> Val
                 );
             }
             Some("atlas_doc_format") => {
+                // As written when it was written in ADF; else the storage
+                // body's text (*guess*: Confluence converts; atlassim keeps the words).
                 let text = p.body.replace("<p>", "").replace("</p>", "\n");
-                let adf = crate::jira::service::text_to_adf(text.trim());
+                let adf = p
+                    .adf
+                    .as_deref()
+                    .and_then(|a| serde_json::from_str::<Value>(a).ok())
+                    .unwrap_or_else(|| crate::jira::service::text_to_adf(text.trim()));
                 o.insert(
                     "body".into(),
                     json!({"atlas_doc_format": {"representation": "atlas_doc_format", "value": adf.to_string()}}),

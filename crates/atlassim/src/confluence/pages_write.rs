@@ -62,6 +62,8 @@ pub struct NewPage {
     pub title: String,
     /// Storage-format body.
     pub body: String,
+    /// The ADF document as sent, for a body in `atlas_doc_format`.
+    pub adf: Option<String>,
     pub parent_id: Option<u64>,
     /// `parent_id` absent and this false: the page goes under the space homepage.
     pub root_level: bool,
@@ -74,6 +76,8 @@ pub struct PageEdit {
     pub version: u32,
     pub title: Option<String>,
     pub body: Option<String>,
+    /// With `body`: the ADF document as sent (`None` for other formats).
+    pub adf: Option<String>,
     pub parent_id: Option<u64>,
     pub status: String,
     pub message: String,
@@ -181,6 +185,7 @@ pub fn create(
         version: 1,
         version_created_at: now,
         body: new.body,
+        adf: new.adf,
         labels: Vec::new(),
         version_author: author.to_string(),
         version_message: String::new(),
@@ -240,6 +245,7 @@ pub fn edit(
     }
     if let Some(b) = e.body {
         page.body = b;
+        page.adf = e.adf;
     }
     if e.parent_id.is_some() {
         page.parent_id = e.parent_id;
@@ -322,6 +328,18 @@ pub fn body_of(body: &Value) -> Result<Option<String>, WriteError> {
             "Invalid body representation: {other}"
         ))),
     }
+}
+
+/// The ADF document of a body written in `atlas_doc_format`
+/// (`{representation, value}` or `{atlas_doc_format: {value}}`), as sent.
+pub fn adf_of(body: &Value) -> Option<String> {
+    let o = body.as_object()?;
+    let inner = match o.get("representation").and_then(Value::as_str) {
+        Some("atlas_doc_format") => body,
+        Some(_) => return None,
+        None => o.get("atlas_doc_format")?,
+    };
+    inner.get("value")?.as_str().map(str::to_string)
 }
 
 fn paragraphs(text: &str) -> String {
@@ -468,6 +486,7 @@ pub async fn create_page(
             .transpose()?
             .flatten()
             .unwrap_or_default(),
+        adf: v.get("body").and_then(adf_of),
         parent_id: id_field(&v, "parentId")?,
         root_level: flag(&q, "root-level"),
         status: str_field(&v, "status").unwrap_or("current").to_string(),
@@ -510,6 +529,7 @@ pub async fn update_page(
                 .to_string(),
         ),
         body: v.get("body").map(body_of).transpose()?.flatten(),
+        adf: v.get("body").and_then(adf_of),
         parent_id: id_field(&v, "parentId")?,
         status: status.to_string(),
         message: v

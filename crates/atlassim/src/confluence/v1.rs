@@ -553,6 +553,7 @@ pub async fn create_content(ctx: Ctx, body: axum::body::Bytes) -> V1Result<Json<
                 .unwrap_or_default()
                 .to_string(),
             body: body_of(&v)?.unwrap_or_default(),
+            adf: v.get("body").and_then(pages_write::adf_of),
             parent_id: parent_of(&v)?,
             root_level: false,
             status: v
@@ -584,6 +585,7 @@ pub async fn update_content(
         version: u32::try_from(version).map_err(|_| V1Error::bad("Invalid version number"))?,
         title: v.get("title").and_then(Value::as_str).map(str::to_string),
         body: body_of(&v)?,
+        adf: v.get("body").and_then(pages_write::adf_of),
         parent_id: parent_of(&v)?,
         status: v
             .get("status")

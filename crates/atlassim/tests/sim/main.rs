@@ -12,6 +12,7 @@ mod agile;
 mod agile_writes;
 mod breadth;
 mod confluence;
+mod confluence_adf;
 mod confluence_write;
 mod jira;
 mod jql;
