@@ -934,7 +934,10 @@ async fn step_agent_mcp(w: &mut Walk) -> anyhow::Result<String> {
             json!({ "name": "jira_transition_issue", "arguments": { "key": key, "to": via } }),
         )
         .await?;
-        ensure!(step["isError"] != true, "moving {key} to {via} failed: {step}");
+        ensure!(
+            step["isError"] != true,
+            "moving {key} to {via} failed: {step}"
+        );
         let done = mcp_call(
             w,
             6,
@@ -942,7 +945,10 @@ async fn step_agent_mcp(w: &mut Walk) -> anyhow::Result<String> {
             json!({ "name": "jira_transition_issue", "arguments": { "key": key, "to": "Done" } }),
         )
         .await?;
-        ensure!(done["isError"] != true, "moving {key} to Done failed: {done}");
+        ensure!(
+            done["isError"] != true,
+            "moving {key} to Done failed: {done}"
+        );
         hops.push(via);
     }
     let (status, back) = w
@@ -964,7 +970,10 @@ async fn step_agent_mcp(w: &mut Walk) -> anyhow::Result<String> {
         if hops.is_empty() {
             String::new()
         } else {
-            format!(" via {} (the tool error listed the reachable statuses)", hops.join(", "))
+            format!(
+                " via {} (the tool error listed the reachable statuses)",
+                hops.join(", ")
+            )
         },
         back["fields"]["resolution"]["name"]
             .as_str()
