@@ -23,6 +23,7 @@ pub mod import;
 pub mod jira;
 pub mod jobs;
 pub mod retention;
+pub mod mcp;
 pub mod metrics;
 pub mod state;
 pub mod store;

@@ -250,6 +250,9 @@ pub const STEPS: &[(&str, StepFn)] = &[
         Box::pin(step_import_sprint(w))
     }),
     ("push an estimate", |w| Box::pin(step_push_estimate(w))),
+    ("an agent moves an issue to Done through MCP", |w| {
+        Box::pin(step_agent_mcp(w))
+    }),
     ("start a sync", |w| Box::pin(step_start_sync(w))),
     ("webhook updates an issue", |w| {
         Box::pin(step_webhook_update(w))
@@ -860,5 +863,121 @@ async fn step_push_estimate(w: &mut Walk) -> anyhow::Result<String> {
     );
     Ok(format!(
         "{key}: {field} set to {value} via board {board}; Jira reads back {value}"
+    ))
+}
+
+// ---- an agent through MCP (docs/agents.md) -----------------------------------------
+
+/// One JSON-RPC message to the connection's MCP endpoint, as an MCP client
+/// sends it; the `result`.
+async fn mcp_call(w: &Walk, id: i64, method: &str, params: Value) -> anyhow::Result<Value> {
+    let resp = w
+        .api(
+            reqwest::Method::POST,
+            &format!("/v1/connections/{}/mcp", w.connection_id),
+        )
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }))
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    ensure!(status == 200, "MCP {method} answered {status}: {body}");
+    ensure!(body["error"].is_null(), "MCP {method} failed: {body}");
+    Ok(body["result"].clone())
+}
+
+async fn step_agent_mcp(w: &mut Walk) -> anyhow::Result<String> {
+    let init = mcp_call(
+        w,
+        1,
+        "initialize",
+        json!({ "protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": { "name": "demo-agent", "version": "1" } }),
+    )
+    .await?;
+    let tools = mcp_call(w, 2, "tools/list", json!({})).await?;
+    let count = tools["tools"].as_array().map_or(0, Vec::len);
+    let project = first_project_key(w)?;
+    let found = mcp_call(
+        w,
+        3,
+        "tools/call",
+        json!({ "name": "jira_search",
+                "arguments": { "jql": format!("project = {project} AND status = \"To Do\" ORDER BY key"), "limit": 1 } }),
+    )
+    .await?;
+    let key = found["structuredContent"]["issues"][0]["key"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no To Do issue in {project}: {found}"))?
+        .to_string();
+    // Straight to Done is not a transition of To Do: the agent is told
+    // which statuses it can reach, and goes through one of them.
+    let first = mcp_call(
+        w,
+        4,
+        "tools/call",
+        json!({ "name": "jira_transition_issue", "arguments": { "key": key, "to": "Done" } }),
+    )
+    .await?;
+    let mut hops = Vec::new();
+    if first["isError"] == true {
+        let via = first["structuredContent"]["error"]["reachable"][0]
+            .as_str()
+            .ok_or_else(|| anyhow!("the refusal lists no reachable status: {first}"))?
+            .to_string();
+        let step = mcp_call(
+            w,
+            5,
+            "tools/call",
+            json!({ "name": "jira_transition_issue", "arguments": { "key": key, "to": via } }),
+        )
+        .await?;
+        ensure!(
+            step["isError"] != true,
+            "moving {key} to {via} failed: {step}"
+        );
+        let done = mcp_call(
+            w,
+            6,
+            "tools/call",
+            json!({ "name": "jira_transition_issue", "arguments": { "key": key, "to": "Done" } }),
+        )
+        .await?;
+        ensure!(
+            done["isError"] != true,
+            "moving {key} to Done failed: {done}"
+        );
+        hops.push(via);
+    }
+    let (status, back) = w
+        .json(
+            reqwest::Method::GET,
+            &format!(
+                "/v1/connections/{}/proxy/jira/rest/api/3/issue/{key}?fields=status,resolution",
+                w.connection_id
+            ),
+            None,
+        )
+        .await?;
+    ensure!(status == 200, "reading {key} back answered {status}");
+    let now = back["fields"]["status"]["name"].as_str().unwrap_or("?");
+    ensure!(now == "Done", "Jira says {key} is {now}");
+    Ok(format!(
+        "MCP {} ({count} tools): {key} moved to Done{}; Jira shows it {}",
+        init["protocolVersion"].as_str().unwrap_or("?"),
+        if hops.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " via {} (the tool error listed the reachable statuses)",
+                hops.join(", ")
+            )
+        },
+        back["fields"]["resolution"]["name"]
+            .as_str()
+            .map(|r| format!("resolved {r}"))
+            .unwrap_or_else(|| "unresolved".into()),
     ))
 }

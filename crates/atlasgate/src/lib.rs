@@ -18,6 +18,7 @@ pub mod events;
 pub mod health;
 pub mod jira;
 pub mod logging;
+pub mod mcp;
 pub mod openapi;
 pub mod owners;
 pub mod pages;

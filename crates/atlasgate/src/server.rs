@@ -42,6 +42,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::events::router())
         .merge(crate::jira::router())
         .merge(crate::confluence::router())
+        .merge(crate::mcp::router())
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
         .layer(TimeoutLayer::with_status_code(

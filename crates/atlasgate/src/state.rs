@@ -13,6 +13,8 @@ pub struct AppState {
     pub core: Core,
     /// Recently authenticated app keys (see [`crate::apps::AppKeyCache`]).
     pub apps_cache: Arc<crate::apps::AppKeyCache>,
+    /// The MCP server's per-issue write pacing (`atlasgate_core::mcp::pacing`).
+    pub mcp_pacer: Arc<atlasgate_core::mcp::pacing::IssueWritePacer>,
 }
 
 impl AppState {
@@ -20,6 +22,7 @@ impl AppState {
         Ok(AppState {
             core: Core::new(config, store)?,
             apps_cache: Arc::new(crate::apps::AppKeyCache::default()),
+            mcp_pacer: Arc::default(),
         })
     }
 }

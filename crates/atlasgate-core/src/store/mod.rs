@@ -24,6 +24,7 @@ pub mod events;
 pub mod retention;
 pub mod points;
 pub mod passes;
+pub mod mcp;
 pub mod pages;
 pub mod sessions;
 pub mod stats;

@@ -28,6 +28,7 @@ mod issue_keys;
 mod jira;
 mod jsjira;
 mod lifecycle;
+mod mcp_sdk;
 mod openapi;
 mod outside;
 mod points;

@@ -14,7 +14,7 @@ use crate::connect::{
 use crate::helpers::{assert_problem, backends, captured_logs, TestApp, TestOptions};
 
 /// The plaintext tokens currently stored for every connection (decrypted).
-async fn stored_tokens(app: &TestApp) -> Vec<String> {
+pub async fn stored_tokens(app: &TestApp) -> Vec<String> {
     type Row = (String, Option<Vec<u8>>, Option<Vec<u8>>);
     let rows: Vec<Row> = sqlx::query_as("SELECT id, access_token, refresh_token FROM connections")
         .fetch_all(app.store.pool())
