@@ -427,11 +427,7 @@ impl ObjectCounter {
                         self.best = Some(self.best.map_or(self.current, |x| x.max(self.current)));
                     }
                 }
-                b',' => {
-                    if self.counting && self.depth == target {
-                        self.expect = true;
-                    }
-                }
+                b',' if self.counting && self.depth == target => self.expect = true,
                 _ => {}
             }
         }
