@@ -108,6 +108,8 @@ pub(crate) async fn spawn(
             format!("sqlite://{}", db.display()),
         )
         .env("ATLASGATE_LISTEN", format!("127.0.0.1:{port}"))
+        // atlassim runs without a quota here: the budget must not bind.
+        .env("ATLASGATE_POINTS_PER_HOUR", "1000000000")
         .env("ATLASGATE_PUBLIC_URL", &base)
         .env(
             "ATLASGATE_ENCRYPTION_KEYS",

@@ -140,8 +140,6 @@ struct Pool {
     confirmed: bool,
     /// The end the headers gave while unconfirmed.
     confirm_to: Option<i64>,
-    /// Atlassian reported fewer points spent than the row counts.
-    correct_to: Option<i64>,
     /// Unspent points of this process's lease; negative = debt.
     lease: i64,
     leased_at: Option<Instant>,
@@ -164,7 +162,6 @@ impl Pool {
             roll_to: None,
             confirmed: false,
             confirm_to: None,
-            correct_to: None,
             lease: 0,
             leased_at: None,
             paused_until: 0,
@@ -430,11 +427,7 @@ impl ObjectCounter {
                         self.best = Some(self.best.map_or(self.current, |x| x.max(self.current)));
                     }
                 }
-                b',' => {
-                    if self.counting && self.depth == target {
-                        self.expect = true;
-                    }
-                }
+                b',' if self.counting && self.depth == target => self.expect = true,
                 _ => {}
             }
         }
@@ -648,7 +641,6 @@ impl Budget {
         if p.window_end > now
             && p.roll_to.is_none()
             && p.confirm_to.is_none()
-            && p.correct_to.is_none()
             && !p.quota_dirty
             && p.lease_live(ttl)
             && p.lease >= need
@@ -681,12 +673,9 @@ impl Budget {
         let settings = self.settings();
         let db = self.store.pool();
         let now = store::now();
-        let (confirm_to, correct_to) = {
+        let confirm_to = {
             let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
-            match pools.get_mut(pool) {
-                Some(p) => (p.confirm_to.take(), p.correct_to.take()),
-                None => (None, None),
-            }
+            pools.get_mut(pool).and_then(|p| p.confirm_to.take())
         };
         let (mut window_end, quota, quota_dirty, roll_to, give_back, in_db) = {
             let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
@@ -705,16 +694,12 @@ impl Budget {
                 p.in_db,
             )
         };
-        if !in_db || confirm_to.is_some() || correct_to.is_some() {
+        if !in_db || confirm_to.is_some() {
             if !in_db {
                 rows::ensure(db, pool, window_end, quota, now).await?;
             }
             if let Some(end) = confirm_to {
                 rows::confirm(db, pool, end, now).await?;
-            }
-            if let Some(spent) = correct_to {
-                let slack = (quota / 20).max(20);
-                rows::correct(db, pool, spent, slack, now).await?;
             }
             window_end = rows::ensure(db, pool, window_end, quota, now)
                 .await?
@@ -847,21 +832,8 @@ impl Budget {
                 p.roll_to = Some(end);
             }
         }
-        // Atlassian's count wins when it says much less is spent than the
-        // row does (a reset on a clock we did not see turn).
-        let remaining = headers
-            .get("x-ratelimit-remaining")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<i64>().ok());
-        if let Some(r) = remaining {
-            let spent = (p.quota - r).max(0);
-            if p.confirmed
-                && p.row_leased > spent + (p.quota / 20).max(20)
-                && p.correct_to.is_none()
-            {
-                p.correct_to = Some(spent);
-            }
-        }
+        // (Atlassian's `X-RateLimit-Remaining` is not used to correct the
+        // count: unspent leases of other processes make it ambiguous.)
     }
 
     /// A quota 429: close the pool for every caller until `until`.

@@ -156,28 +156,6 @@ pub async fn confirm(
     Ok(())
 }
 
-/// Atlassian says only `spent` points are spent this window while the row
-/// counts more than `spent + slack` (the window was reset, e.g. a clock we
-/// did not see turn): believe Atlassian.
-pub async fn correct(
-    pool: &AnyPool,
-    name: &str,
-    spent: i64,
-    slack: i64,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE points_pools SET leased = $1, paused_until = NULL, updated_at = $2 WHERE pool = $3 AND leased > $4",
-    )
-    .bind(spent)
-    .bind(now)
-    .bind(name)
-    .bind(spent + slack)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
 /// The quota learnt from Atlassian's `RateLimit-Policy`.
 pub async fn set_quota(pool: &AnyPool, name: &str, quota: i64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE points_pools SET quota = $1 WHERE pool = $2 AND quota <> $1")
