@@ -198,10 +198,14 @@ async fn a_running_sync_yields_to_interactive_calls() {
         assert_eq!(sync.status(), 201, "{}", sync.text().await.unwrap());
         let sync: Value = sync.json().await.unwrap();
         let sync_id = sync["id"].as_str().unwrap().to_string();
-        // The sync spends up to its share, then waits.
-        // The id probe alone (3601) and a few pages of 101.
+        // The sync spends up to its share, then waits: wait for the id
+        // probe (3601) and at least one page of 101 behind it. Where it
+        // stops varies (a background call that waits for the budget longer
+        // than the request timeout fails the pass, and the retried pass's
+        // id probe then waits for the next window; docs/configuration.md,
+        // "Known limit"), so the threshold is the first page, not the cap.
         wait_for(120, "the sync to spend", || async {
-            (sim_points(&app) >= 5000).then_some(())
+            (sim_points(&app) >= 3702).then_some(())
         })
         .await;
         let status = app
