@@ -21,11 +21,11 @@ pub mod connections;
 pub mod deliveries;
 pub mod erase;
 pub mod events;
-pub mod retention;
-pub mod points;
-pub mod passes;
 pub mod mcp;
 pub mod pages;
+pub mod passes;
+pub mod points;
+pub mod retention;
 pub mod sessions;
 pub mod stats;
 pub mod syncs;
@@ -309,6 +309,33 @@ impl SqlBuilder {
         self.binds.push(value.into());
         self.sql.push_str(&format!("${}", self.binds.len()));
         self
+    }
+
+    /// ` AND ({key_col} = v OR {id_col} = v)`: a filter that takes a key or an id.
+    pub fn push_key_or_id(&mut self, key_col: &str, id_col: &str, value: &str) -> &mut SqlBuilder {
+        self.push(" AND (")
+            .push(key_col)
+            .push(" = ")
+            .push_bind(value.to_string())
+            .push(" OR ")
+            .push(id_col)
+            .push(" = ")
+            .push_bind(value.to_string())
+            .push(")")
+    }
+
+    /// The keyset condition after `(updated_ms, id)` for lists ordered by
+    /// `updated_ms, {id_col}`.
+    pub fn push_after_updated(&mut self, id_col: &str, ms: i64, id: &str) -> &mut SqlBuilder {
+        self.push(" AND (updated_ms > ")
+            .push_bind(ms)
+            .push(" OR (updated_ms = ")
+            .push_bind(ms)
+            .push(" AND ")
+            .push(id_col)
+            .push(" > ")
+            .push_bind(id.to_string())
+            .push("))")
     }
 }
 

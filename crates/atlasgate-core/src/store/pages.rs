@@ -205,23 +205,13 @@ pub async fn list_pages(
         q.push(" AND deleted = 0");
     }
     if let Some(s) = &filter.space {
-        q.push(" AND (space_key = ")
-            .push_bind(s.clone())
-            .push(" OR space_id = ")
-            .push_bind(s.clone())
-            .push(")");
+        q.push_key_or_id("space_key", "space_id", s);
     }
     if let Some(ms) = filter.updated_since_ms {
         q.push(" AND updated_ms >= ").push_bind(ms);
     }
     if let Some((ms, page_id)) = &filter.after {
-        q.push(" AND (updated_ms > ")
-            .push_bind(*ms)
-            .push(" OR (updated_ms = ")
-            .push_bind(*ms)
-            .push(" AND page_id > ")
-            .push_bind(page_id.clone())
-            .push("))");
+        q.push_after_updated("page_id", *ms, page_id);
     }
     super::fetch_page(pool, q, "updated_ms, page_id", limit).await
 }

@@ -331,23 +331,13 @@ pub async fn list_issues(
     ));
     q.push_bind(connection_id.to_string());
     if let Some(p) = &filter.project {
-        q.push(" AND (project_key = ")
-            .push_bind(p.clone())
-            .push(" OR project_id = ")
-            .push_bind(p.clone())
-            .push(")");
+        q.push_key_or_id("project_key", "project_id", p);
     }
     if let Some(ms) = filter.updated_since_ms {
         q.push(" AND updated_ms >= ").push_bind(ms);
     }
     if let Some((ms, issue_id)) = &filter.after {
-        q.push(" AND (updated_ms > ")
-            .push_bind(*ms)
-            .push(" OR (updated_ms = ")
-            .push_bind(*ms)
-            .push(" AND issue_id > ")
-            .push_bind(issue_id.clone())
-            .push("))");
+        q.push_after_updated("issue_id", *ms, issue_id);
     }
     super::fetch_page(pool, q, "updated_ms, issue_id", limit).await
 }

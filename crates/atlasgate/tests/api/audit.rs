@@ -313,10 +313,13 @@ async fn retention(backend: Backend) {
         .await
         .unwrap();
     }
+    // Expiry times stay within the last day: the app's own keep-alive pass
+    // forgets sessions that expired more than a day ago, and it runs beside
+    // this test; only the retention pass may remove these.
     for (id, status, at, expires) in [
-        ("cs_old_done", "completed", old, old + 1800),
-        ("cs_old_expired", "pending", old, old + 1800),
-        ("cs_recent", "completed", recent, recent + 1800),
+        ("cs_old_done", "completed", old, now + 1800),
+        ("cs_old_expired", "pending", old, now - 3600),
+        ("cs_recent", "completed", recent, now + 1800),
     ] {
         sqlx::query(
             "INSERT INTO connect_sessions (id, app_id, owner, profile, scopes, status, created_at, expires_at) \
@@ -331,7 +334,7 @@ async fn retention(backend: Backend) {
         .await
         .unwrap();
     }
-    exec(&app, "INSERT INTO connect_states (state_hash, session_id, browser_hash, created_at, expires_at) VALUES ('h1', 'cs_old_done', 'b', $1, $1)", &[old]).await;
+    exec(&app, "INSERT INTO connect_states (state_hash, session_id, browser_hash, created_at, expires_at) VALUES ('h1', 'cs_old_done', 'b', $1, $2)", &[old, now + 1800]).await;
     exec(
         &app,
         "INSERT INTO audit (at, kind, detail) VALUES ($1, 'admin.login', '{}')",
