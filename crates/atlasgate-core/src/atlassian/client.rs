@@ -454,7 +454,7 @@ impl AtlassianClient {
                     });
                 }
                 tracing::debug!(wait_ms = wait.as_millis() as u64, site = %cloud_id, "waiting for an Atlassian rate-limit pause");
-                tokio::time::sleep_until(until).await;
+                admission_sleep(wait).await;
             }
             // The points this call may cost, leased before it leaves.
             let mut waited = Duration::ZERO;
@@ -470,7 +470,7 @@ impl AtlassianClient {
                                 retry_after_secs: wait.as_secs(),
                             });
                         }
-                        tokio::time::sleep(wait).await;
+                        admission_sleep(wait).await;
                     }
                 }
             };
@@ -676,6 +676,11 @@ impl AtlassianClient {
     }
 
     /// Send and return a 2xx answer's body bytes; errors as for [`json`](Self::json).
+    ///
+    /// The whole call, retries and body included, has `request_timeout`;
+    /// time spent waiting to be admitted (a points-budget wait, a learnt
+    /// rate-limit pause) does not count against it, so a background pass
+    /// that yields to interactive calls is not failed for yielding.
     pub async fn call(
         &self,
         app_id: Option<&str>,
@@ -711,10 +716,50 @@ impl AtlassianClient {
             }
             Ok((bytes, resp.connection))
         };
-        tokio::time::timeout(total, work)
-            .await
-            .map_err(|_| AtlassianError::Timeout)?
+        let admission = AdmissionWait::default();
+        let started = tokio::time::Instant::now();
+        let work = ADMISSION_WAIT.scope(admission.clone(), work);
+        tokio::pin!(work);
+        loop {
+            let deadline = started + total + admission.waited();
+            tokio::select! {
+                done = &mut work => return done,
+                _ = tokio::time::sleep_until(deadline) => {
+                    // The deadline may have moved while we slept.
+                    if started + total + admission.waited() <= tokio::time::Instant::now() {
+                        return Err(AtlassianError::Timeout);
+                    }
+                }
+            }
+        }
     }
+}
+
+/// Time a buffered call has spent waiting to be admitted (budget waits and
+/// learnt pauses), which [`AtlassianClient::call`] adds to its deadline.
+#[derive(Debug, Clone, Default)]
+struct AdmissionWait(Arc<std::sync::atomic::AtomicU64>);
+
+impl AdmissionWait {
+    fn waited(&self) -> Duration {
+        Duration::from_micros(self.0.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+tokio::task_local! {
+    static ADMISSION_WAIT: AdmissionWait;
+}
+
+/// Sleep `wait` before a call is admitted; inside [`AtlassianClient::call`]
+/// the call's deadline moves by as much first.
+async fn admission_sleep(wait: Duration) {
+    let _ = ADMISSION_WAIT.try_with(|a| {
+        a.0.fetch_add(
+            wait.as_micros().min(u64::MAX as u128) as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        )
+    });
+    tokio::time::sleep(wait).await;
 }
 
 /// Small facts of a site worth remembering for a while (the story-points

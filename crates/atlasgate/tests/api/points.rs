@@ -198,14 +198,10 @@ async fn a_running_sync_yields_to_interactive_calls() {
         assert_eq!(sync.status(), 201, "{}", sync.text().await.unwrap());
         let sync: Value = sync.json().await.unwrap();
         let sync_id = sync["id"].as_str().unwrap().to_string();
-        // The sync spends up to its share, then waits: wait for the id
-        // probe (3601) and at least one page of 101 behind it. Where it
-        // stops varies (a background call that waits for the budget longer
-        // than the request timeout fails the pass, and the retried pass's
-        // id probe then waits for the next window; docs/configuration.md,
-        // "Known limit"), so the threshold is the first page, not the cap.
+        // The sync spends up to its share, then waits (a budget wait does
+        // not fail its pass: `a_budget_wait_does_not_count_against_the_request_timeout`).
         wait_for(120, "the sync to spend", || async {
-            (sim_points(&app) >= 3702).then_some(())
+            (sim_points(&app) >= 5000).then_some(())
         })
         .await;
         let status = app
@@ -354,4 +350,57 @@ async fn issues_share_a_bucket_and_the_pacer_stays_bounded() {
     }
     assert_eq!(p.len(), 3);
     let _ = CallClass::Interactive;
+}
+
+/// Waiting to be admitted (here a quota pause of the site) does not count
+/// against a buffered call's request timeout, so a background pass that
+/// yields is not failed for yielding; an answer that is itself late still
+/// times out (the positive control).
+#[tokio::test]
+async fn a_budget_wait_does_not_count_against_the_request_timeout() {
+    use atlasgate::atlassian::{ApiRequest, AtlassianError, ClientPolicy};
+    for backend in backends() {
+        let app = spawn(backend, 65_000, 10).await;
+        let (_key, id) = connected(&app).await;
+        app.state.atlassian.set_policy(ClientPolicy {
+            request_timeout: Duration::from_secs(1),
+            ..ClientPolicy::default()
+        });
+        let cloud = sim_sites(&app)[0].clone();
+        let path = format!("rest/api/3/issue/{}", issue_keys(&app, 1)[0]);
+        let background = || {
+            app.state
+                .atlassian
+                .call(None, &id, ApiRequest::get(Product::Jira, path.clone()))
+        };
+
+        app.state.atlassian.budget().pause(&cloud, 3).await;
+        let started = std::time::Instant::now();
+        let answered = background().await;
+        let waited = started.elapsed();
+        assert!(
+            answered.is_ok(),
+            "{backend:?}: a call that waited for the budget failed: {:?}",
+            answered.err()
+        );
+        // It did wait out the pause, longer than the request timeout.
+        assert!(waited >= Duration::from_secs(2), "{backend:?}: {waited:?}");
+
+        app.sim.add_fault(atlassim::Fault {
+            method: Some("GET".into()),
+            path: format!("/ex/jira/{cloud}/{path}"),
+            count: 1,
+            status: None,
+            body: None,
+            headers: None,
+            latency_ms: Some(2500),
+            drop: false,
+        });
+        let late = background().await;
+        assert!(
+            matches!(late, Err(AtlassianError::Timeout)),
+            "{backend:?}: a late answer should time out, got {:?}",
+            late.map(|(b, _)| b.len())
+        );
+    }
 }
