@@ -117,10 +117,7 @@ async fn flood(
 }
 
 /// The other clients, `198.51.100.{i + 1}`: one request each.
-async fn others(
-    n: usize,
-    req: impl Fn(usize) -> reqwest::RequestBuilder,
-) -> anyhow::Result<Tally> {
+async fn others(n: usize, req: impl Fn(usize) -> reqwest::RequestBuilder) -> anyhow::Result<Tally> {
     let mut tally = Tally::default();
     for i in 0..n {
         let addr = format!("198.51.100.{}", i % 250 + 1);

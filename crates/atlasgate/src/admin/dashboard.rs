@@ -187,7 +187,11 @@ fn unconfirmed(state: &AppState, form: &ActionForm, d: &Destructive) -> Option<R
         back = esc(&admin_path(state, "")),
     );
     Some(no_store(
-        (status, Html(page(&format!("atlasgate admin — {}", d.title), &body))).into_response(),
+        (
+            status,
+            Html(page(&format!("atlasgate admin — {}", d.title), &body)),
+        )
+            .into_response(),
     ))
 }
 

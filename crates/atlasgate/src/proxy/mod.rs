@@ -356,10 +356,7 @@ mod tests {
             ("content-type", "application/json"),
             ("x-atlassian-force-account-id", "true"),
         ] {
-            h.append(
-                HeaderName::from_static(name),
-                value.parse().unwrap(),
-            );
+            h.append(HeaderName::from_static(name), value.parse().unwrap());
         }
         let out = forwardable(&h);
         let mut names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();

@@ -210,11 +210,17 @@ async fn browser_login_dashboard_and_logout() {
             .await?;
         let input = c.wait().for_element(Locator::Css("#confirm-input")).await?;
         input.send_keys("not-the-name").await?;
-        c.find(Locator::Css("#confirm-submit")).await?.click().await?;
+        c.find(Locator::Css("#confirm-submit"))
+            .await?
+            .click()
+            .await?;
         c.wait().for_element(Locator::Css("#confirm-error")).await?;
         let input = c.find(Locator::Css("#confirm-input")).await?;
         input.send_keys("browser-app").await?;
-        c.find(Locator::Css("#confirm-submit")).await?.click().await?;
+        c.find(Locator::Css("#confirm-submit"))
+            .await?
+            .click()
+            .await?;
         let apps = c.wait().for_element(Locator::Css("#apps")).await?;
         assert!(!apps.text().await?.contains("browser-app"));
         assert_eq!(c.current_url().await?.path(), "/admin");

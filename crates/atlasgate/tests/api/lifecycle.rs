@@ -633,7 +633,10 @@ async fn dashboard_destructive_buttons_ask_for_a_typed_confirmation() {
         assert!(html.contains(&format!("<code>{expected}</code>")), "{html}");
         assert!(html.contains("name=\"confirm\""), "{html}");
         let (form_csrf, action) = confirm_form(&html);
-        assert_eq!(form_csrf, csrf, "the confirmation form keeps the CSRF token");
+        assert_eq!(
+            form_csrf, csrf,
+            "the confirmation form keeps the CSRF token"
+        );
         assert!(action.ends_with(path.as_str()), "{action} for {path}");
         assert_eq!(list_status(&app, &app.address, &key).await, 200);
 
@@ -700,7 +703,9 @@ async fn dashboard_destructive_buttons_ask_for_a_typed_confirmation() {
     assert_eq!(apps["apps"][0]["name"], "bystander");
     assert_eq!(list_status(&app, &app.address, &bystander_key).await, 200);
     // Asking about what is gone is a 404, not a confirmation page.
-    let gone = send(delete, vec![("csrf", csrf.clone())], true).await.unwrap();
+    let gone = send(delete, vec![("csrf", csrf.clone())], true)
+        .await
+        .unwrap();
     assert_eq!(gone.status(), 404);
 }
 
