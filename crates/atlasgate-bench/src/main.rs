@@ -13,6 +13,7 @@
 //! design, which is not what is measured here). See `BENCHMARKS.md`.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+mod dos;
 mod floor;
 mod issue_keys;
 mod scale;
@@ -52,6 +53,8 @@ enum Command {
     IssueKeys(issue_keys::IssueKeysArgs),
     /// 1,000 vs. 100,000 connections: /token, RSS, database size, background passes, a refresh wave.
     Scale(scale::ScaleArgs),
+    /// Issue 9's denial-of-service figures: rate limits behind a proxy, pacer memory, issue-keys.
+    Dos(dos::DosArgs),
 }
 
 #[derive(Parser, Clone)]
@@ -411,6 +414,7 @@ fn main() -> anyhow::Result<()> {
             Command::Sync(args) => sync::run(args).await,
             Command::IssueKeys(args) => issue_keys::run(args).await,
             Command::Scale(args) => scale::run(args).await,
+            Command::Dos(args) => dos::run(args).await,
         }
     })
 }

@@ -77,6 +77,15 @@ pub(crate) fn default_bin() -> anyhow::Result<PathBuf> {
     Ok(b)
 }
 
+/// `bins`, or the `atlasgate` next to this binary when none is given.
+pub(crate) fn bins_or_default(bins: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    if bins.is_empty() {
+        Ok(vec![default_bin()?])
+    } else {
+        Ok(bins.to_vec())
+    }
+}
+
 async fn spawn_atlasgate(
     args: &SyncArgs,
     sim: &atlassim::Sim,
@@ -90,6 +99,16 @@ pub(crate) async fn spawn(
     bin: &std::path::Path,
     sim: &atlassim::Sim,
     dir: &std::path::Path,
+) -> anyhow::Result<Child> {
+    spawn_with(bin, sim, dir, &[]).await
+}
+
+/// [`spawn`] with more environment variables (`extra`, set last).
+pub(crate) async fn spawn_with(
+    bin: &std::path::Path,
+    sim: &atlassim::Sim,
+    dir: &std::path::Path,
+    extra: &[(&str, &str)],
 ) -> anyhow::Result<Child> {
     let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
@@ -124,6 +143,7 @@ pub(crate) async fn spawn(
         .env("ATLASSIAN_API_URL", sim.api_url())
         .env("ATLASGATE_ADMIN_TOKEN", &admin)
         .env("ATLASGATE_LOG", "warn")
+        .envs(extra.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -148,7 +168,7 @@ pub(crate) async fn spawn(
 }
 
 /// Peak and current resident memory of a process, in MiB.
-fn memory_mib(pid: u32) -> anyhow::Result<(f64, f64)> {
+pub(crate) fn memory_mib(pid: u32) -> anyhow::Result<(f64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let field = |name: &str| -> anyhow::Result<f64> {
         let line = status

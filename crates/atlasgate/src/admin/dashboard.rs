@@ -130,6 +130,69 @@ async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<Respo
 struct ActionForm {
     #[serde(default)]
     csrf: Option<String>,
+    /// What the person typed on the confirmation page of a destructive
+    /// action; absent on the dashboard's button.
+    #[serde(default)]
+    confirm: Option<String>,
+}
+
+/// A destructive action (key revoke, app delete) asked for from the
+/// dashboard: what it removes, and what the person must type to confirm.
+struct Destructive<'a> {
+    /// The form's path below `/admin`.
+    action: &'a str,
+    title: &'a str,
+    /// What happens, as HTML (escaped by the caller).
+    consequences: String,
+    /// `the app's name`, `the key's prefix`.
+    what: &'a str,
+    expected: &'a str,
+    button: &'a str,
+}
+
+/// The confirmation step of a destructive action, checked on the server so
+/// it needs no script: the dashboard's button only asks; the action runs
+/// when the form comes back with `confirm` equal to `expected` (and the
+/// session's CSRF token, checked before this). `None`: confirmed, go on;
+/// otherwise the page to answer (200 the first time, 422 after a wrong
+/// entry), and nothing changed.
+fn unconfirmed(state: &AppState, form: &ActionForm, d: &Destructive) -> Option<Response> {
+    let (status, error) = match form.confirm.as_deref().map(str::trim) {
+        Some(typed) if typed == d.expected => return None,
+        Some(_) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "<p class=\"error\" id=\"confirm-error\">That is not {}. Nothing was changed.</p>",
+                esc(d.what)
+            ),
+        ),
+        None => (StatusCode::OK, String::new()),
+    };
+    let body = format!(
+        "<main><section id=\"confirm\"><h2>{title}</h2>{error}\
+         <p class=\"empty\">{consequences} This cannot be undone.</p>\
+         <form class=\"confirm\" method=\"post\" action=\"{action}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <label for=\"confirm-input\">Type {what} to confirm: <code>{expected}</code></label>\
+         <input type=\"text\" id=\"confirm-input\" name=\"confirm\" autocomplete=\"off\" required autofocus>\
+         <button type=\"submit\" class=\"danger\" id=\"confirm-submit\">{button}</button></form>\
+         <p class=\"empty\"><a href=\"{back}\" id=\"cancel\">Cancel, back to the dashboard</a></p></section></main>",
+        title = esc(d.title),
+        consequences = d.consequences,
+        action = esc(&admin_path(state, d.action)),
+        csrf = esc(form.csrf.as_deref().unwrap_or_default()),
+        what = esc(d.what),
+        expected = esc(d.expected),
+        button = esc(d.button),
+        back = esc(&admin_path(state, "")),
+    );
+    Some(no_store(
+        (
+            status,
+            Html(page(&format!("atlasgate admin — {}", d.title), &body)),
+        )
+            .into_response(),
+    ))
 }
 
 /// A change asked for from the dashboard must be signed in and its form
@@ -179,6 +242,32 @@ async fn revoke_key(
     if let Some(refused) = refusal(&state, &headers, &form) {
         return refused;
     }
+    let found = match apps::lifecycle::resolve(&state.store, &app).await {
+        Ok(a) => apps::lifecycle::list_keys(&state.store, &a.id)
+            .await
+            .map(|keys| keys.into_iter().find(|k| k.id == key).map(|k| (a, k))),
+        Err(e) => Err(e),
+    };
+    let (a, k) = match found {
+        Ok(Some(found)) => found,
+        Ok(None) => return ApiError::NotFound.into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let confirm = Destructive {
+        action: &format!("/apps/{}/keys/{}/revoke", a.id, k.id),
+        title: "Revoke an API key",
+        consequences: format!(
+            "Key <code>{}…</code> of app <strong>{}</strong> stops working: at once here, within 10 seconds on every other atlasgate process.",
+            esc(&k.prefix),
+            esc(&a.name)
+        ),
+        what: "the key's prefix",
+        expected: &k.prefix,
+        button: "Revoke the key",
+    };
+    if let Some(page) = unconfirmed(&state, &form, &confirm) {
+        return page;
+    }
     let r = super::lifecycle::revoke(&state, &app, &key, Actor::dashboard(ip)).await;
     action_result(&state, r)
 }
@@ -193,7 +282,25 @@ async fn delete_app(
     if let Some(refused) = refusal(&state, &headers, &form) {
         return refused;
     }
-    let r = super::lifecycle::delete(&state, &app, Actor::dashboard(ip)).await;
+    let a = match apps::lifecycle::resolve(&state.store, &app).await {
+        Ok(a) => a,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let confirm = Destructive {
+        action: &format!("/apps/{}/delete", a.id),
+        title: "Delete an app",
+        consequences: format!(
+            "App <strong>{}</strong> is deleted: each of its connections is disconnected (its Jira webhooks deleted), and its keys, connect links, syncs, synced issues and pending events are removed. Its audit records stay.",
+            esc(&a.name)
+        ),
+        what: "the app's name",
+        expected: &a.name,
+        button: "Delete the app",
+    };
+    if let Some(page) = unconfirmed(&state, &form, &confirm) {
+        return page;
+    }
+    let r = super::lifecycle::delete(&state, &a.id, Actor::dashboard(ip)).await;
     action_result(&state, r)
 }
 
@@ -302,12 +409,14 @@ code { font: 12px ui-monospace, SFMono-Regular, Menlo, monospace; }
 form.login { max-width:360px; margin:80px auto; background:#fff; border:1px solid var(--line); border-radius:6px; padding:24px; }
 form.login h1 { font-size:18px; margin:0 0 16px; }
 label { display:block; font-weight:600; margin-bottom:6px; }
-input[type=password] { width:100%; padding:8px; border:1px solid var(--line); border-radius:4px; font-size:14px; }
+input[type=password], input[type=text] { width:100%; padding:8px; border:1px solid var(--line); border-radius:4px; font-size:14px; }
 button { margin-top:12px; padding:8px 14px; border:0; border-radius:4px; background:var(--accent); color:#fff; font-weight:600; cursor:pointer; }
 header button { margin:0; background:#fff; color:var(--fg); border:1px solid var(--line); }
 .error { color:var(--bad); margin:0 0 12px; }
 form.inline { display:inline; margin:0 4px 0 0; }
 button.small { margin:0; padding:3px 8px; font-size:12px; }
+button.danger { background:var(--bad); }
+form.confirm { max-width:480px; margin:12px 0; }
 "#;
 
 fn page(title: &str, body: &str) -> String {

@@ -329,3 +329,39 @@ pub(crate) async fn touch_used(state: &AppState, row: &ConnectionRow) {
         tracing::warn!(error = %e, "could not record connection use");
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarding_details_and_credentials_never_cross() {
+        let mut h = HeaderMap::new();
+        for (name, value) in [
+            ("authorization", "Bearer agk_the_apps_key"),
+            ("cookie", "atlasgate_admin=x"),
+            ("forwarded", "for=192.0.2.60;proto=http"),
+            ("x-forwarded-for", "192.0.2.60"),
+            ("x-forwarded-host", "apps.example"),
+            ("x-forwarded-proto", "http"),
+            ("x-real-ip", "192.0.2.60"),
+            ("via", "1.1 edge"),
+            ("accept-encoding", "gzip"),
+            ("connection", "keep-alive, x-hop"),
+            ("x-hop", "named by Connection"),
+            ("accept", "application/json"),
+            ("content-type", "application/json"),
+            ("x-atlassian-force-account-id", "true"),
+        ] {
+            h.append(HeaderName::from_static(name), value.parse().unwrap());
+        }
+        let out = forwardable(&h);
+        let mut names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            ["accept", "content-type", "x-atlassian-force-account-id"]
+        );
+    }
+}

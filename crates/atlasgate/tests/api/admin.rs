@@ -175,7 +175,7 @@ async fn browser_login_dashboard_and_logout() {
         return;
     };
     let app = TestApp::spawn().await;
-    app.create_app("browser-app").await;
+    let (app_id, _) = app.create_app("browser-app").await;
     let c = driver.browser().await;
     let result = async {
         use fantoccini::Locator;
@@ -202,6 +202,28 @@ async fn browser_login_dashboard_and_logout() {
         // A reload keeps the session.
         c.refresh().await?;
         c.wait().for_element(Locator::Css("#apps")).await?;
+
+        // Delete app asks first; a wrong name changes nothing, the right one deletes.
+        c.find(Locator::Css(&format!("#delete-{app_id}")))
+            .await?
+            .click()
+            .await?;
+        let input = c.wait().for_element(Locator::Css("#confirm-input")).await?;
+        input.send_keys("not-the-name").await?;
+        c.find(Locator::Css("#confirm-submit"))
+            .await?
+            .click()
+            .await?;
+        c.wait().for_element(Locator::Css("#confirm-error")).await?;
+        let input = c.find(Locator::Css("#confirm-input")).await?;
+        input.send_keys("browser-app").await?;
+        c.find(Locator::Css("#confirm-submit"))
+            .await?
+            .click()
+            .await?;
+        let apps = c.wait().for_element(Locator::Css("#apps")).await?;
+        assert!(!apps.text().await?.contains("browser-app"));
+        assert_eq!(c.current_url().await?.path(), "/admin");
 
         c.find(Locator::Css("#logout")).await?.click().await?;
         c.wait().for_element(Locator::Css("#token")).await?;

@@ -547,16 +547,21 @@ async fn dashboard_buttons_need_the_session_csrf_token() {
         .await
         .unwrap()
         .contains("id=\"new-secret\">whsec_"));
-    let resp = post(vec![("csrf", csrf.clone())], Some(cookie.clone()))
-        .await
-        .unwrap();
+    // (Each destructive one after its typed confirmation: the next test.)
+    let prefix = keys[0]["prefix"].as_str().unwrap().to_string();
+    let resp = post(
+        vec![("csrf", csrf.clone()), ("confirm", prefix)],
+        Some(cookie.clone()),
+    )
+    .await
+    .unwrap();
     assert_eq!(resp.status(), 303);
     assert_eq!(list_status(&app, &app.address, &key).await, 401);
     let resp = app
         .client
         .post(app.url(&format!("/admin/apps/{id}/delete")))
         .header("cookie", &cookie)
-        .form(&[("csrf", csrf.as_str())])
+        .form(&[("csrf", csrf.as_str()), ("confirm", "dash-app")])
         .send()
         .await
         .unwrap();
@@ -571,6 +576,137 @@ async fn dashboard_buttons_need_the_session_csrf_token() {
     );
     let rec = &audit(&app, "kind=key.revoked").await[0];
     assert_eq!(rec["detail"]["via"], "dashboard");
+}
+
+/// The hidden CSRF token and the action of the confirmation form on `html`.
+fn confirm_form(html: &str) -> (String, String) {
+    let value = |marker: &str| {
+        let start = html
+            .find(marker)
+            .map(|i| i + marker.len())
+            .unwrap_or_else(|| panic!("no {marker} in {html}"));
+        html[start..].split('"').next().unwrap().to_string()
+    };
+    (
+        value("name=\"csrf\" value=\""),
+        value("<form class=\"confirm\" method=\"post\" action=\""),
+    )
+}
+
+#[tokio::test]
+async fn dashboard_destructive_buttons_ask_for_a_typed_confirmation() {
+    let app = TestApp::spawn().await;
+    let (id, key) = app.create_app("confirm-app").await;
+    let (_, bystander_key) = app.create_app("bystander").await;
+    let (cookie, csrf, _) = dashboard_session(&app).await;
+    let keys: Value = app
+        .admin_get(&format!("/admin/api/apps/{id}/keys"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let key_id = keys[0]["id"].as_str().unwrap().to_string();
+    let prefix = keys[0]["prefix"].as_str().unwrap().to_string();
+    let send = |path: String, form: Vec<(&'static str, String)>, with_cookie: bool| {
+        let mut req = app.client.post(app.url(&path)).form(&form);
+        if with_cookie {
+            req = req.header("cookie", cookie.clone());
+        }
+        req.send()
+    };
+    let revoke = format!("/admin/apps/{id}/keys/{key_id}/revoke");
+    let delete = format!("/admin/apps/{id}/delete");
+
+    for (path, expected, consequence) in [
+        (&revoke, prefix.as_str(), "stops working"),
+        (&delete, "confirm-app", "disconnected"),
+    ] {
+        // The dashboard's button only asks: a page that names what goes,
+        // with a form that needs the typed value, and nothing changed.
+        let asked = send(path.clone(), vec![("csrf", csrf.clone())], true)
+            .await
+            .unwrap();
+        assert_eq!(asked.status(), 200, "{path}");
+        assert_eq!(asked.headers()["cache-control"], "no-store");
+        let html = asked.text().await.unwrap();
+        assert!(html.contains(consequence), "{html}");
+        assert!(html.contains(&format!("<code>{expected}</code>")), "{html}");
+        assert!(html.contains("name=\"confirm\""), "{html}");
+        let (form_csrf, action) = confirm_form(&html);
+        assert_eq!(
+            form_csrf, csrf,
+            "the confirmation form keeps the CSRF token"
+        );
+        assert!(action.ends_with(path.as_str()), "{action} for {path}");
+        assert_eq!(list_status(&app, &app.address, &key).await, 200);
+
+        // A wrong or empty entry: the page again with the reason, nothing changed.
+        let longer = format!("{expected}x");
+        for typed in ["", "something else", longer.as_str()] {
+            let wrong = send(
+                path.clone(),
+                vec![("csrf", csrf.clone()), ("confirm", typed.to_string())],
+                true,
+            )
+            .await
+            .unwrap();
+            assert_eq!(wrong.status(), 422, "{path} {typed:?}");
+            let html = wrong.text().await.unwrap();
+            assert!(html.contains("id=\"confirm-error\""), "{html}");
+            assert_eq!(list_status(&app, &app.address, &key).await, 200);
+        }
+        // The right entry without the session's CSRF token, or without a session: refused.
+        for (form, with_cookie, status) in [
+            (vec![("confirm", expected.to_string())], true, 403),
+            (
+                vec![("csrf", "00".repeat(32)), ("confirm", expected.to_string())],
+                true,
+                403,
+            ),
+            (
+                vec![("csrf", csrf.clone()), ("confirm", expected.to_string())],
+                false,
+                401,
+            ),
+        ] {
+            let resp = send(path.clone(), form, with_cookie).await.unwrap();
+            assert_eq!(resp.status(), status, "{path}");
+            assert_eq!(list_status(&app, &app.address, &key).await, 200);
+        }
+    }
+    let apps: Value = app.admin_get("/admin/api/apps").await.json().await.unwrap();
+    assert_eq!(apps["apps"].as_array().unwrap().len(), 2, "{apps}");
+    assert!(kinds(&audit(&app, &format!("app={id}")).await)
+        .iter()
+        .all(|k| k != "key.revoked" && k != "app.deleted"));
+
+    // Confirmed (surrounding spaces are forgiven): the key is revoked, then the app deleted.
+    let done = send(
+        revoke.clone(),
+        vec![("csrf", csrf.clone()), ("confirm", format!(" {prefix} "))],
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.status(), 303);
+    assert_eq!(list_status(&app, &app.address, &key).await, 401);
+    let done = send(
+        delete.clone(),
+        vec![("csrf", csrf.clone()), ("confirm", "confirm-app".into())],
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.status(), 303);
+    let apps: Value = app.admin_get("/admin/api/apps").await.json().await.unwrap();
+    assert_eq!(apps["apps"].as_array().unwrap().len(), 1, "{apps}");
+    assert_eq!(apps["apps"][0]["name"], "bystander");
+    assert_eq!(list_status(&app, &app.address, &bystander_key).await, 200);
+    // Asking about what is gone is a 404, not a confirmation page.
+    let gone = send(delete, vec![("csrf", csrf.clone())], true)
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
 }
 
 fn cli(args: &[&str], env: &[(&str, String)]) -> std::process::Output {
