@@ -323,7 +323,19 @@ pub async fn apply_hint(
             let live = sync_rows::get_issue(state.store.pool(), &first.connection_id, issue_id)
                 .await?
                 .is_some_and(|r| r.deleted == 0);
-            if live && gone_in_jira(state, &first.connection_id, issue_id).await? {
+            let gone = live && gone_in_jira(state, &first.connection_id, issue_id).await?;
+            if live && !gone {
+                // It left the syncs' JQL: the copy keeps its last synced
+                // state, and answers no MCP store read (mcp::reads).
+                sync_rows::mark_issue_stale(
+                    state.store.pool(),
+                    &first.connection_id,
+                    issue_id,
+                    chrono::Utc::now().timestamp_millis(),
+                )
+                .await?;
+            }
+            if gone {
                 let mut tx = state.store.begin_write().await?;
                 if let Some(row) =
                     engine::mark_deleted_and_announce(&mut tx, &group, issue_id, now).await?
