@@ -509,6 +509,18 @@ async fn run_partition(
     }
 }
 
+/// Jira still has the issue, but no longer in the sync's JQL: the copy
+/// keeps its last synced state, and answers no MCP store read until a sync
+/// stores it again (`mcp::reads`).
+pub async fn left_the_jql(
+    state: &Core,
+    connection_id: &str,
+    issue_id: &str,
+) -> Result<(), StoreError> {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    rows::mark_issue_stale(state.store.pool(), connection_id, issue_id, now_ms).await
+}
+
 /// Find stored issues of this sync that Jira no longer has (deleted while
 /// no webhook told us) and mark them `deleted`. Ids leave the JQL for other
 /// reasons too, so each missing one is confirmed by `GET issue` → 404.
@@ -549,15 +561,7 @@ async fn reconcile(state: &Core, sync: &SyncRow) -> Result<usize, SyncError> {
             .query(&[("fields", "id")]);
         match state.atlassian.call(None, &sync.connection_id, req).await {
             Ok(_) => {
-                // It left the JQL: the copy keeps its last synced state,
-                // and answers no MCP store read (mcp::reads).
-                rows::mark_issue_stale(
-                    state.store.pool(),
-                    &sync.connection_id,
-                    id,
-                    chrono::Utc::now().timestamp_millis(),
-                )
-                .await?;
+                left_the_jql(state, &sync.connection_id, id).await?;
                 continue;
             }
             Err(AtlassianError::Status { status, .. }) if status.as_u16() == 404 => {}

@@ -325,15 +325,7 @@ pub async fn apply_hint(
                 .is_some_and(|r| r.deleted == 0);
             let gone = live && gone_in_jira(state, &first.connection_id, issue_id).await?;
             if live && !gone {
-                // It left the syncs' JQL: the copy keeps its last synced
-                // state, and answers no MCP store read (mcp::reads).
-                sync_rows::mark_issue_stale(
-                    state.store.pool(),
-                    &first.connection_id,
-                    issue_id,
-                    chrono::Utc::now().timestamp_millis(),
-                )
-                .await?;
+                engine::left_the_jql(state, &first.connection_id, issue_id).await?;
             }
             if gone {
                 let mut tx = state.store.begin_write().await?;

@@ -4,7 +4,8 @@
 //! store (`source: store`, the sync, the copy's time; the description as
 //! Markdown like the live answer) and atlassim sees no request; an issue or
 //! page outside the sync, `live: true`, a copy older than the server's own
-//! write, and a sync that stopped keeping up all go to Atlassian.
+//! write, an issue that left the sync's JQL, and a sync that stopped
+//! keeping up all go to Atlassian.
 
 use serde_json::{json, Value};
 
@@ -197,6 +198,49 @@ async fn reads_from_the_store(backend: atlasgate::store::Backend) {
         .unwrap();
     let stale = agent.call("jira_get_issue", json!({ "key": issue })).await;
     assert_eq!(stale["source"], "jira", "{stale}");
+
+    // An issue that leaves a sync's JQL (moved by someone else, not through
+    // MCP): the sync's reconciliation finds Jira still has it and marks the
+    // copy, so reads go to Jira instead of the copy's old status.
+    let mover = format!("{outside}-2");
+    let was = agent
+        .call("jira_get_issue", json!({ "key": mover, "live": true }))
+        .await["status"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let narrow = agent
+        .sync(json!({ "jql": format!("project = {outside} AND status = \"{was}\""), "interval_s": 3600 }))
+        .await;
+    let (copy, calls) = agent
+        .call_counted("jira_get_issue", json!({ "key": mover }))
+        .await;
+    assert_eq!(
+        (copy["source"].clone(), calls),
+        (json!("store"), 0),
+        "{copy}"
+    );
+    let path = format!(
+        "/v1/connections/{}/jira/issues/{mover}/transition",
+        agent.id
+    );
+    let nowhere = app
+        .post_json(&path, Some(&agent.key), &json!({ "to": "No such status" }))
+        .await;
+    assert_eq!(nowhere.status(), 409);
+    let to = nowhere.json::<Value>().await.unwrap()["reachable"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let moved = app
+        .post_json(&path, Some(&agent.key), &json!({ "to": to }))
+        .await;
+    assert!(moved.status().is_success(), "{}", moved.status());
+    atlasgate::jobs::Tuning::set(&app.state.jobs.tuning.sync_reconcile_s, 0);
+    agent.run_pass(&narrow).await;
+    let now = agent.call("jira_get_issue", json!({ "key": mover })).await;
+    assert_eq!(now["source"], "jira", "{now}");
+    assert_eq!(now["status"], to.as_str());
 
     // Confluence: a sync of one space.
     let spaces = app
