@@ -269,9 +269,10 @@ async fn baseline(
         let mut q = vec![
             ("jql", format!("{jql} ORDER BY updated ASC, key ASC")),
             ("maxResults", "100".into()),
+            // The fields atlasgate's sync asks for (`sync::engine::field_list`).
             (
                 "fields",
-                "summary,status,issuetype,project,updated,customfield_10016,customfield_10020"
+                "summary,status,issuetype,project,updated,description,assignee,reporter,resolution,created,customfield_10016,customfield_10020"
                     .into(),
             ),
         ];

@@ -341,15 +341,23 @@ pub async fn get_issue_markdown(ctx: &Ctx<'_>, key: &str, comments: usize) -> Re
         recent.truncate(wanted);
         recent.reverse();
     }
-    Ok(IssueDetail {
+    Ok(issue_detail(issue, f, recent))
+}
+
+/// The issue with what Jira's `fields` say of its description (ADF rendered
+/// as Markdown), people, resolution and creation: the one reading of those
+/// fields, for a live answer and for a synced copy's `detail`
+/// (`mcp::reads`).
+pub fn issue_detail(issue: Issue, f: &Value, comments: Vec<CommentView>) -> IssueDetail {
+    IssueDetail {
         issue,
         description_markdown: markdown_of(&f["description"]),
         assignee: user_ref(&f["assignee"]),
         reporter: user_ref(&f["reporter"]),
         resolution: f["resolution"]["name"].as_str().map(String::from),
         created: f["created"].as_str().map(jira_time),
-        comments: recent,
-    })
+        comments,
+    }
 }
 
 /// Move an issue to the status `to` names: a transition id, the name of the

@@ -1,5 +1,7 @@
 //! The MCP server's two tables (migration 0008): a connection's tool policy
-//! and the `jira_create_issue` calls of the last minutes (idempotency).
+//! and the `jira_create_issue` calls of the last minutes (idempotency); and
+//! its reads of synced issues and pages (migration 0014: a copy marked
+//! stale is not read until the sync stores it again).
 
 use sqlx::{Any, Executor};
 
@@ -180,5 +182,42 @@ pub async fn issues_of_sync<'e, E: Executor<'e, Database = Any>>(
     .bind(sync_id)
     .bind(limit)
     .fetch_all(e)
+    .await?)
+}
+
+/// The live synced copy of the issue `key_or_id` (a key in upper case, or
+/// an id) that a store read may show: with its `detail`, and not marked
+/// stale since it was stored (`syncs::mark_issue_stale`).
+pub async fn readable_issue<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    connection_id: &str,
+    key_or_id: &str,
+) -> Result<Option<super::syncs::IssueRow>, StoreError> {
+    Ok(sqlx::query_as::<_, super::syncs::IssueRow>(&format!(
+        "SELECT {} FROM synced_issues WHERE connection_id = $1 AND (issue_key = $2 OR issue_id = $2) \
+         AND deleted = 0 AND detail IS NOT NULL AND stale_since_ms IS NULL",
+        super::syncs::ISSUE_COLUMNS
+    ))
+    .bind(connection_id)
+    .bind(key_or_id)
+    .fetch_optional(e)
+    .await?)
+}
+
+/// The live synced copy of page `page_id` that a store read may show (not
+/// marked stale since it was stored).
+pub async fn readable_page<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    connection_id: &str,
+    page_id: &str,
+) -> Result<Option<super::pages::PageRow>, StoreError> {
+    Ok(sqlx::query_as::<_, super::pages::PageRow>(&format!(
+        "SELECT {} FROM synced_pages WHERE connection_id = $1 AND page_id = $2 \
+         AND deleted = 0 AND stale_since_ms IS NULL",
+        super::pages::PAGE_COLUMNS
+    ))
+    .bind(connection_id)
+    .bind(page_id)
+    .fetch_optional(e)
     .await?)
 }

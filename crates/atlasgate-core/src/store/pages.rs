@@ -99,7 +99,8 @@ pub async fn upsert_page(conn: &mut AnyConnection, row: &PageRow) -> Result<(), 
          ON CONFLICT (connection_id, page_id) DO UPDATE SET space_id = excluded.space_id, \
          space_key = excluded.space_key, title = excluded.title, version = excluded.version, \
          updated_ms = excluded.updated_ms, url = excluded.url, body_markdown = excluded.body_markdown, \
-         deleted = excluded.deleted, sync_id = excluded.sync_id, synced_at = excluded.synced_at"
+         deleted = excluded.deleted, sync_id = excluded.sync_id, synced_at = excluded.synced_at, \
+         stale_since_ms = NULL"
     ))
     .bind(&row.connection_id)
     .bind(&row.page_id)
@@ -251,4 +252,24 @@ pub async fn finish_pass(
     .execute(conn)
     .await?;
     Ok(r.rows_affected() > 0)
+}
+
+/// The copy of page `page_id` may be out of date since `ms` (the MCP server
+/// wrote the page): it answers no store read until [`upsert_page`] stores
+/// it again.
+pub async fn mark_page_stale<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    connection_id: &str,
+    page_id: &str,
+    ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE synced_pages SET stale_since_ms = $1 WHERE connection_id = $2 AND page_id = $3",
+    )
+    .bind(ms)
+    .bind(connection_id)
+    .bind(page_id)
+    .execute(e)
+    .await?;
+    Ok(())
 }

@@ -142,12 +142,16 @@ pub struct IssueRow {
     pub deleted: i64,
     pub sync_id: Option<String>,
     pub synced_at: i64,
+    /// Jira's `description`, `assignee`, `reporter`, `resolution` and
+    /// `created` as one JSON object (what `jira_get_issue` shows from the
+    /// store); `None` for a copy stored before they were asked for.
+    pub detail: Option<String>,
 }
 
 pub const ISSUE_COLUMNS: &str =
     "connection_id, issue_id, issue_key, project_id, project_key, summary, \
 status, issue_type, story_points, sprint_id, sprint_name, sprint_state, updated_ms, url, deleted, \
-sync_id, synced_at";
+sync_id, synced_at, detail";
 
 /// `(updated_ms, deleted)` of the stored copies of `ids` (one query per page).
 pub async fn existing(
@@ -175,13 +179,14 @@ pub async fn existing(
 
 pub async fn upsert_issue(conn: &mut AnyConnection, row: &IssueRow) -> Result<(), StoreError> {
     sqlx::query(&format!(
-        "INSERT INTO synced_issues ({ISSUE_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) \
+        "INSERT INTO synced_issues ({ISSUE_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18) \
          ON CONFLICT (connection_id, issue_id) DO UPDATE SET issue_key = excluded.issue_key, \
          project_id = excluded.project_id, project_key = excluded.project_key, summary = excluded.summary, \
          status = excluded.status, issue_type = excluded.issue_type, story_points = excluded.story_points, \
          sprint_id = excluded.sprint_id, sprint_name = excluded.sprint_name, sprint_state = excluded.sprint_state, \
          updated_ms = excluded.updated_ms, url = excluded.url, deleted = excluded.deleted, \
-         sync_id = excluded.sync_id, synced_at = excluded.synced_at"
+         sync_id = excluded.sync_id, synced_at = excluded.synced_at, detail = excluded.detail, \
+         stale_since_ms = NULL"
     ))
     .bind(&row.connection_id)
     .bind(&row.issue_id)
@@ -200,6 +205,7 @@ pub async fn upsert_issue(conn: &mut AnyConnection, row: &IssueRow) -> Result<()
     .bind(row.deleted)
     .bind(row.sync_id.clone())
     .bind(row.synced_at)
+    .bind(row.detail.clone())
     .execute(conn)
     .await?;
     Ok(())
@@ -415,4 +421,26 @@ pub async fn with_webhooks(pool: &sqlx::AnyPool) -> Result<Vec<SyncRow>, sqlx::E
     ))
     .fetch_all(pool)
     .await
+}
+
+/// The copy of issue `key_or_id` (upper-case key, or id) may be out of date
+/// since `ms`: the MCP server wrote the issue, or it left the sync's JQL. It
+/// answers no store read (`mcp::readable_issue`) until [`upsert_issue`]
+/// stores it again.
+pub async fn mark_issue_stale<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    connection_id: &str,
+    key_or_id: &str,
+    ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE synced_issues SET stale_since_ms = $1 WHERE connection_id = $2 \
+         AND (issue_key = $3 OR issue_id = $3)",
+    )
+    .bind(ms)
+    .bind(connection_id)
+    .bind(key_or_id)
+    .execute(e)
+    .await?;
+    Ok(())
 }

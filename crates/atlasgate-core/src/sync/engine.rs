@@ -110,9 +110,21 @@ pub async fn list_projects(
     }
 }
 
+/// The fields a synced issue keeps beyond its columns, as Jira answers them
+/// (`IssueRow::detail`): what `jira_get_issue` shows when the MCP server
+/// reads the issue from the store (docs/agents.md, "Reads from the store").
+pub const DETAIL_FIELDS: [&str; 5] = [
+    "description",
+    "assignee",
+    "reporter",
+    "resolution",
+    "created",
+];
+
 /// The fields a page (or a webhook's re-read) asks for.
 pub fn field_list(sync: &SyncRow) -> String {
     let mut f = vec!["summary", "status", "issuetype", "project", "updated"];
+    f.extend(DETAIL_FIELDS);
     if let Some(sp) = sync.story_points_field.as_deref().filter(|s| !s.is_empty()) {
         f.push(sp);
     }
@@ -201,6 +213,15 @@ pub fn parse_issue(v: &Value, sync: &SyncRow, now: i64) -> Option<IssueRow> {
         deleted: 0,
         sync_id: Some(sync.id.clone()),
         synced_at: now,
+        detail: Some(
+            Value::Object(
+                DETAIL_FIELDS
+                    .iter()
+                    .map(|k| (k.to_string(), f[*k].clone()))
+                    .collect(),
+            )
+            .to_string(),
+        ),
     })
 }
 
@@ -488,6 +509,18 @@ async fn run_partition(
     }
 }
 
+/// Jira still has the issue, but no longer in the sync's JQL: the copy
+/// keeps its last synced state, and answers no MCP store read until a sync
+/// stores it again (`mcp::reads`).
+pub async fn left_the_jql(
+    state: &Core,
+    connection_id: &str,
+    issue_id: &str,
+) -> Result<(), StoreError> {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    rows::mark_issue_stale(state.store.pool(), connection_id, issue_id, now_ms).await
+}
+
 /// Find stored issues of this sync that Jira no longer has (deleted while
 /// no webhook told us) and mark them `deleted`. Ids leave the JQL for other
 /// reasons too, so each missing one is confirmed by `GET issue` → 404.
@@ -527,7 +560,10 @@ async fn reconcile(state: &Core, sync: &SyncRow) -> Result<usize, SyncError> {
         let req = ApiRequest::get(Product::Jira, format!("rest/api/3/issue/{id}"))
             .query(&[("fields", "id")]);
         match state.atlassian.call(None, &sync.connection_id, req).await {
-            Ok(_) => continue,
+            Ok(_) => {
+                left_the_jql(state, &sync.connection_id, id).await?;
+                continue;
+            }
             Err(AtlassianError::Status { status, .. }) if status.as_u16() == 404 => {}
             Err(e) => return Err(e.into()),
         }

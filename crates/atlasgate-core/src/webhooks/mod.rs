@@ -323,7 +323,11 @@ pub async fn apply_hint(
             let live = sync_rows::get_issue(state.store.pool(), &first.connection_id, issue_id)
                 .await?
                 .is_some_and(|r| r.deleted == 0);
-            if live && gone_in_jira(state, &first.connection_id, issue_id).await? {
+            let gone = live && gone_in_jira(state, &first.connection_id, issue_id).await?;
+            if live && !gone {
+                engine::left_the_jql(state, &first.connection_id, issue_id).await?;
+            }
+            if gone {
                 let mut tx = state.store.begin_write().await?;
                 if let Some(row) =
                     engine::mark_deleted_and_announce(&mut tx, &group, issue_id, now).await?

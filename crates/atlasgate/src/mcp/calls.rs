@@ -163,10 +163,13 @@ pub async fn jira_search(t: &ToolCtx<'_>, a: SearchArgs) -> ToolResult {
     if a.jql.trim().is_empty() {
         return Err(ToolError::new("invalid_arguments", "jql must not be empty"));
     }
-    if let Some(issues) = reads::search_from_store(&t.state.store, &t.row.id, &a.jql, limit).await?
+    if let Some((issues, from)) =
+        reads::search_from_store(&t.state.store, &t.row.id, &a.jql, limit).await?
     {
         let text = format!(
-            "From atlasgate's store (a sync covers this JQL; no Jira call):\n{}",
+            "From atlasgate's store (sync {} has this JQL, last pass {}; no Jira call):\n{}",
+            from.sync_id,
+            from.synced_at,
             issue_lines(issues.iter().map(|i| (
                 i.key.as_str(),
                 i.status.as_deref(),
@@ -175,7 +178,12 @@ pub async fn jira_search(t: &ToolCtx<'_>, a: SearchArgs) -> ToolResult {
             )))
         );
         return Ok(Output {
-            structured: json!({ "source": "store", "issues": issues }),
+            structured: json!({
+                "source": "store",
+                "sync_id": from.sync_id,
+                "synced_at": from.synced_at,
+                "issues": issues,
+            }),
             text,
         });
     }
@@ -283,8 +291,9 @@ pub async fn jira_set_estimate(t: &ToolCtx<'_>, a: EstimateArgs) -> ToolResult {
             "value must be a number ≥ 0",
         ));
     }
-    t.pace(&a.key).await;
-    match ops::set_estimate(&t.ctx(), &a.key, a.value, a.board).await {
+    let ctx = t.ctx();
+    let set = ops::set_estimate(&ctx, &a.key, a.value, a.board);
+    match t.issue_write(&a.key, set).await {
         Ok(field_id) => Ok(Output::json(
             json!({ "key": a.key, "field_id": field_id, "value": a.value }),
         )),

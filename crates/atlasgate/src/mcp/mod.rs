@@ -19,6 +19,7 @@ pub mod calls;
 pub mod tools;
 pub mod typed;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -40,6 +41,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use atlasgate_core::mcp::policy::{self, Policy, Refusal};
+use atlasgate_core::mcp::reads;
 use atlasgate_core::mcp::{access, Access};
 
 use crate::apps::{AppConnection, AuthenticatedApp};
@@ -66,10 +68,28 @@ impl ToolCtx<'_> {
         crate::jira::ctx(self.state, self.app, self.row)
     }
 
-    /// Wait for a slot under Jira's per-issue write limits.
-    pub async fn pace(&self, issue: &str) {
+    /// Run a write to `issue`: in a slot under Jira's per-issue write limits
+    /// (held until the write's answer is back), then mark the issue written
+    /// so its synced copy answers no read until the sync stores it again.
+    pub async fn issue_write<T>(&self, issue: &str, write: impl Future<Output = T>) -> T {
         let site = self.row.site_cloud_id.as_deref().unwrap_or_default();
-        self.state.mcp_pacer.admit(site, issue).await;
+        let slot = self.state.mcp_pacer.admit(site, issue).await;
+        let out = write.await;
+        drop(slot);
+        if let Err(e) = reads::issue_written(&self.state.store, &self.row.id, issue).await {
+            // The write is done; failing the call now would invite a retry.
+            tracing::warn!(error = %e, "could not mark an issue written by MCP");
+        }
+        out
+    }
+
+    /// Run a write to page `page`, then mark the page written (as [`Self::issue_write`]).
+    pub async fn page_write<T>(&self, page: &str, write: impl Future<Output = T>) -> T {
+        let out = write.await;
+        if let Err(e) = reads::page_written(&self.state.store, &self.row.id, page).await {
+            tracing::warn!(error = %e, "could not mark a page written by MCP");
+        }
+        out
     }
 }
 

@@ -26,6 +26,11 @@ fn key() -> Value {
     json!({ "type": "string", "description": "The issue key, e.g. `ACME-12` (or its id).", "minLength": 1 })
 }
 
+fn live() -> Value {
+    json!({ "type": "boolean", "default": false,
+            "description": "Read from Atlassian even when a sync of this connection holds a copy (e.g. after a version conflict, or for the comments)." })
+}
+
 fn limit(max: u64, default: u64) -> Value {
     json!({ "type": "integer", "minimum": 1, "maximum": max, "default": default,
             "description": format!("Most results to return (default {default}).") })
@@ -47,8 +52,8 @@ pub fn catalog() -> Vec<ToolDef> {
         },
         ToolDef {
             name: "jira_get_issue",
-            description: "Read one Jira issue: summary, status, assignee, description as Markdown and the recent comments as Markdown.",
-            input_schema: object(json!({ "key": key() }), &["key"]),
+            description: "Read one Jira issue: summary, status, assignee, description as Markdown and the recent comments as Markdown. Served from atlasgate's local store (no Jira call, no comments) when a sync of this connection holds the issue; `source` in the result says which.",
+            input_schema: object(json!({ "key": key(), "live": live() }), &["key"]),
         },
         ToolDef {
             name: "jira_create_issue",
@@ -154,9 +159,9 @@ pub fn catalog() -> Vec<ToolDef> {
         },
         ToolDef {
             name: "confluence_get_page",
-            description: "Read a Confluence page: title, version and body as Markdown. Pass the version to confluence_update_page.",
+            description: "Read a Confluence page: title, version and body as Markdown. Pass the version to confluence_update_page. Served from atlasgate's local store (no Confluence call) when a sync of this connection holds the page; `source` in the result says which.",
             input_schema: object(
-                json!({ "id": { "type": "string", "minLength": 1, "description": "Page id." } }),
+                json!({ "id": { "type": "string", "minLength": 1, "description": "Page id." }, "live": live() }),
                 &["id"],
             ),
         },

@@ -2,11 +2,12 @@
 //! (`atlasgate_core::jira::writes`, `atlasgate_core::confluence`).
 
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use atlasgate_core::confluence;
 use atlasgate_core::jira::writes;
 use atlasgate_core::mcp::idempotency::{self, CreateCall};
+use atlasgate_core::mcp::reads;
 use atlasgate_core::store::mcp::CreatedIssue;
 
 use super::calls::{Output, ToolError, ToolResult};
@@ -59,7 +60,7 @@ pub fn conflict(e: atlasgate_core::Error) -> ToolError {
             let mut err = ToolError::new(
                 "version_conflict",
                 format!(
-                    "page {page_id} is at version {current}, not the version you read; read it again (confluence_get_page), merge, and update with version {current}"
+                    "page {page_id} is at version {current}, not the version you read; read it again (confluence_get_page with `live: true`), merge, and update with version {current}"
                 ),
             );
             err.details.insert("current_version".into(), json!(current));
@@ -78,14 +79,14 @@ fn user_text(u: &Option<writes::UserRef>) -> String {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct KeyArgs {
+pub struct GetIssueArgs {
     key: String,
+    #[serde(default)]
+    live: bool,
 }
 
-pub async fn jira_get_issue(t: &ToolCtx<'_>, a: KeyArgs) -> ToolResult {
-    let d = writes::get_issue_markdown(&t.ctx(), &a.key, COMMENTS)
-        .await
-        .map_err(conflict)?;
+/// An issue as Markdown: heading, facts, description, comments.
+fn issue_text(d: &writes::IssueDetail) -> String {
     let mut text = format!(
         "# {}: {}\n\nStatus: {} · Type: {} · Assignee: {}{}\n{}\n\n",
         d.issue.key,
@@ -116,6 +117,50 @@ pub async fn jira_get_issue(t: &ToolCtx<'_>, a: KeyArgs) -> ToolResult {
             ));
         }
     }
+    text
+}
+
+/// A store answer's structured content: the live shape plus `source`,
+/// `sync_id` and `synced_at`, without the members named (what a sync does
+/// not keep).
+fn from_store(answer: Value, from: &reads::FromStore, absent: &[&str]) -> Value {
+    let mut v = answer;
+    if let Some(o) = v.as_object_mut() {
+        for k in absent {
+            o.remove(*k);
+        }
+        o.insert("source".into(), json!("store"));
+        o.insert("sync_id".into(), json!(from.sync_id));
+        o.insert("synced_at".into(), json!(from.synced_at));
+    }
+    v
+}
+
+/// The first line of a store answer's text.
+fn store_note(from: &reads::FromStore, what: &str) -> String {
+    format!(
+        "From atlasgate's store (sync {}, copy stored {}; no Atlassian call){what}.\n\n",
+        from.sync_id, from.synced_at
+    )
+}
+
+pub async fn jira_get_issue(t: &ToolCtx<'_>, a: GetIssueArgs) -> ToolResult {
+    if !a.live {
+        if let Some((d, from)) = reads::issue_from_store(&t.state.store, &t.row.id, &a.key).await? {
+            let text = store_note(
+                &from,
+                ". Comments are not kept in the store: call again with `live: true` to read them",
+            ) + &issue_text(&d);
+            return Ok(Output {
+                structured: from_store(json!(d), &from, &["comments"]),
+                text,
+            });
+        }
+    }
+    let d = writes::get_issue_markdown(&t.ctx(), &a.key, COMMENTS)
+        .await
+        .map_err(conflict)?;
+    let text = issue_text(&d);
     let mut structured = json!(d);
     structured["source"] = json!("jira");
     Ok(Output { structured, text })
@@ -186,13 +231,12 @@ pub async fn jira_update_issue(t: &ToolCtx<'_>, a: UpdateArgs) -> ToolResult {
             "give summary, description or both",
         ));
     }
-    t.pace(&a.key).await;
     let edit = writes::IssueEdit {
         summary: a.summary.clone(),
         description_markdown: a.description.clone(),
         fields: serde_json::Map::new(),
     };
-    writes::update_issue(&t.ctx(), &a.key, &edit)
+    t.issue_write(&a.key, writes::update_issue(&t.ctx(), &a.key, &edit))
         .await
         .map_err(conflict)?;
     Ok(Output {
@@ -209,8 +253,8 @@ pub struct TransitionArgs {
 }
 
 pub async fn jira_transition_issue(t: &ToolCtx<'_>, a: TransitionArgs) -> ToolResult {
-    t.pace(&a.key).await;
-    let done = writes::transition_issue(&t.ctx(), &a.key, &a.to)
+    let done = t
+        .issue_write(&a.key, writes::transition_issue(&t.ctx(), &a.key, &a.to))
         .await
         .map_err(conflict)?;
     Ok(Output {
@@ -240,8 +284,8 @@ pub async fn jira_assign_issue(t: &ToolCtx<'_>, a: AssignArgs) -> ToolResult {
         }
         Some(s) => writes::Assignee::guess(s),
     };
-    t.pace(&a.key).await;
-    let now = writes::assign_issue(&t.ctx(), &a.key, &who)
+    let now = t
+        .issue_write(&a.key, writes::assign_issue(&t.ctx(), &a.key, &who))
         .await
         .map_err(conflict)?;
     Ok(Output {
@@ -258,8 +302,11 @@ pub struct CommentArgs {
 }
 
 pub async fn jira_add_comment(t: &ToolCtx<'_>, a: CommentArgs) -> ToolResult {
-    t.pace(&a.key).await;
-    let c = writes::add_comment_markdown(&t.ctx(), &a.key, &a.markdown)
+    let c = t
+        .issue_write(
+            &a.key,
+            writes::add_comment_markdown(&t.ctx(), &a.key, &a.markdown),
+        )
         .await
         .map_err(conflict)?;
     Ok(Output {
@@ -328,9 +375,19 @@ fn page_output(p: &confluence::PageDetail, source: &str) -> Output {
 #[serde(deny_unknown_fields)]
 pub struct PageArgs {
     id: String,
+    #[serde(default)]
+    live: bool,
 }
 
 pub async fn confluence_get_page(t: &ToolCtx<'_>, a: PageArgs) -> ToolResult {
+    if !a.live {
+        if let Some((p, from)) = reads::page_from_store(&t.state.store, &t.row.id, &a.id).await? {
+            let mut out = page_output(&p, "store");
+            out.text = store_note(&from, "") + &out.text;
+            out.structured = from_store(out.structured, &from, &["status", "parent_id"]);
+            return Ok(out);
+        }
+    }
     let p = confluence::get_page(&t.ctx(), &a.id)
         .await
         .map_err(conflict)?;
@@ -374,7 +431,8 @@ pub async fn confluence_update_page(t: &ToolCtx<'_>, a: PageUpdateArgs) -> ToolR
         markdown: a.markdown,
         version: a.version,
     };
-    let p = confluence::update_page(&t.ctx(), &a.id, &upd)
+    let p = t
+        .page_write(&a.id, confluence::update_page(&t.ctx(), &a.id, &upd))
         .await
         .map_err(conflict)?;
     Ok(page_output(&p, "confluence"))

@@ -28,6 +28,8 @@ mod issue_keys;
 mod jira;
 mod jsjira;
 mod lifecycle;
+mod mcp_pacing;
+mod mcp_reads;
 mod mcp_sdk;
 mod openapi;
 mod outside;
