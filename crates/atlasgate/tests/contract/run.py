@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import secrets
+import signal
 import shutil
 import socket
 import subprocess
@@ -88,6 +89,8 @@ def main():
                     help="boot and set up as for a run, print the URL, key and ids, and wait (Ctrl-C stops)")
     ap.add_argument("extra", nargs="*", help="more schemathesis arguments (after --)")
     args = ap.parse_args()
+    # SIGTERM stops like Ctrl-C: the processes started here are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     atlasgate = binary("atlasgate", "ATLASGATE_BIN")
     atlassim = binary("atlassim", "ATLASSIM_BIN")
@@ -146,12 +149,31 @@ def main():
             assert status == 201, (status, conn)
             connections.append(conn["id"])
 
+        # Real objects for the other path parameters, found through the API
+        # itself, so those routes answer 200 and their answers are checked
+        # against the document (not only the 404 of a made-up id).
+        main = f"{ag_url}/v1/connections/{connections[0]}"
+        _, boards = http("GET", f"{main}/jira/boards", token=api_key)
+        board = next(b["id"] for b in boards["items"] if b["type"] == "scrum")
+        _, sprints = http("GET", f"{main}/jira/boards/{board}/sprints", token=api_key)
+        sprint = sprints["items"][0]["id"]
+        _, issues = http("GET", f"{main}/jira/sprints/{sprint}/issues", token=api_key)
+        issue = issues["items"][0]["key"]
+        _, spaces = http("GET", f"{main}/confluence/spaces", token=api_key)
+        _, pages = http("GET", f"{main}/confluence/pages?space={spaces['items'][0]['key']}", token=api_key)
+        page = pages["items"][0]["id"]
+        status, sync = http("POST", f"{main}/syncs", {"jql": f"project = {issue.split('-')[0]}"}, api_key)
+        assert status == 201, (status, sync)
+
         st_env = dict(os.environ)
         st_env.update({
             "CONTRACT_APP_KEY": api_key,
             "CONTRACT_ADMIN_TOKEN": admin_token,
             "CONTRACT_CONNECTION": connections[0],
             "CONTRACT_SPARE_CONNECTION": connections[1],
+            "CONTRACT_ISSUE": issue,
+            "CONTRACT_PAGE": page,
+            "CONTRACT_SYNC": sync["id"],
         })
         if args.serve:
             print(json.dumps({"atlasgate": ag_url, "atlassim": sim_url, "app_key": api_key,
@@ -164,8 +186,16 @@ def main():
         report = os.path.join(work, "report")
         # Every check is on by default (`--checks all` would also switch on
         # the few that schemathesis.toml turns off for stated reasons).
+        # Integer path parameters go in as TOML integers (an environment
+        # value is a string, which schemathesis would judge against
+        # `type: integer` and count as a schema violation the server accepted).
+        config = os.path.join(work, "schemathesis.toml")
+        with open(os.path.join(HERE, "schemathesis.toml")) as src, open(config, "w") as dst:
+            dst.write(src.read()
+                      .replace('"${CONTRACT_BOARD}"', str(board))
+                      .replace('"${CONTRACT_SPRINT}"', str(sprint)))
         cmd = [
-            shutil.which("schemathesis") or "schemathesis", "--config-file", os.path.join(HERE, "schemathesis.toml"),
+            shutil.which("schemathesis") or "schemathesis", "--config-file", config,
             "run", f"{ag_url}/openapi.json",
             "--url", ag_url,
             "--phases", "examples,coverage,fuzzing,stateful",
