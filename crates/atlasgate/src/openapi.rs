@@ -7,7 +7,7 @@
 //! `tests/contract/run.py`, see RELIABILITY.md).
 
 use utoipa::openapi::path::{Operation, ParameterIn};
-use utoipa::openapi::schema::Schema;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
@@ -232,6 +232,19 @@ impl Kind {
     }
 }
 
+/// The header an answer of this status carries (`error.rs`, `ratelimit.rs`).
+fn header_of(status: &str) -> Option<(&'static str, Type, &'static str)> {
+    match status {
+        "401" => Some(("WWW-Authenticate", Type::String, "`Bearer`")),
+        "429" | "503" => Some((
+            "Retry-After",
+            Type::Integer,
+            "Seconds to wait before trying again, when known",
+        )),
+        _ => None,
+    }
+}
+
 /// The schema without `null` among its types.
 fn not_null(schema: RefOr<Schema>) -> RefOr<Schema> {
     let Ok(mut v) = serde_json::to_value(&schema) else {
@@ -318,6 +331,17 @@ pub fn complete(doc: &mut utoipa::openapi::OpenApi) {
                             }
                         }
                     }
+                }
+            }
+            for (status, resp) in responses.iter_mut() {
+                let RefOr::T(resp) = resp else { continue };
+                if let Some((name, ty, why)) = header_of(status) {
+                    resp.headers.entry(name.to_string()).or_insert_with(|| {
+                        utoipa::openapi::header::HeaderBuilder::new()
+                            .schema(ObjectBuilder::new().schema_type(ty))
+                            .description(Some(why))
+                            .build()
+                    });
                 }
             }
             if kind.proxy {

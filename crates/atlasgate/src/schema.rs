@@ -550,9 +550,24 @@ pub fn estimate_value() -> Schema {
     }))
 }
 
+/// The `oneOf` of "exactly one of `a` and `b`, not blank": each branch
+/// requires its member as a non-blank string and the other absent or null
+/// (the validators match on which of the two is `Some`).
+fn exactly_one_of(a: &str, b: &str) -> serde_json::Value {
+    let branch = |this: &str, other: &str| {
+        let mut properties = serde_json::Map::new();
+        properties.insert(
+            this.into(),
+            serde_json::json!({"type": "string", "pattern": not_blank()}),
+        );
+        properties.insert(other.into(), serde_json::json!({"type": "null"}));
+        serde_json::json!({"required": [this], "properties": properties})
+    };
+    serde_json::json!([branch(a, b), branch(b, a)])
+}
+
 /// `POST …/comments`: exactly one of `text` and `markdown`, not blank.
 pub fn comment_request() -> Schema {
-    let nb = not_blank();
     from_json(serde_json::json!({
         "type": "object",
         "additionalProperties": false,
@@ -563,19 +578,15 @@ pub fn comment_request() -> Schema {
             "markdown": {"type": ["string", "null"],
                          "description": "Markdown, converted to ADF (headings, lists, code, tables, mentions)."}
         },
-        "oneOf": [
-            {"required": ["text"],
-             "properties": {"text": {"type": "string", "pattern": nb}, "markdown": {"type": "null"}}},
-            {"required": ["markdown"],
-             "properties": {"markdown": {"type": "string", "pattern": nb}, "text": {"type": "null"}}}
-        ]
+        "oneOf": exactly_one_of("text", "markdown")
     }))
 }
 
 /// `POST …/syncs`: exactly one of `jql` and `confluence_cql` (a Confluence
 /// sync polls: `webhooks` may not be true).
 pub fn create_sync_request() -> Schema {
-    let nb = not_blank();
+    let mut one = exactly_one_of("jql", "confluence_cql");
+    one[1]["properties"]["webhooks"] = serde_json::json!({"enum": [false, null]});
     from_json(serde_json::json!({
         "type": "object",
         "additionalProperties": false,
@@ -590,13 +601,7 @@ pub fn create_sync_request() -> Schema {
             "interval_s": {"type": ["integer", "null"], "minimum": 1, "maximum": 86400,
                            "description": "Seconds between incremental passes, 1–86400 (default 300)."}
         },
-        "oneOf": [
-            {"required": ["jql"],
-             "properties": {"jql": {"type": "string", "pattern": nb}, "confluence_cql": {"type": "null"}}},
-            {"required": ["confluence_cql"],
-             "properties": {"confluence_cql": {"type": "string", "pattern": nb}, "jql": {"type": "null"},
-                            "webhooks": {"enum": [false, null]}}}
-        ]
+        "oneOf": one
     }))
 }
 

@@ -237,3 +237,42 @@ fn every_error_is_a_documented_problem() {
         assert!(token[s].is_object(), "/token documents no {s}");
     }
 }
+
+/// A finding of the contract run: rmcp refused an MCP request without
+/// `Accept` with 406. No `Accept` (or `*/*`) accepts any answer (RFC 9110
+/// §12.5.1), so it is answered; an `Accept` that names neither of the MCP
+/// media types is still refused 406, as a problem.
+#[tokio::test]
+async fn an_mcp_request_without_accept_is_answered() {
+    let app = TestApp::spawn().await;
+    let (key, id) = app.connected_app("contract-mcp", "team:1").await;
+    let url = app.url(&format!("/v1/connections/{id}/mcp"));
+    let list = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    for accept in [None, Some("*/*")] {
+        let mut req = app.client.post(&url).bearer_auth(&key).json(&list);
+        if let Some(a) = accept {
+            req = req.header("accept", a);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200, "accept {accept:?}");
+        let body: Value = resp.json().await.unwrap();
+        assert!(
+            body["result"]["tools"].as_array().is_some_and(|t| t.len() > 10),
+            "accept {accept:?}: {body}"
+        );
+    }
+    let refused = app
+        .client
+        .post(&url)
+        .bearer_auth(&key)
+        .header("accept", "text/html")
+        .json(&list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 406);
+    assert_eq!(
+        refused.headers()["content-type"],
+        atlasgate::error::PROBLEM_JSON
+    );
+}
