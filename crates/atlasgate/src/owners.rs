@@ -38,7 +38,7 @@ pub struct OwnerErased {
     delete,
     path = "/v1/owners/{owner}",
     tag = "connections",
-    params(("owner" = String, Path, description = "The owner given to POST /v1/connect-sessions")),
+    params(("owner" = String, Path, description = "The owner given to POST /v1/connect-sessions", min_length = 1, max_length = 200)),
     responses(
         (status = 200, description = "Erased", body = OwnerErased),
         (status = 401, description = "Missing or wrong app key", body = crate::error::Problem),

@@ -61,14 +61,22 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
     api_router().merge(streaming_router())
 }
 
+/// The documented routes and their document, completed by
+/// [`crate::openapi::complete`] (the problems every route of a kind answers).
+fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (api, mut spec) = openapi_router().split_for_parts();
+    crate::openapi::complete(&mut spec);
+    (api, spec)
+}
+
 /// The generated OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    openapi_router().split_for_parts().1
+    documented().1
 }
 
 /// The complete application router with its state.
 pub fn router(state: AppState) -> Router {
-    let (api, spec) = openapi_router().split_for_parts();
+    let (api, spec) = documented();
     api.merge(crate::admin::pages_router())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(crate::error::not_found)

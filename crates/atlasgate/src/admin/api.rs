@@ -21,12 +21,19 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct CreateAppRequest {
     /// Unique, 1–100 characters.
+    #[schema(
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f]([^\u0000-\u001f\u007f-\u009f]{0,98}[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub name: String,
     /// Where events are delivered (Standard Webhooks). A signing secret is
     /// generated when set.
+    #[schema(
+        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(:[0-9]{1,4})?([/?#][^\t-\r ]*)?$"
+    )]
     pub webhook_url: Option<String>,
     /// Origins (`scheme://host[:port]`) a connect flow may return to.
     #[serde(default)]
+    #[schema(value_type = Vec<crate::schema::Origin>, inline)]
     pub return_origins: Vec<String>,
 }
 

@@ -26,9 +26,13 @@ pub struct AuditQueryParams {
     /// Connection id.
     pub connection: Option<String>,
     /// One of the kinds of docs/design.md §14, e.g. `key.revoked`.
+    #[param(value_type = Option<crate::schema::AuditKind>, inline)]
     pub kind: Option<String>,
     /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = r"^\+?0*[1-9][0-9]{0,17}$")]
     pub cursor: Option<String>,
 }
 

@@ -41,8 +41,12 @@ pub struct PageList {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListPagesQueryParams {
-    /// Space key (e.g. `ENG`).
+    /// Space key (e.g. `ENG`): one, so no comma.
+    #[param(
+        pattern = r"^[^,]*[^,\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^,]*$"
+    )]
     pub space: String,
 }
 
@@ -84,6 +88,7 @@ pub async fn list_spaces(
     responses(
         (status = 200, description = "All pages of the space", body = PageList),
         (status = 404, description = "No such connection or space", body = crate::error::Problem),
+        (status = 422, description = "Not one space key", body = crate::error::Problem),
     ),
     security(("app_key" = []))
 )]
@@ -126,8 +131,10 @@ pub async fn list_pages(
 #[into_params(parameter_in = Query)]
 pub struct SearchContentQueryParams {
     /// A CQL query, e.g. `space = ENG AND type = page AND text ~ "release"`.
+    #[param(pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")]
     pub cql: String,
     /// Most results, 1–1000 (default 25).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -142,22 +149,34 @@ pub struct SearchHitList {
 pub struct CreatePageRequest {
     /// Space key (`ENG`) or id.
     pub space: String,
+    /// Not blank, at most 255 characters (Confluence's limit).
+    #[schema(
+        max_length = 255,
+        pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub title: String,
     /// The body in Markdown (stored as ADF).
     pub markdown: String,
     /// Create it under this page (same space); else under the space's homepage.
+    #[schema(pattern = r"^[0-9]+$")]
     pub parent_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePageRequest {
-    /// A new title; the current one is kept when absent.
+    /// A new title; the current one is kept when absent. Not blank, at
+    /// most 255 characters.
+    #[schema(
+        max_length = 255,
+        pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub title: Option<String>,
     /// The new body in Markdown (stored as ADF).
     pub markdown: String,
     /// The version you read. atlasgate writes `version + 1`; a page that
     /// has moved on answers 409 `version-conflict` with `current_version`.
+    #[schema(minimum = 1)]
     pub version: i64,
 }
 
@@ -225,7 +244,7 @@ pub async fn create_page(
     get,
     path = "/v1/connections/{id}/confluence/pages/{page}",
     tag = "confluence",
-    params(("id" = String, Path, description = "Connection id"), ("page" = String, Path, description = "Page id")),
+    params(("id" = String, Path, description = "Connection id"), ("page" = String, Path, description = "Page id (digits)", pattern = r"^[0-9]+$")),
     responses(
         (status = 200, description = "The page, its body as Markdown", body = crate::schema::PageDetail),
         (status = 404, description = "No such connection or page", body = crate::error::Problem),
@@ -251,7 +270,7 @@ pub async fn read_page(
     put,
     path = "/v1/connections/{id}/confluence/pages/{page}",
     tag = "confluence",
-    params(("id" = String, Path, description = "Connection id"), ("page" = String, Path, description = "Page id")),
+    params(("id" = String, Path, description = "Connection id"), ("page" = String, Path, description = "Page id (digits)", pattern = r"^[0-9]+$")),
     request_body = UpdatePageRequest,
     responses(
         (status = 200, description = "The new version", body = crate::schema::PageDetail),

@@ -252,6 +252,7 @@ fn fail(
         (status = 400, description = "Missing, unknown or reused state (HTML page)"),
         (status = 403, description = "Started in another browser, or declined (HTML page)"),
         (status = 410, description = "Expired (HTML page)"),
+        (status = 429, description = "Too many requests from this address (HTML page, `Retry-After`)"),
         (status = 502, description = "Atlassian failed (HTML page)"),
     )
 )]
@@ -613,7 +614,9 @@ async fn picker_context(
     responses(
         (status = 200, description = "HTML site picker"),
         (status = 403, description = "Another browser (HTML page)"),
+        (status = 404, description = "Unknown session (HTML page)"),
         (status = 410, description = "Expired or already chosen (HTML page)"),
+        (status = 429, description = "Too many requests from this address (HTML page, `Retry-After`)"),
     )
 )]
 pub async fn site_form(
@@ -652,8 +655,14 @@ pub struct SiteChoice {
     responses(
         (status = 303, description = "To return_to"),
         (status = 200, description = "Connected page (no return_to)"),
+        (status = 400, description = "A form that does not parse", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Bad CSRF token or another browser (HTML page)"),
+        (status = 404, description = "Unknown session (HTML page)"),
+        (status = 410, description = "Expired or already chosen (HTML page)"),
+        (status = 413, description = "The body is larger than the limit", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/x-www-form-urlencoded`", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not one of the grant's sites (HTML picker again)"),
+        (status = 429, description = "Too many requests from this address (HTML page, `Retry-After`)"),
     )
 )]
 pub async fn choose_site(

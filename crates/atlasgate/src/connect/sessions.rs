@@ -25,6 +25,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct ConnectSessionRequest {
     /// The app's identifier for whoever connects (`team:42`), 1–200 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub owner: String,
     /// A configured profile; default `jira`.
     #[serde(default)]
@@ -37,6 +42,7 @@ pub struct ConnectSessionRequest {
     /// Scopes to request instead of the profile's (`offline_access` and
     /// `read:me` are always added).
     #[serde(default)]
+    #[schema(value_type = Option<Vec<crate::schema::Scope>>, inline)]
     pub scopes: Option<Vec<String>>,
 }
 

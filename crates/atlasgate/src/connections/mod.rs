@@ -41,12 +41,15 @@ pub struct ConnectionList {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListConnectionsQueryParams {
     pub owner: Option<String>,
     pub profile: Option<String>,
     /// `active` | `needs_reauth` | `disconnected`.
+    #[param(value_type = Option<crate::schema::ConnectionStatus>, inline)]
     pub status: Option<String>,
     /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }

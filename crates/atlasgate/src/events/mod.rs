@@ -26,14 +26,16 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct ListEventsQueryParams {
     /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page (older events follow).
+    #[param(pattern = r"^[+-]?[0-9]{1,18}$")]
     pub cursor: Option<String>,
     /// Only events of this connection.
     pub connection_id: Option<String>,
     /// Only events of this type.
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", value_type = Option<crate::schema::EventType>, inline)]
     pub event_type: Option<String>,
 }
 

@@ -214,6 +214,7 @@ pub fn find_keys<S: AsRef<str>>(texts: &[S], projects: &HashSet<String>) -> Vec<
 #[serde(deny_unknown_fields)]
 pub struct IssueKeysRequest {
     /// PR titles, branch names, commit messages… (at most 1000 texts).
+    #[schema(max_items = 1000)]
     pub texts: Vec<String>,
 }
 

@@ -83,30 +83,38 @@ pub struct IssueList {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListBoardsQueryParams {
     /// Only boards of this project (key or id).
     pub project: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListSprintsQueryParams {
     /// Comma list of `active`, `future`, `closed`; all when absent.
+    #[param(
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(active|future|closed)[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(,[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(active|future|closed)[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)*$"
+    )]
     pub state: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchIssuesQueryParams {
     /// A bounded JQL query (Jira refuses unbounded ones).
+    #[param(pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")]
     pub jql: String,
     /// Most issues to return, 1–5000; default 50.
+    #[param(minimum = 1, maximum = 5000)]
     pub limit: Option<usize>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EstimateRequest {
-    /// A number (or a numeric string), e.g. `5` or `"0.5"`.
-    #[schema(value_type = f64)]
+    /// A non-negative number (or a numeric string), e.g. `5` or `"0.5"`.
+    #[schema(schema_with = crate::schema::estimate_value)]
     pub value: serde_json::Value,
     /// Write through this board's estimation field (its configuration).
     pub board_id: Option<i64>,
@@ -121,7 +129,9 @@ pub struct EstimateResponse {
     pub value: f64,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+/// Exactly one of `text` and `markdown`, not blank (its schema:
+/// [`crate::schema::comment_request`]).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommentRequest {
     /// Plain text; each non-empty line becomes an ADF paragraph.
@@ -129,6 +139,14 @@ pub struct CommentRequest {
     /// Markdown, converted to ADF (give `text` or `markdown`, not both).
     pub markdown: Option<String>,
 }
+
+impl utoipa::PartialSchema for CommentRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::schema::comment_request().into()
+    }
+}
+
+impl ToSchema for CommentRequest {}
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CommentResponse {
@@ -202,8 +220,9 @@ pub async fn list_boards(
     ),
     responses(
         (status = 200, description = "Sprints (all pages)", body = SprintList),
-        (status = 400, description = "A kanban board, or a bad state list", body = crate::error::Problem),
+        (status = 400, description = "A kanban board (Jira's message in `detail`)", body = crate::error::Problem),
         (status = 404, description = "No such connection or board", body = crate::error::Problem),
+        (status = 422, description = "A bad state list", body = crate::error::Problem),
     ),
     security(("app_key" = []))
 )]
@@ -344,7 +363,7 @@ fn parse_estimate(v: &serde_json::Value) -> Option<f64> {
     post,
     path = "/v1/connections/{id}/jira/issues/{key}/estimate",
     tag = "jira",
-    params(("id" = String, Path, description = "Connection id"), ("key" = String, Path, description = "Issue key, e.g. `ACME-12`")),
+    params(("id" = String, Path, description = "Connection id"), ("key" = String, Path, description = "Issue key, e.g. `ACME-12`", pattern = r"^[A-Za-z][A-Za-z0-9_]*-[1-9][0-9]{0,9}$")),
     request_body = EstimateRequest,
     responses(
         (status = 200, description = "Written", body = EstimateResponse),
@@ -406,7 +425,7 @@ pub async fn update_estimate(
     post,
     path = "/v1/connections/{id}/jira/issues/{key}/comments",
     tag = "jira",
-    params(("id" = String, Path, description = "Connection id"), ("key" = String, Path, description = "Issue key")),
+    params(("id" = String, Path, description = "Connection id"), ("key" = String, Path, description = "Issue key", pattern = r"^[A-Za-z][A-Za-z0-9_]*-[1-9][0-9]{0,9}$")),
     request_body = CommentRequest,
     responses(
         (status = 201, description = "Posted", body = CommentResponse),

@@ -22,9 +22,16 @@ const DEFAULT_RECENT_COMMENTS: usize = 10;
 #[serde(deny_unknown_fields)]
 pub struct CreateIssueRequest {
     /// Project key (`ACME`) or id.
+    #[schema(pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")]
     pub project: String,
     /// Issue type name (`Task`, `Bug`, `Story`…) or id.
+    #[schema(pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")]
     pub issue_type: String,
+    /// One line, at most 255 characters (Jira's limit).
+    #[schema(
+        max_length = 255,
+        pattern = r"^[^\n]*[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\n]*$"
+    )]
     pub summary: String,
     /// Markdown; stored in Jira as ADF.
     pub description_markdown: Option<String>,
@@ -33,20 +40,29 @@ pub struct CreateIssueRequest {
     pub fields: Option<Map<String, Value>>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+/// Something to change (its schema: [`crate::schema::update_issue_request`]).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateIssueRequest {
     pub summary: Option<String>,
-    /// Markdown; stored as ADF. An empty string clears the description.
+    /// An empty string clears the description.
     pub description_markdown: Option<String>,
-    #[schema(value_type = Option<Object>)]
     pub fields: Option<Map<String, Value>>,
 }
+
+impl utoipa::PartialSchema for UpdateIssueRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::schema::update_issue_request().into()
+    }
+}
+
+impl ToSchema for UpdateIssueRequest {}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransitionRequest {
     /// A status name (`Done`), a transition name, or a transition id (`51`).
+    #[schema(pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")]
     pub to: String,
 }
 
@@ -74,6 +90,7 @@ pub struct AssigneeResponse {
 #[into_params(parameter_in = Query)]
 pub struct GetIssueQueryParams {
     /// How many of the most recent comments to include, 0–100 (default 10).
+    #[param(maximum = 100)]
     pub comments: Option<usize>,
 }
 
@@ -125,7 +142,7 @@ pub async fn create_issue(
     get,
     path = "/v1/connections/{id}/jira/issues/{key}",
     tag = "jira",
-    params(("id" = String, Path, description = "Connection id"), ("key" = String, Path, description = "Issue key"), GetIssueQueryParams),
+    params(("id" = String, Path, description = "Connection id"), ("key" = String, Path, description = "Issue key", pattern = r"^[A-Za-z][A-Za-z0-9_]*-[1-9][0-9]{0,9}$"), GetIssueQueryParams),
     responses(
         (status = 200, description = "The issue", body = crate::schema::IssueDetail),
         (status = 404, description = "No such connection or issue", body = crate::error::Problem),
@@ -159,7 +176,7 @@ pub async fn get_issue(
     patch,
     path = "/v1/connections/{id}/jira/issues/{key}",
     tag = "jira",
-    params(("id" = String, Path, description = "Connection id"), ("key" = String, Path, description = "Issue key")),
+    params(("id" = String, Path, description = "Connection id"), ("key" = String, Path, description = "Issue key", pattern = r"^[A-Za-z][A-Za-z0-9_]*-[1-9][0-9]{0,9}$")),
     request_body = UpdateIssueRequest,
     responses(
         (status = 204, description = "Updated"),
@@ -197,7 +214,7 @@ pub async fn update_issue(
     post,
     path = "/v1/connections/{id}/jira/issues/{key}/transition",
     tag = "jira",
-    params(("id" = String, Path, description = "Connection id"), ("key" = String, Path, description = "Issue key")),
+    params(("id" = String, Path, description = "Connection id"), ("key" = String, Path, description = "Issue key", pattern = r"^[A-Za-z][A-Za-z0-9_]*-[1-9][0-9]{0,9}$")),
     request_body = TransitionRequest,
     responses(
         (status = 200, description = "Transitioned", body = crate::schema::TransitionDone),
@@ -258,7 +275,7 @@ fn assignee_of(body: Value) -> Result<Assignee, ApiError> {
     put,
     path = "/v1/connections/{id}/jira/issues/{key}/assignee",
     tag = "jira",
-    params(("id" = String, Path, description = "Connection id"), ("key" = String, Path, description = "Issue key")),
+    params(("id" = String, Path, description = "Connection id"), ("key" = String, Path, description = "Issue key", pattern = r"^[A-Za-z][A-Za-z0-9_]*-[1-9][0-9]{0,9}$")),
     request_body(content = Option<AssigneeRequest>, description = "Exactly one member, or `null` to unassign"),
     responses(
         (status = 200, description = "Assigned (or unassigned)", body = AssigneeResponse),

@@ -245,10 +245,13 @@ fn http_config() -> StreamableHttpServerConfig {
     path = "/v1/connections/{id}/mcp",
     tag = "mcp",
     params(("id" = String, Path, description = "Connection id")),
-    request_body(content = Object, description = "One JSON-RPC 2.0 message of the Model Context Protocol", content_type = "application/json"),
+    request_body(content = crate::schema::JsonRpcMessage, description = "One JSON-RPC 2.0 message of the Model Context Protocol", content_type = "application/json"),
     responses(
         (status = 200, description = "The JSON-RPC answer", body = Object, content_type = "application/json"),
         (status = 202, description = "A notification, accepted"),
+        (status = 400, description = "A JSON-RPC message this stateless server does not take (a response): a JSON-RPC error", body = Object, content_type = "application/json"),
+        (status = 406, description = "`Accept` names neither `application/json` nor `text/event-stream`", body = crate::error::Problem),
+        (status = 415, description = "The body is not `Content-Type: application/json`, or not a JSON-RPC message rmcp can read", body = crate::error::Problem),
         (status = 401, description = "No or unknown app key", body = crate::error::Problem),
         (status = 404, description = "No such connection (for this app)", body = crate::error::Problem),
     ),
@@ -257,8 +260,22 @@ fn http_config() -> StreamableHttpServerConfig {
 pub async fn mcp_endpoint(
     State(state): State<AppState>,
     conn: AppConnection,
-    req: Request,
+    mut req: Request,
 ) -> Result<Response, ApiError> {
+    // No `Accept`, or `*/*`, accepts any answer (RFC 9110 §12.5.1); rmcp
+    // wants both of its media types named, so name them for such a client
+    // rather than answer it 406.
+    let accepts_any = req
+        .headers()
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|a| a.split(',').any(|m| m.trim().starts_with("*/*")));
+    if accepts_any {
+        req.headers_mut().insert(
+            axum::http::header::ACCEPT,
+            axum::http::HeaderValue::from_static("application/json, text/event-stream"),
+        );
+    }
     let policy = policy::get(&state.store, &conn.row.id).await?;
     let server = ConnectionServer {
         state,
@@ -281,6 +298,7 @@ pub struct McpPolicy {
     /// Refuse every tool that writes.
     pub read_only: bool,
     /// The tools allowed, by name; `null` = every tool.
+    #[schema(value_type = Option<Vec<crate::schema::McpToolName>>, inline)]
     pub tools: Option<Vec<String>>,
 }
 

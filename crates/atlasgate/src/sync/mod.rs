@@ -41,7 +41,9 @@ const MAX_JQL_LEN: usize = 4000;
 
 // ---------------------------------------------------------------- wire types
 
-#[derive(Debug, Deserialize, ToSchema)]
+/// Exactly one of `jql` and `confluence_cql` (its schema:
+/// [`crate::schema::create_sync_request`]).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSyncRequest {
     /// The JQL filter of the issues to mirror (any `ORDER BY` is ignored).
@@ -55,6 +57,14 @@ pub struct CreateSyncRequest {
     /// Seconds between incremental passes, 1–86400 (default 300).
     pub interval_s: Option<i64>,
 }
+
+impl utoipa::PartialSchema for CreateSyncRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::schema::create_sync_request().into()
+    }
+}
+
+impl utoipa::ToSchema for CreateSyncRequest {}
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PassView {
@@ -132,10 +142,13 @@ pub struct ListIssuesQueryParams {
     /// Project key or id.
     pub project: Option<String>,
     /// Only issues updated at or after this instant (RFC 3339).
+    #[param(format = DateTime)]
     pub updated_since: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^[+-]?[0-9]{1,18}_")]
     pub cursor: Option<String>,
     /// Page size, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 

@@ -30,12 +30,15 @@ pub struct ListPagesQueryParams {
     /// Space key or id.
     pub space: Option<String>,
     /// Only pages updated at or after this instant (RFC 3339).
+    #[param(format = DateTime)]
     pub updated_since: Option<String>,
     /// Also pages deleted in Confluence (`deleted: true`); default false.
     pub include_deleted: Option<bool>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^[+-]?[0-9]{1,18}_")]
     pub cursor: Option<String>,
     /// Page size, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 

@@ -162,3 +162,117 @@ async fn every_schema_reference_resolves() {
         assert!(defined.contains_key(r), "$ref to undefined schema {r}");
     }
 }
+
+/// What `openapi.rs::complete` guarantees (and schemathesis checks from
+/// outside, `tests/contract/run.py`): on the JSON API every error answer is
+/// `application/problem+json` (the proxy may also relay Atlassian's own),
+/// every secured operation documents 401, every templated path 404, every
+/// JSON body its 400 / 413 / 415 / 422, and operation ids are unique.
+#[test]
+fn every_error_is_a_documented_problem() {
+    let doc = serde_json::to_value(atlasgate::server::openapi()).unwrap();
+    let mut ops = 0;
+    let mut errors = 0;
+    let mut ids = std::collections::HashSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let api = ["/v1/", "/admin/api/", "/webhooks/"]
+            .iter()
+            .any(|p| path.starts_with(p));
+        for (method, op) in item.as_object().unwrap() {
+            let label = format!("{} {path}", method.to_uppercase());
+            let id = op["operationId"].as_str().unwrap_or_default().to_string();
+            assert!(ids.insert(id.clone()), "{label}: operationId {id} repeats");
+            if !api {
+                continue;
+            }
+            ops += 1;
+            let responses = op["responses"].as_object().unwrap();
+            let proxy = path.contains("/proxy/");
+            for (status, resp) in responses {
+                if !status.starts_with(['4', '5']) {
+                    continue;
+                }
+                let content = resp["content"].as_object();
+                let types: Vec<&String> = content.map(|c| c.keys().collect()).unwrap_or_default();
+                // The MCP endpoint's 400 is rmcp's JSON-RPC error.
+                if path.ends_with("/mcp") && status == "400" {
+                    assert_eq!(types, ["application/json"], "{label} {status}");
+                    continue;
+                }
+                errors += 1;
+                assert!(
+                    types.iter().any(|t| *t == "application/problem+json"),
+                    "{label} {status}: {types:?} has no application/problem+json"
+                );
+                assert!(
+                    proxy || types.len() == 1,
+                    "{label} {status}: a problem only, not {types:?}"
+                );
+                assert_eq!(
+                    resp["content"]["application/problem+json"]["schema"]["$ref"],
+                    "#/components/schemas/Problem",
+                    "{label} {status}"
+                );
+            }
+            let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
+            if secured {
+                assert!(responses.contains_key("401"), "{label} documents no 401");
+            }
+            if path.contains('{') {
+                assert!(responses.contains_key("404"), "{label} documents no 404");
+            }
+            let json_body = op["requestBody"]["content"]["application/json"].is_object();
+            if json_body && !path.ends_with("/mcp") && path != "/webhooks/jira" {
+                for s in ["400", "413", "415", "422"] {
+                    assert!(responses.contains_key(s), "{label} documents no {s}");
+                }
+            }
+        }
+    }
+    // Positive controls: the walk saw the API.
+    assert!(ops > 50, "only {ops} operations");
+    assert!(errors > 300, "only {errors} error answers");
+    let token = &doc["paths"]["/v1/connections/{id}/token"]["get"]["responses"];
+    for s in ["401", "404", "409", "503"] {
+        assert!(token[s].is_object(), "/token documents no {s}");
+    }
+}
+
+/// A finding of the contract run: rmcp refused an MCP request without
+/// `Accept` with 406. No `Accept` (or `*/*`) accepts any answer (RFC 9110
+/// §12.5.1), so it is answered; an `Accept` that names neither of the MCP
+/// media types is still refused 406, as a problem.
+#[tokio::test]
+async fn an_mcp_request_without_accept_is_answered() {
+    let app = TestApp::spawn().await;
+    let (key, id) = app.connected_app("contract-mcp", "team:1").await;
+    let url = app.url(&format!("/v1/connections/{id}/mcp"));
+    let list = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    for accept in [None, Some("*/*")] {
+        let mut req = app.client.post(&url).bearer_auth(&key).json(&list);
+        if let Some(a) = accept {
+            req = req.header("accept", a);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200, "accept {accept:?}");
+        let body: Value = resp.json().await.unwrap();
+        assert!(
+            body["result"]["tools"].as_array().is_some_and(|t| t.len() > 10),
+            "accept {accept:?}: {body}"
+        );
+    }
+    let refused = app
+        .client
+        .post(&url)
+        .bearer_auth(&key)
+        .header("accept", "text/html")
+        .json(&list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 406);
+    assert_eq!(
+        refused.headers()["content-type"],
+        atlasgate::error::PROBLEM_JSON
+    );
+}
