@@ -7,6 +7,7 @@
 //! whose first full pass has finished and that has not failed or stopped.
 //! Its issues come newest update first. Anything else goes to Jira.
 
+use crate::store::syncs::SyncState;
 use crate::store::{mcp as rows, syncs, Store};
 use crate::sync::IssueView;
 use crate::Result;
@@ -25,8 +26,8 @@ pub async fn search_from_store(
     let want = normalised(jql);
     let syncs = syncs::of_connection(store.pool(), connection_id).await?;
     let Some(sync) = syncs.iter().find(|s| {
-        s.full_done != 0
-            && !matches!(s.state.as_str(), "failed" | "stopped")
+        s.full_done
+            && !matches!(s.state, SyncState::Failed | SyncState::Stopped)
             && normalised(&s.jql) == want
     }) else {
         return Ok(None);

@@ -198,7 +198,7 @@ pub fn parse_issue(v: &Value, sync: &SyncRow, now: i64) -> Option<IssueRow> {
             .as_ref()
             .and_then(|s| s["state"].as_str().map(String::from)),
         updated_ms,
-        deleted: 0,
+        deleted: false,
         sync_id: Some(sync.id.clone()),
         synced_at: now,
     })
@@ -227,12 +227,12 @@ pub async fn store_issue(
     conn: &mut sqlx::AnyConnection,
     sync: &SyncRow,
     issue: &IssueRow,
-    prev: Option<(i64, i64)>,
+    prev: Option<(i64, bool)>,
     emit: bool,
 ) -> Result<Stored, StoreError> {
     let what = match prev {
-        Some((updated, 0)) if updated >= issue.updated_ms => return Ok(Stored::Unchanged),
-        Some((_, 0)) => Stored::Updated,
+        Some((updated, false)) if updated >= issue.updated_ms => return Ok(Stored::Unchanged),
+        Some((_, false)) => Stored::Updated,
         _ => Stored::Created,
     };
     rows::upsert_issue(conn, issue).await?;
@@ -289,20 +289,7 @@ pub async fn mark_deleted_and_announce(
 
 // ---------------------------------------------------------------- the pass
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PassKind {
-    Full,
-    Incremental,
-}
-
-impl PassKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PassKind::Full => "full",
-            PassKind::Incremental => "incremental",
-        }
-    }
-}
+pub use crate::store::syncs::PassKind;
 
 /// Renew the claim (and fail fast if another process holds it now).
 async fn renew(
@@ -322,7 +309,7 @@ async fn start_pass(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError> {
     let (filter, _) = split_order_by(&sync.jql);
     let filter = filter.to_string();
     let now = now();
-    let (kind, parts): (PassKind, Vec<(String, String, Option<i64>)>) = if sync.full_done == 0 {
+    let (kind, parts): (PassKind, Vec<(String, String, Option<i64>)>) = if !sync.full_done {
         // When the JQL matches at most one id page, only the projects that
         // hold matches get a partition (a site may have hundreds of projects).
         let probe_query = [
@@ -377,9 +364,9 @@ async fn start_pass(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError> {
     };
     let mut tx = state.store.begin_write().await?;
     renew(&mut tx, state, &sync.id).await?;
-    passes::start_pass(&mut tx, &sync.id, kind.as_str(), &parts, now).await?;
+    passes::start_pass(&mut tx, &sync.id, kind, &parts, now).await?;
     tx.commit().await?;
-    sync.pass_kind = Some(kind.as_str().into());
+    sync.pass_kind = Some(kind);
     sync.pass_started_at = Some(now);
     Ok(())
 }
@@ -553,7 +540,7 @@ pub async fn run_pass(state: &Core, sync_id: &str) -> Result<PassKind, SyncError
         .await?
         .ok_or(SyncError::LeaseLost)?;
     discover(state, &mut sync).await?;
-    if sync.webhooks != 0 {
+    if sync.webhooks {
         // A webhook problem does not stop polling; it shows as `webhook_error`.
         if let Err(e) = super::registration::upkeep(state, &mut sync).await {
             tracing::warn!(sync_id = %sync.id, error = %e.describe(), "webhook upkeep failed");
@@ -563,15 +550,11 @@ pub async fn run_pass(state: &Core, sync_id: &str) -> Result<PassKind, SyncError
         start_pass(state, &mut sync).await?;
         super::eta::record_expected(state, &sync).await;
     }
-    let kind = if sync.pass_kind.as_deref() == Some("full") {
-        PassKind::Full
-    } else {
-        PassKind::Incremental
-    };
+    let kind = sync.pass_kind.unwrap_or(PassKind::Incremental);
     let pending: Vec<PartitionRow> = rows::partitions(state.store.pool(), &sync.id)
         .await?
         .into_iter()
-        .filter(|p| p.done == 0)
+        .filter(|p| !p.done)
         .collect();
     let concurrency = Tuning::get(&state.jobs.tuning.sync_partition_concurrency).max(1) as usize;
     let results: Vec<Result<(), SyncError>> = futures::stream::iter(pending)
@@ -656,12 +639,12 @@ pub async fn fail_pass(state: &Core, sync_id: &str, error: &SyncError) -> Result
     }
     tx.commit().await?;
     // The kind the pass had (or, failing before it started, would have had).
-    let kind = match row.pass_kind.as_deref() {
+    let kind = match row.pass_kind {
         Some(k) => k,
-        None if row.full_done == 0 => PassKind::Full.as_str(),
-        None => PassKind::Incremental.as_str(),
+        None if !row.full_done => PassKind::Full,
+        None => PassKind::Incremental,
     };
-    state.metrics.sync_pass(kind, "error");
+    state.metrics.sync_pass(kind.as_str(), "error");
     crate::events::wake(state);
     tracing::warn!(sync_id, error = %msg, "sync pass failed; it resumes from its checkpoint");
     Ok(())

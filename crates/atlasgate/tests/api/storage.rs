@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use atlasgate::store::events::{self, NewEvent};
+use atlasgate::store::events::{self, DeliveryState, NewEvent};
 use atlasgate::store::{Backend, Store};
 use serde_json::json;
 
@@ -162,10 +162,10 @@ async fn events_are_recorded_in_order_with_delivery_state() {
         assert_eq!(recent.len(), 4);
         assert_eq!(recent[0].event_type, "sync.completed");
         assert!(recent.windows(2).all(|w| w[0].seq > w[1].seq));
-        assert_eq!(recent[3].payload, r#"{"n":0}"#);
+        assert_eq!(recent[3].payload, json!({"n": 0}));
         assert!(recent
             .iter()
-            .all(|e| e.delivery_state == "pending" && e.attempts == 0));
+            .all(|e| e.delivery_state == DeliveryState::Pending && e.attempts == 0));
         assert_eq!(recent[0].connection_id, None);
         assert!(events::recent(store.pool(), Some("other"), 10)
             .await
