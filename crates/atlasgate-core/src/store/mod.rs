@@ -169,15 +169,20 @@ impl StoreError {
     }
 }
 
+/// The error codes of a unique violation: PostgreSQL's SQLSTATE
+/// `unique_violation`, SQLite's extended result codes
+/// `SQLITE_CONSTRAINT_UNIQUE` and `SQLITE_CONSTRAINT_PRIMARYKEY`.
+const UNIQUE_VIOLATION_CODES: [&str; 3] = ["23505", "2067", "1555"];
+
+/// The one test for a unique violation, by the database's error code
+/// (never by its message, which is neither stable nor in one language).
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Database(db) => {
-            db.is_unique_violation()
-                // SQLite through `Any` sometimes only carries the message.
-                || db.message().contains("UNIQUE constraint failed")
-        }
-        _ => false,
-    }
+    e.as_database_error().is_some_and(|db| {
+        db.is_unique_violation()
+            || db
+                .code()
+                .is_some_and(|code| UNIQUE_VIOLATION_CODES.contains(&code.as_ref()))
+    })
 }
 
 #[derive(Clone)]
