@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use super::jql::{date_bound, key_order, parse_jira_time, split_order_by};
 use super::store::{self as rows, IssueRow, PartitionRow, SyncRow};
 use crate::atlassian::{ApiRequest, AtlassianError, PageGuard, Product};
+use crate::jira::ops::{self, Ctx, FieldRef, Project, SiteFields};
 use crate::jobs::{Counters, Tuning};
 use crate::state::Core;
 use crate::store::{now, passes, StoreError};
@@ -75,79 +76,63 @@ pub async fn jira_get(
     Ok(v)
 }
 
-/// Every project of the site: `(id, key, name)`.
-pub async fn list_projects(
-    state: &Core,
-    connection_id: &str,
-) -> Result<Vec<(String, String, String)>, SyncError> {
-    let mut out = Vec::new();
-    let mut start = 0usize;
-    let mut guard = PageGuard::new("project search");
-    loop {
-        let v = jira_get(
-            state,
-            connection_id,
-            "rest/api/3/project/search",
-            &[("startAt", start.to_string()), ("maxResults", "100".into())],
-        )
-        .await?;
-        guard.follow_start(&v, start)?;
-        let values = v["values"].as_array().cloned().unwrap_or_default();
-        for p in &values {
-            let (Some(id), Some(key)) = (p["id"].as_str(), p["key"].as_str()) else {
-                continue;
-            };
-            out.push((
-                id.to_string(),
-                key.to_string(),
-                p["name"].as_str().unwrap_or(key).to_string(),
-            ));
-        }
-        start += values.len();
-        if values.is_empty() || v["isLast"].as_bool().unwrap_or(true) {
-            return Ok(out);
-        }
+/// The typed operations' context for a sync's connection: background work
+/// (no app), so sync, webhooks and the typed operations read Jira through
+/// the one read model of `jira::ops` (docs/design.md §6).
+pub fn ops_ctx<'a>(state: &'a Core, sync: &'a SyncRow) -> Ctx<'a> {
+    Ctx {
+        client: &state.atlassian,
+        app_id: None,
+        connection_id: &sync.connection_id,
+        cloud_id: &sync.cloud_id,
+        site_url: &sync.site_url,
     }
 }
 
-/// The fields a page (or a webhook's re-read) asks for.
+/// Every project of the site (`jira::ops::list_projects`, the one lister).
+pub async fn list_projects(state: &Core, sync: &SyncRow) -> Result<Vec<Project>, SyncError> {
+    Ok(ops::list_projects(&ops_ctx(state, sync)).await?)
+}
+
+/// The field ids the sync discovered, as the typed operations hold them
+/// (`""` stored = the site has no such field). Only the ids are read.
+fn site_fields_of(sync: &SyncRow) -> SiteFields {
+    let field = |id: &Option<String>| {
+        id.as_deref().filter(|s| !s.is_empty()).map(|id| FieldRef {
+            id: id.to_string(),
+            name: String::new(),
+        })
+    };
+    SiteFields {
+        story_points: field(&sync.story_points_field),
+        sprint: field(&sync.sprint_field),
+    }
+}
+
+/// The fields a page (or a webhook's re-read) asks for: what the typed
+/// reader needs, and the project.
 pub fn field_list(sync: &SyncRow) -> String {
-    let mut f = vec!["summary", "status", "issuetype", "project", "updated"];
-    if let Some(sp) = sync.story_points_field.as_deref().filter(|s| !s.is_empty()) {
-        f.push(sp);
-    }
-    if let Some(s) = sync.sprint_field.as_deref().filter(|s| !s.is_empty()) {
-        f.push(s);
-    }
-    f.join(",")
+    format!("{},project", site_fields_of(sync).fields_param())
 }
 
 /// Learn the user's time zone (JQL dates) and the site's story points and
-/// sprint field ids (they differ per site). Stored on the sync; `""` = none.
+/// sprint field ids (they differ per site; `jira::ops::site_fields`, the
+/// one discovery). Stored on the sync; `""` = none.
 pub async fn discover(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError> {
     if sync.time_zone.is_some() && sync.story_points_field.is_some() && sync.sprint_field.is_some()
     {
         return Ok(());
     }
-    let (me, fields) = tokio::try_join!(
-        jira_get(state, &sync.connection_id, "rest/api/3/myself", &[]),
-        jira_get(state, &sync.connection_id, "rest/api/3/field", &[]),
-    )?;
-    let tz = me["timeZone"].as_str().unwrap_or("UTC").to_string();
-    let list = fields.as_array().cloned().unwrap_or_default();
-    let by_name = |names: &[&str]| {
-        names.iter().find_map(|n| {
-            list.iter()
-                .find(|f| {
-                    f["name"]
-                        .as_str()
-                        .is_some_and(|x| x.eq_ignore_ascii_case(n))
-                })
-                .and_then(|f| f["id"].as_str().map(String::from))
-        })
+    let (me, fields) = {
+        let ctx = ops_ctx(state, sync);
+        tokio::try_join!(
+            jira_get(state, &sync.connection_id, "rest/api/3/myself", &[]),
+            async { Ok::<_, SyncError>(ops::site_fields(&ctx).await?) },
+        )?
     };
-    let sp = by_name(&["Story Points", "Story point estimate"]).unwrap_or_default();
-    let sprint = by_name(&["Sprint"]).unwrap_or_default();
+    let tz = me["timeZone"].as_str().unwrap_or("UTC").to_string();
+    let sp = fields.story_points.map(|f| f.id).unwrap_or_default();
+    let sprint = fields.sprint.map(|f| f.id).unwrap_or_default();
     passes::set_site_facts(state.store.pool(), &sync.id, &tz, &sp, &sprint).await?;
     sync.time_zone = Some(tz);
     sync.story_points_field = Some(sp);
@@ -157,46 +142,32 @@ pub async fn discover(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError>
 
 // ---------------------------------------------------------------- issues
 
-/// An issue of a search page or a webhook body (v2 or v3: the fields we keep
-/// look the same) → a row.
+/// An issue of a search page or a webhook's re-read → a row. The fields
+/// the typed operations show are read by their reader
+/// (`jira::ops::issue_from_json`, the one issue parser); a row also keeps
+/// the project and needs an id, a key and `updated`.
 pub fn parse_issue(v: &Value, sync: &SyncRow, now: i64) -> Option<IssueRow> {
-    let id = match &v["id"] {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        _ => return None,
-    };
-    let key = v["key"].as_str()?.to_string();
+    if !(v["id"].is_string() || v["id"].is_number()) {
+        return None;
+    }
+    v["key"].as_str()?;
     let f = &v["fields"];
     let updated_ms = f["updated"].as_str().and_then(parse_jira_time)?;
-    let sp = sync
-        .story_points_field
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .and_then(|id| f[id].as_f64());
-    let sprint = sync
-        .sprint_field
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .and_then(|id| crate::jira::ops::current_sprint(&f[id]))
-        .cloned();
+    let issue = ops::issue_from_json(&sync.site_url, &site_fields_of(sync), v);
     Some(IssueRow {
         connection_id: sync.connection_id.clone(),
-        issue_id: id,
-        url: format!("{}/browse/{key}", sync.site_url.trim_end_matches('/')),
-        issue_key: key,
+        issue_id: issue.id,
+        url: issue.url,
+        issue_key: issue.key,
         project_id: f["project"]["id"].as_str().map(String::from),
         project_key: f["project"]["key"].as_str().map(String::from),
-        summary: f["summary"].as_str().map(String::from),
-        status: f["status"]["name"].as_str().map(String::from),
-        issue_type: f["issuetype"]["name"].as_str().map(String::from),
-        story_points: sp.map(|x| x.to_string()),
-        sprint_id: sprint.as_ref().and_then(|s| s["id"].as_i64()),
-        sprint_name: sprint
-            .as_ref()
-            .and_then(|s| s["name"].as_str().map(String::from)),
-        sprint_state: sprint
-            .as_ref()
-            .and_then(|s| s["state"].as_str().map(String::from)),
+        summary: issue.summary,
+        status: issue.status,
+        issue_type: issue.type_,
+        story_points: issue.story_points.map(|x| x.to_string()),
+        sprint_id: issue.sprint.as_ref().map(|s| s.id),
+        sprint_name: issue.sprint.as_ref().map(|s| s.name.clone()),
+        sprint_state: issue.sprint.map(|s| s.state),
         updated_ms,
         deleted: false,
         sync_id: Some(sync.id.clone()),
@@ -318,7 +289,7 @@ async fn start_pass(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError> {
             ("fields", "key".into()),
         ];
         let (projects, probe) = tokio::try_join!(
-            list_projects(state, &sync.connection_id),
+            list_projects(state, sync),
             jira_get(
                 state,
                 &sync.connection_id,
@@ -327,8 +298,8 @@ async fn start_pass(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError> {
             ),
         )?;
         let mut tx = state.store.begin_write().await?;
-        for (id, key, name) in &projects {
-            rows::upsert_project(&mut tx, &sync.connection_id, id, key, name, now).await?;
+        for p in &projects {
+            rows::upsert_project(&mut tx, &sync.connection_id, &p.id, &p.key, &p.name, now).await?;
         }
         tx.commit().await?;
         let complete = probe["nextPageToken"].as_str().is_none();
@@ -341,16 +312,19 @@ async fn start_pass(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError> {
                     .collect()
             })
             .unwrap_or_default();
-        let wanted: Vec<&(String, String, String)> = projects
+        let wanted: Vec<&Project> = projects
             .iter()
-            .filter(|(_, key, _)| !complete || present.contains(key))
+            .filter(|p| !complete || present.contains(&p.key))
             .collect();
         let parts = if wanted.is_empty() {
             vec![("*".to_string(), filter.clone(), None)]
         } else {
             wanted
                 .iter()
-                .map(|(id, _, _)| (id.clone(), format!("({filter}) AND project = {id}"), None))
+                .map(|p| {
+                    let id = &p.id;
+                    (id.clone(), format!("({filter}) AND project = {id}"), None)
+                })
                 .collect()
         };
         (PassKind::Full, parts)
@@ -747,10 +721,8 @@ mod tests {
                 synced.sprint_name.as_deref(),
                 Some(typed_sprint.name.as_str())
             );
-            assert_eq!(
-                synced.sprint_state.map(|s| s.to_ascii_lowercase()),
-                Some(typed_sprint.state)
-            );
+            assert_eq!(synced.sprint_state, Some(typed_sprint.state));
+            assert_eq!(synced.project_key.as_deref(), Some("ACME"));
         }
     }
 }

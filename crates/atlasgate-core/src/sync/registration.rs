@@ -140,7 +140,7 @@ pub async fn upkeep(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError> {
         Ok(id) => Ok((id, filter, false)),
         Err(first_error) => {
             // Outside Jira's webhook JQL subset: listen to the projects, check each delivery.
-            let projects = list_projects(state, &sync.connection_id).await?;
+            let projects = list_projects(state, sync).await?;
             if projects.is_empty() {
                 Err(first_error)
             } else {
@@ -148,7 +148,7 @@ pub async fn upkeep(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError> {
                     "project IN ({})",
                     projects
                         .iter()
-                        .map(|p| p.0.as_str())
+                        .map(|p| p.id.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
                 );
