@@ -4,8 +4,9 @@
 //! serialises — a connection, a Jira issue, a synced issue, … — are
 //! documented here by schema-only twins with the same names, fields and
 //! serde attributes. Handlers answer the core's types; `#[utoipa::path]`
-//! bodies and list wrappers name these. `tests/api/openapi.rs` checks that
-//! each twin's properties are exactly the keys its core type serialises.
+//! bodies and list wrappers name these. `tests/api/schema_twins.rs` checks
+//! that each twin's properties are exactly the keys its core type writes
+//! (and that a new twin gets a check).
 
 #![allow(dead_code)]
 

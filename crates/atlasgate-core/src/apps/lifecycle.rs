@@ -92,10 +92,9 @@ pub async fn update(
         }
     }
     if let Some(origins) = &change.return_origins {
-        let list: Vec<&str> = origins.iter().map(|o| o.as_str()).collect();
-        let json = serde_json::to_string(&list).map_err(Error::internal)?;
-        if row.return_origins != json {
-            row.return_origins = json;
+        let list: Vec<String> = origins.iter().map(|o| o.as_str().to_string()).collect();
+        if row.return_origins != list {
+            row.return_origins = list;
             changed.push("return_origins");
         }
     }

@@ -29,9 +29,8 @@ pub struct App {
 
 impl App {
     fn from_row(row: &AppRow) -> Result<App, StoreError> {
-        let origins: Vec<String> = serde_json::from_str(&row.return_origins)
-            .map_err(|e| StoreError::Corrupt(format!("apps.return_origins of {}: {e}", row.id)))?;
-        let return_origins = origins
+        let return_origins = row
+            .return_origins
             .iter()
             .map(|o| ReturnOrigin::parse(o))
             .collect::<Result<Vec<_>, _>>()
@@ -105,14 +104,17 @@ pub async fn create_by(
         Some(s) => Some(cipher.encrypt(s.expose().as_bytes(), &APP_WEBHOOK_SECRET.aad(&id))?),
         None => None,
     };
-    let origins: Vec<&str> = new.return_origins.iter().map(|o| o.as_str()).collect();
     let row = AppRow {
         id: id.clone(),
         name: new.name.as_str().to_string(),
         api_key_hash: api_key.hash(),
         webhook_url: new.webhook_url.as_ref().map(|u| u.to_string()),
         webhook_secret_ct,
-        return_origins: serde_json::to_string(&origins).unwrap_or_else(|_| "[]".into()),
+        return_origins: new
+            .return_origins
+            .iter()
+            .map(|o| o.as_str().to_string())
+            .collect(),
         created_at: store::now(),
         webhook_secret_old_ct: None,
         webhook_secret_old_until: None,

@@ -9,11 +9,11 @@ use std::time::Duration;
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use crate::connections::rfc3339;
 use crate::jobs::{nap, Counters, Tuning};
 use crate::state::Core;
 use crate::store::events as rows;
 use crate::store::StoreError;
+use crate::time::rfc3339;
 
 /// How long a claim holds an event (a crashed worker's events return after it).
 const LEASE_SECS: i64 = 60;
@@ -63,7 +63,7 @@ pub fn body_of(e: &DueEvent) -> serde_json::Value {
         "type": e.event_type,
         "timestamp": rfc3339(e.created_at),
         "connection_id": e.connection_id,
-        "data": serde_json::from_str::<serde_json::Value>(&e.payload).unwrap_or(serde_json::Value::Null),
+        "data": &e.payload,
     })
 }
 

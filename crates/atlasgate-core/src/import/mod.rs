@@ -464,8 +464,10 @@ fn is_unique_violation(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {
         cause
             .downcast_ref::<sqlx::Error>()
-            .and_then(|e| e.as_database_error())
-            .is_some_and(|d| d.is_unique_violation())
+            .is_some_and(crate::store::is_unique_violation)
+            || cause
+                .downcast_ref::<crate::store::StoreError>()
+                .is_some_and(crate::store::StoreError::is_unique_violation)
     })
 }
 

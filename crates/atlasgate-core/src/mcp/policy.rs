@@ -65,15 +65,9 @@ pub async fn get(store: &Store, connection_id: &str) -> Result<Policy> {
     let Some(row) = rows::get_policy(store.pool(), connection_id).await? else {
         return Ok(Policy::default());
     };
-    let tools = match row.tools {
-        None => None,
-        Some(json) => Some(serde_json::from_str(&json).map_err(|e| {
-            Error::internal(anyhow::anyhow!("stored MCP policy is not a list: {e}"))
-        })?),
-    };
     Ok(Policy {
-        read_only: row.read_only != 0,
-        tools,
+        read_only: row.read_only,
+        tools: row.tools,
     })
 }
 
@@ -86,16 +80,12 @@ pub async fn put(store: &Store, connection_id: &str, policy: Policy) -> Result<P
         list.sort_by_key(|name| super::TOOLS.iter().position(|(n, _)| n == name));
         list.dedup();
     }
-    let tools = match &policy.tools {
-        None => None,
-        Some(list) => Some(serde_json::to_string(list).map_err(Error::internal)?),
-    };
     rows::put_policy(
         store.pool(),
         &PolicyRow {
             connection_id: connection_id.to_string(),
-            read_only: i64::from(policy.read_only),
-            tools,
+            read_only: policy.read_only,
+            tools: policy.tools.clone(),
             updated_at: crate::store::now(),
         },
     )

@@ -29,6 +29,7 @@ use crate::confluence::PageDetail;
 use crate::jira::ops::{Issue, SprintRef};
 use crate::jira::writes::{issue_detail, IssueDetail};
 use crate::store::syncs::{IssueRow, SyncRow};
+use crate::store::syncs::SyncState;
 use crate::store::{mcp as rows, syncs, Store};
 use crate::sync::{rfc3339_ms, IssueView};
 use crate::Result;
@@ -47,8 +48,8 @@ pub struct FromStore {
 
 /// Whether `sync` keeps its copies current enough to answer reads at `now`.
 pub fn covers(sync: &SyncRow, now: i64) -> bool {
-    sync.full_done != 0
-        && !matches!(sync.state.as_str(), "failed" | "stopped")
+    sync.full_done
+        && !matches!(sync.state, SyncState::Failed | SyncState::Stopped)
         && sync
             .last_run_at
             .is_some_and(|t| now - t <= 2 * sync.interval_s + FRESH_SLACK_S)
@@ -214,8 +215,8 @@ mod tests {
     fn a_sync_covers_only_while_it_keeps_up() {
         let now = 100_000;
         let fresh = SyncRow {
-            full_done: 1,
-            state: "idle".into(),
+            full_done: true,
+            state: SyncState::Idle,
             interval_s: 300,
             last_run_at: Some(now - 600),
             ..Default::default()
@@ -230,21 +231,21 @@ mod tests {
         ));
         assert!(!covers(
             &SyncRow {
-                full_done: 0,
+                full_done: false,
                 ..fresh.clone()
             },
             now
         ));
-        for state in ["failed", "stopped"] {
+        for state in [SyncState::Failed, SyncState::Stopped] {
             let s = SyncRow {
-                state: state.into(),
+                state,
                 ..fresh.clone()
             };
-            assert!(!covers(&s, now), "{state}");
+            assert!(!covers(&s, now), "{state:?}");
         }
         assert!(covers(
             &SyncRow {
-                state: "running".into(),
+                state: SyncState::Running,
                 ..fresh
             },
             now

@@ -12,8 +12,9 @@ pub struct AppRow {
     pub api_key_hash: String,
     pub webhook_url: Option<String>,
     pub webhook_secret_ct: Option<Vec<u8>>,
-    /// JSON array of origins.
-    pub return_origins: String,
+    /// The return origins (a JSON array in the column).
+    #[sqlx(try_from = "super::JsonText")]
+    pub return_origins: Vec<String>,
     pub created_at: i64,
     /// The secret before the last rotation, still signing until `webhook_secret_old_until`.
     pub webhook_secret_old_ct: Option<Vec<u8>>,
@@ -46,7 +47,7 @@ pub async fn insert(
     .bind(&row.api_key_hash)
     .bind(row.webhook_url.clone())
     .bind(row.webhook_secret_ct.clone())
-    .bind(&row.return_origins)
+    .bind(super::string_list(&row.return_origins))
     .bind(row.created_at)
     .bind(row.webhook_secret_old_ct.clone())
     .bind(row.webhook_secret_old_until)
@@ -102,7 +103,7 @@ pub async fn update(pool: &AnyPool, row: &AppRow) -> Result<bool, StoreError> {
     .bind(&row.name)
     .bind(row.webhook_url.clone())
     .bind(row.webhook_secret_ct.clone())
-    .bind(&row.return_origins)
+    .bind(super::string_list(&row.return_origins))
     .bind(row.webhook_secret_old_ct.clone())
     .bind(row.webhook_secret_old_until)
     .execute(pool)

@@ -26,7 +26,9 @@ pub struct AuditRow {
     pub connection_id: Option<String>,
     pub key_id: Option<String>,
     pub client_ip: Option<String>,
-    pub detail: String,
+    /// A JSON object in the column.
+    #[sqlx(try_from = "super::JsonText")]
+    pub detail: serde_json::Value,
 }
 
 pub async fn insert<'c, E: Executor<'c, Database = Any>>(

@@ -7,37 +7,12 @@ use sqlx::{Any, AnyConnection, AnyPool, Executor};
 
 use super::Backend;
 
-/// Lifecycle of a connection (docs/design.md §2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConnectionStatus {
-    Active,
-    NeedsReauth,
-    Disconnected,
-}
-
-impl ConnectionStatus {
-    pub const ALL: [ConnectionStatus; 3] = [
-        ConnectionStatus::Active,
-        ConnectionStatus::NeedsReauth,
-        ConnectionStatus::Disconnected,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConnectionStatus::Active => "active",
-            ConnectionStatus::NeedsReauth => "needs_reauth",
-            ConnectionStatus::Disconnected => "disconnected",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "active" => Some(ConnectionStatus::Active),
-            "needs_reauth" => Some(ConnectionStatus::NeedsReauth),
-            "disconnected" => Some(ConnectionStatus::Disconnected),
-            _ => None,
-        }
+text_enum! {
+    /// Lifecycle of a connection (docs/design.md §2).
+    pub enum ConnectionStatus {
+        Active = "active",
+        NeedsReauth = "needs_reauth",
+        Disconnected = "disconnected",
     }
 }
 
@@ -48,12 +23,16 @@ pub struct ConnectionRow {
     pub app_id: String,
     pub owner: String,
     pub profile: String,
-    pub status: String,
+    pub status: ConnectionStatus,
     pub account_id: Option<String>,
     pub account_email: Option<String>,
     pub account_name: Option<String>,
-    pub scopes: String,
-    pub sites: String,
+    /// The granted scopes (a JSON array in the column).
+    #[sqlx(try_from = "super::JsonText")]
+    pub scopes: Vec<String>,
+    /// The grant's sites (a JSON array in the column).
+    #[sqlx(try_from = "super::JsonText")]
+    pub sites: Vec<crate::atlassian::AccessibleSite>,
     pub site_cloud_id: Option<String>,
     pub site_url: Option<String>,
     pub access_token: Option<Vec<u8>>,
@@ -91,20 +70,20 @@ impl std::fmt::Debug for ConnectionRow {
 
 impl ConnectionRow {
     pub fn status(&self) -> ConnectionStatus {
-        ConnectionStatus::parse(&self.status).unwrap_or(ConnectionStatus::Disconnected)
+        self.status
     }
 
     pub fn scope_list(&self) -> Vec<String> {
-        serde_json::from_str(&self.scopes).unwrap_or_default()
+        self.scopes.clone()
     }
 
     pub fn site_list(&self) -> Vec<crate::atlassian::AccessibleSite> {
-        serde_json::from_str(&self.sites).unwrap_or_default()
+        self.sites.clone()
     }
 
     pub fn selected_site(&self) -> Option<crate::atlassian::AccessibleSite> {
         let id = self.site_cloud_id.as_deref()?;
-        self.site_list().into_iter().find(|s| s.cloud_id == id)
+        self.sites.iter().find(|s| s.cloud_id == id).cloned()
     }
 }
 
@@ -187,7 +166,7 @@ pub async fn find_by_owner(
 pub struct ListFilter {
     pub owner: Option<String>,
     pub profile: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<ConnectionStatus>,
     /// Only ids greater than this (the previous page's last id).
     pub after: Option<String>,
 }
@@ -202,10 +181,11 @@ pub async fn list_for_app(
     let mut q =
         super::SqlBuilder::new(format!("SELECT {COLUMNS} FROM connections WHERE app_id = "));
     q.push_bind(app_id.to_string());
+    let status = filter.status.map(|s| s.as_str().to_string());
     for (column, value) in [
         (" AND owner = ", &filter.owner),
         (" AND profile = ", &filter.profile),
-        (" AND status = ", &filter.status),
+        (" AND status = ", &status),
         (" AND id > ", &filter.after),
     ] {
         if let Some(value) = value {
@@ -495,7 +475,7 @@ pub struct ConnectionLine {
     pub app_name: String,
     pub owner: String,
     pub profile: String,
-    pub status: String,
+    pub status: ConnectionStatus,
     pub account_email: Option<String>,
     pub site_url: Option<String>,
     pub access_expires_at: Option<i64>,

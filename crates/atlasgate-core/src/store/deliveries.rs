@@ -13,6 +13,16 @@ pub struct Hint {
     pub issue_id: String,
 }
 
+text_enum! {
+    /// Where a stored Jira webhook delivery is (docs/design.md §6): waiting
+    /// (`received`), then `applied` (it changed a synced issue) or `ignored`.
+    pub enum InboxState {
+        Received = "received",
+        Applied = "applied",
+        Ignored = "ignored",
+    }
+}
+
 /// Store a delivery; `false` when its identifier was stored before.
 pub async fn insert(
     pool: &AnyPool,
@@ -61,7 +71,9 @@ pub async fn due(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Claimed {
     pub identifier: String,
-    pub payload: String,
+    /// The delivery's body (JSON in the column).
+    #[sqlx(try_from = "super::JsonText")]
+    pub payload: serde_json::Value,
     pub attempts: i64,
 }
 
@@ -120,7 +132,11 @@ pub async fn mark_done(
         "UPDATE jira_webhook_deliveries SET state = $1, applied_at = $2, locked_until = NULL, last_error = NULL \
          WHERE claim = $3 AND state = 'received'",
     )
-    .bind(if applied { "applied" } else { "ignored" })
+    .bind(if applied {
+        InboxState::Applied
+    } else {
+        InboxState::Ignored
+    })
     .bind(now)
     .bind(claim)
     .execute(pool)
@@ -140,7 +156,11 @@ pub async fn mark_failed(
         "UPDATE jira_webhook_deliveries SET state = $1, last_error = $2, locked_until = $3 \
          WHERE claim = $4 AND state = 'received'",
     )
-    .bind(if give_up { "ignored" } else { "received" })
+    .bind(if give_up {
+        InboxState::Ignored
+    } else {
+        InboxState::Received
+    })
     .bind(error)
     .bind(retry_at)
     .bind(claim)

@@ -5,6 +5,17 @@ use sqlx::{Any, AnyPool, Executor};
 
 use super::{new_id, now, StoreError};
 
+text_enum! {
+    /// Where an outbox event is in its delivery (docs/design.md §6).
+    pub enum DeliveryState {
+        Pending = "pending",
+        Delivered = "delivered",
+        Failed = "failed",
+        /// Nothing to deliver to (the app has no webhook URL).
+        Skipped = "skipped",
+    }
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventRow {
     pub seq: i64,
@@ -13,11 +24,10 @@ pub struct EventRow {
     pub connection_id: Option<String>,
     #[sqlx(rename = "type")]
     pub event_type: String,
-    /// JSON.
-    pub payload: String,
+    #[sqlx(try_from = "super::JsonText")]
+    pub payload: serde_json::Value,
     pub created_at: i64,
-    /// `pending` | `delivered` | `failed` | `skipped`.
-    pub delivery_state: String,
+    pub delivery_state: DeliveryState,
     pub attempts: i64,
     pub next_attempt_at: i64,
     pub last_attempt_at: Option<i64>,
@@ -103,8 +113,7 @@ pub struct DeliveryRow {
     #[sqlx(rename = "type")]
     pub event_type: String,
     pub created_at: i64,
-    /// `pending` | `delivered` | `failed` | `skipped`.
-    pub delivery_state: String,
+    pub delivery_state: DeliveryState,
     pub attempts: i64,
     pub next_attempt_at: i64,
     pub last_attempt_at: Option<i64>,
@@ -159,7 +168,8 @@ pub struct DueEvent {
     pub connection_id: Option<String>,
     #[sqlx(rename = "type")]
     pub event_type: String,
-    pub payload: String,
+    #[sqlx(try_from = "super::JsonText")]
+    pub payload: serde_json::Value,
     pub created_at: i64,
     pub attempts: i64,
     pub first_attempt_at: Option<i64>,
@@ -264,7 +274,11 @@ pub async fn mark_failed(pool: &AnyPool, f: FailedAttempt<'_>) -> Result<(), sql
          last_status = $3, last_error = $4, next_attempt_at = $5, \
          locked_by = NULL, locked_until = NULL WHERE seq = $6 AND locked_by = $7",
     )
-    .bind(if f.give_up { "failed" } else { "pending" })
+    .bind(if f.give_up {
+        DeliveryState::Failed
+    } else {
+        DeliveryState::Pending
+    })
     .bind(f.now)
     .bind(f.status.map(i64::from))
     .bind(f.error)

@@ -11,9 +11,11 @@ use super::{Store, StoreError};
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct PolicyRow {
     pub connection_id: String,
-    pub read_only: i64,
-    /// JSON array of tool names, `None` = every tool.
-    pub tools: Option<String>,
+    #[sqlx(try_from = "super::Flag")]
+    pub read_only: bool,
+    /// Tool names (a JSON array in the column), `None` = every tool.
+    #[sqlx(try_from = "super::JsonText")]
+    pub tools: Option<Vec<String>>,
     pub updated_at: i64,
 }
 
@@ -39,8 +41,8 @@ pub async fn put_policy<'e, E: Executor<'e, Database = Any>>(
          tools = excluded.tools, updated_at = excluded.updated_at",
     )
     .bind(&row.connection_id)
-    .bind(row.read_only)
-    .bind(row.tools.clone())
+    .bind(i64::from(row.read_only))
+    .bind(row.tools.as_deref().map(super::string_list))
     .bind(row.updated_at)
     .execute(e)
     .await?;

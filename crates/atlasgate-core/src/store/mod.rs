@@ -7,11 +7,89 @@
 //! - ciphertexts are BLOB (SQLite) / BYTEA (PostgreSQL), bound as `Vec<u8>`;
 //! - JSON is TEXT; there are no BOOLEAN columns (0/1 integers instead), since
 //!   the `Any` driver decodes booleans differently per backend;
+//! - rows handed out of here are typed: a state column decodes into its enum
+//!   ([`text_enum!`]), a 0/1 column into `bool` ([`Flag`]), a JSON column
+//!   into the value it holds ([`JsonText`]) — a bad stored value is a decode
+//!   error here, never a string for the caller to interpret;
 //! - NULLs are bound as a typed `Option<T>` so PostgreSQL infers the column type.
 //!
 //! Writes that read-then-write use [`Store::begin_write`]: `BEGIN IMMEDIATE`
 //! on SQLite (takes the write lock up front, so two processes cannot both read
 //! the old row), a normal transaction plus `SELECT … FOR UPDATE` on PostgreSQL.
+
+/// A closed set of values stored as TEXT (a state column): the enum, its
+/// `as_str` (the stored spelling), `FromStr`, `Display` and serde in the
+/// same spelling, and sqlx's `Type`/`Decode`/`Encode` over `Any`, so a row
+/// field is the enum itself (a stored value outside the set is a decode
+/// error) and a statement binds the enum, not a string.
+macro_rules! text_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident = $text:literal ),+ $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        pub enum $name {
+            $( $(#[$vmeta])* #[serde(rename = $text)] $variant ),+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stored spelling.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $text ),+
+                }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::store::UnknownValue;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $( $text => Ok($name::$variant), )+
+                    other => Err($crate::store::UnknownValue {
+                        what: stringify!($name),
+                        value: other.to_string(),
+                    }),
+                }
+            }
+        }
+
+        impl sqlx::Type<sqlx::Any> for $name {
+            fn type_info() -> sqlx::any::AnyTypeInfo {
+                <String as sqlx::Type<sqlx::Any>>::type_info()
+            }
+
+            fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+                <String as sqlx::Type<sqlx::Any>>::compatible(ty)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::Any> for $name {
+            fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                Ok(<String as sqlx::Decode<sqlx::Any>>::decode(value)?.parse()?)
+            }
+        }
+
+        impl<'q> sqlx::Encode<'q, sqlx::Any> for $name {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <sqlx::Any as sqlx::Database>::ArgumentBuffer<'q>,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<'q, sqlx::Any>>::encode(self.as_str(), buf)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+    };
+}
 
 pub mod app_keys;
 pub mod apps;
@@ -29,6 +107,9 @@ pub mod retention;
 pub mod sessions;
 pub mod stats;
 pub mod syncs;
+mod typed;
+
+pub use typed::{string_list, Flag, JsonColumnError, JsonText, UnknownValue};
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -88,15 +169,20 @@ impl StoreError {
     }
 }
 
+/// The error codes of a unique violation: PostgreSQL's SQLSTATE
+/// `unique_violation`, SQLite's extended result codes
+/// `SQLITE_CONSTRAINT_UNIQUE` and `SQLITE_CONSTRAINT_PRIMARYKEY`.
+const UNIQUE_VIOLATION_CODES: [&str; 3] = ["23505", "2067", "1555"];
+
+/// The one test for a unique violation, by the database's error code
+/// (never by its message, which is neither stable nor in one language).
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Database(db) => {
-            db.is_unique_violation()
-                // SQLite through `Any` sometimes only carries the message.
-                || db.message().contains("UNIQUE constraint failed")
-        }
-        _ => false,
-    }
+    e.as_database_error().is_some_and(|db| {
+        db.is_unique_violation()
+            || db
+                .code()
+                .is_some_and(|code| UNIQUE_VIOLATION_CODES.contains(&code.as_ref()))
+    })
 }
 
 #[derive(Clone)]
@@ -376,6 +462,86 @@ pub fn new_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The state values SQL text in `store/` names (`state = 'idle'`,
+    /// `status <> 'disconnected'`, `delivery_state IN ('delivered', 'failed')`):
+    /// each is a value of its column's enum, so a literal cannot drift from
+    /// the enum the rows decode into.
+    #[test]
+    fn state_literals_in_sql_are_values_of_their_enums() {
+        fn values<T: Copy + 'static>(all: &[T], s: fn(T) -> &'static str) -> Vec<&'static str> {
+            all.iter().map(|v| s(*v)).collect()
+        }
+        let columns: [(&str, Vec<&str>); 4] = [
+            (
+                "status",
+                [
+                    values(connections::ConnectionStatus::ALL, |v| v.as_str()),
+                    values(sessions::SessionStatus::ALL, |v| v.as_str()),
+                ]
+                .concat(),
+            ),
+            (
+                "state",
+                [
+                    values(syncs::SyncState::ALL, |v| v.as_str()),
+                    values(deliveries::InboxState::ALL, |v| v.as_str()),
+                ]
+                .concat(),
+            ),
+            (
+                "delivery_state",
+                values(events::DeliveryState::ALL, |v| v.as_str()),
+            ),
+            ("pass_kind", values(syncs::PassKind::ALL, |v| v.as_str())),
+        ];
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (column, allowed) in &columns {
+                for literal in state_literals(&text, column) {
+                    seen += 1;
+                    assert!(
+                        allowed.contains(&literal.as_str()),
+                        "{}: {column} compared with {literal:?}, not a value of its enum",
+                        path.display()
+                    );
+                }
+            }
+        }
+        assert!(
+            seen > 20,
+            "positive control: the literals were found ({seen})"
+        );
+    }
+
+    /// The quoted literals after `{column} = `, `{column} <> ` and
+    /// `{column} IN (` in `text` (the column as a whole word).
+    fn state_literals(text: &str, column: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for (at, _) in text.match_indices(column) {
+            let before = text[..at].chars().next_back();
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                continue;
+            }
+            let rest = &text[at + column.len()..];
+            let list = if let Some(r) = rest.strip_prefix(" = '").or(rest.strip_prefix(" <> '")) {
+                &r[..r.find('\'').unwrap_or(0)]
+            } else if let Some(r) = rest.strip_prefix(" IN (") {
+                &r[..r.find(')').unwrap_or(0)]
+            } else {
+                continue;
+            };
+            out.extend(
+                list.split(',')
+                    .map(|v| v.trim().trim_matches('\'').to_string())
+                    .filter(|v| !v.is_empty() && !v.starts_with('$')),
+            );
+        }
+        out
+    }
 
     #[test]
     fn sqlite_urls_create_missing_files() {

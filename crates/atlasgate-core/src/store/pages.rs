@@ -20,7 +20,8 @@ pub struct PageRow {
     pub updated_ms: i64,
     pub url: Option<String>,
     pub body_markdown: String,
-    pub deleted: i64,
+    #[sqlx(try_from = "super::Flag")]
+    pub deleted: bool,
     pub sync_id: Option<String>,
     pub synced_at: i64,
 }
@@ -111,7 +112,7 @@ pub async fn upsert_page(conn: &mut AnyConnection, row: &PageRow) -> Result<(), 
     .bind(row.updated_ms)
     .bind(row.url.clone())
     .bind(&row.body_markdown)
-    .bind(row.deleted)
+    .bind(i64::from(row.deleted))
     .bind(row.sync_id.clone())
     .bind(row.synced_at)
     .execute(conn)

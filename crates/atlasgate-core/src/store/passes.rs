@@ -53,7 +53,7 @@ pub type NewPartition = (String, String, Option<i64>);
 pub async fn start_pass(
     conn: &mut AnyConnection,
     sync_id: &str,
-    kind: &str,
+    kind: super::syncs::PassKind,
     parts: &[NewPartition],
     now: i64,
 ) -> Result<(), StoreError> {

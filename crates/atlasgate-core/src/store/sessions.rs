@@ -5,11 +5,14 @@
 
 use sqlx::{Any, AnyConnection, Executor};
 
-/// Where a session is in its life.
-pub mod status {
-    pub const PENDING: &str = "pending";
-    pub const AWAITING_SITE: &str = "awaiting_site";
-    pub const COMPLETED: &str = "completed";
+text_enum! {
+    /// Where a connect session is in its life (docs/design.md §3).
+    pub enum SessionStatus {
+        Pending = "pending",
+        /// Consent given for several sites; the person picks one.
+        AwaitingSite = "awaiting_site",
+        Completed = "completed",
+    }
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -18,9 +21,11 @@ pub struct SessionRow {
     pub app_id: String,
     pub owner: String,
     pub profile: String,
-    pub scopes: String,
+    /// The requested scopes (a JSON array in the column).
+    #[sqlx(try_from = "super::JsonText")]
+    pub scopes: Vec<String>,
     pub return_to: Option<String>,
-    pub status: String,
+    pub status: SessionStatus,
     pub browser_hash: Option<String>,
     pub connection_id: Option<String>,
     pub created_at: i64,
@@ -30,7 +35,7 @@ pub struct SessionRow {
 
 impl SessionRow {
     pub fn scope_list(&self) -> Vec<String> {
-        serde_json::from_str(&self.scopes).unwrap_or_default()
+        self.scopes.clone()
     }
 }
 
@@ -149,10 +154,10 @@ pub async fn attach_connection(
     id: &str,
     connection_id: &str,
     browser_hash: &str,
-    status: &str,
+    status: SessionStatus,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    let completed_at = (status == status::COMPLETED).then_some(now);
+    let completed_at = (status == SessionStatus::Completed).then_some(now);
     sqlx::query(
         "UPDATE connect_sessions SET connection_id = $2, browser_hash = $3, status = $4, completed_at = $5 \
          WHERE id = $1",
@@ -160,7 +165,7 @@ pub async fn attach_connection(
     .bind(id)
     .bind(connection_id)
     .bind(browser_hash)
-    .bind(status)
+    .bind(status.as_str())
     .bind(completed_at)
     .execute(conn)
     .await?;

@@ -4,6 +4,30 @@ use sqlx::{Any, AnyConnection, Executor};
 
 use crate::store::StoreError;
 
+text_enum! {
+    /// Where a sync is (docs/design.md §6): `pending` until its first pass,
+    /// `running` while a worker holds it, then `idle` or `failed`;
+    /// `stopped` once its connection is gone.
+    #[derive(Default)]
+    pub enum SyncState {
+        #[default]
+        Pending = "pending",
+        Running = "running",
+        Idle = "idle",
+        Failed = "failed",
+        Stopped = "stopped",
+    }
+}
+
+text_enum! {
+    /// The kind of a sync's pass: the first (full, partitioned by project)
+    /// or the ones after it (incremental from the checkpoint).
+    pub enum PassKind {
+        Full = "full",
+        Incremental = "incremental",
+    }
+}
+
 /// One `syncs` row.
 #[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub struct SyncRow {
@@ -13,16 +37,19 @@ pub struct SyncRow {
     pub cloud_id: String,
     pub site_url: String,
     pub jql: String,
-    pub webhooks: i64,
+    #[sqlx(try_from = "super::Flag")]
+    pub webhooks: bool,
     pub interval_s: i64,
-    pub state: String,
-    pub full_done: i64,
+    pub state: SyncState,
+    #[sqlx(try_from = "super::Flag")]
+    pub full_done: bool,
     pub cursor_updated_ms: Option<i64>,
     pub cursor_key: Option<String>,
-    pub pass_kind: Option<String>,
+    pub pass_kind: Option<PassKind>,
     pub pass_started_at: Option<i64>,
     pub pass_max_updated_ms: Option<i64>,
-    pub run_requested: i64,
+    #[sqlx(try_from = "super::Flag")]
+    pub run_requested: bool,
     pub next_run_at: i64,
     pub last_run_at: Option<i64>,
     pub last_error: Option<String>,
@@ -35,7 +62,8 @@ pub struct SyncRow {
     pub sprint_field: Option<String>,
     pub webhook_id: Option<i64>,
     pub webhook_filter: Option<String>,
-    pub webhook_local_filter: i64,
+    #[sqlx(try_from = "super::Flag")]
+    pub webhook_local_filter: bool,
     pub webhook_expires_at: Option<i64>,
     pub webhook_error: Option<String>,
     pub last_reconciled_at: Option<i64>,
@@ -84,9 +112,9 @@ pub async fn insert(conn: &mut AnyConnection, row: &SyncRow) -> Result<(), Store
     .bind(&row.cloud_id)
     .bind(&row.site_url)
     .bind(&row.jql)
-    .bind(row.webhooks)
+    .bind(i64::from(row.webhooks))
     .bind(row.interval_s)
-    .bind(&row.state)
+    .bind(row.state.as_str())
     .bind(row.next_run_at)
     .bind(row.created_at)
     .bind(row.updated_at)
@@ -105,7 +133,8 @@ pub struct PartitionRow {
     pub cursor_updated_ms: Option<i64>,
     pub cursor_key: Option<String>,
     pub stored: i64,
-    pub done: i64,
+    #[sqlx(try_from = "super::Flag")]
+    pub done: bool,
 }
 
 pub async fn partitions<'e, E: Executor<'e, Database = Any>>(
@@ -139,7 +168,8 @@ pub struct IssueRow {
     pub sprint_state: Option<String>,
     pub updated_ms: i64,
     pub url: String,
-    pub deleted: i64,
+    #[sqlx(try_from = "super::Flag")]
+    pub deleted: bool,
     pub sync_id: Option<String>,
     pub synced_at: i64,
     /// Jira's `description`, `assignee`, `reporter`, `resolution` and
@@ -158,7 +188,7 @@ pub async fn existing(
     conn: &mut AnyConnection,
     connection_id: &str,
     ids: &[String],
-) -> Result<std::collections::HashMap<String, (i64, i64)>, StoreError> {
+) -> Result<std::collections::HashMap<String, (i64, bool)>, StoreError> {
     let mut out = std::collections::HashMap::new();
     for chunk in ids.chunks(200) {
         let ph: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
@@ -171,7 +201,7 @@ pub async fn existing(
             q = q.bind(id);
         }
         for (id, u, d) in q.fetch_all(&mut *conn).await? {
-            out.insert(id, (u, d));
+            out.insert(id, (u, d != 0));
         }
     }
     Ok(out)
@@ -202,7 +232,7 @@ pub async fn upsert_issue(conn: &mut AnyConnection, row: &IssueRow) -> Result<()
     .bind(row.sprint_state.clone())
     .bind(row.updated_ms)
     .bind(&row.url)
-    .bind(row.deleted)
+    .bind(i64::from(row.deleted))
     .bind(row.sync_id.clone())
     .bind(row.synced_at)
     .bind(row.detail.clone())
@@ -276,8 +306,9 @@ pub struct SyncOverview {
     pub owner: String,
     pub site_url: String,
     pub jql: String,
-    pub state: String,
-    pub webhooks: i64,
+    pub state: SyncState,
+    #[sqlx(try_from = "super::Flag")]
+    pub webhooks: bool,
     pub webhook_id: Option<i64>,
     pub webhook_expires_at: Option<i64>,
     pub webhook_error: Option<String>,
@@ -285,7 +316,7 @@ pub struct SyncOverview {
     pub last_error: Option<String>,
     pub next_run_at: i64,
     pub passes: i64,
-    pub pass_kind: Option<String>,
+    pub pass_kind: Option<PassKind>,
     /// Issues stored by this sync and not deleted.
     pub issues_synced: i64,
     /// Partitions of the pass in progress, how many are done, issues stored so far.

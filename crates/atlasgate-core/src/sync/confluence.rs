@@ -67,7 +67,7 @@ impl PageView {
             updated: super::rfc3339_ms(r.updated_ms),
             url: r.url.clone(),
             body_markdown: r.body_markdown.clone(),
-            deleted: r.deleted != 0,
+            deleted: r.deleted,
         }
     }
 }
@@ -162,7 +162,7 @@ async fn run_pass(state: &Core, sync_id: &str, cql: &str) -> Result<PassKind, Sy
         cloud_id: &sync.cloud_id,
         site_url: &sync.site_url,
     };
-    let kind = if sync.full_done == 0 {
+    let kind = if !sync.full_done {
         PassKind::Full
     } else {
         PassKind::Incremental
@@ -225,7 +225,7 @@ async fn run_pass(state: &Core, sync_id: &str, cql: &str) -> Result<PassKind, Sy
                     updated_ms,
                     url: detail.url,
                     body_markdown: detail.markdown,
-                    deleted: 0,
+                    deleted: false,
                     sync_id: Some(sync.id.clone()),
                     synced_at: t,
                 },

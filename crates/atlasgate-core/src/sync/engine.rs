@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use super::jql::{date_bound, key_order, parse_jira_time, split_order_by};
 use super::store::{self as rows, IssueRow, PartitionRow, SyncRow};
 use crate::atlassian::{ApiRequest, AtlassianError, PageGuard, Product};
+use crate::jira::ops::{self, Ctx, FieldRef, Project, SiteFields};
 use crate::jobs::{Counters, Tuning};
 use crate::state::Core;
 use crate::store::{now, passes, StoreError};
@@ -75,38 +76,16 @@ pub async fn jira_get(
     Ok(v)
 }
 
-/// Every project of the site: `(id, key, name)`.
-pub async fn list_projects(
-    state: &Core,
-    connection_id: &str,
-) -> Result<Vec<(String, String, String)>, SyncError> {
-    let mut out = Vec::new();
-    let mut start = 0usize;
-    let mut guard = PageGuard::new("project search");
-    loop {
-        let v = jira_get(
-            state,
-            connection_id,
-            "rest/api/3/project/search",
-            &[("startAt", start.to_string()), ("maxResults", "100".into())],
-        )
-        .await?;
-        guard.follow_start(&v, start)?;
-        let values = v["values"].as_array().cloned().unwrap_or_default();
-        for p in &values {
-            let (Some(id), Some(key)) = (p["id"].as_str(), p["key"].as_str()) else {
-                continue;
-            };
-            out.push((
-                id.to_string(),
-                key.to_string(),
-                p["name"].as_str().unwrap_or(key).to_string(),
-            ));
-        }
-        start += values.len();
-        if values.is_empty() || v["isLast"].as_bool().unwrap_or(true) {
-            return Ok(out);
-        }
+/// The typed operations' context for a sync's connection: background work
+/// (no app), so sync, webhooks and the typed operations read Jira through
+/// the one read model of `jira::ops` (docs/design.md §6).
+pub fn ops_ctx<'a>(state: &'a Core, sync: &'a SyncRow) -> Ctx<'a> {
+    Ctx {
+        client: &state.atlassian,
+        app_id: None,
+        connection_id: &sync.connection_id,
+        cloud_id: &sync.cloud_id,
+        site_url: &sync.site_url,
     }
 }
 
@@ -121,45 +100,54 @@ pub const DETAIL_FIELDS: [&str; 5] = [
     "created",
 ];
 
-/// The fields a page (or a webhook's re-read) asks for.
+/// Every project of the site (`jira::ops::list_projects`, the one lister).
+pub async fn list_projects(state: &Core, sync: &SyncRow) -> Result<Vec<Project>, SyncError> {
+    Ok(ops::list_projects(&ops_ctx(state, sync)).await?)
+}
+
+/// The field ids the sync discovered, as the typed operations hold them
+/// (`""` stored = the site has no such field). Only the ids are read.
+fn site_fields_of(sync: &SyncRow) -> SiteFields {
+    let field = |id: &Option<String>| {
+        id.as_deref().filter(|s| !s.is_empty()).map(|id| FieldRef {
+            id: id.to_string(),
+            name: String::new(),
+        })
+    };
+    SiteFields {
+        story_points: field(&sync.story_points_field),
+        sprint: field(&sync.sprint_field),
+    }
+}
+
+/// The fields a page (or a webhook's re-read) asks for: what the typed
+/// reader needs, and the project.
 pub fn field_list(sync: &SyncRow) -> String {
-    let mut f = vec!["summary", "status", "issuetype", "project", "updated"];
-    f.extend(DETAIL_FIELDS);
-    if let Some(sp) = sync.story_points_field.as_deref().filter(|s| !s.is_empty()) {
-        f.push(sp);
-    }
-    if let Some(s) = sync.sprint_field.as_deref().filter(|s| !s.is_empty()) {
-        f.push(s);
-    }
-    f.join(",")
+    format!(
+        "{},project,{}",
+        site_fields_of(sync).fields_param(),
+        DETAIL_FIELDS.join(",")
+    )
 }
 
 /// Learn the user's time zone (JQL dates) and the site's story points and
-/// sprint field ids (they differ per site). Stored on the sync; `""` = none.
+/// sprint field ids (they differ per site; `jira::ops::site_fields`, the
+/// one discovery). Stored on the sync; `""` = none.
 pub async fn discover(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError> {
     if sync.time_zone.is_some() && sync.story_points_field.is_some() && sync.sprint_field.is_some()
     {
         return Ok(());
     }
-    let (me, fields) = tokio::try_join!(
-        jira_get(state, &sync.connection_id, "rest/api/3/myself", &[]),
-        jira_get(state, &sync.connection_id, "rest/api/3/field", &[]),
-    )?;
-    let tz = me["timeZone"].as_str().unwrap_or("UTC").to_string();
-    let list = fields.as_array().cloned().unwrap_or_default();
-    let by_name = |names: &[&str]| {
-        names.iter().find_map(|n| {
-            list.iter()
-                .find(|f| {
-                    f["name"]
-                        .as_str()
-                        .is_some_and(|x| x.eq_ignore_ascii_case(n))
-                })
-                .and_then(|f| f["id"].as_str().map(String::from))
-        })
+    let (me, fields) = {
+        let ctx = ops_ctx(state, sync);
+        tokio::try_join!(
+            jira_get(state, &sync.connection_id, "rest/api/3/myself", &[]),
+            async { Ok::<_, SyncError>(ops::site_fields(&ctx).await?) },
+        )?
     };
-    let sp = by_name(&["Story Points", "Story point estimate"]).unwrap_or_default();
-    let sprint = by_name(&["Sprint"]).unwrap_or_default();
+    let tz = me["timeZone"].as_str().unwrap_or("UTC").to_string();
+    let sp = fields.story_points.map(|f| f.id).unwrap_or_default();
+    let sprint = fields.sprint.map(|f| f.id).unwrap_or_default();
     passes::set_site_facts(state.store.pool(), &sync.id, &tz, &sp, &sprint).await?;
     sync.time_zone = Some(tz);
     sync.story_points_field = Some(sp);
@@ -169,48 +157,34 @@ pub async fn discover(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError>
 
 // ---------------------------------------------------------------- issues
 
-/// An issue of a search page or a webhook body (v2 or v3: the fields we keep
-/// look the same) → a row.
+/// An issue of a search page or a webhook's re-read → a row. The fields
+/// the typed operations show are read by their reader
+/// (`jira::ops::issue_from_json`, the one issue parser); a row also keeps
+/// the project and needs an id, a key and `updated`.
 pub fn parse_issue(v: &Value, sync: &SyncRow, now: i64) -> Option<IssueRow> {
-    let id = match &v["id"] {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        _ => return None,
-    };
-    let key = v["key"].as_str()?.to_string();
+    if !(v["id"].is_string() || v["id"].is_number()) {
+        return None;
+    }
+    v["key"].as_str()?;
     let f = &v["fields"];
     let updated_ms = f["updated"].as_str().and_then(parse_jira_time)?;
-    let sp = sync
-        .story_points_field
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .and_then(|id| f[id].as_f64());
-    let sprint = sync
-        .sprint_field
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .and_then(|id| crate::jira::ops::current_sprint(&f[id]))
-        .cloned();
+    let issue = ops::issue_from_json(&sync.site_url, &site_fields_of(sync), v);
     Some(IssueRow {
         connection_id: sync.connection_id.clone(),
-        issue_id: id,
-        url: format!("{}/browse/{key}", sync.site_url.trim_end_matches('/')),
-        issue_key: key,
+        issue_id: issue.id,
+        url: issue.url,
+        issue_key: issue.key,
         project_id: f["project"]["id"].as_str().map(String::from),
         project_key: f["project"]["key"].as_str().map(String::from),
-        summary: f["summary"].as_str().map(String::from),
-        status: f["status"]["name"].as_str().map(String::from),
-        issue_type: f["issuetype"]["name"].as_str().map(String::from),
-        story_points: sp.map(|x| x.to_string()),
-        sprint_id: sprint.as_ref().and_then(|s| s["id"].as_i64()),
-        sprint_name: sprint
-            .as_ref()
-            .and_then(|s| s["name"].as_str().map(String::from)),
-        sprint_state: sprint
-            .as_ref()
-            .and_then(|s| s["state"].as_str().map(String::from)),
+        summary: issue.summary,
+        status: issue.status,
+        issue_type: issue.type_,
+        story_points: issue.story_points.map(|x| x.to_string()),
+        sprint_id: issue.sprint.as_ref().map(|s| s.id),
+        sprint_name: issue.sprint.as_ref().map(|s| s.name.clone()),
+        sprint_state: issue.sprint.map(|s| s.state),
         updated_ms,
-        deleted: 0,
+        deleted: false,
         sync_id: Some(sync.id.clone()),
         synced_at: now,
         detail: Some(
@@ -248,12 +222,12 @@ pub async fn store_issue(
     conn: &mut sqlx::AnyConnection,
     sync: &SyncRow,
     issue: &IssueRow,
-    prev: Option<(i64, i64)>,
+    prev: Option<(i64, bool)>,
     emit: bool,
 ) -> Result<Stored, StoreError> {
     let what = match prev {
-        Some((updated, 0)) if updated >= issue.updated_ms => return Ok(Stored::Unchanged),
-        Some((_, 0)) => Stored::Updated,
+        Some((updated, false)) if updated >= issue.updated_ms => return Ok(Stored::Unchanged),
+        Some((_, false)) => Stored::Updated,
         _ => Stored::Created,
     };
     rows::upsert_issue(conn, issue).await?;
@@ -310,20 +284,7 @@ pub async fn mark_deleted_and_announce(
 
 // ---------------------------------------------------------------- the pass
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PassKind {
-    Full,
-    Incremental,
-}
-
-impl PassKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PassKind::Full => "full",
-            PassKind::Incremental => "incremental",
-        }
-    }
-}
+pub use crate::store::syncs::PassKind;
 
 /// Renew the claim (and fail fast if another process holds it now).
 async fn renew(
@@ -343,7 +304,7 @@ async fn start_pass(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError> {
     let (filter, _) = split_order_by(&sync.jql);
     let filter = filter.to_string();
     let now = now();
-    let (kind, parts): (PassKind, Vec<(String, String, Option<i64>)>) = if sync.full_done == 0 {
+    let (kind, parts): (PassKind, Vec<(String, String, Option<i64>)>) = if !sync.full_done {
         // When the JQL matches at most one id page, only the projects that
         // hold matches get a partition (a site may have hundreds of projects).
         let probe_query = [
@@ -352,7 +313,7 @@ async fn start_pass(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError> {
             ("fields", "key".into()),
         ];
         let (projects, probe) = tokio::try_join!(
-            list_projects(state, &sync.connection_id),
+            list_projects(state, sync),
             jira_get(
                 state,
                 &sync.connection_id,
@@ -361,8 +322,8 @@ async fn start_pass(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError> {
             ),
         )?;
         let mut tx = state.store.begin_write().await?;
-        for (id, key, name) in &projects {
-            rows::upsert_project(&mut tx, &sync.connection_id, id, key, name, now).await?;
+        for p in &projects {
+            rows::upsert_project(&mut tx, &sync.connection_id, &p.id, &p.key, &p.name, now).await?;
         }
         tx.commit().await?;
         let complete = probe["nextPageToken"].as_str().is_none();
@@ -375,16 +336,19 @@ async fn start_pass(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError> {
                     .collect()
             })
             .unwrap_or_default();
-        let wanted: Vec<&(String, String, String)> = projects
+        let wanted: Vec<&Project> = projects
             .iter()
-            .filter(|(_, key, _)| !complete || present.contains(key))
+            .filter(|p| !complete || present.contains(&p.key))
             .collect();
         let parts = if wanted.is_empty() {
             vec![("*".to_string(), filter.clone(), None)]
         } else {
             wanted
                 .iter()
-                .map(|(id, _, _)| (id.clone(), format!("({filter}) AND project = {id}"), None))
+                .map(|p| {
+                    let id = &p.id;
+                    (id.clone(), format!("({filter}) AND project = {id}"), None)
+                })
                 .collect()
         };
         (PassKind::Full, parts)
@@ -398,9 +362,9 @@ async fn start_pass(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError> {
     };
     let mut tx = state.store.begin_write().await?;
     renew(&mut tx, state, &sync.id).await?;
-    passes::start_pass(&mut tx, &sync.id, kind.as_str(), &parts, now).await?;
+    passes::start_pass(&mut tx, &sync.id, kind, &parts, now).await?;
     tx.commit().await?;
-    sync.pass_kind = Some(kind.as_str().into());
+    sync.pass_kind = Some(kind);
     sync.pass_started_at = Some(now);
     Ok(())
 }
@@ -589,7 +553,7 @@ pub async fn run_pass(state: &Core, sync_id: &str) -> Result<PassKind, SyncError
         .await?
         .ok_or(SyncError::LeaseLost)?;
     discover(state, &mut sync).await?;
-    if sync.webhooks != 0 {
+    if sync.webhooks {
         // A webhook problem does not stop polling; it shows as `webhook_error`.
         if let Err(e) = super::registration::upkeep(state, &mut sync).await {
             tracing::warn!(sync_id = %sync.id, error = %e.describe(), "webhook upkeep failed");
@@ -599,15 +563,11 @@ pub async fn run_pass(state: &Core, sync_id: &str) -> Result<PassKind, SyncError
         start_pass(state, &mut sync).await?;
         super::eta::record_expected(state, &sync).await;
     }
-    let kind = if sync.pass_kind.as_deref() == Some("full") {
-        PassKind::Full
-    } else {
-        PassKind::Incremental
-    };
+    let kind = sync.pass_kind.unwrap_or(PassKind::Incremental);
     let pending: Vec<PartitionRow> = rows::partitions(state.store.pool(), &sync.id)
         .await?
         .into_iter()
-        .filter(|p| p.done == 0)
+        .filter(|p| !p.done)
         .collect();
     let concurrency = Tuning::get(&state.jobs.tuning.sync_partition_concurrency).max(1) as usize;
     let results: Vec<Result<(), SyncError>> = futures::stream::iter(pending)
@@ -692,12 +652,12 @@ pub async fn fail_pass(state: &Core, sync_id: &str, error: &SyncError) -> Result
     }
     tx.commit().await?;
     // The kind the pass had (or, failing before it started, would have had).
-    let kind = match row.pass_kind.as_deref() {
+    let kind = match row.pass_kind {
         Some(k) => k,
-        None if row.full_done == 0 => PassKind::Full.as_str(),
-        None => PassKind::Incremental.as_str(),
+        None if !row.full_done => PassKind::Full,
+        None => PassKind::Incremental,
     };
-    state.metrics.sync_pass(kind, "error");
+    state.metrics.sync_pass(kind.as_str(), "error");
     crate::events::wake(state);
     tracing::warn!(sync_id, error = %msg, "sync pass failed; it resumes from its checkpoint");
     Ok(())
@@ -800,10 +760,8 @@ mod tests {
                 synced.sprint_name.as_deref(),
                 Some(typed_sprint.name.as_str())
             );
-            assert_eq!(
-                synced.sprint_state.map(|s| s.to_ascii_lowercase()),
-                Some(typed_sprint.state)
-            );
+            assert_eq!(synced.sprint_state, Some(typed_sprint.state));
+            assert_eq!(synced.project_key.as_deref(), Some("ACME"));
         }
     }
 }

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::atlassian::ApiRequest;
 use crate::state::Core;
 use crate::store::{now, points};
-use crate::sync::store::SyncRow;
+use crate::sync::store::{PassKind, SyncRow};
 
 /// Issues per `search/jql` page the estimate assumes.
 pub const PAGE: i64 = 100;
@@ -27,7 +27,7 @@ const FALLBACK_POINTS_PER_S: f64 = 10.0 * (PAGE as f64 + 1.0);
 /// Record how many issues the pass that just started expects. A failure
 /// only leaves `eta_s` empty.
 pub async fn record_expected(state: &Core, sync: &SyncRow) {
-    if sync.pass_kind.as_deref() != Some("full") {
+    if sync.pass_kind != Some(PassKind::Full) {
         return;
     }
     let (filter, _) = super::jql::split_order_by(&sync.jql);
@@ -54,7 +54,7 @@ pub async fn record_expected(state: &Core, sync: &SyncRow) {
 /// Seconds the full pass in progress still needs; `None` when none runs
 /// or its size is unknown. `stored` = issues the pass stored so far.
 pub async fn eta_secs(state: &Core, sync: &SyncRow, stored: i64) -> Option<u64> {
-    if sync.pass_kind.as_deref() != Some("full") {
+    if sync.pass_kind != Some(PassKind::Full) {
         return None;
     }
     let expected = points::expected(state.store.pool(), &sync.id)

@@ -76,7 +76,7 @@ impl IssueView {
             }),
             updated: rfc3339_ms(r.updated_ms),
             url: r.url.clone(),
-            deleted: r.deleted != 0,
+            deleted: r.deleted,
         }
     }
 }

@@ -134,13 +134,13 @@ pub async fn upkeep(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError> {
     // Jira allows an OAuth app 5 webhooks per user and site: syncs of one
     // connection with the same filter share one registration.
     if let Some((id, expires)) = shared(state, sync, &filter).await? {
-        return save(state, sync, Some(id), Some(filter), 0, expires, None).await;
+        return save(state, sync, Some(id), Some(filter), false, expires, None).await;
     }
     let outcome = match register(state, sync, &filter).await? {
-        Ok(id) => Ok((id, filter, 0)),
+        Ok(id) => Ok((id, filter, false)),
         Err(first_error) => {
             // Outside Jira's webhook JQL subset: listen to the projects, check each delivery.
-            let projects = list_projects(state, &sync.connection_id).await?;
+            let projects = list_projects(state, sync).await?;
             if projects.is_empty() {
                 Err(first_error)
             } else {
@@ -148,15 +148,15 @@ pub async fn upkeep(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError> {
                     "project IN ({})",
                     projects
                         .iter()
-                        .map(|p| p.0.as_str())
+                        .map(|p| p.id.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
                 );
                 if let Some((id, expires)) = shared(state, sync, &broad).await? {
-                    return save(state, sync, Some(id), Some(broad), 1, expires, None).await;
+                    return save(state, sync, Some(id), Some(broad), true, expires, None).await;
                 }
                 match register(state, sync, &broad).await? {
-                    Ok(id) => Ok((id, broad, 1)),
+                    Ok(id) => Ok((id, broad, true)),
                     Err(e) => Err(format!("{first_error}; with `{broad}`: {e}")),
                 }
             }
@@ -173,7 +173,7 @@ pub async fn upkeep(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError> {
         }
         Err(e) => {
             tracing::warn!(sync_id = %sync.id, error = %e, "Jira refused the webhook");
-            save(state, sync, None, None, 0, None, Some(e)).await
+            save(state, sync, None, None, false, None, Some(e)).await
         }
     }
 }
@@ -192,14 +192,14 @@ async fn save(
     sync: &mut SyncRow,
     id: Option<i64>,
     filter: Option<String>,
-    local: i64,
+    local: bool,
     expires: Option<i64>,
     error: Option<String>,
 ) -> Result<(), SyncError> {
     let w = passes::WebhookState {
         id,
         filter: filter.clone(),
-        local_filter: local != 0,
+        local_filter: local,
         expires_at: expires,
         error: error.clone(),
     };

@@ -284,7 +284,7 @@ pub async fn apply_hint(
     let mut matched: Vec<i64> = Vec::new();
     let mut any_issue_event = false;
     for d in batch {
-        let payload: Value = serde_json::from_str(&d.payload).unwrap_or(Value::Null);
+        let payload = &d.payload;
         let event = payload["webhookEvent"].as_str().unwrap_or("");
         any_issue_event |= crate::sync::registration::EVENTS.contains(&event);
         for id in payload["matchedWebhookIds"]
@@ -322,7 +322,7 @@ pub async fn apply_hint(
             // Not in any of the syncs: deleted only if Jira says 404 to this connection.
             let live = sync_rows::get_issue(state.store.pool(), &first.connection_id, issue_id)
                 .await?
-                .is_some_and(|r| r.deleted == 0);
+                .is_some_and(|r| !r.deleted);
             let gone = live && gone_in_jira(state, &first.connection_id, issue_id).await?;
             if live && !gone {
                 engine::left_the_jql(state, &first.connection_id, issue_id).await?;

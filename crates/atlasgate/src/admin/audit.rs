@@ -67,7 +67,7 @@ impl From<&AuditRow> for AuditRecord {
             connection_id: r.connection_id.clone(),
             key_id: r.key_id.clone(),
             client_ip: r.client_ip.clone(),
-            detail: serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
+            detail: r.detail.clone(),
         }
     }
 }

@@ -19,6 +19,9 @@ use crate::audit::Actor;
 use crate::client_addr::ClientAddr;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::store::connections::ConnectionStatus;
+use crate::store::events::DeliveryState;
+use crate::store::syncs::SyncState;
 use crate::store::{self, events};
 use crate::sync::store as sync_rows;
 
@@ -455,10 +458,10 @@ async fn connections(state: &AppState) -> Result<Vec<ConnectionLine>, sqlx::Erro
 const REFRESH_INACTIVITY_DAYS: i64 = 90;
 
 fn health(c: &ConnectionLine, now: i64) -> (&'static str, String) {
-    match c.status.as_str() {
-        "needs_reauth" => ("bad", "needs re-consent".into()),
-        "disconnected" => ("muted", "disconnected".into()),
-        _ => {
+    match c.status {
+        ConnectionStatus::NeedsReauth => ("bad", "needs re-consent".into()),
+        ConnectionStatus::Disconnected => ("muted", "disconnected".into()),
+        ConnectionStatus::Active => {
             if c.last_refresh_error.is_some() {
                 return ("warn", "refresh retrying".into());
             }
@@ -566,7 +569,7 @@ async fn dashboard_page(state: &AppState, csrf: &str) -> Result<String, ApiError
                     esc(&c.owner),
                     esc(&c.profile),
                     esc(&label),
-                    esc(&c.status),
+                    esc(c.status.as_str()),
                     c.account_email.as_deref().map(esc).unwrap_or_else(|| "—".into()),
                     c.site_url.as_deref().map(esc).unwrap_or_else(|| "—".into()),
                     ts(c.access_expires_at),
@@ -652,7 +655,7 @@ async fn audit_section(state: &AppState, html: &mut String) {
                     opt(r.connection_id.as_deref()),
                     opt(r.key_id.as_deref()),
                     opt(r.client_ip.as_deref()),
-                    esc(&r.detail),
+                    esc(&r.detail.to_string()),
                 );
             }
             html.push_str("</tbody></table>");
@@ -679,23 +682,23 @@ async fn syncs_section(state: &AppState, html: &mut String, now: i64) {
             html.push_str("<table><thead><tr><th>App</th><th>Owner</th><th>Site</th><th>JQL</th><th>State</th>\
                 <th>Issues synced</th><th>Last run</th><th>Last error</th><th>Webhook</th></tr></thead><tbody>");
             for s in &list {
-                let class = match s.state.as_str() {
-                    "idle" => "ok",
-                    "failed" => "bad",
-                    "running" | "pending" => "warn",
-                    _ => "muted",
+                let class = match s.state {
+                    SyncState::Idle => "ok",
+                    SyncState::Failed => "bad",
+                    SyncState::Running | SyncState::Pending => "warn",
+                    SyncState::Stopped => "muted",
                 };
-                let progress = match &s.pass_kind {
+                let progress = match s.pass_kind {
                     Some(kind) => format!(
                         "{} pass: {}/{} parts, {} stored",
-                        esc(kind),
+                        kind.as_str(),
                         s.partitions_done,
                         s.partitions,
                         s.pass_stored
                     ),
                     None => format!("{} pass(es) done", s.passes),
                 };
-                let webhook = if s.webhooks == 0 {
+                let webhook = if !s.webhooks {
                     "off".to_string()
                 } else {
                     match (s.webhook_id, &s.webhook_error) {
@@ -721,7 +724,7 @@ async fn syncs_section(state: &AppState, html: &mut String, now: i64) {
                     esc(&s.owner),
                     esc(&s.site_url),
                     esc(&s.jql),
-                    esc(&s.state),
+                    s.state.as_str(),
                     s.issues_synced,
                     ts(s.last_run_at),
                     opt(s.last_error.as_deref()),
@@ -746,11 +749,11 @@ async fn deliveries_section(state: &AppState, html: &mut String, now: i64) {
             html.push_str("<table><thead><tr><th>When</th><th>App</th><th>Event</th><th>Connection</th><th>State</th>\
                 <th>Attempts</th><th>Last error</th><th>Next attempt</th></tr></thead><tbody>");
             for d in &list {
-                let class = match d.delivery_state.as_str() {
-                    "delivered" => "ok",
-                    "failed" => "bad",
-                    "pending" => "warn",
-                    _ => "muted",
+                let class = match d.delivery_state {
+                    DeliveryState::Delivered => "ok",
+                    DeliveryState::Failed => "bad",
+                    DeliveryState::Pending => "warn",
+                    DeliveryState::Skipped => "muted",
                 };
                 let connection = match (&d.connection_id, &d.connection_owner) {
                     (Some(id), Some(owner)) => format!(
@@ -766,7 +769,7 @@ async fn deliveries_section(state: &AppState, html: &mut String, now: i64) {
                     (None, Some(status)) => format!("<span class=\"muted\">HTTP {status}</span>"),
                     (None, None) => "—".into(),
                 };
-                let next = if d.delivery_state == "pending" {
+                let next = if d.delivery_state == DeliveryState::Pending {
                     if d.next_attempt_at <= now {
                         "due now".to_string()
                     } else {
@@ -783,7 +786,7 @@ async fn deliveries_section(state: &AppState, html: &mut String, now: i64) {
                     rfc3339(d.created_at),
                     esc(&d.app_name),
                     esc(&d.event_type),
-                    esc(&d.delivery_state),
+                    d.delivery_state.as_str(),
                     d.attempts,
                 );
             }

@@ -17,7 +17,7 @@ use crate::pages;
 use crate::ratelimit::{self, IpRateLimit};
 use crate::state::AppState;
 use crate::store::connections as conn_rows;
-use crate::store::sessions::{self as rows, status, SessionRow};
+use crate::store::sessions::{self as rows, SessionRow, SessionStatus};
 use crate::vault::token::{self, ACCESS_TOKEN, REFRESH_TOKEN};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -161,7 +161,7 @@ pub async fn start_connect(
     }
     // The person went back to the link while choosing a site: resume there.
     let cookie = browser_cookie(&headers);
-    if session.status == status::AWAITING_SITE
+    if session.status == SessionStatus::AwaitingSite
         && matches!((&cookie, &session.browser_hash), (Some(c), Some(h)) if same_hash(&sha256_hex(c), h))
     {
         return redirect(
@@ -170,7 +170,7 @@ pub async fn start_connect(
                 .public_link(&format!("/connect/{}/site", session.id)),
         );
     }
-    if session.status != status::PENDING {
+    if session.status != SessionStatus::Pending {
         return error_html(
             StatusCode::GONE,
             "This connect link was already used",
@@ -298,7 +298,7 @@ pub async fn callback(
             "For your safety, finish connecting in the same browser where you opened the connect link.",
         );
     };
-    if st.used_at.is_some() || session.status != status::PENDING {
+    if st.used_at.is_some() || session.status != SessionStatus::Pending {
         return error_html(
             StatusCode::BAD_REQUEST,
             "This sign-in was already completed",
@@ -424,7 +424,7 @@ async fn store_grant(
         return Ok(StoreOutcome::AlreadyUsed);
     }
     match rows::get(&mut *tx, &session.id).await? {
-        Some(s) if s.status == status::PENDING => {}
+        Some(s) if s.status == SessionStatus::Pending => {}
         _ => {
             tx.rollback().await?;
             return Ok(StoreOutcome::AlreadyUsed);
@@ -496,7 +496,7 @@ async fn store_grant(
                 &session.id,
                 &id,
                 &browser_hash,
-                status::COMPLETED,
+                SessionStatus::Completed,
                 now,
             )
             .await?;
@@ -512,7 +512,7 @@ async fn store_grant(
                 &session.id,
                 &id,
                 &browser_hash,
-                status::AWAITING_SITE,
+                SessionStatus::AwaitingSite,
                 now,
             )
             .await?;
@@ -571,14 +571,14 @@ async fn picker_context(
             "For your safety, finish connecting in the same browser where you opened the connect link.",
         ));
     };
-    if session.status == status::COMPLETED {
+    if session.status == SessionStatus::Completed {
         return Err(error_html(
             StatusCode::GONE,
             "A site was already chosen",
             "This connection is complete. You can close this window.",
         ));
     }
-    if session.status != status::AWAITING_SITE {
+    if session.status != SessionStatus::AwaitingSite {
         return Err(error_html(
             StatusCode::BAD_REQUEST,
             "Nothing to choose yet",

@@ -98,18 +98,16 @@ pub async fn list_connections(
     if !(1..=200).contains(&limit) {
         return Err(ApiError::validation("limit", "must be between 1 and 200"));
     }
-    if let Some(s) = &q.status {
-        if ConnectionStatus::parse(s).is_none() {
-            return Err(ApiError::validation(
-                "status",
-                "must be active, needs_reauth or disconnected",
-            ));
-        }
-    }
+    let status = match &q.status {
+        Some(s) => Some(s.parse::<ConnectionStatus>().map_err(|_| {
+            ApiError::validation("status", "must be active, needs_reauth or disconnected")
+        })?),
+        None => None,
+    };
     let filter = ListFilter {
         owner: q.owner,
         profile: q.profile,
-        status: q.status,
+        status,
         after: q.cursor,
     };
     let page = rows::list_for_app(state.store.pool(), &app.id, &filter, limit).await?;

@@ -17,6 +17,7 @@ use crate::connections::rfc3339;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::events as rows;
+use crate::store::events::DeliveryState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_events))
@@ -126,14 +127,15 @@ pub async fn list_events(
             event_type: r.event_type,
             connection_id: r.connection_id,
             created_at: rfc3339(r.created_at),
-            next_attempt_at: (r.delivery_state == "pending").then(|| rfc3339(r.next_attempt_at)),
-            delivery_state: r.delivery_state,
+            next_attempt_at: (r.delivery_state == DeliveryState::Pending)
+                .then(|| rfc3339(r.next_attempt_at)),
+            delivery_state: r.delivery_state.as_str().to_string(),
             attempts: r.attempts,
             last_attempt_at: r.last_attempt_at.map(rfc3339),
             last_status: r.last_status,
             last_error: r.last_error,
             delivered_at: r.delivered_at.map(rfc3339),
-            data: serde_json::from_str(&r.payload).unwrap_or(serde_json::Value::Null),
+            data: r.payload,
         })
         .collect();
     Ok(Json(EventList { items, next_cursor }))

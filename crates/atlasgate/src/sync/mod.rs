@@ -21,7 +21,7 @@ use crate::state::AppState;
 use crate::store::connections::ConnectionStatus;
 use crate::store::StoreError;
 use atlasgate_core::time::rfc3339;
-use store::SyncRow;
+use store::{SyncRow, SyncState};
 
 pub mod pages;
 
@@ -162,14 +162,14 @@ pub async fn view(state: &AppState, row: &SyncRow) -> Result<SyncView, ApiError>
         Some(_) => Some(crate::store::pages::pages_synced(pool, &row.id).await?),
         None => None,
     };
-    let pass = match &row.pass_kind {
+    let pass = match row.pass_kind {
         Some(kind) => {
             let parts = store::partitions(pool, &row.id).await?;
             Some(PassView {
-                kind: kind.clone(),
+                kind: kind.as_str().to_string(),
                 started_at: row.pass_started_at.map(rfc3339),
                 partitions: parts.len() as i64,
-                partitions_done: parts.iter().filter(|p| p.done != 0).count() as i64,
+                partitions_done: parts.iter().filter(|p| p.done).count() as i64,
                 stored: parts.iter().map(|p| p.stored).sum(),
             })
         }
@@ -184,9 +184,9 @@ pub async fn view(state: &AppState, row: &SyncRow) -> Result<SyncView, ApiError>
         cloud_id: row.cloud_id.clone(),
         jql: row.jql.clone(),
         confluence_cql,
-        webhooks: row.webhooks != 0,
+        webhooks: row.webhooks,
         interval_s: row.interval_s,
-        state: row.state.clone(),
+        state: row.state.as_str().to_string(),
         issues_synced,
         pages_synced,
         last_run_at: row.last_run_at.map(rfc3339),
@@ -195,10 +195,10 @@ pub async fn view(state: &AppState, row: &SyncRow) -> Result<SyncView, ApiError>
         cursor: row.cursor_updated_ms.map(rfc3339_ms),
         pass,
         next_run_at: rfc3339(row.next_run_at),
-        webhook: (row.webhooks != 0).then(|| WebhookView {
+        webhook: row.webhooks.then(|| WebhookView {
             id: row.webhook_id,
             filter: row.webhook_filter.clone(),
-            local_filter: row.webhook_local_filter != 0,
+            local_filter: row.webhook_local_filter,
             expires_at: row.webhook_expires_at.map(rfc3339),
             error: row.webhook_error.clone(),
         }),
@@ -336,16 +336,16 @@ pub async fn create_sync(
         cloud_id,
         site_url,
         jql: jql.clone(),
-        webhooks: i64::from(req.webhooks.unwrap_or(false)),
+        webhooks: req.webhooks.unwrap_or(false),
         interval_s: interval,
-        state: "pending".into(),
-        full_done: 0,
+        state: SyncState::Pending,
+        full_done: false,
         cursor_updated_ms: None,
         cursor_key: None,
         pass_kind: None,
         pass_started_at: None,
         pass_max_updated_ms: None,
-        run_requested: 0,
+        run_requested: false,
         next_run_at: now,
         last_run_at: None,
         last_error: None,
@@ -358,7 +358,7 @@ pub async fn create_sync(
         sprint_field: None,
         webhook_id: None,
         webhook_filter: None,
-        webhook_local_filter: 0,
+        webhook_local_filter: false,
         webhook_expires_at: None,
         webhook_error: None,
         last_reconciled_at: None,
@@ -589,12 +589,12 @@ pub async fn render_status(store: &crate::store::Store) -> Result<String, StoreE
     );
     for r in all {
         let issues = engine::issues_synced(store.pool(), &r.id).await?;
-        let pass = match &r.pass_kind {
+        let pass = match r.pass_kind {
             Some(kind) => {
                 let parts = store::partitions(store.pool(), &r.id).await?;
                 format!(
                     "{kind} {}/{} parts, {} stored",
-                    parts.iter().filter(|p| p.done != 0).count(),
+                    parts.iter().filter(|p| p.done).count(),
                     parts.len(),
                     parts.iter().map(|p| p.stored).sum::<i64>()
                 )

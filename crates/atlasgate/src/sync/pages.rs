@@ -88,7 +88,7 @@ pub async fn create_confluence_sync(
         }
     }
     let now = crate::store::now();
-    row.state = "pending".into();
+    row.state = super::store::SyncState::Pending;
     row.next_run_at = now;
     row.created_at = now;
     row.updated_at = now;

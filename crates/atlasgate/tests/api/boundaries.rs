@@ -1,6 +1,7 @@
 //! The boundary invariants of ARCHITECTURE.md, checked over the source tree
 //! so that a change which breaks one fails here and names the file.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 fn crates_dir() -> PathBuf {
@@ -103,4 +104,292 @@ fn only_the_edge_builds_problem_json_or_html() {
         }
     }
     assert!(edge_has, "positive control: the edge does build them");
+}
+
+// ---- the core's import graph ------------------------------------------------
+
+/// The core's top-level modules (a file or directory of
+/// `atlasgate-core/src`, without `lib.rs`), each with the modules its
+/// non-test code names through `crate::…` and the files that do.
+type Imports = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
+
+fn core_imports() -> Imports {
+    let mut out = Imports::new();
+    for (file, text) in sources() {
+        let Some(rel) = file.strip_prefix("atlasgate-core/src/") else {
+            continue;
+        };
+        let module = rel
+            .split('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".rs")
+            .to_string();
+        if module == "lib" {
+            continue;
+        }
+        let edges = out.entry(module.clone()).or_default();
+        for target in crate_paths(&code_of(&text)) {
+            if target != module {
+                edges.entry(target).or_default().insert(file.clone());
+            }
+        }
+    }
+    out
+}
+
+/// `text` without comment lines and without its `#[cfg(test)]` module
+/// (tests may reach anywhere).
+fn code_of(text: &str) -> String {
+    let mut code = String::new();
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.starts_with("#[cfg(test)]") {
+            break;
+        }
+        if !t.starts_with("//") {
+            code.push_str(line);
+            code.push('\n');
+        }
+    }
+    code
+}
+
+/// The first segment of every `crate::…` path in `code`, including each
+/// item of a `crate::{a, b::c}` group (nested groups too). Lower-case
+/// segments only: `crate::Error` is the crate root's re-export.
+fn crate_paths(code: &str) -> BTreeSet<String> {
+    let ident = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut out = BTreeSet::new();
+    for (at, _) in code.match_indices("crate::") {
+        if code[..at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+            continue; // `atlasgate_core::…` and the like
+        }
+        let rest = &code[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            // The group's top-level items: split at depth-0 commas.
+            let mut depth = 0;
+            let mut item = String::new();
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        out.insert(ident(item.trim()));
+                        item.clear();
+                        continue;
+                    }
+                    _ => {}
+                }
+                item.push(c);
+            }
+            out.insert(ident(item.trim()));
+        } else {
+            out.insert(ident(rest));
+        }
+    }
+    out.retain(|m| !m.is_empty() && m != "self" && m.starts_with(|c: char| c.is_ascii_lowercase()));
+    out
+}
+
+/// ARCHITECTURE.md's table of the core's imports: module → (imports, kind).
+/// Rows look like ``| `sync` | feature | `events`, `jira` | why |``.
+fn documented_imports() -> BTreeMap<String, (String, BTreeSet<String>)> {
+    let doc = std::fs::read_to_string(crates_dir().join("../ARCHITECTURE.md")).unwrap();
+    let start = doc
+        .find(IMPORT_TABLE_HEADING)
+        .expect("ARCHITECTURE.md has the import table");
+    let mut out = BTreeMap::new();
+    for line in doc[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+    {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let names = |cell: &str| -> BTreeSet<String> {
+            cell.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(String::from)
+                .collect()
+        };
+        let module = names(cells[1]).into_iter().next().unwrap();
+        out.insert(module, (cells[2].to_string(), names(cells[3])));
+    }
+    out
+}
+
+const IMPORT_TABLE_HEADING: &str = "### Imports between the core's modules";
+
+/// Every `crate::<module>` edge in the core is a row of ARCHITECTURE.md's
+/// import table (with its reason), and every row is still true: a new edge
+/// between modules is a decision written down, not an accident.
+#[test]
+fn core_imports_are_the_documented_ones() {
+    let actual = core_imports();
+    let documented = documented_imports();
+    assert!(
+        actual["sync"].contains_key("store"),
+        "positive control: the graph was read"
+    );
+    let mut problems = Vec::new();
+    for (module, edges) in &actual {
+        let Some((_, allowed)) = documented.get(module) else {
+            problems.push(format!("module `{module}` has no row in the import table"));
+            continue;
+        };
+        for (target, files) in edges {
+            if !allowed.contains(target) {
+                problems.push(format!(
+                    "`{module}` imports `{target}` ({}), not in the import table",
+                    files.iter().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        for target in allowed {
+            if !edges.contains_key(target) {
+                problems.push(format!(
+                    "the import table lets `{module}` import `{target}`, which it no longer does"
+                ));
+            }
+        }
+    }
+    for module in documented.keys() {
+        if !actual.contains_key(module) {
+            problems.push(format!(
+                "the import table names `{module}`, not a core module"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// No import loop joins feature modules: over the edges between modules
+/// the table marks `feature`, the only strongly connected components are
+/// the loops ARCHITECTURE.md names (each with its reason). The loops the
+/// split was made to end stay ended: `sync` ↔ `webhooks`, `connect` ↔
+/// `connections`, and at the edge `error` → `server`.
+#[test]
+fn feature_modules_form_no_unnamed_import_loop() {
+    let actual = core_imports();
+    let documented = documented_imports();
+    let features: BTreeSet<&String> = documented
+        .iter()
+        .filter(|(_, (kind, _))| kind == "feature")
+        .map(|(m, _)| m)
+        .collect();
+    assert!(features.len() > 5, "positive control: features are marked");
+    let graph: BTreeMap<&str, Vec<&str>> = features
+        .iter()
+        .map(|m| {
+            let to = actual
+                .get(*m)
+                .map(|e| {
+                    e.keys()
+                        .filter(|t| features.contains(t))
+                        .map(String::as_str)
+                        .collect()
+                })
+                .unwrap_or_default();
+            (m.as_str(), to)
+        })
+        .collect();
+    let loops: BTreeSet<BTreeSet<String>> = strongly_connected(&graph)
+        .into_iter()
+        .filter(|c| c.len() > 1)
+        .collect();
+    let doc = std::fs::read_to_string(crates_dir().join("../ARCHITECTURE.md")).unwrap();
+    let named: BTreeSet<BTreeSet<String>> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("- **Loop:** "))
+        .map(|l| {
+            l.split(':')
+                .next()
+                .unwrap()
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(String::from)
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        loops, named,
+        "the feature loops found (left) are the ones ARCHITECTURE.md names (right)"
+    );
+    for (from, to) in [
+        ("sync", "webhooks"),
+        ("connect", "connections"),
+        ("connections", "connect"),
+    ] {
+        assert!(
+            !actual[from].contains_key(to),
+            "`{from}` imports `{to}` again"
+        );
+    }
+    let edge_error = std::fs::read_to_string(crates_dir().join("atlasgate/src/error.rs")).unwrap();
+    assert!(
+        !crate_paths(&code_of(&edge_error)).contains("server"),
+        "the edge's error.rs imports server"
+    );
+}
+
+/// Tarjan's strongly connected components.
+fn strongly_connected(graph: &BTreeMap<&str, Vec<&str>>) -> Vec<BTreeSet<String>> {
+    struct Walk<'a> {
+        graph: &'a BTreeMap<&'a str, Vec<&'a str>>,
+        index: BTreeMap<&'a str, usize>,
+        low: BTreeMap<&'a str, usize>,
+        stack: Vec<&'a str>,
+        out: Vec<BTreeSet<String>>,
+    }
+    impl<'a> Walk<'a> {
+        fn visit(&mut self, v: &'a str) {
+            let i = self.index.len();
+            self.index.insert(v, i);
+            self.low.insert(v, i);
+            self.stack.push(v);
+            for &w in self.graph.get(v).into_iter().flatten() {
+                if !self.index.contains_key(w) {
+                    self.visit(w);
+                    let lw = self.low[w];
+                    let lv = self.low.get_mut(v).unwrap();
+                    *lv = (*lv).min(lw);
+                } else if self.stack.contains(&w) {
+                    let iw = self.index[w];
+                    let lv = self.low.get_mut(v).unwrap();
+                    *lv = (*lv).min(iw);
+                }
+            }
+            if self.low[v] == self.index[v] {
+                let mut comp = BTreeSet::new();
+                while let Some(w) = self.stack.pop() {
+                    comp.insert(w.to_string());
+                    if w == v {
+                        break;
+                    }
+                }
+                self.out.push(comp);
+            }
+        }
+    }
+    let mut walk = Walk {
+        graph,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        out: Vec::new(),
+    };
+    for &v in graph.keys() {
+        if !walk.index.contains_key(v) {
+            walk.visit(v);
+        }
+    }
+    walk.out
 }

@@ -42,6 +42,7 @@ mod pyjira;
 mod pyjira_workflow;
 mod refresh;
 mod schema_parity;
+mod schema_twins;
 mod secrets;
 mod server;
 mod storage;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use atlasgate::store::events::{self, NewEvent};
+use atlasgate::store::events::{self, DeliveryState, NewEvent};
 use atlasgate::store::{Backend, Store};
 use serde_json::json;
 
@@ -77,6 +77,20 @@ async fn unique_violations_are_recognised() {
             atlasgate::store::is_unique_violation(&err),
             "{backend:?}: {err}"
         );
+        // The primary key is a unique key too; a NOT NULL or a foreign key
+        // violation is not one.
+        for (sql, unique) in [
+            ("INSERT INTO apps (id, name, api_key_hash, return_origins, created_at) VALUES ('a', 'other', 'h2', '[]', 0)", true),
+            ("INSERT INTO apps (id, name, api_key_hash, return_origins, created_at) VALUES ('c', NULL, 'h3', '[]', 0)", false),
+            ("INSERT INTO app_keys (id, app_id, key_hash, prefix, created_at) VALUES ('k', 'no-such-app', 'h4', 'p', 0)", false),
+        ] {
+            let err = sqlx::query(sql).execute(store.pool()).await.unwrap_err();
+            assert_eq!(
+                atlasgate::store::is_unique_violation(&err),
+                unique,
+                "{backend:?}: {sql}: {err}"
+            );
+        }
         store.close().await;
     }
 }
@@ -162,10 +176,10 @@ async fn events_are_recorded_in_order_with_delivery_state() {
         assert_eq!(recent.len(), 4);
         assert_eq!(recent[0].event_type, "sync.completed");
         assert!(recent.windows(2).all(|w| w[0].seq > w[1].seq));
-        assert_eq!(recent[3].payload, r#"{"n":0}"#);
+        assert_eq!(recent[3].payload, json!({"n": 0}));
         assert!(recent
             .iter()
-            .all(|e| e.delivery_state == "pending" && e.attempts == 0));
+            .all(|e| e.delivery_state == DeliveryState::Pending && e.attempts == 0));
         assert_eq!(recent[0].connection_id, None);
         assert!(events::recent(store.pool(), Some("other"), 10)
             .await
