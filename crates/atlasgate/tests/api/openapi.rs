@@ -257,7 +257,9 @@ async fn an_mcp_request_without_accept_is_answered() {
         assert_eq!(resp.status(), 200, "accept {accept:?}");
         let body: Value = resp.json().await.unwrap();
         assert!(
-            body["result"]["tools"].as_array().is_some_and(|t| t.len() > 10),
+            body["result"]["tools"]
+                .as_array()
+                .is_some_and(|t| t.len() > 10),
             "accept {accept:?}: {body}"
         );
     }
