@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::jobs::{nap, Counters, Tuning};
 use crate::state::Core;
-use crate::store::events as rows;
+use crate::store::events::{self as rows, DeliveryState};
 use crate::store::StoreError;
 use crate::time::rfc3339;
 
@@ -156,7 +156,9 @@ async fn deliver_one(state: &Core, e: &DueEvent) {
     let res = match outcome {
         Outcome::Delivered(status) => {
             Counters::bump(&state.jobs.counters.events_delivered);
-            state.metrics.event_delivery("delivered");
+            state
+                .metrics
+                .event_delivery(DeliveryState::Delivered.as_str());
             rows::mark_delivered(state.store.pool(), e.seq, me, status, now).await
         }
         Outcome::Skipped(why) => rows::mark_skipped(state.store.pool(), e.seq, me, why).await,
@@ -169,9 +171,11 @@ async fn deliver_one(state: &Core, e: &DueEvent) {
                 e.attempts,
             );
             let next = now + (delay_ms as i64 + 999) / 1000;
-            state
-                .metrics
-                .event_delivery(if give_up { "failed" } else { "retry" });
+            state.metrics.event_delivery(if give_up {
+                DeliveryState::Failed.as_str()
+            } else {
+                "retry"
+            });
             tracing::info!(event_id = %e.id, attempts = e.attempts + 1, give_up, error = %error, "event delivery failed");
             rows::mark_failed(
                 state.store.pool(),

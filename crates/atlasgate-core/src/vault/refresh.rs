@@ -483,7 +483,7 @@ impl Refresher {
                     }
                     tx.commit().await?;
                     tracing::warn!(connection_id = %id, %error, "refresh refused by Atlassian; connection needs a new consent");
-                    self.count("needs_reauth");
+                    self.count(ConnectionStatus::NeedsReauth.as_str());
                     return Err(RefreshError::NeedsReauth);
                 }
                 Err(OAuthError::Rejected { status, error }) => {
@@ -653,7 +653,7 @@ impl Refresher {
                 }
                 Err(e) => {
                     self.count(match &e {
-                        OAuthError::GrantRevoked { .. } => "needs_reauth",
+                        OAuthError::GrantRevoked { .. } => ConnectionStatus::NeedsReauth.as_str(),
                         OAuthError::Rejected { .. } => "rejected",
                         _ => "transient_error",
                     });
