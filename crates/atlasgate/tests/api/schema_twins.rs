@@ -206,13 +206,15 @@ fn every_twin_is_checked() {
     let twins: BTreeSet<String> = text
         .lines()
         .filter_map(|l| l.trim().strip_prefix("pub struct "))
+        // A unit struct (`pub struct AuditKind;`) is a schema written by
+        // hand from one of the core's lists (its enum's variants, the tool
+        // names, a pattern), not a twin of a core type.
+        .filter(|rest| !rest.trim_end().ends_with(';'))
         .map(|rest| {
             rest.chars()
                 .take_while(|c| c.is_alphanumeric() || *c == '_')
                 .collect()
         })
-        // `ConnectionStatus` is the core enum's variants, not a twin struct.
-        .filter(|n: &String| n != "ConnectionStatus")
         .collect();
     let covered: BTreeSet<String> = CHECKED
         .iter()
