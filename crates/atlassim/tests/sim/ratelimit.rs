@@ -108,6 +108,42 @@ async fn per_issue_writes() {
     );
 }
 
+/// A comment is a write to its issue (the MCP server's `jira_add_comment`
+/// is paced against this), counted with the issue's other writes whether
+/// the issue is named by key or by id.
+#[tokio::test]
+async fn comments_count_as_writes_to_their_issue() {
+    let g = limited(RateLimitSettings {
+        issue_writes_short: (3, 2),
+        ..Default::default()
+    })
+    .await;
+    let key = g.some_issue_key(0).await;
+    let issue = g.get(&g.jira(0, &format!("/rest/api/3/issue/{key}"))).await;
+    let id = issue.body["id"].as_str().unwrap().to_string();
+    let body = json!({"body": {"type": "doc", "version": 1, "content": [
+        {"type": "paragraph", "content": [{"type": "text", "text": "hi"}]}]}});
+    let by_key = g.jira(0, &format!("/rest/api/3/issue/{key}/comment"));
+    let by_id = g.jira(0, &format!("/rest/api/3/issue/{id}/comment"));
+    assert_eq!(g.post(&by_key, body.clone()).await.status, 201);
+    assert_eq!(g.post(&by_id, body.clone()).await.status, 201);
+    let summary = g
+        .put(
+            &g.jira(0, &format!("/rest/api/3/issue/{key}")),
+            json!({"fields": {"summary": "third write"}}),
+        )
+        .await;
+    assert_eq!(summary.status, 204);
+    assert_429(
+        &g.post(&by_id, body.clone()).await,
+        "jira-per-issue-on-write",
+    );
+    // Reading the comments is not a write.
+    assert_eq!(g.get(&by_key).await.status, 200);
+    g.sim.advance_clock(3);
+    assert_eq!(g.post(&by_key, body).await.status, 201);
+}
+
 #[tokio::test]
 async fn hourly_quota_with_near_limit_warning() {
     let g = limited(RateLimitSettings {
