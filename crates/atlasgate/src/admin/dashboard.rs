@@ -34,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/logout", post(logout))
         // Changes, each behind the session's CSRF token.
         .route("/admin/apps/{app}/keys/{key}/revoke", post(revoke_key))
+        .route("/admin/apps/{app}/keys", post(create_key))
         .route("/admin/apps/{app}/webhook-secret", post(rotate_secret))
         .route("/admin/apps/{app}/delete", post(delete_app))
 }
@@ -319,20 +320,63 @@ async fn rotate_secret(
         return refused;
     }
     match super::lifecycle::rotate(&state, &app, Actor::dashboard(ip)).await {
-        Ok(secret) => {
-            let body = format!(
-                "<main><section><h2>New webhook signing secret</h2>\
-                 <p class=\"empty\">Shown this once. The previous secret keeps signing deliveries for {} seconds.</p>\
-                 <p class=\"empty\"><code id=\"new-secret\">{}</code></p>\
-                 <p class=\"empty\"><a href=\"{}\">Back to the dashboard</a></p></section></main>",
-                state.config.lifecycle.webhook_secret_overlap_secs,
-                esc(&secret),
-                esc(&admin_path(&state, "")),
-            );
-            no_store(Html(page("atlasgate admin — new secret", &body)).into_response())
-        }
+        Ok(secret) => shown_once(
+            &state,
+            "New webhook signing secret",
+            &format!(
+                "The previous secret keeps signing deliveries for {} seconds.",
+                state.config.lifecycle.webhook_secret_overlap_secs
+            ),
+            "new-secret",
+            &secret,
+        ),
         Err(e) => e.into_response(),
     }
+}
+
+/// An additional API key for the app (docs/design.md §13), shown once; the
+/// app's other keys keep working.
+async fn create_key(
+    State(state): State<AppState>,
+    ClientAddr(ip): ClientAddr,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    if let Some(refused) = refusal(&state, &headers, &form) {
+        return refused;
+    }
+    let created = match apps::lifecycle::resolve(&state.store, &app).await {
+        Ok(a) => apps::lifecycle::create_key(&state.store, &a.id, &Actor::dashboard(ip)).await,
+        Err(e) => Err(e),
+    };
+    match created {
+        Ok(k) => shown_once(
+            &state,
+            "New API key",
+            "The app's other keys keep working until you revoke them.",
+            "new-key",
+            k.key.expose(),
+        ),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// A secret made for the person at the dashboard: shown on this page once,
+/// never stored in clear, never cached.
+fn shown_once(state: &AppState, title: &str, note: &str, id: &str, secret: &str) -> Response {
+    let body = format!(
+        "<main><section><h2>{}</h2>\
+         <p class=\"empty\">Shown this once. {}</p>\
+         <p class=\"empty\"><code id=\"{}\">{}</code></p>\
+         <p class=\"empty\"><a href=\"{}\">Back to the dashboard</a></p></section></main>",
+        esc(title),
+        esc(note),
+        esc(id),
+        esc(secret),
+        esc(&admin_path(state, "")),
+    );
+    no_store(Html(page(&format!("atlasgate admin — {title}"), &body)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -512,7 +556,14 @@ async fn dashboard_page(state: &AppState, csrf: &str) -> Result<String, ApiError
         for a in &apps {
             let origins: Vec<String> = a.return_origins.iter().map(|o| esc(o.as_str())).collect();
             let actions = format!(
-                "{}{}",
+                "{}{}{}",
+                action_button(
+                    state,
+                    csrf,
+                    &format!("/apps/{}/keys", a.id),
+                    &format!("new-key-{}", a.id),
+                    "New API key"
+                ),
                 action_button(
                     state,
                     csrf,

@@ -531,7 +531,27 @@ async fn dashboard_buttons_need_the_session_csrf_token() {
     assert_eq!(delete.status(), 403);
     assert_eq!(list_status(&app, &app.address, &key).await, 200);
 
-    // With the token: the secret is rotated and shown once, the key revoked, the app deleted.
+    // With the token: a second key is made and shown once, the secret is
+    // rotated and shown once, the first key revoked, the app deleted.
+    let created = app
+        .client
+        .post(app.url(&format!("/admin/apps/{id}/keys")))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    assert_eq!(created.headers()["cache-control"], "no-store");
+    let page = created.text().await.unwrap();
+    let second = page
+        .split("id=\"new-key\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap_or_else(|| panic!("no new key in {page}"))
+        .to_string();
+    assert!(second.starts_with("agk_"), "{second}");
+    assert_eq!(list_status(&app, &app.address, &second).await, 200);
     let rotated = app
         .client
         .post(app.url(&format!("/admin/apps/{id}/webhook-secret")))
@@ -557,6 +577,11 @@ async fn dashboard_buttons_need_the_session_csrf_token() {
     .unwrap();
     assert_eq!(resp.status(), 303);
     assert_eq!(list_status(&app, &app.address, &key).await, 401);
+    assert_eq!(
+        list_status(&app, &app.address, &second).await,
+        200,
+        "revoking one key revoked the other"
+    );
     let resp = app
         .client
         .post(app.url(&format!("/admin/apps/{id}/delete")))
@@ -570,8 +595,13 @@ async fn dashboard_buttons_need_the_session_csrf_token() {
     assert_eq!(apps["apps"], json!([]));
     let k = kinds(&audit(&app, &format!("app={id}")).await);
     assert_eq!(
-        k[..3],
-        ["app.deleted", "key.revoked", "webhook_secret.rotated"],
+        k[..4],
+        [
+            "app.deleted",
+            "key.revoked",
+            "webhook_secret.rotated",
+            "key.created"
+        ],
         "{k:?}"
     );
     let rec = &audit(&app, "kind=key.revoked").await[0];
