@@ -91,6 +91,26 @@ pub(crate) async fn spawn(
     sim: &atlassim::Sim,
     dir: &std::path::Path,
 ) -> anyhow::Result<Child> {
+    let db = dir.join(format!("sync-{}.db", free_port()?));
+    spawn_on(
+        bin,
+        sim,
+        &format!("sqlite://{}", db.display()),
+        &atlasgate::vault::keys::generate(),
+        &[],
+    )
+    .await
+}
+
+/// `atlasgate serve` from `bin` on `database_url` with `encryption_keys`
+/// (`ATLASGATE_ENCRYPTION_KEYS`), against `sim`, with `env` added.
+pub(crate) async fn spawn_on(
+    bin: &std::path::Path,
+    sim: &atlassim::Sim,
+    database_url: &str,
+    encryption_keys: &secrecy::SecretString,
+    env: &[(&str, &str)],
+) -> anyhow::Result<Child> {
     let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
     sim.add_redirect_uri(
@@ -98,23 +118,16 @@ pub(crate) async fn spawn(
         &format!("{base}/oauth/callback"),
     );
     let admin = format!("bench-admin-token-{}", std::process::id());
-    let db = dir.join(format!("sync-{port}.db"));
     let mut proc = std::process::Command::new(bin)
         .arg("serve")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env(
-            "ATLASGATE_DATABASE_URL",
-            format!("sqlite://{}", db.display()),
-        )
+        .env("ATLASGATE_DATABASE_URL", database_url)
         .env("ATLASGATE_LISTEN", format!("127.0.0.1:{port}"))
         // atlassim runs without a quota here: the budget must not bind.
         .env("ATLASGATE_POINTS_PER_HOUR", "1000000000")
         .env("ATLASGATE_PUBLIC_URL", &base)
-        .env(
-            "ATLASGATE_ENCRYPTION_KEYS",
-            atlasgate::vault::keys::generate().expose_secret(),
-        )
+        .env("ATLASGATE_ENCRYPTION_KEYS", encryption_keys.expose_secret())
         .env("ATLASSIAN_CLIENT_ID", atlassim::config::DEFAULT_CLIENT_ID)
         .env(
             "ATLASSIAN_CLIENT_SECRET",
@@ -124,6 +137,7 @@ pub(crate) async fn spawn(
         .env("ATLASSIAN_API_URL", sim.api_url())
         .env("ATLASGATE_ADMIN_TOKEN", &admin)
         .env("ATLASGATE_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -148,7 +162,7 @@ pub(crate) async fn spawn(
 }
 
 /// Peak and current resident memory of a process, in MiB.
-fn memory_mib(pid: u32) -> anyhow::Result<(f64, f64)> {
+pub(crate) fn memory_mib(pid: u32) -> anyhow::Result<(f64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let field = |name: &str| -> anyhow::Result<f64> {
         let line = status

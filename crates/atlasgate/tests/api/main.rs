@@ -39,6 +39,7 @@ mod pyatlassian;
 mod pyjira;
 mod pyjira_workflow;
 mod refresh;
+mod scale;
 mod schema_parity;
 mod secrets;
 mod server;
