@@ -158,7 +158,7 @@ fn print_one(v: &Value) {
         v["seed_secs"].as_f64().unwrap_or(0.0)
     );
     println!(
-        "/token first request (row read + decrypt + last_used write): p50 {}  p99 {}  ({} requests)",
+        "/token first request (row read + decrypt + last_used noted): p50 {}  p99 {}  ({} requests)",
         ms(&v["token_first"]["p50_ms"]),
         ms(&v["token_first"]["p99_ms"]),
         v["token_first"]["n"]
@@ -192,7 +192,7 @@ fn print_one(v: &Value) {
         "retention pass (a year on): {:.1} ms, {} rows deleted ({})",
         ret["ms"].as_f64().unwrap_or(f64::NAN),
         ret["rows"],
-        ret["tables"]
+        ret["tables"].as_str().unwrap_or("")
     );
     let w = &v["wave"];
     println!(
