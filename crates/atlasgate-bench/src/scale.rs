@@ -298,8 +298,7 @@ async fn start(args: &ScaleArgs, backend: Backend) -> anyhow::Result<Env> {
             (url, Cleanup::Postgres { admin, name })
         }
     };
-    let (state, created) =
-        crate::serve_on_sim(url.clone(), listener, &base, &sim, "scale").await?;
+    let (state, created) = crate::serve_on_sim(url.clone(), listener, &base, &sim, "scale").await?;
     let bin = match &args.atlasgate_bin {
         Some(b) => b.clone(),
         None => crate::sync::default_bin()?,
@@ -735,11 +734,9 @@ async fn measure(args: &ScaleArgs, env: &Env, size: usize) -> anyhow::Result<Val
 
     // 7. Retention as if a year had passed: everything finished is old.
     let t0 = Instant::now();
-    let removed = atlasgate::retention::run_at(
-        &env.state.core,
-        atlasgate::store::now() + 400 * 24 * 3600,
-    )
-    .await?;
+    let removed =
+        atlasgate::retention::run_at(&env.state.core, atlasgate::store::now() + 400 * 24 * 3600)
+            .await?;
     let retention_json = json!({
         "ms": t0.elapsed().as_secs_f64() * 1000.0,
         "rows": removed.iter().map(|(_, n)| n).sum::<u64>(),

@@ -506,10 +506,10 @@ pub async fn keepalive_candidates(
     limit: i64,
 ) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(KEEPALIVE_CANDIDATES)
-    .bind(issued_before)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+        .bind(issued_before)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
 }
 
 /// One connection as the admin dashboard shows it, with its app's name.
@@ -558,10 +558,10 @@ pub async fn stale_refresh_marks(
     limit: i64,
 ) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(STALE_REFRESH_MARKS)
-    .bind(now)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+        .bind(now)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
 }
 
 // ---- imports (docs/importing.md) ------------------------------------------------------

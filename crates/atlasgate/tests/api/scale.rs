@@ -71,10 +71,24 @@ async fn keepalive_pass_finds_due_and_stale_only(backend: Backend) {
         .map(|id| token_version(&app, id))
         .collect::<futures::future::JoinAll<_>>()
         .await;
-    assert_eq!(after[0], before[0] + 1, "{backend:?}: the due one is refreshed");
-    assert_eq!(after[1], before[1], "{backend:?}: the fresh one is left alone");
-    assert_eq!(after[2], before[2] + 1, "{backend:?}: the stale mark is resumed");
-    assert_eq!(after[3], before[3], "{backend:?}: a live lease is left to its owner");
+    assert_eq!(
+        after[0],
+        before[0] + 1,
+        "{backend:?}: the due one is refreshed"
+    );
+    assert_eq!(
+        after[1], before[1],
+        "{backend:?}: the fresh one is left alone"
+    );
+    assert_eq!(
+        after[2],
+        before[2] + 1,
+        "{backend:?}: the stale mark is resumed"
+    );
+    assert_eq!(
+        after[3], before[3],
+        "{backend:?}: a live lease is left to its owner"
+    );
     let mark: Option<Vec<u8>> =
         sqlx::query_scalar("SELECT refresh_inflight_token FROM connections WHERE id = $1")
             .bind(&stale)
@@ -119,9 +133,17 @@ async fn watched_plans(backend: Backend) {
             access_expires_at: now + 3600,
         };
         let id = rows::new_id();
-        rows::insert(&mut tx, &id, &app_id, &format!("seed:{i}"), "jira", &grant, now - i * 3600)
-            .await
-            .unwrap();
+        rows::insert(
+            &mut tx,
+            &id,
+            &app_id,
+            &format!("seed:{i}"),
+            "jira",
+            &grant,
+            now - i * 3600,
+        )
+        .await
+        .unwrap();
     }
     tx.commit().await.unwrap();
     stats::analyze(&app.store).await.unwrap();
@@ -183,22 +205,31 @@ async fn use_is_batched(backend: Backend) {
     app.connection_token(&key, &id).await;
     assert_eq!(app.state.last_used.pending(), 0, "{backend:?}");
     // A late flush from another process never moves it backwards.
-    let changed =
-        atlasgate::store::connections::touch_used(app.store.pool(), &[id.clone()], used - 100)
-            .await
-            .unwrap();
+    let changed = atlasgate::store::connections::touch_used(
+        app.store.pool(),
+        std::slice::from_ref(&id),
+        used - 100,
+    )
+    .await
+    .unwrap();
     assert_eq!(changed, 0, "{backend:?}");
     assert_eq!(last_used_at(&app, &id).await, Some(used));
     // More ids than one statement names: every one is written.
     let ids: Vec<String> = std::iter::once(other.clone())
-        .chain((0..atlasgate::store::connections::TOUCH_USED_CHUNK).map(|i| format!("con_missing{i}")))
+        .chain(
+            (0..atlasgate::store::connections::TOUCH_USED_CHUNK).map(|i| format!("con_missing{i}")),
+        )
         .collect();
     for id in &ids {
         app.state.last_used.note(id, used + 1);
     }
     app.state.last_used.flush(&app.store).await;
     assert_eq!(app.state.last_used.pending(), 0, "{backend:?}");
-    assert_eq!(last_used_at(&app, &other).await, Some(used + 1), "{backend:?}");
+    assert_eq!(
+        last_used_at(&app, &other).await,
+        Some(used + 1),
+        "{backend:?}"
+    );
 }
 
 #[tokio::test]
