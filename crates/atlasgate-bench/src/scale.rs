@@ -1,11 +1,17 @@
 //! `atlasgate-bench scale`: how atlasgate's cost grows with the number of
 //! connections (docs/design.md §18, BENCHMARKS.md "Scale").
 //!
-//! Each (backend, size) runs in a child process of its own (so its RSS is its
-//! own), on a fresh database, with atlassim in-process:
+//! Each (backend, size) runs in a child process of its own, on a fresh
+//! database, with atlassim in-process. The requests measured go to a second
+//! child, **`atlasgate serve`** on the same database and encryption key (the
+//! sync bench's helper, `sync::spawn_on`), so the RSS reported is
+//! atlasgate's own, not atlassim's (which holds every seeded grant). The
+//! bench process also runs an atlasgate in-process: it seeds the rows, runs
+//! the background passes and reads the plans.
 //!
 //! 1. `--import-sample` connections are **imported through the real path**
-//!    (`POST /v1/connections/import` over HTTP, one refresh each at atlassim);
+//!    (`POST /v1/connections/import` to `atlasgate serve`, one refresh each
+//!    at atlassim);
 //! 2. the rest are **seeded through the store repositories**
 //!    (`store::connections::insert`, tokens sealed as the vault seals them),
 //!    since importing 100,000 through atlassim would measure atlassim:
@@ -15,18 +21,24 @@
 //!      token expires within the same minute (real tokens);
 //!    - the rest with tokens good for an hour (never refreshed here);
 //! 3. `/token` on `--token-sample` distinct connections spread over the
-//!    table: the first round is each one's first request (row read, decrypt,
-//!    `last_used_at` write); later rounds drop the in-process token cache
-//!    first (row read and decrypt, no write);
-//! 4. RSS, database size, every watched query's plan;
+//!    table, none of them touched before (the warm-up uses others): the
+//!    first round is each one's first request (row read, decrypt,
+//!    `last_used_at` noted); later rounds wait out the token cache's TTL
+//!    first (row read and decrypt);
+//! 4. atlasgate's RSS, database size, every watched query's plan (the exact
+//!    statement with bound parameters where the store shares it);
 //! 5. the keep-alive pass until it finds nothing due, each pass timed with
 //!    the rows it touched;
 //! 6. the refresh wave: `/token` for every wave connection at once, then a
 //!    check that each was refreshed exactly once and stayed active (lost =
-//!    not 200, not active, or refreshed other than once).
+//!    not 200, not active, or refreshed other than once);
+//! 7. the retention pass as if a year had passed, so every finished row the
+//!    run wrote (events, audit records, connect sessions) is old: its
+//!    duration and the rows it deleted, in batches.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,6 +47,7 @@ use anyhow::{bail, Context};
 use atlasgate::store::connections as rows;
 use atlasgate::store::{stats, Backend};
 use atlasgate::vault::token::{self, ACCESS_TOKEN, REFRESH_TOKEN};
+use atlasgate::vault::token_cache::TokenCache;
 use atlasgate::AppState;
 use clap::Parser;
 use secrecy::SecretString;
@@ -69,6 +82,9 @@ pub struct ScaleArgs {
     /// Connections due for keep-alive (refresh token 85 days old).
     #[arg(long, default_value_t = 100)]
     keepalive: usize,
+    /// The `atlasgate` binary served as a child (default: next to this one).
+    #[arg(long)]
+    atlasgate_bin: Option<PathBuf>,
     /// Internal: run one `backend:size` in this process, print one JSON line.
     #[arg(long, hide = true)]
     one: Option<String>,
@@ -110,6 +126,9 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
             if let Some(url) = &args.postgres_url {
                 cmd.arg("--postgres-url").arg(url);
             }
+            if let Some(bin) = &args.atlasgate_bin {
+                cmd.arg("--atlasgate-bin").arg(bin);
+            }
             let out = cmd.output()?;
             if !out.status.success() {
                 bail!("{backend}:{size} failed ({})", out.status);
@@ -139,7 +158,7 @@ fn print_one(v: &Value) {
         v["seed_secs"].as_f64().unwrap_or(0.0)
     );
     println!(
-        "/token first request (row read + decrypt + last_used write): p50 {}  p99 {}  ({} requests)",
+        "/token first request (row read + decrypt + last_used noted): p50 {}  p99 {}  ({} requests)",
         ms(&v["token_first"]["p50_ms"]),
         ms(&v["token_first"]["p99_ms"]),
         v["token_first"]["n"]
@@ -150,25 +169,31 @@ fn print_one(v: &Value) {
         ms(&v["token_uncached"]["p99_ms"]),
         v["token_uncached"]["n"]
     );
+    let mib = |k: &str| v[k].as_f64().unwrap_or(0.0);
     println!(
-        "RSS {:.1} MiB (peak {:.1} MiB); database {:.1} MiB",
-        v["rss_mib"].as_f64().unwrap_or(0.0),
-        v["rss_peak_mib"].as_f64().unwrap_or(0.0),
-        v["db_mib"].as_f64().unwrap_or(0.0)
+        "atlasgate RSS {:.1} MiB after /token (peak {:.1} MiB after the wave); bench process (atlassim, seeding) {:.1} MiB; database {:.1} MiB",
+        mib("rss_mib"),
+        mib("rss_peak_mib"),
+        mib("bench_rss_mib"),
+        mib("db_mib")
     );
     if let Some(passes) = v["keepalive_passes"].as_array() {
         for p in passes {
             println!(
-                "keep-alive pass: {} ms, {} rows refreshed, {} failed",
-                p["ms"]
-                    .as_f64()
-                    .map(|m| format!("{m:.1}"))
-                    .unwrap_or_default(),
+                "keep-alive pass: {:.1} ms, {} rows refreshed, {} failed",
+                p["ms"].as_f64().unwrap_or(f64::NAN),
                 p["refreshed"],
                 p["failed"]
             );
         }
     }
+    let ret = &v["retention"];
+    println!(
+        "retention pass (a year on): {:.1} ms, {} rows deleted ({})",
+        ret["ms"].as_f64().unwrap_or(f64::NAN),
+        ret["rows"],
+        ret["tables"].as_str().unwrap_or("")
+    );
     let w = &v["wave"];
     println!(
         "refresh wave: {} connections expiring within one minute, done in {:.1} s ({:.0} refreshes/s); /token p50 {}  p99 {}  max {}; lost {}; atlassim refreshes {}, family revocations {}",
@@ -220,7 +245,7 @@ fn print_comparison(results: &[Value]) {
             }
         };
         println!(
-            "{b}: {} → {}: /token first p50 {} p99 {}; uncached p50 {} p99 {}; RSS {}",
+            "{b}: {} → {}: /token first p50 {} p99 {}; uncached p50 {} p99 {}; atlasgate RSS {}; keep-alive pass with 0 due {}",
             small["connections"],
             large["connections"],
             ratio(&["token_first", "p50_ms"]),
@@ -228,6 +253,7 @@ fn print_comparison(results: &[Value]) {
             ratio(&["token_uncached", "p50_ms"]),
             ratio(&["token_uncached", "p99_ms"]),
             ratio(&["rss_mib"]),
+            ratio(&["keepalive_idle_ms"]),
         );
     }
 }
@@ -236,8 +262,10 @@ fn print_comparison(results: &[Value]) {
 
 struct Env {
     sim: atlassim::Sim,
+    /// The in-process atlasgate: seeding, the passes, the plans.
     state: AppState,
-    base: String,
+    /// `atlasgate serve`, whose requests and RSS are measured.
+    child: crate::sync::Child,
     key: String,
     app_id: String,
     cleanup: Cleanup,
@@ -270,11 +298,24 @@ async fn start(args: &ScaleArgs, backend: Backend) -> anyhow::Result<Env> {
             (url, Cleanup::Postgres { admin, name })
         }
     };
-    let (state, created) = crate::serve_on_sim(url, listener, &base, &sim, "scale").await?;
+    let (state, created) = crate::serve_on_sim(url.clone(), listener, &base, &sim, "scale").await?;
+    let bin = match &args.atlasgate_bin {
+        Some(b) => b.clone(),
+        None => crate::sync::default_bin()?,
+    };
+    // Pacing off, as in-process (`serve_on_sim`): atlassim is not what is measured.
+    let child = crate::sync::spawn_on(
+        &bin,
+        &sim,
+        &url,
+        &state.cipher.keyring().to_env_value(),
+        &[("ATLASGATE_PACING", "off")],
+    )
+    .await?;
     Ok(Env {
         sim,
         state,
-        base,
+        child,
         key: created.api_key.expose().to_string(),
         app_id: created.app.id,
         cleanup,
@@ -309,7 +350,7 @@ async fn tokens_once(
     let ids = Arc::new(ids.to_vec());
     let workers = (0..concurrency.max(1)).map(|_| {
         let (http, next, ids) = (http.clone(), next.clone(), ids.clone());
-        let (base, key) = (env.base.clone(), env.key.clone());
+        let (base, key) = (env.child.base.clone(), env.key.clone());
         tokio::spawn(async move {
             let (mut lat, mut bad) = (Vec::new(), 0usize);
             loop {
@@ -367,7 +408,7 @@ async fn import_sample(
     let started = Instant::now();
     let results = futures::stream::iter(bodies.into_iter().map(|body| {
         let http = http.clone();
-        let url = format!("{}/v1/connections/import", env.base);
+        let url = format!("{}/v1/connections/import", env.child.base);
         let key = env.key.clone();
         async move {
             let resp = http.post(url).bearer_auth(key).json(&body).send().await?;
@@ -473,18 +514,9 @@ struct Seed {
     age_secs: i64,
 }
 
-fn rss_mib() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map(|kb| kb / 1024.0)
-            .unwrap_or(0.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+/// This process's resident memory (atlassim and the seeding), in MiB.
+fn bench_rss_mib() -> f64 {
+    crate::sync::memory_mib(std::process::id()).map_or(0.0, |(_, rss)| rss)
 }
 
 async fn run_one(args: &ScaleArgs, backend: &str, size: usize) -> anyhow::Result<Value> {
@@ -495,9 +527,17 @@ async fn run_one(args: &ScaleArgs, backend: &str, size: usize) -> anyhow::Result
     };
     let env = start(args, backend).await?;
     let result = measure(args, &env, size).await;
-    env.sim.shutdown().await;
-    env.state.store.close().await;
-    match &env.cleanup {
+    let Env {
+        sim,
+        state,
+        child,
+        cleanup,
+        ..
+    } = env;
+    drop(child);
+    sim.shutdown().await;
+    state.store.close().await;
+    match &cleanup {
         Cleanup::Sqlite(dir) => {
             let _ = std::fs::remove_dir_all(dir);
         }
@@ -594,13 +634,15 @@ async fn measure(args: &ScaleArgs, env: &Env, size: usize) -> anyhow::Result<Val
         .take(args.token_sample)
         .cloned()
         .collect();
-    // Warm the HTTP connections and the app-key cache on other connections.
-    let warm: Vec<String> = plain
+    // Warm the HTTP connections and the app-key cache on *other*
+    // connections: a sampled one served here would not be a first request.
+    let sampled: HashSet<&String> = sample_ids.iter().collect();
+    let others: Vec<&String> = plain.iter().filter(|id| !sampled.contains(id)).collect();
+    let warm: Vec<String> = others
         .iter()
-        .skip(1)
-        .step_by(step)
+        .step_by((others.len() / 200).max(1))
         .take(200)
-        .cloned()
+        .map(|id| id.to_string())
         .collect();
     tokens_once(&http, env, &warm, args.concurrency).await?;
     eprintln!(
@@ -612,9 +654,8 @@ async fn measure(args: &ScaleArgs, env: &Env, size: usize) -> anyhow::Result<Val
     let mut uncached = Vec::new();
     let mut bad = bad_first;
     for _ in 1..args.token_rounds.max(2) {
-        for id in &sample_ids {
-            env.state.refresher.token_cache().invalidate(id);
-        }
+        // atlasgate serve's token cache keeps an entry at most this long.
+        tokio::time::sleep(TokenCache::TTL + Duration::from_millis(100)).await;
         let (lat, b) = tokens_once(&http, env, &sample_ids, args.concurrency).await?;
         uncached.extend(lat);
         bad += b;
@@ -622,16 +663,16 @@ async fn measure(args: &ScaleArgs, env: &Env, size: usize) -> anyhow::Result<Val
     if bad > 0 {
         bail!("{bad} /token requests failed");
     }
-    let (rss, rss_peak) = rss_mib();
+    let (_, rss) = crate::sync::memory_mib(env.child.proc.id())?;
     let db_bytes = stats::database_size(&env.state.store).await?;
 
     // 4. Plans.
     let mut plans = Vec::new();
-    for q in stats::WATCHED {
+    for q in stats::watched() {
         plans.push(json!({
             "name": q.name,
             "kind": q.kind,
-            "plan": stats::explain(&env.state.store, q.sql).await?,
+            "plan": stats::explain(&env.state.store, &q).await?,
         }));
     }
 
@@ -689,6 +730,19 @@ async fn measure(args: &ScaleArgs, env: &Env, size: usize) -> anyhow::Result<Val
         w["sim_family_revocations"] = json!(after.family_revocations - before.family_revocations);
         w
     };
+    let (rss_peak, _) = crate::sync::memory_mib(env.child.proc.id())?;
+
+    // 7. Retention as if a year had passed: everything finished is old.
+    let t0 = Instant::now();
+    let removed =
+        atlasgate::retention::run_at(&env.state.core, atlasgate::store::now() + 400 * 24 * 3600)
+            .await?;
+    let retention_json = json!({
+        "ms": t0.elapsed().as_secs_f64() * 1000.0,
+        "rows": removed.iter().map(|(_, n)| n).sum::<u64>(),
+        "tables": removed.iter().map(|(t, n)| format!("{t} {n}")).collect::<Vec<_>>().join(", "),
+    });
+    let keepalive_idle_ms = passes.last().map(|p| p["ms"].clone());
 
     Ok(json!({
         "backend": env.state.store.backend().as_str(),
@@ -700,9 +754,12 @@ async fn measure(args: &ScaleArgs, env: &Env, size: usize) -> anyhow::Result<Val
         "token_uncached": Latencies(uncached).json(),
         "rss_mib": rss,
         "rss_peak_mib": rss_peak,
+        "bench_rss_mib": bench_rss_mib(),
         "db_mib": db_bytes as f64 / (1024.0 * 1024.0),
         "keepalive_due": keepalive,
         "keepalive_passes": passes,
+        "keepalive_idle_ms": keepalive_idle_ms,
+        "retention": retention_json,
         "wave": wave_json,
         "plans": plans,
     }))

@@ -110,6 +110,26 @@ pub(crate) async fn spawn_with(
     dir: &std::path::Path,
     extra: &[(&str, &str)],
 ) -> anyhow::Result<Child> {
+    let db = dir.join(format!("sync-{}.db", free_port()?));
+    spawn_on(
+        bin,
+        sim,
+        &format!("sqlite://{}", db.display()),
+        &atlasgate::vault::keys::generate(),
+        extra,
+    )
+    .await
+}
+
+/// `atlasgate serve` from `bin` on `database_url` with `encryption_keys`
+/// (`ATLASGATE_ENCRYPTION_KEYS`), against `sim`, with `env` added (set last).
+pub(crate) async fn spawn_on(
+    bin: &std::path::Path,
+    sim: &atlassim::Sim,
+    database_url: &str,
+    encryption_keys: &secrecy::SecretString,
+    env: &[(&str, &str)],
+) -> anyhow::Result<Child> {
     let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
     sim.add_redirect_uri(
@@ -117,23 +137,16 @@ pub(crate) async fn spawn_with(
         &format!("{base}/oauth/callback"),
     );
     let admin = format!("bench-admin-token-{}", std::process::id());
-    let db = dir.join(format!("sync-{port}.db"));
     let mut proc = std::process::Command::new(bin)
         .arg("serve")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env(
-            "ATLASGATE_DATABASE_URL",
-            format!("sqlite://{}", db.display()),
-        )
+        .env("ATLASGATE_DATABASE_URL", database_url)
         .env("ATLASGATE_LISTEN", format!("127.0.0.1:{port}"))
         // atlassim runs without a quota here: the budget must not bind.
         .env("ATLASGATE_POINTS_PER_HOUR", "1000000000")
         .env("ATLASGATE_PUBLIC_URL", &base)
-        .env(
-            "ATLASGATE_ENCRYPTION_KEYS",
-            atlasgate::vault::keys::generate().expose_secret(),
-        )
+        .env("ATLASGATE_ENCRYPTION_KEYS", encryption_keys.expose_secret())
         .env("ATLASSIAN_CLIENT_ID", atlassim::config::DEFAULT_CLIENT_ID)
         .env(
             "ATLASSIAN_CLIENT_SECRET",
@@ -143,7 +156,7 @@ pub(crate) async fn spawn_with(
         .env("ATLASSIAN_API_URL", sim.api_url())
         .env("ATLASGATE_ADMIN_TOKEN", &admin)
         .env("ATLASGATE_LOG", "warn")
-        .envs(extra.iter().copied())
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -22,6 +22,7 @@ pub mod events;
 pub mod import;
 pub mod jira;
 pub mod jobs;
+pub mod last_used;
 pub mod mcp;
 pub mod metrics;
 pub mod retention;

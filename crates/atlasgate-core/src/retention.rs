@@ -6,8 +6,9 @@
 //! for long. Pending events and deliveries still waiting are never touched.
 //! Counted by `atlasgate_retention_rows_removed_total{table}`.
 //!
-//! The same worker writes the finished minutes of `token.served` every
-//! [`FLUSH_EVERY`] (see `audit`).
+//! The same worker writes the finished minutes of `token.served` and the
+//! connections' `last_used_at` notes every [`FLUSH_EVERY`] (see `audit`,
+//! `last_used`).
 
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use crate::store::StoreError;
 pub const BATCH: i64 = 1000;
 /// How often the pass runs (and once at start).
 pub const PASS_EVERY: Duration = Duration::from_secs(3600);
-/// How often finished `token.served` minutes are written.
+/// How often finished `token.served` minutes and `last_used_at` notes are written.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(5);
 
 const DAY: i64 = 86_400;
@@ -70,7 +71,8 @@ pub async fn run_at(core: &Core, now: i64) -> Result<Removed, StoreError> {
     Ok(removed)
 }
 
-/// The worker: the pass every [`PASS_EVERY`], `token.served` flushes in between.
+/// The worker: the pass every [`PASS_EVERY`], `token.served` and
+/// `last_used_at` flushes in between.
 pub async fn run(core: Core) {
     let mut last_pass: Option<tokio::time::Instant> = None;
     loop {
@@ -81,6 +83,7 @@ pub async fn run(core: Core) {
             last_pass = Some(tokio::time::Instant::now());
         }
         core.token_served.flush_due(&core.store).await;
+        core.last_used.flush(&core.store).await;
         tokio::time::sleep(FLUSH_EVERY).await;
     }
 }

@@ -25,6 +25,8 @@ pub struct Core {
     pub jobs: Arc<crate::jobs::Jobs>,
     /// `token.served` audit counts not yet written (docs/design.md §14).
     pub token_served: Arc<crate::audit::TokenServed>,
+    /// `last_used_at` notes not yet written (`last_used.rs`).
+    pub last_used: Arc<crate::last_used::LastUsed>,
 }
 
 impl Core {
@@ -66,6 +68,7 @@ impl Core {
         Ok(Core {
             jobs: Arc::new(crate::jobs::Jobs::default()),
             token_served: Arc::new(crate::audit::TokenServed::default()),
+            last_used: Arc::new(crate::last_used::LastUsed::default()),
             atlassian,
             config,
             store,

@@ -312,6 +312,8 @@ impl Application {
         drop(workers);
         // The `token.served` counts of the minute in progress (docs/design.md §14).
         self.state.token_served.flush_all(&self.state.store).await;
+        // Connection use noted since the last flush (`last_used.rs`).
+        self.state.last_used.flush(&self.state.store).await;
         served
     }
 }

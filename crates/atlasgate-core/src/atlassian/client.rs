@@ -764,6 +764,10 @@ async fn admission_sleep(wait: Duration) {
 
 /// Small facts of a site worth remembering for a while (the story-points
 /// field id, the project keys): `(connection_id, kind) → (when, value)`.
+/// At most [`SiteCache::MAX_ENTRIES`]: a put past that drops what no `get`
+/// would serve any more (older than [`SiteCache::MAX_TTL`]), then the oldest
+/// entries down to three quarters of the cap (100,000 connections using the
+/// typed operations would otherwise hold an entry each forever).
 /// Keyed by the connection, never by the site alone: what Jira shows
 /// depends on whose token asked, and no app's answer may depend on another
 /// app's token (docs/design.md §12).
@@ -777,7 +781,21 @@ pub struct SiteCache {
 type CacheKey = (String, &'static str);
 
 impl SiteCache {
-    /// The cached value if it is younger than `ttl`.
+    /// Entries kept at most.
+    pub const MAX_ENTRIES: usize = 10_000;
+    /// The longest `ttl` any caller passes to [`SiteCache::get`].
+    pub const MAX_TTL: Duration = Duration::from_secs(3600);
+
+    /// Entries held now.
+    pub fn len(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The cached value if it is younger than `ttl` (at most [`SiteCache::MAX_TTL`]).
     pub fn get(
         &self,
         connection_id: &str,
@@ -791,10 +809,57 @@ impl SiteCache {
     }
 
     pub fn put(&self, connection_id: &str, kind: &'static str, value: serde_json::Value) {
+        let key = (connection_id.to_string(), kind);
         let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        m.insert(
-            (connection_id.to_string(), kind),
-            (tokio::time::Instant::now(), value),
+        if m.len() >= Self::MAX_ENTRIES && !m.contains_key(&key) {
+            m.retain(|_, (at, _)| at.elapsed() < Self::MAX_TTL);
+            if m.len() >= Self::MAX_ENTRIES {
+                // Oldest first, down to three quarters of the cap: the sort
+                // is paid once per quarter of the cap's inserts at most.
+                let mut by_age: Vec<(tokio::time::Instant, CacheKey)> =
+                    m.iter().map(|(k, (at, _))| (*at, k.clone())).collect();
+                by_age.sort_by_key(|(at, _)| *at);
+                let excess = m.len() - Self::MAX_ENTRIES * 3 / 4;
+                for (_, k) in by_age.into_iter().take(excess) {
+                    m.remove(&k);
+                }
+            }
+        }
+        m.insert(key, (tokio::time::Instant::now(), value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SiteCache;
+    use std::time::Duration;
+
+    #[test]
+    fn the_site_cache_stays_under_its_cap_and_keeps_the_newest() {
+        let cache = SiteCache::default();
+        let n = SiteCache::MAX_ENTRIES * 2 + 7;
+        for i in 0..n {
+            cache.put(&format!("con_{i}"), "jira-fields", serde_json::json!(i));
+            assert!(
+                cache.len() <= SiteCache::MAX_ENTRIES,
+                "{} at {i}",
+                cache.len()
+            );
+        }
+        let ttl = Duration::from_secs(60);
+        let last = format!("con_{}", n - 1);
+        assert_eq!(
+            cache.get(&last, "jira-fields", ttl),
+            Some(serde_json::json!(n - 1))
         );
+        assert_eq!(
+            cache.get("con_0", "jira-fields", ttl),
+            None,
+            "the oldest went"
+        );
+        // Replacing an entry never evicts.
+        let before = cache.len();
+        cache.put(&last, "jira-fields", serde_json::json!("again"));
+        assert_eq!(cache.len(), before);
     }
 }

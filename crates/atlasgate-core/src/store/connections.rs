@@ -303,17 +303,38 @@ pub async fn set_site<'c, E: Executor<'c, Database = Any>>(
     Ok(())
 }
 
-pub async fn touch_used<'c, E: Executor<'c, Database = Any>>(
-    exec: E,
-    id: &str,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE connections SET last_used_at = $2 WHERE id = $1")
-        .bind(id)
-        .bind(now)
-        .execute(exec)
-        .await?;
-    Ok(())
+/// How many ids one [`touch_used`] statement names at most.
+pub const TOUCH_USED_CHUNK: usize = 500;
+
+/// [`touch_used`]'s statement for one chunk of ids (its plan is watched:
+/// `stats::watched`): primary-key lookups, and `last_used_at` never moves
+/// backwards (another process may have written a later use).
+pub(crate) fn touch_used_statement(ids: &[String], at: i64) -> super::SqlBuilder {
+    let mut q = super::SqlBuilder::new("UPDATE connections SET last_used_at = ");
+    q.push_bind(at)
+        .push(" WHERE (last_used_at IS NULL OR last_used_at < $1) AND id IN (");
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.push_bind(id.clone());
+    }
+    q.push(")");
+    q
+}
+
+/// Record that `ids` were used at `at`, [`TOUCH_USED_CHUNK`] per statement
+/// (the batched writes of `last_used::LastUsed`); how many rows changed.
+pub async fn touch_used(pool: &AnyPool, ids: &[String], at: i64) -> Result<u64, sqlx::Error> {
+    let mut changed = 0;
+    for chunk in ids.chunks(TOUCH_USED_CHUNK) {
+        changed += touch_used_statement(chunk, at)
+            .query()
+            .execute(pool)
+            .await?
+            .rows_affected();
+    }
+    Ok(changed)
 }
 
 /// Disconnect: wipe every token, keep the row (and its id) for history.
@@ -451,6 +472,12 @@ pub async fn mark_needs_reauth(
     Ok(done.rows_affected() == 1)
 }
 
+/// [`keepalive_candidates`]' statement: a range search on
+/// `connections_keepalive (status, refresh_issued_at)`.
+pub(crate) const KEEPALIVE_CANDIDATES: &str =
+    "SELECT id FROM connections WHERE status = 'active' AND refresh_token IS NOT NULL \
+     AND refresh_issued_at < $1 ORDER BY refresh_issued_at LIMIT $2";
+
 /// Active connections whose refresh token was issued before `issued_before`
 /// (keep-alive candidates), oldest first.
 pub async fn keepalive_candidates(
@@ -458,14 +485,11 @@ pub async fn keepalive_candidates(
     issued_before: i64,
     limit: i64,
 ) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT id FROM connections WHERE status = 'active' AND refresh_token IS NOT NULL \
-         AND refresh_issued_at < $1 ORDER BY refresh_issued_at LIMIT $2",
-    )
-    .bind(issued_before)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+    sqlx::query_scalar(KEEPALIVE_CANDIDATES)
+        .bind(issued_before)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
 }
 
 /// One connection as the admin dashboard shows it, with its app's name.
@@ -498,20 +522,26 @@ pub async fn dashboard_lines(pool: &AnyPool) -> Result<Vec<ConnectionLine>, sqlx
     .await
 }
 
+/// [`stale_refresh_marks`]' statement: an equality search on the partial
+/// index `connections_refresh_marks (status, refresh_lease_until) WHERE
+/// refresh_inflight_token IS NOT NULL` (migration 0011), which holds only the
+/// rows with a mark. With the index on `refresh_lease_until` alone, SQLite
+/// chose `connections_keepalive (status=?)` and visited every active row.
+pub(crate) const STALE_REFRESH_MARKS: &str =
+    "SELECT id FROM connections WHERE status = 'active' AND refresh_inflight_token IS NOT NULL \
+     AND (refresh_lease_until IS NULL OR refresh_lease_until < $1) LIMIT $2";
+
 /// Connections with an abandoned in-flight refresh (lease lapsed).
 pub async fn stale_refresh_marks(
     pool: &AnyPool,
     now: i64,
     limit: i64,
 ) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT id FROM connections WHERE status = 'active' AND refresh_inflight_token IS NOT NULL \
-         AND (refresh_lease_until IS NULL OR refresh_lease_until < $1) LIMIT $2",
-    )
-    .bind(now)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+    sqlx::query_scalar(STALE_REFRESH_MARKS)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
 }
 
 // ---- imports (docs/importing.md) ------------------------------------------------------

@@ -397,6 +397,11 @@ impl SqlBuilder {
         self
     }
 
+    /// The statement with its values bound, to execute.
+    pub fn query(&self) -> sqlx::query::Query<'_, Any, sqlx::any::AnyArguments<'_>> {
+        bind_all(sqlx::query(&self.sql), &self.binds)
+    }
+
     /// ` AND ({key_col} = v OR {id_col} = v)`: a filter that takes a key or an id.
     pub fn push_key_or_id(&mut self, key_col: &str, id_col: &str, value: &str) -> &mut SqlBuilder {
         self.push(" AND (")
@@ -423,6 +428,20 @@ impl SqlBuilder {
             .push_bind(id.to_string())
             .push("))")
     }
+}
+
+/// `query` with `binds` bound to its `$1`, `$2`, … in order.
+pub fn bind_all<'q>(
+    mut query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    binds: &'q [Bind],
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    for b in binds {
+        query = match b {
+            Bind::Text(s) => query.bind(s.as_str()),
+            Bind::Int(i) => query.bind(*i),
+        };
+    }
+    query
 }
 
 /// The one cursor-page reader of every list endpoint: `query` holds the

@@ -40,6 +40,19 @@ pub const AUDIT: Trimmed = Trimmed {
     condition: "at < $1 AND $2 >= 0",
 };
 
+/// The tables the pass trims, in its order.
+pub const ALL: [Trimmed; 4] = [EVENTS, JIRA_WEBHOOK_DELIVERIES, CONNECT_SESSIONS, AUDIT];
+
+/// One batch's statement for `t`: `$1` cutoff, `$2` now, `$3` batch size.
+pub(crate) fn delete_sql(t: Trimmed) -> String {
+    format!(
+        "DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE {cond} LIMIT $3)",
+        table = t.table,
+        key = t.key,
+        cond = t.condition
+    )
+}
+
 /// Delete up to `batch` rows of `t` older than `cutoff`; how many went.
 pub async fn delete_batch(
     pool: &AnyPool,
@@ -48,13 +61,7 @@ pub async fn delete_batch(
     now: i64,
     batch: i64,
 ) -> Result<u64, sqlx::Error> {
-    let sql = format!(
-        "DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE {cond} LIMIT $3)",
-        table = t.table,
-        key = t.key,
-        cond = t.condition
-    );
-    let done = sqlx::query(&sql)
+    let done = sqlx::query(&delete_sql(t))
         .bind(cutoff)
         .bind(now)
         .bind(batch)

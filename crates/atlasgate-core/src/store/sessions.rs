@@ -186,13 +186,15 @@ pub async fn complete(conn: &mut AnyConnection, id: &str, now: i64) -> Result<bo
 
 /// Delete connect sessions and states that expired before `cutoff`.
 pub async fn forget_expired(pool: &sqlx::AnyPool, cutoff: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM connect_states WHERE expires_at < $1")
-        .bind(cutoff)
-        .execute(pool)
-        .await?;
-    sqlx::query("DELETE FROM connect_sessions WHERE expires_at < $1")
-        .bind(cutoff)
-        .execute(pool)
-        .await?;
+    for sql in FORGET_EXPIRED {
+        sqlx::query(sql).bind(cutoff).execute(pool).await?;
+    }
     Ok(())
 }
+
+/// [`forget_expired`]'s statements, states first (their plans are watched:
+/// `stats::watched`).
+pub(crate) const FORGET_EXPIRED: [&str; 2] = [
+    "DELETE FROM connect_states WHERE expires_at < $1",
+    "DELETE FROM connect_sessions WHERE expires_at < $1",
+];

@@ -1,130 +1,189 @@
 //! What the database costs: its size, and the plan of every query a hot
 //! path or a background pass runs (`atlasgate-bench scale`, BENCHMARKS.md).
 //!
-//! [`WATCHED`] repeats those queries' text with literal arguments (a plan
-//! needs values; PostgreSQL cannot `EXPLAIN` a statement with unbound
-//! `$n`). When a statement in `store/` changes, change it here too.
+//! [`watched`] lists those queries. Where a store function's statement is a
+//! shared constant (the keep-alive pass, `touch_used`, retention's deletes)
+//! the plan is that of the *exact* statement, its `$n` bound with sample
+//! values of the types the store binds (`EXPLAIN` with bound parameters:
+//! a text-vs-integer mismatch or a different plan for `?` than for a literal
+//! shows here). The others repeat their store function's text with literal
+//! arguments; when such a statement changes in `store/`, change it here too.
 
-use super::{Backend, Store, StoreError};
+use super::{Backend, Bind, Store, StoreError};
 
 /// One query whose plan is watched: where it runs, and its text.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WatchedQuery {
     pub name: &'static str,
     /// `hot` (per request) or `pass` (per background pass).
     pub kind: &'static str,
-    pub sql: &'static str,
+    pub sql: String,
+    /// Bound to `$1`, `$2`, … in order (empty: the text has literals).
+    pub args: Vec<Bind>,
 }
 
-/// The statements of the request hot paths and the background passes, as
-/// in `store/` with sample values.
-pub const WATCHED: &[WatchedQuery] = &[
+fn literal(name: &'static str, kind: &'static str, sql: &str) -> WatchedQuery {
     WatchedQuery {
-        name: "apps::by_key_hash (every app request, cached for a while)",
-        kind: "hot",
-        sql: "SELECT id FROM apps WHERE api_key_hash = 'x'",
-    },
-    WatchedQuery {
-        name: "connections::get_for_app (/token, proxy: AppConnection)",
-        kind: "hot",
-        sql: "SELECT id FROM connections WHERE id = 'con_x' AND app_id = 'app_x'",
-    },
-    WatchedQuery {
-        name: "connections::touch_used (/token, proxy; once a minute per connection)",
-        kind: "hot",
-        sql: "UPDATE connections SET last_used_at = 1 WHERE id = 'con_x'",
-    },
-    WatchedQuery {
-        name: "connections::get_locked (refresh claim)",
-        kind: "hot",
-        sql: "SELECT id FROM connections WHERE id = 'con_x'",
-    },
-    WatchedQuery {
-        name: "connections::store_refreshed (refresh result)",
-        kind: "hot",
-        sql: "UPDATE connections SET token_version = token_version + 1, refresh_started_at = NULL \
-              WHERE id = 'con_x' AND refresh_started_at = 1 AND status = 'active'",
-    },
-    WatchedQuery {
-        name: "connections::find_by_owner / find_imported (import, connect callback)",
-        kind: "hot",
-        sql: "SELECT id, imported_token_sha256 FROM connections \
-              WHERE app_id = 'app_x' AND owner = 'team:1' AND profile = 'jira'",
-    },
-    WatchedQuery {
-        name: "connections::list_for_app (GET /v1/connections, one page)",
-        kind: "hot",
-        sql: "SELECT id FROM connections WHERE app_id = 'app_x' AND id > 'con_x' ORDER BY id LIMIT 51",
-    },
-    WatchedQuery {
-        name: "connections::keepalive_candidates (keep-alive pass)",
-        kind: "pass",
-        sql: "SELECT id FROM connections WHERE status = 'active' AND refresh_token IS NOT NULL \
-              AND refresh_issued_at < 1 ORDER BY refresh_issued_at LIMIT 200",
-    },
-    WatchedQuery {
-        name: "connections::stale_refresh_marks (keep-alive pass)",
-        kind: "pass",
-        sql: "SELECT id FROM connections WHERE status = 'active' AND refresh_inflight_token IS NOT NULL \
-              AND (refresh_lease_until IS NULL OR refresh_lease_until < 1) LIMIT 200",
-    },
-    WatchedQuery {
-        name: "sessions::forget_expired, states (keep-alive pass)",
-        kind: "pass",
-        sql: "DELETE FROM connect_states WHERE expires_at < 1",
-    },
-    WatchedQuery {
-        name: "sessions::forget_expired, sessions (keep-alive pass)",
-        kind: "pass",
-        sql: "DELETE FROM connect_sessions WHERE expires_at < 1",
-    },
-    WatchedQuery {
-        name: "events::claim_due (outbox worker, every second)",
-        kind: "pass",
-        sql: "SELECT seq FROM events e WHERE e.delivery_state = 'pending' AND e.next_attempt_at <= 1 \
-              AND (e.locked_until IS NULL OR e.locked_until < 1) \
-              AND NOT EXISTS (SELECT 1 FROM events p WHERE p.delivery_state = 'pending' AND p.seq < e.seq \
-                  AND ((e.connection_id IS NOT NULL AND p.connection_id = e.connection_id) \
-                    OR (e.connection_id IS NULL AND p.connection_id IS NULL AND p.app_id = e.app_id))) \
-              ORDER BY e.seq LIMIT 50",
-    },
-    WatchedQuery {
-        name: "syncs::claim_due (sync worker, every second; webhook renewal runs in the pass)",
-        kind: "pass",
-        sql: "SELECT id FROM syncs WHERE state <> 'stopped' AND next_run_at <= 1 \
-              AND (locked_until IS NULL OR locked_until < 1) ORDER BY next_run_at, id LIMIT 10",
-    },
-    WatchedQuery {
-        name: "deliveries::due (Jira webhook inbox, every second)",
-        kind: "pass",
-        sql: "SELECT identifier FROM jira_webhook_deliveries WHERE state = 'received' \
-              AND (locked_until IS NULL OR locked_until < 1) AND received_at < 1 ORDER BY received_at LIMIT 20",
-    },
-    WatchedQuery {
-        name: "connections::dashboard_lines (admin dashboard)",
-        kind: "hot",
-        sql: "SELECT c.id FROM connections c JOIN apps a ON a.id = c.app_id \
-              ORDER BY c.updated_at DESC LIMIT 200",
-    },
-];
+        name,
+        kind,
+        sql: sql.to_string(),
+        args: Vec::new(),
+    }
+}
 
-/// The plan of `sql` as the backend prints it: `EXPLAIN QUERY PLAN` lines
-/// on SQLite, `EXPLAIN` lines on PostgreSQL.
-pub async fn explain(store: &Store, sql: &str) -> Result<Vec<String>, StoreError> {
+fn bound(name: &'static str, kind: &'static str, sql: &str, args: Vec<Bind>) -> WatchedQuery {
+    WatchedQuery {
+        name,
+        kind,
+        sql: sql.to_string(),
+        args,
+    }
+}
+
+/// The statements of the request hot paths and the background passes.
+pub fn watched() -> Vec<WatchedQuery> {
+    use super::{connections as c, retention, sessions};
+    // A plausible "now" and the cutoffs the passes derive from it.
+    const NOW: i64 = 1_800_000_000;
+    let mut out = vec![
+        literal(
+            "apps::by_key_hash (every app request, cached for a while)",
+            "hot",
+            "SELECT id FROM apps WHERE api_key_hash = 'x'",
+        ),
+        literal(
+            "connections::get_for_app (/token, proxy: AppConnection)",
+            "hot",
+            "SELECT id FROM connections WHERE id = 'con_x' AND app_id = 'app_x'",
+        ),
+        {
+            let q = c::touch_used_statement(&["con_x".into(), "con_y".into()], NOW);
+            bound(
+                "connections::touch_used (last_used_at, batched every 5 s off the request path)",
+                "pass",
+                &q.sql,
+                q.binds,
+            )
+        },
+        literal(
+            "connections::get_locked (refresh claim)",
+            "hot",
+            "SELECT id FROM connections WHERE id = 'con_x'",
+        ),
+        literal(
+            "connections::store_refreshed (refresh result)",
+            "hot",
+            "UPDATE connections SET token_version = token_version + 1, refresh_started_at = NULL \
+             WHERE id = 'con_x' AND refresh_started_at = 1 AND status = 'active'",
+        ),
+        literal(
+            "connections::find_by_owner / find_imported (import, connect callback)",
+            "hot",
+            "SELECT id, imported_token_sha256 FROM connections \
+             WHERE app_id = 'app_x' AND owner = 'team:1' AND profile = 'jira'",
+        ),
+        literal(
+            "connections::list_for_app (GET /v1/connections, one page)",
+            "hot",
+            "SELECT id FROM connections WHERE app_id = 'app_x' AND id > 'con_x' ORDER BY id LIMIT 51",
+        ),
+        bound(
+            "connections::keepalive_candidates (keep-alive pass)",
+            "pass",
+            c::KEEPALIVE_CANDIDATES,
+            vec![Bind::Int(NOW - 83 * 86_400), Bind::Int(200)],
+        ),
+        bound(
+            "connections::stale_refresh_marks (keep-alive pass)",
+            "pass",
+            c::STALE_REFRESH_MARKS,
+            vec![Bind::Int(NOW), Bind::Int(200)],
+        ),
+        bound(
+            "sessions::forget_expired, states (keep-alive pass)",
+            "pass",
+            sessions::FORGET_EXPIRED[0],
+            vec![Bind::Int(NOW - 86_400)],
+        ),
+        bound(
+            "sessions::forget_expired, sessions (keep-alive pass)",
+            "pass",
+            sessions::FORGET_EXPIRED[1],
+            vec![Bind::Int(NOW - 86_400)],
+        ),
+        literal(
+            "events::claim_due (outbox worker, every second)",
+            "pass",
+            "SELECT seq FROM events e WHERE e.delivery_state = 'pending' AND e.next_attempt_at <= 1 \
+             AND (e.locked_until IS NULL OR e.locked_until < 1) \
+             AND NOT EXISTS (SELECT 1 FROM events p WHERE p.delivery_state = 'pending' AND p.seq < e.seq \
+                 AND ((e.connection_id IS NOT NULL AND p.connection_id = e.connection_id) \
+                   OR (e.connection_id IS NULL AND p.connection_id IS NULL AND p.app_id = e.app_id))) \
+             ORDER BY e.seq LIMIT 50",
+        ),
+        literal(
+            "syncs::claim_due (sync worker, every second; webhook renewal runs in the pass)",
+            "pass",
+            "SELECT id FROM syncs WHERE state <> 'stopped' AND next_run_at <= 1 \
+             AND (locked_until IS NULL OR locked_until < 1) ORDER BY next_run_at, id LIMIT 10",
+        ),
+        literal(
+            "deliveries::due (Jira webhook inbox, every second)",
+            "pass",
+            "SELECT identifier FROM jira_webhook_deliveries WHERE state = 'received' \
+             AND (locked_until IS NULL OR locked_until < 1) AND received_at < 1 ORDER BY received_at LIMIT 20",
+        ),
+        literal(
+            "connections::dashboard_lines (admin dashboard)",
+            "hot",
+            "SELECT c.id FROM connections c JOIN apps a ON a.id = c.app_id \
+             ORDER BY c.updated_at DESC LIMIT 200",
+        ),
+    ];
+    for t in retention::ALL {
+        out.push(WatchedQuery {
+            name: match t.table {
+                "events" => "retention::delete_batch, events (retention pass)",
+                "jira_webhook_deliveries" => {
+                    "retention::delete_batch, jira_webhook_deliveries (retention pass)"
+                }
+                "connect_sessions" => "retention::delete_batch, connect_sessions (retention pass)",
+                _ => "retention::delete_batch, audit (retention pass)",
+            },
+            kind: "pass",
+            sql: retention::delete_sql(t),
+            args: vec![
+                Bind::Int(NOW - 30 * 86_400),
+                Bind::Int(NOW),
+                Bind::Int(crate::retention::BATCH),
+            ],
+        });
+    }
+    out
+}
+
+/// The plan of `q` as the backend prints it: `EXPLAIN QUERY PLAN` lines
+/// on SQLite, `EXPLAIN` lines on PostgreSQL, with `q.args` bound.
+pub async fn explain(store: &Store, q: &WatchedQuery) -> Result<Vec<String>, StoreError> {
+    let sql = match store.backend() {
+        Backend::Sqlite => format!("EXPLAIN QUERY PLAN {}", q.sql),
+        Backend::Postgres => format!("EXPLAIN {}", q.sql),
+    };
+    let rows = super::bind_all(sqlx::query(&sql), &q.args)
+        .fetch_all(store.pool())
+        .await?;
+    use sqlx::Row;
     match store.backend() {
-        Backend::Sqlite => {
-            let rows: Vec<(i64, i64, i64, String)> =
-                sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
-                    .fetch_all(store.pool())
-                    .await?;
-            Ok(rows.into_iter().map(|(_, _, _, detail)| detail).collect())
-        }
-        Backend::Postgres => {
-            let rows: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {sql}"))
-                .fetch_all(store.pool())
-                .await?;
-            Ok(rows)
-        }
+        Backend::Sqlite => rows
+            .iter()
+            .map(|r| r.try_get::<String, _>(3))
+            .collect::<Result<_, _>>()
+            .map_err(Into::into),
+        Backend::Postgres => rows
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()
+            .map_err(Into::into),
     }
 }
 

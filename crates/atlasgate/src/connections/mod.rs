@@ -211,7 +211,7 @@ pub async fn get_connection_token(
     // The hot path: the extractor found this app's token in the cache.
     if let Some(fresh) = &conn.cached {
         served(&fresh.connection);
-        touch_used(&state, fresh).await;
+        crate::proxy::touch_used_cached(&state, &fresh.connection);
         return Ok(Json(token_response(fresh)));
     }
     let fresh = state
@@ -222,14 +222,8 @@ pub async fn get_connection_token(
     if let Some(ticket) = conn.ticket {
         cache.fill(ticket, &fresh);
     }
-    touch_used(&state, &fresh).await;
+    crate::proxy::touch_used_cached(&state, &fresh.connection);
     Ok(Json(token_response(&fresh)))
-}
-
-/// At most one `last_used_at` write a minute per connection; a write is
-/// copied into the cached row so cached reads keep that throttle.
-async fn touch_used(state: &AppState, fresh: &FreshToken) {
-    crate::proxy::touch_used_cached(state, &fresh.connection).await;
 }
 
 /// Force a refresh

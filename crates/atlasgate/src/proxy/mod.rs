@@ -25,7 +25,7 @@ use crate::apps::{AppConnection, CachedToken};
 use crate::atlassian::{budget, ApiRequest, Product, RequestBody};
 use crate::error::{ApiError, Passthrough};
 use crate::state::AppState;
-use crate::store::connections::{self as rows, ConnectionRow};
+use crate::store::connections::ConnectionRow;
 
 pub use atlasgate_core::atlassian::path::{ProxyPath, UnsafePath};
 
@@ -33,8 +33,8 @@ pub use atlasgate_core::atlassian::path::{ProxyPath, UnsafePath};
 /// after a 401 → refresh (or a retried 5xx); larger ones stream, sent once.
 pub const REPLAYABLE_BODY_LIMIT: u64 = 1024 * 1024;
 
-/// `last_used_at` is written at most this often per connection: a database
-/// write per proxied request would cost more than the proxying.
+/// A connection's use is noted at most this often (`last_used_at`, written
+/// in batches off the request path: `atlasgate_core::last_used`).
 pub(crate) const TOUCH_EVERY_SECS: i64 = 60;
 
 #[derive(OpenApi)]
@@ -244,7 +244,7 @@ async fn forward(
         }
     };
     let answer = state.atlassian.send_with_token(fresh, request).await?;
-    touch_used_cached(state, &answer.connection).await;
+    touch_used_cached(state, &answer.connection);
 
     let status = answer.status;
     let listed = connection_listed(&answer.headers);
@@ -307,27 +307,18 @@ async fn forward(
     Ok(resp)
 }
 
-/// [`touch_used`], and the write copied into the cached row so that cached
-/// reads keep the once-a-minute throttle.
-pub(crate) async fn touch_used_cached(state: &AppState, row: &ConnectionRow) {
-    let now = crate::store::now();
-    let due = row.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY_SECS);
-    touch_used(state, row).await;
-    if due {
-        state.refresher.token_cache().note_used(&row.id, now);
-    }
-}
-
-/// Record use of the connection, at most once a minute (a write per
-/// proxied request would cost more than the proxying).
-pub(crate) async fn touch_used(state: &AppState, row: &ConnectionRow) {
+/// Note use of the connection, at most once a minute (the row's
+/// `last_used_at` says when it was last noted), and copy the note into the
+/// cached row so that cached reads keep that throttle. The write happens in
+/// a batch within seconds (`atlasgate_core::last_used`), never on the
+/// request path.
+pub(crate) fn touch_used_cached(state: &AppState, row: &ConnectionRow) {
     let now = crate::store::now();
     if row.last_used_at.is_some_and(|t| now - t < TOUCH_EVERY_SECS) {
         return;
     }
-    if let Err(e) = rows::touch_used(state.store.pool(), &row.id, now).await {
-        tracing::warn!(error = %e, "could not record connection use");
-    }
+    state.last_used.note(&row.id, now);
+    state.refresher.token_cache().note_used(&row.id, now);
 }
 
 #[cfg(test)]

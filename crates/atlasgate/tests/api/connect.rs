@@ -527,6 +527,9 @@ async fn full_flow(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(me.status(), 200);
+    // Use is noted in memory and written in a batch within 5 s
+    // (`atlasgate_core::last_used`); the flush here stands in for the worker.
+    app.state.last_used.flush(&app.store).await;
     let used = app.get_json(&format!("/v1/connections/{id}"), &key).await;
     assert!(used["last_used_at"].is_string());
 

@@ -41,6 +41,7 @@ mod pyatlassian;
 mod pyjira;
 mod pyjira_workflow;
 mod refresh;
+mod scale;
 mod schema_parity;
 mod schema_twins;
 mod secrets;
