@@ -42,7 +42,7 @@ fn bound(name: &'static str, kind: &'static str, sql: &str, args: Vec<Bind>) -> 
 
 /// The statements of the request hot paths and the background passes.
 pub fn watched() -> Vec<WatchedQuery> {
-    use super::{connections as c, retention, sessions};
+    use crate::store::{connections as c, retention, sessions};
     // A plausible "now" and the cutoffs the passes derive from it.
     const NOW: i64 = 1_800_000_000;
     let mut out = vec![

@@ -198,10 +198,12 @@ async fn a_running_sync_yields_to_interactive_calls() {
         assert_eq!(sync.status(), 201, "{}", sync.text().await.unwrap());
         let sync: Value = sync.json().await.unwrap();
         let sync_id = sync["id"].as_str().unwrap().to_string();
-        // The sync spends up to its share, then waits (a budget wait does
-        // not fail its pass: `a_budget_wait_does_not_count_against_the_request_timeout`).
+        // The sync spends up to its share, then waits: wait for the id
+        // probe (3601) and at least one page of 101 behind it (how far past
+        // that it gets before the interactive calls below varies with the
+        // machine's load).
         wait_for(120, "the sync to spend", || async {
-            (sim_points(&app) >= 5000).then_some(())
+            (sim_points(&app) >= 3702).then_some(())
         })
         .await;
         let status = app
