@@ -270,7 +270,7 @@ async fn start(args: &ScaleArgs, backend: Backend) -> anyhow::Result<Env> {
             (url, Cleanup::Postgres { admin, name })
         }
     };
-    let (state, created) = crate::serve_on_sim(url, listener, &base, &sim, "scale").await?;
+    let (state, created) = crate::serve_on_sim(url, listener, &base, &sim, "scale", false).await?;
     Ok(Env {
         sim,
         state,

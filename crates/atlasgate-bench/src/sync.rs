@@ -91,6 +91,18 @@ pub(crate) async fn spawn(
     sim: &atlassim::Sim,
     dir: &std::path::Path,
 ) -> anyhow::Result<Child> {
+    spawn_with_env(bin, sim, dir, &[], &[]).await
+}
+
+/// [`spawn`] with more environment (set last: it wins over the defaults),
+/// run under `wrapper` when given (`valgrind --tool=callgrind …`).
+pub(crate) async fn spawn_with_env(
+    bin: &std::path::Path,
+    sim: &atlassim::Sim,
+    dir: &std::path::Path,
+    env: &[(&str, String)],
+    wrapper: &[String],
+) -> anyhow::Result<Child> {
     let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
     sim.add_redirect_uri(
@@ -99,7 +111,15 @@ pub(crate) async fn spawn(
     );
     let admin = format!("bench-admin-token-{}", std::process::id());
     let db = dir.join(format!("sync-{port}.db"));
-    let mut proc = std::process::Command::new(bin)
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = std::process::Command::new(program);
+            c.args(args).arg(bin);
+            c
+        }
+        None => std::process::Command::new(bin),
+    };
+    let mut proc = cmd
         .arg("serve")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -124,6 +144,7 @@ pub(crate) async fn spawn(
         .env("ATLASSIAN_API_URL", sim.api_url())
         .env("ATLASGATE_ADMIN_TOKEN", &admin)
         .env("ATLASGATE_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -137,9 +158,11 @@ pub(crate) async fn spawn(
         let _ = tx.send(first);
         for _ in lines {}
     });
-    let first = tokio::time::timeout(Duration::from_secs(30), rx)
+    // Under valgrind, starting (migrations included) takes a while.
+    let start_s = if wrapper.is_empty() { 30 } else { 300 };
+    let first = tokio::time::timeout(Duration::from_secs(start_s), rx)
         .await
-        .context("atlasgate did not start in 30 s")?
+        .with_context(|| format!("atlasgate did not start in {start_s} s"))?
         .unwrap_or_default();
     if !first.starts_with("listening on ") {
         bail!("unexpected first line from atlasgate: {first}");
@@ -219,7 +242,7 @@ pub(crate) async fn connect(
     Ok((key, connection, cloud_id))
 }
 
-fn project_jql(sim: &atlassim::Sim) -> String {
+pub(crate) fn project_jql(sim: &atlassim::Sim) -> String {
     let keys: Vec<String> = sim.snapshot()["sites"][0]["projects"]
         .as_array()
         .map(|a| {

@@ -849,7 +849,9 @@ impl Settings {
                 report.push(
                     POINTS_PER_HOUR,
                     src,
-                    Status::Invalid(format!("`{v}` is not a whole number of points of at least 1")),
+                    Status::Invalid(format!(
+                        "`{v}` is not a whole number of points of at least 1"
+                    )),
                 );
                 None
             }

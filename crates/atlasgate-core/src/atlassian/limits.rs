@@ -352,7 +352,11 @@ impl Pacer {
     /// Pace at `share` (0 < share ≤ 1) of every rate: each of N live
     /// processes takes 1/N, so together they stay below the published rate.
     pub fn set_share(&self, share: f64) {
-        let share = if share.is_finite() { share.clamp(0.001, 1.0) } else { 1.0 };
+        let share = if share.is_finite() {
+            share.clamp(0.001, 1.0)
+        } else {
+            1.0
+        };
         self.share
             .store(share.to_bits(), std::sync::atomic::Ordering::Relaxed);
     }

@@ -311,9 +311,7 @@ async fn forward(
 /// reads keep the once-a-minute throttle.
 pub(crate) async fn touch_used_cached(state: &AppState, row: &ConnectionRow) {
     let now = crate::store::now();
-    let due = row
-        .last_used_at
-        .is_none_or(|t| now - t >= TOUCH_EVERY_SECS);
+    let due = row.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY_SECS);
     touch_used(state, row).await;
     if due {
         state.refresher.token_cache().note_used(&row.id, now);

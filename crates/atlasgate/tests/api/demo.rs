@@ -13,6 +13,9 @@ async fn scripted_demo_passes_every_step() {
     }
     assert!(text.contains("chose the second site"), "{text}");
     // The agent's step recovered from the refused transition and Jira agrees.
-    assert!(text.contains("the tool error listed the reachable statuses"), "{text}");
+    assert!(
+        text.contains("the tool error listed the reachable statuses"),
+        "{text}"
+    );
     assert!(text.contains("Jira shows it resolved Done"), "{text}");
 }
