@@ -13,15 +13,17 @@
 //! 2. the same load beside a full sync of every project (the backfill), until
 //!    its first pass is done.
 //!
-//! **atlassim's clock.** When the backfill has stopped storing issues (its
-//! share of the window is spent: no progress for `--stall-s`), the bench
-//! moves atlassim's clock to [`LEAD_S`] seconds before the top of its hour.
-//! From then on atlassim's `RateLimit: …;t=` headers say the window ends in
-//! that many seconds, atlasgate moves its window's end there (the budget
-//! takes Atlassian's reset as authoritative, earlier or later), and both roll
-//! at the same moment, atlassim on its clock and atlasgate on its own. An
-//! exact one-hour jump would not do: the headers before and after it are the
-//! same, so no budget could see it.
+//! **atlassim's clock.** When atlassim's pool nears the backfill's share
+//! of the window (95% of it), or the backfill stops storing issues for
+//! `--stall-s`, the bench moves atlassim's clock to [`LEAD_S`] seconds before
+//! the top of its hour. From then on atlassim's `RateLimit: …;t=` headers say
+//! the window ends in that many seconds, atlasgate moves its window's end
+//! there (the budget takes Atlassian's reset as authoritative, earlier or
+//! later), and both roll at the same moment, atlassim on its clock and
+//! atlasgate on its own. It is done while calls still flow: once every
+//! usable point is spent atlasgate makes no call, so no header could tell it
+//! (over a real hour its own clock would). An exact one-hour jump would not
+//! do either: the headers before and after it are the same.
 //!
 //! **What is reported.** Per window of atlassim's clock: the points its
 //! pool counted (everything atlasgate spent, both classes), as a share of
@@ -276,7 +278,7 @@ async fn points_by_class(http: &reqwest::Client, child: &Child) -> anyhow::Resul
 #[derive(Debug)]
 struct Window {
     used: u64,
-    /// The backfill waited this window out (its share was spent).
+    /// The backfill's share of this window was reached (it was the limit).
     full: bool,
     issues_after: i64,
 }
@@ -404,19 +406,25 @@ pub async fn run(args: QuotaArgs) -> anyhow::Result<()> {
     let mut busy: Vec<(Instant, Instant)> = Vec::new();
     let mut busy_from: Option<Instant> = Some(started);
     let mut first_eta: Option<u64> = None;
+    // The backfill's share of a window (the budget's background cap).
+    let share = usable * 0.95;
+    // atlassim's clock was moved ahead in this window / the backfill waited in it.
+    let (mut led, mut stalled) = (false, false);
     let total = loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let v = get_json(&http, &sync_url, &key).await?;
         let issues = v["issues_synced"].as_i64().unwrap_or(0);
         let (h, u) = sim_pool(&sim);
         if h != hour {
-            // A turn the bench did not bring about (not expected).
+            // Full: the budget bound it (the clock was moved at the share).
             windows.push(Window {
                 used,
-                full: false,
+                full: led,
                 issues_after: issues,
             });
             hour = h;
+            (led, stalled) = (false, false);
+            progress_at = Instant::now();
         }
         used = u;
         if v["passes"].as_i64().unwrap_or(0) >= 1 {
@@ -434,8 +442,9 @@ pub async fn run(args: QuotaArgs) -> anyhow::Result<()> {
             last_issues = issues;
             progress_at = Instant::now();
             busy_from.get_or_insert(progress_at);
-        } else if progress_at.elapsed() >= Duration::from_secs(args.stall_s) {
-            // The backfill's share of this window is spent: on to the reset.
+        } else if !stalled && progress_at.elapsed() >= Duration::from_secs(args.stall_s) {
+            // The backfill waits for the next window.
+            stalled = true;
             if let Some(from) = busy_from.take() {
                 busy.push((from, progress_at));
             }
@@ -443,20 +452,20 @@ pub async fn run(args: QuotaArgs) -> anyhow::Result<()> {
                 first_eta = v["eta_s"].as_u64();
             }
             println!(
-                "  window {}: backfill waits after {issues} issues, atlassim counted {used} points ({:.1}% of usable), eta_s {}; clock to {LEAD_S} s before the reset",
+                "  window {}: backfill waits after {issues} issues, atlassim counted {used} points ({:.1}% of usable), eta_s {}",
                 windows.len() + 1,
                 used as f64 / usable * 100.0,
                 v["eta_s"]
             );
+        }
+        // Near the backfill's share (or waiting without it: then the
+        // figure shows it), atlassim's clock goes to just before its
+        // reset while calls still flow, so that atlasgate hears of the
+        // reset: once every usable point is spent no call is made, and no
+        // header could tell (over a real hour its own clock would).
+        if !led && (used as f64 >= share * 0.95 || stalled) {
+            led = true;
             lead_to_reset(&sim);
-            let used = wait_for_turn(&sim, &hour).await?;
-            windows.push(Window {
-                used,
-                full: true,
-                issues_after: issues,
-            });
-            (hour, _) = sim_pool(&sim);
-            progress_at = Instant::now();
         }
         if let Some(e) = v["last_error"].as_str() {
             println!("  (a pass failed and resumes: {e})");
@@ -484,7 +493,7 @@ pub async fn run(args: QuotaArgs) -> anyhow::Result<()> {
             w.used,
             w.used as f64 / usable * 100.0,
             if w.full {
-                " — waited out"
+                " — share reached"
             } else {
                 " — backfill done"
             },
