@@ -139,16 +139,20 @@ struct Run {
 }
 
 struct Target {
-    /// Requests go round these.
-    urls: Vec<String>,
-    bearer: String,
+    /// Requests go round these, each with its bearer token.
+    urls: Vec<(String, String)>,
 }
 
 impl Target {
     fn one(url: String, bearer: String) -> Target {
         Target {
-            urls: vec![url],
-            bearer,
+            urls: vec![(url, bearer)],
+        }
+    }
+
+    fn all(urls: Vec<String>, bearer: &str) -> Target {
+        Target {
+            urls: urls.into_iter().map(|u| (u, bearer.to_string())).collect(),
         }
     }
 }
@@ -178,7 +182,6 @@ async fn run_load(
         let http = http.clone();
         let next = next.clone();
         let urls = t.urls.clone();
-        let bearer = t.bearer.clone();
         tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
@@ -186,11 +189,11 @@ async fn run_load(
                 if k >= n {
                     break;
                 }
-                let url = &urls[k % urls.len()];
+                let (url, bearer) = &urls[k % urls.len()];
                 let t0 = Instant::now();
                 let mut req = http.get(url);
                 if !bearer.is_empty() {
-                    req = req.bearer_auth(&bearer);
+                    req = req.bearer_auth(bearer);
                 }
                 let resp = req.send().await?;
                 let status = resp.status();
@@ -214,10 +217,9 @@ struct Env {
     sim: atlassim::Sim,
     base: String,
     key: String,
-    /// One connection per site: (connection id, cloud id, first project key).
-    sites: Vec<(String, String, String)>,
-    /// A token atlassim minted for every site (direct requests, the floor).
-    access_token: String,
+    /// One connection per site: (connection id, cloud id, first project key,
+    /// its access token).
+    sites: Vec<(String, String, String, String)>,
     _dir: std::path::PathBuf,
 }
 
@@ -297,8 +299,27 @@ async fn setup(args: &ProxyArgs) -> anyhow::Result<Env> {
             sites: Some(vec![cloud_id.clone()]),
             deny: false,
         });
-        let mut browser = atlasgate_testkit::Browser::new(http.clone());
-        let page = browser.get(&session.connect_url).await?;
+        // Each person from their own loopback address: the connect pages
+        // are rate-limited per client address.
+        let from = std::net::Ipv4Addr::new(127, 0, (i / 250) as u8, (i % 250 + 2) as u8);
+        let person = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .local_address(std::net::IpAddr::V4(from))
+            .build()?;
+        let mut browser = atlasgate_testkit::Browser::new(person);
+        let mut page = browser.get(&session.connect_url).await?;
+        // The user's grant covers the sites consented before: pick this one.
+        if page.url.ends_with("/site") {
+            let form = atlasgate_testkit::SitePickerForm::parse(&page.body)
+                .with_context(|| page.body.chars().take(1500).collect::<String>())?;
+            let url = page.url.clone();
+            page = browser
+                .post_form(
+                    &url,
+                    &[("csrf", form.csrf.as_str()), ("cloud_id", &cloud_id)],
+                )
+                .await?;
+        }
         if !page.body.contains("Connected") {
             bail!("connecting failed: {} {}", page.status, page.url);
         }
@@ -313,17 +334,24 @@ async fn setup(args: &ProxyArgs) -> anyhow::Result<Env> {
             .as_str()
             .context("no connection")?
             .to_string();
-        sites.push((connection, cloud_id, project));
+        let token: Value = http
+            .get(format!("{base}/v1/connections/{connection}/token"))
+            .bearer_auth(&key)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let token = token["access_token"]
+            .as_str()
+            .context("no token")?
+            .to_string();
+        sites.push((connection, cloud_id, project, token));
     }
-    let access_token = sim
-        .mint_token(atlassim::MintTokenRequest::default())
-        .access_token;
     Ok(Env {
         sim,
         base,
         key,
         sites,
-        access_token,
         _dir: dir,
     })
 }
@@ -395,35 +423,29 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
     let api = env.sim.api_url().trim_end_matches('/').to_string();
     let mut direct = Vec::new();
     let mut proxied = Vec::new();
-    let mut through_floor = Vec::new();
     // Site after site for each path: consecutive requests hit distinct buckets.
     for path in PATHS {
-        for (connection, cloud_id, project) in &env.sites {
+        for (connection, cloud_id, project, token) in &env.sites {
             let path = path.replace("{project}", project);
-            direct.push(format!("{api}/ex/jira/{cloud_id}/{path}"));
+            direct.push((format!("{api}/ex/jira/{cloud_id}/{path}"), token.clone()));
             proxied.push(format!(
                 "{}/v1/connections/{connection}/proxy/jira/{path}",
                 env.base
             ));
-            through_floor.push(format!("/ex/jira/{cloud_id}/{path}"));
         }
     }
-    let floor_addr = floor::start(&api, &env.access_token).await?;
-    let direct = Target {
-        urls: direct,
-        bearer: env.access_token.clone(),
-    };
-    let proxied = Target {
-        urls: proxied,
-        bearer: env.key.clone(),
-    };
-    let passthrough = Target {
-        urls: through_floor
+    // The floor adds one fixed token: the first site's paths (it has no pacing).
+    let (_, cloud0, project0, token0) = &env.sites[0];
+    let floor_addr = floor::start(&format!("{api}/ex/jira/{cloud0}"), token0).await?;
+    let direct = Target { urls: direct };
+    let proxied = Target::all(proxied, &env.key);
+    let passthrough = Target::all(
+        PATHS
             .iter()
-            .map(|p| format!("http://{floor_addr}{p}"))
+            .map(|p| format!("http://{floor_addr}/{}", p.replace("{project}", project0)))
             .collect(),
-        bearer: env.key.clone(),
-    };
+        &env.key,
+    );
     let connection = &env.sites[0].0;
     let token = Target::one(
         format!("{}/v1/connections/{connection}/token", env.base),
@@ -433,10 +455,10 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
     if let Some(secs) = args.serve_only_s {
         println!(
             "proxied: {} (+{} more)",
-            proxied.urls[0],
+            proxied.urls[0].0,
             proxied.urls.len() - 1
         );
-        println!("token:   {}", token.urls[0]);
+        println!("token:   {}", token.urls[0].0);
         println!("key:     {}", env.key);
         tokio::time::sleep(Duration::from_secs(secs)).await;
         env.sim.shutdown().await;
