@@ -298,7 +298,7 @@ async fn start(args: &ScaleArgs, backend: Backend) -> anyhow::Result<Env> {
             (url, Cleanup::Postgres { admin, name })
         }
     };
-    let (state, created) = crate::serve_on_sim(url.clone(), listener, &base, &sim, "scale").await?;
+    let (state, created) = crate::serve_on_sim(url.clone(), listener, &base, &sim, "scale", false).await?;
     let bin = match &args.atlasgate_bin {
         Some(b) => b.clone(),
         None => crate::sync::default_bin()?,
@@ -310,6 +310,7 @@ async fn start(args: &ScaleArgs, backend: Backend) -> anyhow::Result<Env> {
         &url,
         &state.cipher.keyring().to_env_value(),
         &[("ATLASGATE_PACING", "off")],
+        &[],
     )
     .await?;
     Ok(Env {

@@ -117,18 +117,43 @@ pub(crate) async fn spawn_with(
         &format!("sqlite://{}", db.display()),
         &atlasgate::vault::keys::generate(),
         extra,
+        &[],
     )
     .await
 }
 
-/// `atlasgate serve` from `bin` on `database_url` with `encryption_keys`
-/// (`ATLASGATE_ENCRYPTION_KEYS`), against `sim`, with `env` added (set last).
+/// [`spawn_with`] with owned values, run under `wrapper` when given
+/// (`valgrind --tool=callgrind …`).
+pub(crate) async fn spawn_with_env(
+    bin: &std::path::Path,
+    sim: &atlassim::Sim,
+    dir: &std::path::Path,
+    env: &[(&str, String)],
+    wrapper: &[String],
+) -> anyhow::Result<Child> {
+    let db = dir.join(format!("sync-{}.db", free_port()?));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    spawn_on(
+        bin,
+        sim,
+        &format!("sqlite://{}", db.display()),
+        &atlasgate::vault::keys::generate(),
+        &env,
+        wrapper,
+    )
+    .await
+}
+
+/// `atlasgate serve` from `bin` (under `wrapper` when given) on
+/// `database_url` with `encryption_keys` (`ATLASGATE_ENCRYPTION_KEYS`),
+/// against `sim`, with `env` added (set last: it wins over the defaults).
 pub(crate) async fn spawn_on(
     bin: &std::path::Path,
     sim: &atlassim::Sim,
     database_url: &str,
     encryption_keys: &secrecy::SecretString,
     env: &[(&str, &str)],
+    wrapper: &[String],
 ) -> anyhow::Result<Child> {
     let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
@@ -137,7 +162,15 @@ pub(crate) async fn spawn_on(
         &format!("{base}/oauth/callback"),
     );
     let admin = format!("bench-admin-token-{}", std::process::id());
-    let mut proc = std::process::Command::new(bin)
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = std::process::Command::new(program);
+            c.args(args).arg(bin);
+            c
+        }
+        None => std::process::Command::new(bin),
+    };
+    let mut proc = cmd
         .arg("serve")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -170,9 +203,11 @@ pub(crate) async fn spawn_on(
         let _ = tx.send(first);
         for _ in lines {}
     });
-    let first = tokio::time::timeout(Duration::from_secs(30), rx)
+    // Under valgrind, starting (migrations included) takes a while.
+    let start_s = if wrapper.is_empty() { 30 } else { 300 };
+    let first = tokio::time::timeout(Duration::from_secs(start_s), rx)
         .await
-        .context("atlasgate did not start in 30 s")?
+        .with_context(|| format!("atlasgate did not start in {start_s} s"))?
         .unwrap_or_default();
     if !first.starts_with("listening on ") {
         bail!("unexpected first line from atlasgate: {first}");
@@ -252,7 +287,7 @@ pub(crate) async fn connect(
     Ok((key, connection, cloud_id))
 }
 
-fn project_jql(sim: &atlassim::Sim) -> String {
+pub(crate) fn project_jql(sim: &atlassim::Sim) -> String {
     let keys: Vec<String> = sim.snapshot()["sites"][0]["projects"]
         .as_array()
         .map(|a| {

@@ -69,7 +69,24 @@ pub struct Metrics {
     retention_removed: Family<TableLabels, Counter>,
     points_used: Family<PointsLabels, Counter>,
     points_remaining: Family<SiteLabels, Gauge>,
+    /// route → the (method, status) label sets answered so far, with their
+    /// counter and histogram: a request is counted without building (and
+    /// allocating) its label strings.
+    http_hot: std::sync::RwLock<std::collections::HashMap<String, Vec<HotHttp>>>,
 }
+
+/// One label set of `http_requests` / `http_latency`, ready to count.
+struct HotHttp {
+    method: String,
+    status: u16,
+    count: Counter,
+    latency: Histogram,
+}
+
+/// Bounds of the hot map: route templates and statuses are few; any more
+/// (unusual methods) are counted the slow way.
+const HOT_ROUTES: usize = 512;
+const HOT_PER_ROUTE: usize = 32;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TableLabels {
@@ -155,6 +172,7 @@ impl Metrics {
             retention_removed,
             points_used,
             points_remaining,
+            http_hot: Default::default(),
             registry: Mutex::new(registry),
             http_requests,
             http_latency,
@@ -167,19 +185,47 @@ impl Metrics {
     }
 
     pub fn observe_http(&self, route: &str, method: &str, status: u16, seconds: f64) {
-        self.http_requests
+        {
+            let hot = self.http_hot.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(h) = hot
+                .get(route)
+                .and_then(|v| v.iter().find(|h| h.status == status && h.method == method))
+            {
+                h.count.inc();
+                h.latency.observe(seconds);
+                return;
+            }
+        }
+        let count = self
+            .http_requests
             .get_or_create(&HttpLabels {
                 route: route.to_string(),
                 method: method.to_string(),
                 status: status.to_string(),
             })
-            .inc();
-        self.http_latency
+            .clone();
+        let latency = self
+            .http_latency
             .get_or_create(&RouteLabels {
                 route: route.to_string(),
                 method: method.to_string(),
             })
-            .observe(seconds);
+            .clone();
+        count.inc();
+        latency.observe(seconds);
+        let mut hot = self.http_hot.write().unwrap_or_else(|e| e.into_inner());
+        if hot.len() >= HOT_ROUTES && !hot.contains_key(route) {
+            return;
+        }
+        let v = hot.entry(route.to_string()).or_default();
+        if v.len() < HOT_PER_ROUTE && !v.iter().any(|h| h.status == status && h.method == method) {
+            v.push(HotHttp {
+                method: method.to_string(),
+                status,
+                count,
+                latency,
+            });
+        }
     }
 
     /// Count one refresh: `outcome` is e.g. `ok`, `reused`, `invalid_grant`, `error`.

@@ -139,9 +139,17 @@ async fn request_context(State(state): State<AppState>, mut req: Request, next: 
         .headers()
         .get(&REQUEST_ID_HEADER)
         .and_then(sane_request_id)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        req.headers_mut().insert(REQUEST_ID_HEADER.clone(), v);
+        // A v4 UUID from the thread's RNG (`Uuid::new_v4` asks the kernel,
+        // a system call per request).
+        .unwrap_or_else(|| {
+            uuid::Builder::from_random_bytes(rand::random())
+                .into_uuid()
+                .to_string()
+        });
+    let id_header = HeaderValue::from_str(&id).ok();
+    if let Some(v) = &id_header {
+        req.headers_mut()
+            .insert(REQUEST_ID_HEADER.clone(), v.clone());
     }
     if let Some(peer) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
         let client =
@@ -166,7 +174,7 @@ async fn request_context(State(state): State<AppState>, mut req: Request, next: 
             "request finished"
         )
     });
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    if let Some(v) = id_header {
         resp.headers_mut().insert(REQUEST_ID_HEADER.clone(), v);
     }
     resp
@@ -174,17 +182,14 @@ async fn request_context(State(state): State<AppState>, mut req: Request, next: 
 
 /// Counts requests by route template, method and status.
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
-    let method = req.method().to_string();
+    // Both cheap clones (an `Arc<str>`; a method without allocation).
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
     let started = Instant::now();
     let resp = next.run(req).await;
     state.metrics.observe_http(
-        &route,
-        &method,
+        route.as_ref().map_or("unmatched", |p| p.as_str()),
+        method.as_str(),
         resp.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );

@@ -30,7 +30,10 @@
 //! **Windows.** The window ends where Atlassian says (`RateLimit: …;t=`
 //! seconds to the reset), else at the top of the UTC hour. The first process
 //! to see a later reset rolls the row (nothing leased, no pause); the others
-//! adopt it. A quota 429 pauses the pool in the row until its reset, for
+//! adopt it. A reset Atlassian puts *sooner* than the row's end (by more
+//! than the slack between processes' clocks) moves the end there, leases
+//! kept: waiting for the later end would leave the next window's points
+//! unused. A quota 429 pauses the pool in the row until its reset, for
 //! every caller of every process (a process with a live lease learns it when
 //! that lease ends, at most [`LEASE_TTL`] later).
 
@@ -79,6 +82,8 @@ pub const BACKGROUND_SHARE: f64 = 0.95;
 pub const LEASE_TTL: Duration = Duration::from_secs(1);
 /// Two processes' views of one reset differ by less than this (seconds).
 const ROLL_SLACK: i64 = 120;
+/// Seconds added to a reset read from `RateLimit: …;t=` (see `observe`).
+const RESET_MARGIN_S: i64 = 2;
 /// A waiting background call looks at the database this often.
 const BACKGROUND_POLL: Duration = Duration::from_secs(2);
 /// The pool shared by every site (Atlassian's Tier 1 global pool).
@@ -136,6 +141,8 @@ struct Pool {
     quota_dirty: bool,
     /// A later reset seen in headers: roll to it.
     roll_to: Option<i64>,
+    /// An earlier reset seen in headers: end the window then.
+    shorten_to: Option<i64>,
     /// The row's end is confirmed by headers (else a guess to be moved).
     confirmed: bool,
     /// The end the headers gave while unconfirmed.
@@ -160,6 +167,7 @@ impl Pool {
             quota,
             quota_dirty: false,
             roll_to: None,
+            shorten_to: None,
             confirmed: false,
             confirm_to: None,
             lease: 0,
@@ -383,7 +391,10 @@ pub struct ObjectCounter {
 
 impl ObjectCounter {
     pub fn feed(&mut self, bytes: &[u8]) {
-        for &b in bytes {
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            i += 1;
             if self.in_string {
                 if self.escaped {
                     self.escaped = false;
@@ -391,6 +402,13 @@ impl ObjectCounter {
                     self.escaped = true;
                 } else if b == b'"' {
                     self.in_string = false;
+                } else {
+                    // Most of a JSON answer is string contents: skip to the
+                    // next quote or backslash at once.
+                    match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+                        Some(p) => i += p,
+                        None => i = bytes.len(),
+                    }
                 }
                 continue;
             }
@@ -640,6 +658,7 @@ impl Budget {
         }
         if p.window_end > now
             && p.roll_to.is_none()
+            && p.shorten_to.is_none()
             && p.confirm_to.is_none()
             && !p.quota_dirty
             && p.lease_live(ttl)
@@ -677,7 +696,7 @@ impl Budget {
             let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
             pools.get_mut(pool).and_then(|p| p.confirm_to.take())
         };
-        let (mut window_end, quota, quota_dirty, roll_to, give_back, in_db) = {
+        let (mut window_end, quota, quota_dirty, roll_to, shorten_to, give_back, in_db) = {
             let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
             let Some(p) = pools.get_mut(pool) else {
                 return Ok(Leased::Again);
@@ -690,6 +709,7 @@ impl Budget {
                 p.quota,
                 p.quota_dirty,
                 p.roll_to.take(),
+                p.shorten_to.take(),
                 give,
                 p.in_db,
             )
@@ -702,6 +722,15 @@ impl Budget {
                 rows::confirm(db, pool, end, now).await?;
             }
             window_end = rows::ensure(db, pool, window_end, quota, now)
+                .await?
+                .window_end;
+        }
+        // Atlassian's reset is authoritative both ways: a window that
+        // Atlassian ends sooner than the row says ends then (what was leased
+        // stays leased), so that the points of the next window are not left
+        // unused while this process waits for a later, guessed end.
+        if let Some(end) = shorten_to.filter(|e| *e + ROLL_SLACK < window_end && *e > now) {
+            window_end = rows::shorten(db, pool, window_end, end, quota, now)
                 .await?
                 .window_end;
         }
@@ -823,13 +852,18 @@ impl Budget {
             }
         }
         if let Some(t) = reset {
-            let end = now + t;
+            // `t` is whole seconds rounded down, and so is `now`: the reset
+            // lies in (now + t, now + t + 2). Ending the window early would
+            // spend the next window's points in this one (a quota 429).
+            let end = now + t + RESET_MARGIN_S;
             if !p.confirmed {
                 if p.confirm_to.is_none() {
                     p.confirm_to = Some(end);
                 }
             } else if end > p.window_end + ROLL_SLACK {
                 p.roll_to = Some(end);
+            } else if end + ROLL_SLACK < p.window_end {
+                p.shorten_to = Some(end);
             }
         }
         // (Atlassian's `X-RateLimit-Remaining` is not used to correct the

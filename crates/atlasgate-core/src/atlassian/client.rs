@@ -243,6 +243,10 @@ struct Policy {
 pub struct AtlassianClient {
     http: reqwest::Client,
     api_base: String,
+    /// `ATLASSIAN_API_URL` parsed once: a request's URL is this with its
+    /// path and query set (parsing the whole URL, host included, per
+    /// request was a tenth of a proxied call's instructions).
+    api_url: Url,
     refresher: Arc<Refresher>,
     limits: RateState,
     policy: RwLock<Policy>,
@@ -298,6 +302,7 @@ impl AtlassianClient {
             budget,
             http,
             api_base: api_url.as_str().trim_end_matches('/').to_string(),
+            api_url: api_url.clone(),
             refresher,
             limits: RateState::default(),
             policy: RwLock::new(Policy { policy, pacer }),
@@ -344,6 +349,26 @@ impl AtlassianClient {
     /// request of this connection may go to.
     pub fn site_base(&self, product: Product, cloud_id: &str) -> String {
         format!("{}/ex/{}/{}/", self.api_base, product.as_str(), cloud_id)
+    }
+
+    /// `{site_base}{path}?{query}` as a [`Url`], the same as parsing that
+    /// string (the path and query are parsed the same way), without
+    /// parsing the scheme and host again.
+    fn request_url(
+        &self,
+        product: Product,
+        cloud_id: &str,
+        path: &str,
+        query: Option<&str>,
+    ) -> Url {
+        let mut url = self.api_url.clone();
+        let prefix = self.api_url.path().trim_end_matches('/');
+        url.set_path(&format!(
+            "{prefix}/ex/{}/{cloud_id}/{path}",
+            product.as_str()
+        ));
+        url.set_query(query);
+        url
     }
 
     /// Send `req` for connection `connection_id`; when `app_id` is given the
@@ -411,13 +436,7 @@ impl AtlassianClient {
             .site_cloud_id
             .clone()
             .ok_or(AtlassianError::NoSite)?;
-        let url = format!(
-            "{}{}{}{}",
-            self.site_base(req.product, &cloud_id),
-            req.path,
-            if req.query.is_some() { "?" } else { "" },
-            req.query.as_deref().unwrap_or("")
-        );
+        let url = self.request_url(req.product, &cloud_id, &req.path, req.query.as_deref());
         let endpoint = limits::Endpoint::of(req.product, &req.method, &req.path);
         let issue = limits::written_issue(&req.method, &req.path);
         // Calls made for an app are interactive; the rest (sync passes,
@@ -487,7 +506,7 @@ impl AtlassianClient {
             };
             let mut rb = self
                 .http
-                .request(req.method.clone(), &url)
+                .request(req.method.clone(), url.clone())
                 .headers(req.headers.clone())
                 .bearer_auth(fresh.access_token.expose_secret());
             if let Some(b) = this_body {

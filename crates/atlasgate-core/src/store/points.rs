@@ -156,6 +156,30 @@ pub async fn confirm(
     Ok(())
 }
 
+/// Atlassian's headers put the reset of the window in force (`from`) at
+/// `to`, sooner than the row says: end the window there, keeping what was
+/// leased (unless another process already moved or rolled it). Answers the
+/// row in force either way.
+pub async fn shorten(
+    pool: &AnyPool,
+    name: &str,
+    from: i64,
+    to: i64,
+    quota: i64,
+    now: i64,
+) -> Result<PoolRow, sqlx::Error> {
+    sqlx::query(
+        "UPDATE points_pools SET window_end = $1, updated_at = $2 WHERE pool = $3 AND window_end = $4",
+    )
+    .bind(to)
+    .bind(now)
+    .bind(name)
+    .bind(from)
+    .execute(pool)
+    .await?;
+    ensure(pool, name, to, quota, now).await
+}
+
 /// The quota learnt from Atlassian's `RateLimit-Policy`.
 pub async fn set_quota(pool: &AnyPool, name: &str, quota: i64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE points_pools SET quota = $1 WHERE pool = $2 AND quota <> $1")

@@ -322,6 +322,52 @@ async fn a_quota_429_pauses_the_site_for_every_caller() {
 }
 
 #[tokio::test]
+async fn a_reset_sooner_than_the_window_ends_it_then() {
+    for backend in backends() {
+        // 300 points, a quarter kept: 225 for atlasgate.
+        let app = spawn(backend, 300, 10).await;
+        let (key, id) = connected(&app).await;
+        app.state.atlassian.budget().configure(settings(0.25));
+        let issue = issue_keys(&app, 1)[0].clone();
+        let path = format!("rest/api/3/issue/{issue}");
+        // The first answer tells a window ending about an hour from now.
+        assert_eq!(proxy_get(&app, &key, &id, &path).await.status(), 200);
+        let end = |app: &TestApp| {
+            let views = app.state.atlassian.budget().snapshot();
+            views[0].window_end - atlasgate::store::now()
+        };
+        // Atlassian's clock is 6 s from its reset now (as when this
+        // process's end was a guess): its headers say so, and the window
+        // ends then. Calls spend the window, wait inline (< 30 s) for the
+        // next one and go on: none is refused, no point is left unused.
+        let now = app.sim.now().timestamp();
+        app.sim.advance_clock(3600 - now.rem_euclid(3600) - 6);
+        let pool = |app: &TestApp| {
+            let p = &app.sim.stats().points.pools[0];
+            (p.hour.clone(), p.used)
+        };
+        let (hour, _) = pool(&app);
+        let mut old_window = 0;
+        for i in 0..200 {
+            let resp = proxy_get(&app, &key, &id, &path).await;
+            assert_eq!(resp.status(), 200, "{backend:?}: call {i}");
+            let (h, used) = pool(&app);
+            if h != hour {
+                break;
+            }
+            old_window = used;
+            assert!(i < 190, "{backend:?}: still in the first window");
+        }
+        assert!(
+            (200..=300).contains(&old_window),
+            "{backend:?}: {old_window} points in the first window"
+        );
+        assert_eq!(quota_429s(&app), 0, "{backend:?}");
+        assert!(end(&app) > 3000, "{backend:?}: {}", end(&app));
+    }
+}
+
+#[tokio::test]
 async fn issues_share_a_bucket_and_the_pacer_stays_bounded() {
     let app = TestApp::spawn().await;
     let (key, id) = connected(&app).await;
