@@ -16,8 +16,8 @@ use crate::state::Core;
 use crate::store::retention::{self as rows, Trimmed};
 use crate::store::StoreError;
 
-/// Rows per DELETE statement.
-pub const BATCH: i64 = 1000;
+/// Rows per DELETE statement (kept with the statements, `store/retention.rs`).
+pub use crate::store::retention::BATCH;
 /// How often the pass runs (and once at start).
 pub const PASS_EVERY: Duration = Duration::from_secs(3600);
 /// How often finished `token.served` minutes and `last_used_at` notes are written.

@@ -3,6 +3,9 @@
 
 use sqlx::AnyPool;
 
+/// Rows per DELETE statement of the retention pass.
+pub const BATCH: i64 = 1000;
+
 /// One table the pass trims: which rows are finished and old.
 #[derive(Debug, Clone, Copy)]
 pub struct Trimmed {

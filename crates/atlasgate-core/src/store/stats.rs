@@ -155,7 +155,7 @@ pub fn watched() -> Vec<WatchedQuery> {
             args: vec![
                 Bind::Int(NOW - 30 * 86_400),
                 Bind::Int(NOW),
-                Bind::Int(crate::retention::BATCH),
+                Bind::Int(retention::BATCH),
             ],
         });
     }
