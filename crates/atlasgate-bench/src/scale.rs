@@ -298,7 +298,8 @@ async fn start(args: &ScaleArgs, backend: Backend) -> anyhow::Result<Env> {
             (url, Cleanup::Postgres { admin, name })
         }
     };
-    let (state, created) = crate::serve_on_sim(url.clone(), listener, &base, &sim, "scale", false).await?;
+    let (state, created) =
+        crate::serve_on_sim(url.clone(), listener, &base, &sim, "scale", false).await?;
     let bin = match &args.atlasgate_bin {
         Some(b) => b.clone(),
         None => crate::sync::default_bin()?,
