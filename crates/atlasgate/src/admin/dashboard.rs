@@ -555,30 +555,23 @@ async fn dashboard_page(state: &AppState, csrf: &str) -> Result<String, ApiError
         html.push_str("<table><thead><tr><th>Name</th><th>Id</th><th>Webhook</th><th>Return origins</th><th>Created</th><th>Actions</th></tr></thead><tbody>");
         for a in &apps {
             let origins: Vec<String> = a.return_origins.iter().map(|o| esc(o.as_str())).collect();
-            let actions = format!(
-                "{}{}{}",
+            // (path below the app, button id prefix, label)
+            let actions: String = [
+                ("keys", "new-key", "New API key"),
+                ("webhook-secret", "rotate", "Rotate webhook secret"),
+                ("delete", "delete", "Delete app"),
+            ]
+            .iter()
+            .map(|(path, id, label)| {
                 action_button(
                     state,
                     csrf,
-                    &format!("/apps/{}/keys", a.id),
-                    &format!("new-key-{}", a.id),
-                    "New API key"
-                ),
-                action_button(
-                    state,
-                    csrf,
-                    &format!("/apps/{}/webhook-secret", a.id),
-                    &format!("rotate-{}", a.id),
-                    "Rotate webhook secret"
-                ),
-                action_button(
-                    state,
-                    csrf,
-                    &format!("/apps/{}/delete", a.id),
-                    &format!("delete-{}", a.id),
-                    "Delete app"
-                ),
-            );
+                    &format!("/apps/{}/{path}", a.id),
+                    &format!("{id}-{}", a.id),
+                    label,
+                )
+            })
+            .collect();
             let _ = write!(
                 html,
                 "<tr data-app=\"{}\"><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{actions}</td></tr>",
