@@ -278,37 +278,44 @@ async fn retention(backend: Backend) {
     .execute(app.store.pool())
     .await
     .unwrap();
-    for (id, state, at) in [
-        ("old-failed", "failed", old),
-        ("old-skipped", "skipped", old),
-        ("old-pending", "pending", old),
-        ("recent-delivered", "delivered", recent),
+    // The pending event waits for its next attempt a day from now: the app's
+    // own outbox worker runs beside this test and would otherwise finish it
+    // (skipped: the app has no webhook URL) before the pass looks.
+    for (id, state, at, next) in [
+        ("old-failed", "failed", old, 0),
+        ("old-skipped", "skipped", old, 0),
+        ("old-pending", "pending", old, now + DAY),
+        ("recent-delivered", "delivered", recent, 0),
     ] {
         sqlx::query(
             "INSERT INTO events (id, app_id, type, payload, created_at, delivery_state, next_attempt_at) \
-             VALUES ($1, $2, 'issue.updated', '{}', $3, $4, 0)",
+             VALUES ($1, $2, 'issue.updated', '{}', $3, $4, $5)",
         )
         .bind(id)
         .bind(&app_id)
         .bind(at)
         .bind(state)
+        .bind(next)
         .execute(app.store.pool())
         .await
         .unwrap();
     }
-    for (id, state, at) in [
-        ("d-applied", "applied", old),
-        ("d-ignored", "ignored", old),
-        ("d-received", "received", old),
-        ("d-recent", "applied", recent),
+    // The waiting delivery is held by a claim until tomorrow, so the app's
+    // inbox worker (beside this test) leaves it waiting for the pass to see.
+    for (id, state, at, locked_until) in [
+        ("d-applied", "applied", old, None),
+        ("d-ignored", "ignored", old, None),
+        ("d-received", "received", old, Some(now + DAY)),
+        ("d-recent", "applied", recent, None),
     ] {
         sqlx::query(
-            "INSERT INTO jira_webhook_deliveries (identifier, received_at, event, payload, state) \
-             VALUES ($1, $2, 'jira:issue_updated', '{}', $3)",
+            "INSERT INTO jira_webhook_deliveries (identifier, received_at, event, payload, state, locked_until) \
+             VALUES ($1, $2, 'jira:issue_updated', '{}', $3, $4)",
         )
         .bind(id)
         .bind(at)
         .bind(state)
+        .bind(locked_until)
         .execute(app.store.pool())
         .await
         .unwrap();
