@@ -73,6 +73,12 @@ pub struct ScaleArgs {
     /// Rounds over the token sample (the first is each one's first request).
     #[arg(long, default_value_t = 6)]
     token_rounds: usize,
+    /// Runs of each (backend, size), sizes alternating, each on a fresh
+    /// database and processes; the comparison takes each figure's median
+    /// over the runs (a p99 of 500 requests is its 5 slowest: one run's
+    /// swings more than the 20 % it is compared against).
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
     /// Requests in flight.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
@@ -104,8 +110,10 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
             eprintln!("skipping postgres: no --postgres-url / ATLASGATE_BENCH_POSTGRES_URL");
             continue;
         }
-        for &size in &args.connections {
-            eprintln!("== {backend}, {size} connections");
+        let runs = args.repeat.max(1);
+        for (run, &size) in (0..runs).flat_map(|r| args.connections.iter().map(move |s| (r + 1, s)))
+        {
+            eprintln!("== {backend}, {size} connections (run {run} of {runs})");
             let mut cmd = std::process::Command::new(&exe);
             cmd.arg("scale")
                 .arg("--one")
@@ -231,23 +239,56 @@ fn print_comparison(results: &[Value]) {
     backends.dedup();
     for b in backends {
         let of: Vec<&Value> = results.iter().filter(|r| r["backend"] == b).collect();
-        let (Some(small), Some(large)) = (
-            of.iter().min_by_key(|r| r["connections"].as_u64()),
-            of.iter().max_by_key(|r| r["connections"].as_u64()),
-        ) else {
+        let sizes = of.iter().filter_map(|r| r["connections"].as_u64());
+        let (Some(small), Some(large)) = (sizes.clone().min(), sizes.max()) else {
             continue;
         };
-        let ratio = |path: &[&str]| {
-            let get = |v: &Value| path.iter().fold(v.clone(), |v, k| v[*k].clone()).as_f64();
-            match (get(small), get(large)) {
-                (Some(s), Some(l)) if s > 0.0 => format!("{:+.1}%", (l / s - 1.0) * 100.0),
-                _ => "n/a".into(),
+        let runs_of = |size: u64| -> Vec<&Value> {
+            let runs = of
+                .iter()
+                .filter(|r| r["connections"].as_u64() == Some(size));
+            runs.copied().collect()
+        };
+        let (small_runs, large_runs) = (runs_of(small), runs_of(large));
+        // A figure's median over the runs of one size.
+        let median = |runs: &[&Value], path: &[&str]| {
+            let mut xs: Vec<f64> = runs
+                .iter()
+                .filter_map(|v| path.iter().fold(*v, |v, k| &v[*k]).as_f64())
+                .collect();
+            xs.sort_by(f64::total_cmp);
+            match xs.len() {
+                0 => None,
+                n if n % 2 == 1 => Some(xs[n / 2]),
+                n => Some((xs[n / 2 - 1] + xs[n / 2]) / 2.0),
             }
         };
+        let ratio = |path: &[&str]| match (median(&small_runs, path), median(&large_runs, path)) {
+            (Some(s), Some(l)) if s > 0.0 => format!("{:+.1}%", (l / s - 1.0) * 100.0),
+            _ => "n/a".into(),
+        };
+        if small_runs.len() > 1 || large_runs.len() > 1 {
+            let each = |runs: &[&Value]| {
+                let ms = runs.iter().map(|v| {
+                    format!(
+                        "{:.1}",
+                        v["token_first"]["p99_ms"].as_f64().unwrap_or(f64::NAN)
+                    )
+                });
+                ms.collect::<Vec<_>>().join(" / ")
+            };
+            println!(
+                "{b}: medians of {} and {} runs; /token first p99 per run (ms): {small}: {}; {large}: {}",
+                small_runs.len(),
+                large_runs.len(),
+                each(&small_runs),
+                each(&large_runs)
+            );
+        }
         println!(
             "{b}: {} → {}: /token first p50 {} p99 {}; uncached p50 {} p99 {}; atlasgate RSS {}; keep-alive pass with 0 due {}",
-            small["connections"],
-            large["connections"],
+            small,
+            large,
             ratio(&["token_first", "p50_ms"]),
             ratio(&["token_first", "p99_ms"]),
             ratio(&["token_uncached", "p50_ms"]),
@@ -350,6 +391,7 @@ async fn tokens_once(
 ) -> anyhow::Result<(Vec<Duration>, usize)> {
     let next = Arc::new(AtomicUsize::new(0));
     let ids = Arc::new(ids.to_vec());
+    let round = Instant::now();
     let workers = (0..concurrency.max(1)).map(|_| {
         let (http, next, ids) = (http.clone(), next.clone(), ids.clone());
         let (base, key) = (env.child.base.clone(), env.key.clone());
@@ -367,7 +409,7 @@ async fn tokens_once(
                 match resp {
                     Ok(r) if r.status().is_success() => {
                         r.bytes().await?;
-                        lat.push(t0.elapsed());
+                        lat.push((t0 - round, t0.elapsed()));
                     }
                     Ok(r) => {
                         eprintln!("/token {id}: {}", r.status());
@@ -388,7 +430,33 @@ async fn tokens_once(
         all.extend(lat);
         bad += b;
     }
-    Ok((all, bad))
+    print_tail(&all, round.elapsed());
+    Ok((all.into_iter().map(|(_, l)| l).collect(), bad))
+}
+
+/// When the slowest 1 % of a round's requests started, against the round's
+/// length: one stall (all of them close together) or a spread (stderr).
+fn print_tail(all: &[(Duration, Duration)], round: Duration) {
+    if all.len() < 100 {
+        return;
+    }
+    let mut by_latency: Vec<&(Duration, Duration)> = all.iter().collect();
+    by_latency.sort_by_key(|(_, l)| std::cmp::Reverse(*l));
+    let tail = &by_latency[..all.len() / 100];
+    let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
+    let first = tail
+        .iter()
+        .map(|(s, _)| ms(s))
+        .fold(f64::INFINITY, f64::min);
+    let last = tail.iter().map(|(s, l)| ms(s) + ms(l)).fold(0.0, f64::max);
+    let lats: Vec<String> = tail.iter().map(|(_, l)| format!("{:.1}", ms(l))).collect();
+    eprintln!(
+        "  slowest 1 % ({} of {}): {} ms, in flight between +{first:.0} and +{last:.0} ms of a {:.0} ms round",
+        tail.len(),
+        all.len(),
+        lats.join(", "),
+        ms(&round)
+    );
 }
 
 /// Import `n` single-site grants minted at atlassim, over HTTP.
