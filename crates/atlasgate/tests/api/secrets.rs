@@ -1,6 +1,7 @@
 //! Tokens at rest: never in plaintext, bound to their row, survive key
 //! rotation; and no secret ever reaches a log line.
 
+use atlasgate::ids::ConnectionId;
 use atlasgate::store::Backend;
 use atlasgate::vault::token::{open, ACCESS_TOKEN, REFRESH_TOKEN};
 use atlasgate::vault::{Cipher, Keyring};
@@ -24,18 +25,28 @@ pub async fn stored_tokens(app: &TestApp) -> Vec<String> {
     for (id, at, rt) in rows {
         if let Some(at) = at {
             out.push(
-                open(&app.state.cipher, &id, ACCESS_TOKEN, &at)
-                    .unwrap()
-                    .expose_secret()
-                    .to_string(),
+                open(
+                    &app.state.cipher,
+                    &ConnectionId::new(&id),
+                    ACCESS_TOKEN,
+                    &at,
+                )
+                .unwrap()
+                .expose_secret()
+                .to_string(),
             );
         }
         if let Some(rt) = rt {
             out.push(
-                open(&app.state.cipher, &id, REFRESH_TOKEN, &rt)
-                    .unwrap()
-                    .expose_secret()
-                    .to_string(),
+                open(
+                    &app.state.cipher,
+                    &ConnectionId::new(&id),
+                    REFRESH_TOKEN,
+                    &rt,
+                )
+                .unwrap()
+                .expose_secret()
+                .to_string(),
             );
         }
     }
@@ -141,13 +152,31 @@ async fn a_ciphertext_copied_to_another_connection_does_not_decrypt() {
         .fetch_one(app.store.pool())
         .await
         .unwrap();
-    assert!(open(&app.state.cipher, &a, ACCESS_TOKEN, &a_ct).is_ok());
+    assert!(open(
+        &app.state.cipher,
+        &ConnectionId::new(&a),
+        ACCESS_TOKEN,
+        &a_ct
+    )
+    .is_ok());
     assert!(
-        open(&app.state.cipher, &b, ACCESS_TOKEN, &a_ct).is_err(),
+        open(
+            &app.state.cipher,
+            &ConnectionId::new(&b),
+            ACCESS_TOKEN,
+            &a_ct
+        )
+        .is_err(),
         "another row"
     );
     assert!(
-        open(&app.state.cipher, &a, REFRESH_TOKEN, &a_ct).is_err(),
+        open(
+            &app.state.cipher,
+            &ConnectionId::new(&a),
+            REFRESH_TOKEN,
+            &a_ct
+        )
+        .is_err(),
         "another column"
     );
     sqlx::query("UPDATE connections SET access_token = $1 WHERE id = $2")
