@@ -281,7 +281,10 @@ mod tests {
         assert_eq!(rows.len(), 2);
         let k1 = rows.iter().find(|r| r.key_id.as_deref() == Some("k1"));
         let k1 = k1.map(|r| r.detail.clone()).unwrap_or_default();
-        assert_eq!(k1, r#"{"count":6,"requests_from_other_addresses":1}"#);
+        assert_eq!(
+            k1,
+            serde_json::json!({"count": 6, "requests_from_other_addresses": 1})
+        );
         assert!(rows.iter().all(|r| r.at == 120));
         let rest = t.take(190, true);
         assert_eq!(rest.len(), 1);

@@ -287,13 +287,7 @@ fn documented_imports() -> BTreeMap<String, (String, BTreeSet<String>)> {
         .skip(2)
     {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        let names = |cell: &str| -> BTreeSet<String> {
-            cell.split('`')
-                .skip(1)
-                .step_by(2)
-                .map(String::from)
-                .collect()
-        };
+        let names = |cell: &str| -> BTreeSet<String> { backticked(cell).into_iter().collect() };
         let module = names(cells[1]).into_iter().next().unwrap();
         out.insert(module, (cells[2].to_string(), names(cells[3])));
     }
@@ -301,6 +295,15 @@ fn documented_imports() -> BTreeMap<String, (String, BTreeSet<String>)> {
 }
 
 const IMPORT_TABLE_HEADING: &str = "### Imports between the core's modules";
+
+/// The `code` spans of a line of Markdown, in order.
+fn backticked(line: &str) -> Vec<String> {
+    line.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(String::from)
+        .collect()
+}
 
 /// Every `crate::<module>` edge in the core is a row of ARCHITECTURE.md's
 /// import table (with its reason), and every row is still true: a new edge
@@ -384,13 +387,8 @@ fn feature_modules_form_no_unnamed_import_loop() {
         .lines()
         .filter_map(|l| l.strip_prefix("- **Loop:** "))
         .map(|l| {
-            l.split(':')
-                .next()
-                .unwrap()
-                .split('`')
-                .skip(1)
-                .step_by(2)
-                .map(String::from)
+            backticked(l.split(':').next().unwrap())
+                .into_iter()
                 .collect()
         })
         .collect();
@@ -426,18 +424,11 @@ fn feature_modules_form_no_unnamed_import_loop() {
 fn core_import_loops_are_the_named_ones() {
     let actual = core_imports();
     let doc = std::fs::read_to_string(crates_dir().join("../ARCHITECTURE.md")).unwrap();
-    let ticked = |line: &str| -> Vec<String> {
-        line.split('`')
-            .skip(1)
-            .step_by(2)
-            .map(String::from)
-            .collect()
-    };
     let closing: BTreeSet<(String, String)> = doc
         .lines()
         .filter_map(|l| l.strip_prefix("- **Closing edge:** "))
         .map(|l| {
-            let names = ticked(l.split(':').next().unwrap());
+            let names = backticked(l.split(':').next().unwrap());
             assert_eq!(names.len(), 2, "a closing edge names two modules: {l}");
             (names[0].clone(), names[1].clone())
         })
@@ -449,7 +440,7 @@ fn core_import_loops_are_the_named_ones() {
     let on_a_loop_doc: BTreeSet<String> = doc
         .lines()
         .find_map(|l| l.strip_prefix("Modules on a loop: "))
-        .map(|l| ticked(l).into_iter().collect())
+        .map(|l| backticked(l).into_iter().collect())
         .expect("ARCHITECTURE.md lists the modules on a loop");
 
     let without = |cut: &BTreeSet<(String, String)>| -> Vec<BTreeSet<String>> {
