@@ -16,7 +16,7 @@ use crate::helpers::{assert_problem, backends, captured_logs, TestApp, TestOptio
 
 /// The plaintext tokens currently stored for every connection (decrypted).
 pub async fn stored_tokens(app: &TestApp) -> Vec<String> {
-    type Row = (String, Option<Vec<u8>>, Option<Vec<u8>>);
+    type Row = (ConnectionId, Option<Vec<u8>>, Option<Vec<u8>>);
     let rows: Vec<Row> = sqlx::query_as("SELECT id, access_token, refresh_token FROM connections")
         .fetch_all(app.store.pool())
         .await
@@ -25,28 +25,18 @@ pub async fn stored_tokens(app: &TestApp) -> Vec<String> {
     for (id, at, rt) in rows {
         if let Some(at) = at {
             out.push(
-                open(
-                    &app.state.cipher,
-                    &ConnectionId::new(&id),
-                    ACCESS_TOKEN,
-                    &at,
-                )
-                .unwrap()
-                .expose_secret()
-                .to_string(),
+                open(&app.state.cipher, &id, ACCESS_TOKEN, &at)
+                    .unwrap()
+                    .expose_secret()
+                    .to_string(),
             );
         }
         if let Some(rt) = rt {
             out.push(
-                open(
-                    &app.state.cipher,
-                    &ConnectionId::new(&id),
-                    REFRESH_TOKEN,
-                    &rt,
-                )
-                .unwrap()
-                .expose_secret()
-                .to_string(),
+                open(&app.state.cipher, &id, REFRESH_TOKEN, &rt)
+                    .unwrap()
+                    .expose_secret()
+                    .to_string(),
             );
         }
     }
@@ -145,38 +135,20 @@ async fn a_ciphertext_copied_to_another_connection_does_not_decrypt() {
     let app = TestApp::spawn().await;
     let (_, key) = app.create_app("copy").await;
     let sites = sim_sites(&app);
-    let a = connect(&app, &key, "a", &sites[..1], None).await;
-    let b = connect(&app, &key, "b", &sites[..1], None).await;
+    let a = ConnectionId::new(connect(&app, &key, "a", &sites[..1], None).await);
+    let b = ConnectionId::new(connect(&app, &key, "b", &sites[..1], None).await);
     let a_ct: Vec<u8> = sqlx::query_scalar("SELECT access_token FROM connections WHERE id = $1")
         .bind(&a)
         .fetch_one(app.store.pool())
         .await
         .unwrap();
-    assert!(open(
-        &app.state.cipher,
-        &ConnectionId::new(&a),
-        ACCESS_TOKEN,
-        &a_ct
-    )
-    .is_ok());
+    assert!(open(&app.state.cipher, &a, ACCESS_TOKEN, &a_ct).is_ok());
     assert!(
-        open(
-            &app.state.cipher,
-            &ConnectionId::new(&b),
-            ACCESS_TOKEN,
-            &a_ct
-        )
-        .is_err(),
+        open(&app.state.cipher, &b, ACCESS_TOKEN, &a_ct).is_err(),
         "another row"
     );
     assert!(
-        open(
-            &app.state.cipher,
-            &ConnectionId::new(&a),
-            REFRESH_TOKEN,
-            &a_ct
-        )
-        .is_err(),
+        open(&app.state.cipher, &a, REFRESH_TOKEN, &a_ct).is_err(),
         "another column"
     );
     sqlx::query("UPDATE connections SET access_token = $1 WHERE id = $2")
