@@ -289,7 +289,7 @@ async fn setup(args: &ProxyArgs) -> anyhow::Result<Env> {
             &state,
             &atlasgate::connect::NewConnectSession {
                 app_id: created.app.id.clone(),
-                owner: owner.clone(),
+                owner: owner.clone().into(),
                 profile: "jira".into(),
                 return_to: None,
                 scopes: scopes.clone(),

@@ -513,13 +513,10 @@ async fn seed(
         "cloud_id": sites[0]["cloud_id"], "name": sites[0]["name"], "url": sites[0]["url"],
         "products": ["jira"], "scopes": []
     }]);
-    let sites_json = site.to_string();
-    let cloud_id = sites[0]["cloud_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let grant_sites: Vec<atlasgate::atlassian::AccessibleSite> = serde_json::from_value(site)?;
+    let cloud_id = atlasgate::ids::CloudId::new(sites[0]["cloud_id"].as_str().unwrap_or_default());
     let site_url = sites[0]["url"].as_str().unwrap_or_default().to_string();
-    let scopes_json = json!(["read:jira-work", "offline_access", "read:me"]).to_string();
+    let scopes = ["read:jira-work", "offline_access", "read:me"].map(String::from);
     let mut out = Vec::with_capacity(count);
     let mut i = 0;
     while i < count {
@@ -543,8 +540,8 @@ async fn seed(
                 account_id: "seeded-account",
                 account_email: None,
                 account_name: None,
-                scopes_json: &scopes_json,
-                sites_json: &sites_json,
+                scopes: &scopes,
+                sites: &grant_sites,
                 site_cloud_id: Some(&cloud_id),
                 site_url: Some(&site_url),
                 access_token: &access,
@@ -555,13 +552,13 @@ async fn seed(
                 &mut tx,
                 &id,
                 &env.app_id,
-                &format!("seed:{i}"),
+                &format!("seed:{i}").into(),
                 "jira",
                 &grant,
                 now - s.age_secs,
             )
             .await?;
-            out.push((id, s.kind));
+            out.push((id.into_string(), s.kind));
             i += 1;
         }
         tx.commit().await?;
@@ -781,7 +778,7 @@ async fn measure(args: &ScaleArgs, env: &Env, size: usize) -> anyhow::Result<Val
     let mut not_refreshed_once = 0;
     let mut seen = HashSet::new();
     for id in &wave_ids {
-        let row = rows::get(env.state.store.pool(), id)
+        let row = rows::get(env.state.store.pool(), &id.as_str().into())
             .await?
             .context("wave row gone")?;
         // Inserted with version 1; exactly one refresh makes it 2.

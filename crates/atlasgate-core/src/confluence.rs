@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::atlassian::path::ProxyPath;
 use crate::atlassian::{ApiRequest, AtlassianClient, AtlassianError, PageGuard, Product};
+use crate::ids::ConnectionId;
 
 /// A Confluence space.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -41,7 +42,7 @@ pub struct Page {
 pub async fn all_results(
     client: &AtlassianClient,
     app_id: Option<&str>,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     first: ApiRequest,
 ) -> Result<(Vec<Value>, Option<String>), AtlassianError> {
     let mut out = Vec::new();
@@ -102,7 +103,7 @@ fn space_from(base: &Option<String>, v: &Value) -> Space {
 pub async fn spaces(
     client: &AtlassianClient,
     app_id: Option<&str>,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     keys: Option<&str>,
 ) -> Result<Vec<Space>, AtlassianError> {
     let mut q = vec![("limit", "250".to_string())];
@@ -117,7 +118,7 @@ pub async fn spaces(
 pub async fn pages(
     client: &AtlassianClient,
     app_id: Option<&str>,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     space_id: &str,
 ) -> Result<Vec<Page>, AtlassianError> {
     let first = ApiRequest::get(
@@ -218,7 +219,7 @@ async fn site_spaces(ctx: &Ctx<'_>) -> Result<Vec<Space>, AtlassianError> {
     if let Some(v) = ctx
         .client
         .cache
-        .get(ctx.cloud_id, "confluence-spaces", SPACES_TTL)
+        .get(ctx.connection_id, "confluence-spaces", SPACES_TTL)
     {
         if let Ok(s) = serde_json::from_value(v) {
             return Ok(s);
@@ -226,7 +227,7 @@ async fn site_spaces(ctx: &Ctx<'_>) -> Result<Vec<Space>, AtlassianError> {
     }
     let all = spaces(ctx.client, ctx.app_id, ctx.connection_id, None).await?;
     ctx.client.cache.put(
-        ctx.cloud_id,
+        ctx.connection_id,
         "confluence-spaces",
         serde_json::to_value(&all).unwrap_or_default(),
     );

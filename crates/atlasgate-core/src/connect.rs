@@ -6,6 +6,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
+use crate::ids::Owner;
 use crate::store::sessions as rows;
 use crate::store::{Store, StoreError};
 
@@ -16,7 +17,7 @@ pub const SESSION_LIFETIME_SECS: i64 = 30 * 60;
 #[derive(Debug, Clone)]
 pub struct NewConnectSession {
     pub app_id: String,
-    pub owner: String,
+    pub owner: Owner,
     pub profile: String,
     pub return_to: Option<String>,
     pub scopes: Vec<String>,
@@ -41,8 +42,6 @@ pub async fn create_session(
     let id = format!("cs_{}", random_hex());
     let now = crate::store::now();
     let expires_at = now + SESSION_LIFETIME_SECS;
-    let scopes_json = serde_json::to_string(&new.scopes)
-        .map_err(|e| StoreError::Corrupt(format!("scopes: {e}")))?;
     rows::insert(
         store.pool(),
         &rows::NewSession {
@@ -50,7 +49,7 @@ pub async fn create_session(
             app_id: &new.app_id,
             owner: &new.owner,
             profile: &new.profile,
-            scopes_json: &scopes_json,
+            scopes: &new.scopes,
             return_to: new.return_to.as_deref(),
             created_at: now,
             expires_at,

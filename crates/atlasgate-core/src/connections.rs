@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::atlassian::AccessibleSite;
+use crate::ids::{ConnectionId, Owner};
 use crate::store::connections::{self as rows, ConnectionRow, ConnectionStatus};
 use crate::store::events::{self, NewEvent};
 
@@ -16,7 +17,7 @@ pub use crate::time::rfc3339;
 pub async fn emit_event(
     conn: &mut sqlx::AnyConnection,
     app_id: &str,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     event_type: &str,
     payload: serde_json::Value,
     _now: i64,
@@ -43,7 +44,7 @@ pub async fn emit_event(
 /// [`ConnectionView`] shows it (`connection.needs_reauth` adds `reason`).
 pub async fn emit_created(
     conn: &mut sqlx::AnyConnection,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     now: i64,
 ) -> Result<(), sqlx::Error> {
     let Some(row) = rows::get(&mut *conn, connection_id).await? else {
@@ -81,7 +82,7 @@ pub async fn disconnect(
     row: &ConnectionRow,
     actor: &crate::audit::Actor,
 ) -> crate::Result<ConnectionRow> {
-    let id = row.id.as_str();
+    let id = &row.id;
     if row.status() != ConnectionStatus::Disconnected {
         crate::sync::registration::on_disconnect(core, row).await;
     }
@@ -124,8 +125,8 @@ pub struct Account {
 /// A connection as the API shows it. Never a token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConnectionView {
-    pub id: String,
-    pub owner: String,
+    pub id: ConnectionId,
+    pub owner: Owner,
     pub profile: String,
     /// `active` | `needs_reauth` | `disconnected`.
     pub status: ConnectionStatus,

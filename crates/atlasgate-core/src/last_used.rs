@@ -25,26 +25,27 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
+use crate::ids::ConnectionId;
 use crate::store::{connections, Store};
 
 #[derive(Debug, Default)]
 pub struct LastUsed {
     /// Connection id → the latest use noted (unix seconds).
-    pending: Mutex<HashMap<String, i64>>,
+    pending: Mutex<HashMap<ConnectionId, i64>>,
 }
 
 impl LastUsed {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConnectionId, i64>> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Note that `connection_id` was used at `at`.
-    pub fn note(&self, connection_id: &str, at: i64) {
+    pub fn note(&self, connection_id: &ConnectionId, at: i64) {
         let mut pending = self.lock();
         match pending.get_mut(connection_id) {
             Some(t) => *t = (*t).max(at),
             None => {
-                pending.insert(connection_id.to_string(), at);
+                pending.insert(connection_id.clone(), at);
             }
         }
     }
@@ -58,7 +59,7 @@ impl LastUsed {
     /// notes not written are kept for the next flush (logged).
     pub async fn flush(&self, store: &Store) -> u64 {
         let taken = std::mem::take(&mut *self.lock());
-        let mut by_second: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+        let mut by_second: BTreeMap<i64, Vec<ConnectionId>> = BTreeMap::new();
         for (id, at) in taken {
             by_second.entry(at).or_default().push(id);
         }

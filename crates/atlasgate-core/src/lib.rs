@@ -19,6 +19,7 @@ pub mod connect;
 pub mod connections;
 pub mod error;
 pub mod events;
+pub mod ids;
 pub mod import;
 pub mod jira;
 pub mod jobs;
@@ -36,4 +37,5 @@ pub mod workers;
 
 pub use config::Config;
 pub use error::{Error, Result};
+pub use ids::{CloudId, ConnectionId, Jql, Owner};
 pub use state::Core;

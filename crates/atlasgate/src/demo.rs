@@ -118,7 +118,7 @@ impl Demo {
             &self.state,
             &crate::connect::NewConnectSession {
                 app_id: self.app_id.clone(),
-                owner: owner.to_string(),
+                owner: owner.into(),
                 profile: "jira".into(),
                 return_to: None,
                 scopes: profile.scopes.clone(),

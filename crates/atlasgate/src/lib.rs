@@ -33,7 +33,7 @@ pub mod webhooks;
 
 // The core's modules under their old paths, so `crate::store::…` reads the same
 // in the edge as in the core.
-pub use atlasgate_core::{atlassian, audit, config, jobs, metrics, retention, store, vault};
+pub use atlasgate_core::{atlassian, audit, config, ids, jobs, metrics, retention, store, vault};
 
 pub use config::Config;
 pub use error::ApiError;

@@ -12,6 +12,7 @@ use crate::apps::AuthenticatedApp;
 use crate::audit::Actor;
 use crate::client_addr::ClientAddr;
 use crate::error::ApiError;
+use crate::ids::Owner;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -56,6 +57,7 @@ pub async fn erase_owner(
     if len == 0 || len > 200 {
         return Err(ApiError::validation("owner", "must be 1–200 characters"));
     }
+    let owner = Owner::from(owner);
     let erased =
         crate::apps::lifecycle::erase_owner(&state.core, &app.id, &owner, &Actor::api(ip)).await?;
     Ok(Json(OwnerErased {

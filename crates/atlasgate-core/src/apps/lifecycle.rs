@@ -8,6 +8,7 @@ use url::Url;
 use super::types::{ApiKey, AppName, ReturnOrigin, WebhookSecret};
 use super::{App, AppsError};
 use crate::audit::{self, kind, Actor, Subject};
+use crate::ids::{ConnectionId, Owner};
 use crate::store::apps::{self as rows, AppRow};
 use crate::store::{self, app_keys, erase, Store};
 use crate::vault::{Cipher, APP_WEBHOOK_SECRET, APP_WEBHOOK_SECRET_OLD};
@@ -274,12 +275,12 @@ pub async fn delete(core: &Core, app_id: &str, actor: &Actor) -> Result<u64> {
 /// sessions. On SQLite the WAL is checkpointed and truncated afterwards so
 /// no copy of the rows stays in it. The `owner.erased` record does not name
 /// the owner. Returns how many connections were erased.
-pub async fn erase_owner(core: &Core, app_id: &str, owner: &str, actor: &Actor) -> Result<u64> {
+pub async fn erase_owner(core: &Core, app_id: &str, owner: &Owner, actor: &Actor) -> Result<u64> {
     let rows = erase::owner_connections(core.store.pool(), app_id, owner).await?;
     for c in &rows {
         crate::connections::disconnect(core, c, actor).await?;
     }
-    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let ids: Vec<ConnectionId> = rows.iter().map(|r| r.id.clone()).collect();
     let erased = erase::erase_owner(&core.store, app_id, owner, &ids).await?;
     for id in &ids {
         core.refresher.token_cache().invalidate(id);

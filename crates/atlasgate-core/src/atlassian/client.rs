@@ -31,6 +31,7 @@ use url::Url;
 
 use super::budget::{self, Budget, CallClass, Charge};
 use super::limits::{self, LimitKind, Pacer, Pacing, RateState};
+use crate::ids::{CloudId, ConnectionId};
 use crate::store::connections::ConnectionRow;
 use crate::vault::refresh::{FreshToken, RefreshError, Refresher};
 
@@ -257,7 +258,7 @@ pub struct AtlassianClient {
     /// When each connection was last force-refreshed after a 401. A 401 can
     /// also mean "scope does not match", which no refresh cures; refreshing
     /// on every such call would rotate the token at Atlassian each time.
-    forced: std::sync::Mutex<std::collections::HashMap<String, tokio::time::Instant>>,
+    forced: std::sync::Mutex<std::collections::HashMap<ConnectionId, tokio::time::Instant>>,
 }
 
 /// At most one 401-triggered refresh per connection this often.
@@ -347,7 +348,7 @@ impl AtlassianClient {
 
     /// `{ATLASSIAN_API_URL}/ex/{product}/{cloud_id}/` — the only prefix any
     /// request of this connection may go to.
-    pub fn site_base(&self, product: Product, cloud_id: &str) -> String {
+    pub fn site_base(&self, product: Product, cloud_id: &CloudId) -> String {
         format!("{}/ex/{}/{}/", self.api_base, product.as_str(), cloud_id)
     }
 
@@ -357,7 +358,7 @@ impl AtlassianClient {
     fn request_url(
         &self,
         product: Product,
-        cloud_id: &str,
+        cloud_id: &CloudId,
         path: &str,
         query: Option<&str>,
     ) -> Url {
@@ -377,7 +378,7 @@ impl AtlassianClient {
     pub async fn send(
         &self,
         app_id: Option<&str>,
-        connection_id: &str,
+        connection_id: &ConnectionId,
         req: ApiRequest,
     ) -> Result<ApiResponse, AtlassianError> {
         match app_id {
@@ -430,7 +431,6 @@ impl AtlassianClient {
     ) -> Result<ApiResponse, AtlassianError> {
         let (policy, pacer) = self.current();
         let connection_id = fresh.connection.id.clone();
-        let connection_id = connection_id.as_str();
         let cloud_id = fresh
             .connection
             .site_cloud_id
@@ -567,7 +567,7 @@ impl AtlassianClient {
                 Attempt::Refresh => {
                     // One forced refresh, then one retry (not counted as a backoff).
                     refreshed = true;
-                    let again = self.refresher.force_refresh(connection_id).await;
+                    let again = self.refresher.force_refresh(&connection_id).await;
                     fresh = if for_app {
                         self.refresher.for_app(again, &fresh.connection).await?
                     } else {
@@ -582,7 +582,7 @@ impl AtlassianClient {
         }
     }
 
-    fn may_force_refresh(&self, connection_id: &str) -> bool {
+    fn may_force_refresh(&self, connection_id: &ConnectionId) -> bool {
         let mut m = self.forced.lock().unwrap_or_else(|e| e.into_inner());
         let now = tokio::time::Instant::now();
         if m.len() > 1024 {
@@ -591,7 +591,7 @@ impl AtlassianClient {
         match m.get(connection_id) {
             Some(t) if now.duration_since(*t) < FORCED_REFRESH_EVERY => false,
             _ => {
-                m.insert(connection_id.to_string(), now);
+                m.insert(connection_id.clone(), now);
                 true
             }
         }
@@ -604,7 +604,7 @@ impl AtlassianClient {
         charge: Charge,
         fresh: &FreshToken,
         policy: &ClientPolicy,
-        cloud_id: &str,
+        cloud_id: &CloudId,
         endpoint: &str,
         issue: Option<&str>,
         method: &Method,
@@ -685,7 +685,7 @@ impl AtlassianClient {
     pub async fn json<T: DeserializeOwned>(
         &self,
         app_id: Option<&str>,
-        connection_id: &str,
+        connection_id: &ConnectionId,
         req: ApiRequest,
     ) -> Result<(T, ConnectionRow), AtlassianError> {
         let (resp, row) = self.call(app_id, connection_id, req).await?;
@@ -703,7 +703,7 @@ impl AtlassianClient {
     pub async fn call(
         &self,
         app_id: Option<&str>,
-        connection_id: &str,
+        connection_id: &ConnectionId,
         req: ApiRequest,
     ) -> Result<(Bytes, ConnectionRow), AtlassianError> {
         let total = self.policy().request_timeout;
@@ -817,7 +817,7 @@ impl SiteCache {
     /// The cached value if it is younger than `ttl` (at most [`SiteCache::MAX_TTL`]).
     pub fn get(
         &self,
-        connection_id: &str,
+        connection_id: &ConnectionId,
         kind: &'static str,
         ttl: Duration,
     ) -> Option<serde_json::Value> {
@@ -827,7 +827,7 @@ impl SiteCache {
             .map(|(_, v)| v.clone())
     }
 
-    pub fn put(&self, connection_id: &str, kind: &'static str, value: serde_json::Value) {
+    pub fn put(&self, connection_id: &ConnectionId, kind: &'static str, value: serde_json::Value) {
         let key = (connection_id.to_string(), kind);
         let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if m.len() >= Self::MAX_ENTRIES && !m.contains_key(&key) {
@@ -851,6 +851,7 @@ impl SiteCache {
 #[cfg(test)]
 mod tests {
     use super::SiteCache;
+    use crate::ids::ConnectionId;
     use std::time::Duration;
 
     #[test]
@@ -858,7 +859,11 @@ mod tests {
         let cache = SiteCache::default();
         let n = SiteCache::MAX_ENTRIES * 2 + 7;
         for i in 0..n {
-            cache.put(&format!("con_{i}"), "jira-fields", serde_json::json!(i));
+            cache.put(
+                &format!("con_{i}").into(),
+                "jira-fields",
+                serde_json::json!(i),
+            );
             assert!(
                 cache.len() <= SiteCache::MAX_ENTRIES,
                 "{} at {i}",
@@ -866,13 +871,13 @@ mod tests {
             );
         }
         let ttl = Duration::from_secs(60);
-        let last = format!("con_{}", n - 1);
+        let last = ConnectionId::new(format!("con_{}", n - 1));
         assert_eq!(
             cache.get(&last, "jira-fields", ttl),
             Some(serde_json::json!(n - 1))
         );
         assert_eq!(
-            cache.get("con_0", "jira-fields", ttl),
+            cache.get(&"con_0".into(), "jira-fields", ttl),
             None,
             "the oldest went"
         );

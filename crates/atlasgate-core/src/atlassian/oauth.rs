@@ -8,6 +8,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::ids::CloudId;
+
 /// How long one call to the auth server may take before its answer counts as lost.
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -44,7 +46,7 @@ pub struct AtlassianAccount {
 /// One site the grant covers, entries of accessible-resources merged by cloud id.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 pub struct AccessibleSite {
-    pub cloud_id: String,
+    pub cloud_id: CloudId,
     pub name: String,
     pub url: String,
     #[serde(default)]
@@ -317,7 +319,7 @@ fn merge_resources(entries: Vec<ResourceEntry>) -> Vec<AccessibleSite> {
         let site = by_id.entry(entry.id.clone()).or_insert_with(|| {
             order.push(entry.id.clone());
             AccessibleSite {
-                cloud_id: entry.id.clone(),
+                cloud_id: entry.id.clone().into(),
                 name: entry.name.clone(),
                 url: entry.url.clone(),
                 avatar_url: None,

@@ -19,6 +19,7 @@ use std::sync::Mutex;
 use serde_json::Value;
 use sqlx::{Any, Executor};
 
+use crate::ids::ConnectionId;
 use crate::store::audit::{self as rows, NewAudit};
 use crate::store::{self, Store};
 
@@ -65,7 +66,7 @@ impl Actor {
 #[derive(Debug, Clone, Default)]
 pub struct Subject<'a> {
     pub app_id: Option<&'a str>,
-    pub connection_id: Option<&'a str>,
+    pub connection_id: Option<&'a ConnectionId>,
     pub key_id: Option<&'a str>,
 }
 
@@ -77,7 +78,7 @@ impl<'a> Subject<'a> {
         }
     }
 
-    pub fn connection(app_id: &'a str, connection_id: &'a str) -> Subject<'a> {
+    pub fn connection(app_id: &'a str, connection_id: &'a ConnectionId) -> Subject<'a> {
         Subject {
             app_id: Some(app_id),
             connection_id: Some(connection_id),
@@ -104,10 +105,10 @@ fn new_record(kind: &str, subject: &Subject<'_>, actor: &Actor, mut detail: Valu
         at: store::now(),
         kind: kind.to_string(),
         app_id: subject.app_id.map(str::to_string),
-        connection_id: subject.connection_id.map(str::to_string),
+        connection_id: subject.connection_id.cloned(),
         key_id: subject.key_id.map(str::to_string),
         client_ip: actor.client_ip.map(|ip| ip.to_canonical().to_string()),
-        detail: detail.to_string(),
+        detail,
     }
 }
 
@@ -139,7 +140,7 @@ pub async fn record_after(
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Bucket {
-    connection_id: String,
+    connection_id: ConnectionId,
     key_id: String,
     minute: i64,
 }
@@ -162,14 +163,27 @@ pub struct TokenServed {
 
 impl TokenServed {
     /// Count one `/token` answer. A map insert under a short lock; no I/O.
-    pub fn note(&self, app_id: &str, connection_id: &str, key_id: &str, client_ip: IpAddr) {
+    pub fn note(
+        &self,
+        app_id: &str,
+        connection_id: &ConnectionId,
+        key_id: &str,
+        client_ip: IpAddr,
+    ) {
         self.note_at(store::now(), app_id, connection_id, key_id, client_ip)
     }
 
-    fn note_at(&self, now: i64, app_id: &str, connection_id: &str, key_id: &str, ip: IpAddr) {
+    fn note_at(
+        &self,
+        now: i64,
+        app_id: &str,
+        connection_id: &ConnectionId,
+        key_id: &str,
+        ip: IpAddr,
+    ) {
         let ip = ip.to_canonical().to_string();
         let bucket = Bucket {
-            connection_id: connection_id.to_string(),
+            connection_id: connection_id.clone(),
             key_id: key_id.to_string(),
             minute: now.div_euclid(60) * 60,
         };
@@ -189,9 +203,9 @@ impl TokenServed {
     }
 
     /// Drop the counts of an erased connection (they would name it again).
-    pub fn forget_connection(&self, connection_id: &str) {
+    pub fn forget_connection(&self, connection_id: &ConnectionId) {
         let mut m = self.tallies.lock().unwrap_or_else(|e| e.into_inner());
-        m.retain(|b, _| b.connection_id != connection_id);
+        m.retain(|b, _| &b.connection_id != connection_id);
     }
 
     /// Take the tallies of minutes before `now`'s (all of them with `all`).
@@ -217,7 +231,7 @@ impl TokenServed {
                     connection_id: Some(b.connection_id),
                     key_id: Some(b.key_id),
                     client_ip: t.client_ip,
-                    detail: detail.to_string(),
+                    detail,
                 });
             }
         }
@@ -255,18 +269,22 @@ mod tests {
         let t = TokenServed::default();
         let ip: IpAddr = [10, 0, 0, 1].into();
         let other: IpAddr = [10, 0, 0, 2].into();
+        let c1 = ConnectionId::new("c1");
         for _ in 0..5 {
-            t.note_at(120, "app", "c1", "k1", ip);
+            t.note_at(120, "app", &c1, "k1", ip);
         }
-        t.note_at(150, "app", "c1", "k1", other);
-        t.note_at(150, "app", "c1", "k2", ip);
-        t.note_at(185, "app", "c1", "k1", ip);
+        t.note_at(150, "app", &c1, "k1", other);
+        t.note_at(150, "app", &c1, "k2", ip);
+        t.note_at(185, "app", &c1, "k1", ip);
         // The minute in progress (180–239) stays in memory.
         let rows = t.take(190, false);
         assert_eq!(rows.len(), 2);
         let k1 = rows.iter().find(|r| r.key_id.as_deref() == Some("k1"));
         let k1 = k1.map(|r| r.detail.clone()).unwrap_or_default();
-        assert_eq!(k1, r#"{"count":6,"requests_from_other_addresses":1}"#);
+        assert_eq!(
+            k1,
+            serde_json::json!({"count": 6, "requests_from_other_addresses": 1})
+        );
         assert!(rows.iter().all(|r| r.at == 120));
         let rest = t.take(190, true);
         assert_eq!(rest.len(), 1);

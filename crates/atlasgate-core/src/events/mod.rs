@@ -5,6 +5,7 @@
 pub mod signing;
 pub mod worker;
 
+use crate::ids::ConnectionId;
 use crate::state::Core;
 use crate::store::events::{self as rows, NewEvent};
 use crate::store::StoreError;
@@ -28,7 +29,7 @@ pub const EVENT_TYPES: &[&str] = &[
 pub async fn record(
     conn: &mut sqlx::AnyConnection,
     app_id: &str,
-    connection_id: Option<&str>,
+    connection_id: Option<&ConnectionId>,
     event_type: &str,
     payload: serde_json::Value,
 ) -> Result<String, StoreError> {

@@ -27,6 +27,7 @@ use tokio::time::Instant;
 
 use super::{finish, prepare, ImportInput, ImportOutcome, Prepared};
 use crate::error::Error;
+use crate::ids::{ConnectionId, Owner};
 use crate::state::Core;
 
 /// Attempts of one line when Atlassian is unavailable or limits us.
@@ -54,9 +55,9 @@ impl Default for BulkOptions {
 pub struct LineResult {
     pub line: usize,
     /// The line's owner, when it could be read.
-    pub owner: Option<String>,
+    pub owner: Option<Owner>,
     /// The outcome and the connection id, or why the line was refused.
-    pub result: Result<(ImportOutcome, String), String>,
+    pub result: Result<(ImportOutcome, ConnectionId), String>,
 }
 
 /// The counts at the end (or so far).
@@ -141,7 +142,7 @@ pub async fn run<R: BufRead>(
     mut on_line: impl FnMut(&LineResult, &Summary),
 ) -> Summary {
     let pacer = Pacer::new(options.per_second);
-    let mut seen: HashMap<(String, String), usize> = HashMap::new();
+    let mut seen: HashMap<(Owner, String), usize> = HashMap::new();
     let work = reader
         .split(b'\n')
         .enumerate()
@@ -168,7 +169,7 @@ pub async fn run<R: BufRead>(
 fn parse_line(
     line: usize,
     bytes: std::io::Result<Vec<u8>>,
-    seen: &mut HashMap<(String, String), usize>,
+    seen: &mut HashMap<(Owner, String), usize>,
 ) -> Option<Work> {
     let refuse = |reason: String| {
         Some(Work::Refused(LineResult {

@@ -33,6 +33,7 @@ use serde::Deserialize;
 use crate::atlassian::{AccessibleSite, AtlassianAccount, OAuthError};
 use crate::connections::ConnectionView;
 use crate::error::{Error, Result};
+use crate::ids::Owner;
 use crate::state::Core;
 use crate::store::connections::{self as rows, ConnectionRow, ConnectionStatus};
 use crate::vault::token::{self, ACCESS_TOKEN, REFRESH_TOKEN};
@@ -52,7 +53,7 @@ const IDENTITY_ATTEMPTS: u32 = 3;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImportInput {
-    pub owner: String,
+    pub owner: Owner,
     #[serde(default)]
     pub profile: Option<String>,
     pub refresh_token: SecretString,
@@ -108,7 +109,7 @@ pub struct Imported {
 /// The input, checked, and not imported before: what
 /// [`finish`] takes to Atlassian.
 pub struct Checked {
-    owner: String,
+    owner: Owner,
     profile: String,
     refresh_token: SecretString,
     /// The given access token, when it is still good for `refresh_margin`.
@@ -446,14 +447,12 @@ async fn store(core: &Core, app_id: &str, checked: &Checked, grant: Grant) -> Re
             .map(|p| p.scopes.clone())
             .unwrap_or_default(),
     };
-    let scopes_json = serde_json::to_string(&scopes).map_err(Error::internal)?;
-    let sites_json = serde_json::to_string(&grant.sites).map_err(Error::internal)?;
     // Two imports of the same (app, owner, profile) at once on PostgreSQL:
     // the loser's INSERT hits the unique key; its second attempt replaces.
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match store_once(core, app_id, checked, &grant, &scopes_json, &sites_json).await {
+        match store_once(core, app_id, checked, &grant, &scopes).await {
             Err(Error::Internal(e)) if attempt == 1 && is_unique_violation(&e) => continue,
             other => return other,
         }
@@ -476,8 +475,7 @@ async fn store_once(
     app_id: &str,
     checked: &Checked,
     grant: &Grant,
-    scopes_json: &str,
-    sites_json: &str,
+    scopes: &[String],
 ) -> Result<Imported> {
     let now = crate::store::now();
     let mut tx = core.store.begin_write().await?;
@@ -493,8 +491,8 @@ async fn store_once(
         account_id: &grant.account.account_id,
         account_email: grant.account.email.as_deref(),
         account_name: grant.account.name.as_deref(),
-        scopes_json,
-        sites_json,
+        scopes,
+        sites: &grant.sites,
         site_cloud_id: Some(&grant.site.cloud_id),
         site_url: Some(&grant.site.url),
         access_token: &access_ct,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::atlassian::{ApiRequest, AtlassianClient, AtlassianError, PageGuard};
+use crate::ids::{CloudId, ConnectionId, Jql};
 
 /// Story points are read from a per-site custom field found by name
 /// (docs/atlassian-behaviour.md §3: ids vary per site). Both names Atlassian uses.
@@ -22,8 +23,8 @@ pub struct Ctx<'a> {
     pub client: &'a AtlassianClient,
     /// The calling app (its connection only); `None` for background work.
     pub app_id: Option<&'a str>,
-    pub connection_id: &'a str,
-    pub cloud_id: &'a str,
+    pub connection_id: &'a ConnectionId,
+    pub cloud_id: &'a CloudId,
     /// `https://x.atlassian.net`, without a trailing slash.
     pub site_url: &'a str,
 }
@@ -422,7 +423,7 @@ pub async fn ranked_issues(ctx: &Ctx<'_>, path: &str) -> Result<Vec<Issue>, Atla
 }
 
 /// `/rest/api/3/search/jql`, following `nextPageToken` up to `limit` issues.
-pub async fn search(ctx: &Ctx<'_>, jql: &str, limit: usize) -> Result<Vec<Issue>, AtlassianError> {
+pub async fn search(ctx: &Ctx<'_>, jql: &Jql, limit: usize) -> Result<Vec<Issue>, AtlassianError> {
     let fields = site_fields(ctx).await?;
     let mut out = Vec::new();
     let mut token: Option<String> = None;

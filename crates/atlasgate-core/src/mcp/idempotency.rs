@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use crate::ids::ConnectionId;
 use crate::store::mcp::{self as rows, CreateClaim, CreatedIssue};
 use crate::store::Store;
 use crate::{Error, Result};
@@ -59,7 +60,7 @@ impl CreateCall<'_> {
 /// returned.
 pub async fn create_once<F, Fut>(
     store: &Store,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     call: &CreateCall<'_>,
     create: F,
 ) -> Result<(CreatedIssue, bool)>

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{access, Access};
+use crate::ids::ConnectionId;
 use crate::store::mcp::{self as rows, PolicyRow};
 use crate::store::Store;
 use crate::{Error, Result};
@@ -61,7 +62,7 @@ impl Policy {
 }
 
 /// The connection's policy (the default when none was stored).
-pub async fn get(store: &Store, connection_id: &str) -> Result<Policy> {
+pub async fn get(store: &Store, connection_id: &ConnectionId) -> Result<Policy> {
     let Some(row) = rows::get_policy(store.pool(), connection_id).await? else {
         return Ok(Policy::default());
     };
@@ -73,7 +74,7 @@ pub async fn get(store: &Store, connection_id: &str) -> Result<Policy> {
 
 /// Validate and store the connection's policy; answers what is now stored.
 /// The caller has checked that the connection belongs to the app.
-pub async fn put(store: &Store, connection_id: &str, policy: Policy) -> Result<Policy> {
+pub async fn put(store: &Store, connection_id: &ConnectionId, policy: Policy) -> Result<Policy> {
     policy.validate()?;
     let mut policy = policy;
     if let Some(list) = &mut policy.tools {
@@ -83,7 +84,7 @@ pub async fn put(store: &Store, connection_id: &str, policy: Policy) -> Result<P
     rows::put_policy(
         store.pool(),
         &PolicyRow {
-            connection_id: connection_id.to_string(),
+            connection_id: connection_id.clone(),
             read_only: policy.read_only,
             tools: policy.tools.clone(),
             updated_at: crate::store::now(),

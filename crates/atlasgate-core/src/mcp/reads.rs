@@ -26,6 +26,7 @@
 use serde::Serialize;
 
 use crate::confluence::PageDetail;
+use crate::ids::{ConnectionId, Jql};
 use crate::jira::ops::{Issue, SprintRef};
 use crate::jira::writes::{issue_detail, IssueDetail};
 use crate::store::syncs::SyncState;
@@ -55,15 +56,15 @@ pub fn covers(sync: &SyncRow, now: i64) -> bool {
             .is_some_and(|t| now - t <= 2 * sync.interval_s + FRESH_SLACK_S)
 }
 
-fn normalised(jql: &str) -> String {
+fn normalised(jql: &Jql) -> String {
     jql.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The synced issues answering `jql`, or `None` when no sync covers it.
 pub async fn search_from_store(
     store: &Store,
-    connection_id: &str,
-    jql: &str,
+    connection_id: &ConnectionId,
+    jql: &Jql,
     limit: usize,
 ) -> Result<Option<(Vec<IssueView>, FromStore)>> {
     let want = normalised(jql);
@@ -90,14 +91,14 @@ pub async fn search_from_store(
 /// The sync of the connection that stored a copy, when it covers it now.
 async fn covering_sync(
     store: &Store,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     sync_id: Option<&str>,
 ) -> Result<Option<SyncRow>> {
     let Some(sync_id) = sync_id else {
         return Ok(None);
     };
     let sync = syncs::get(store.pool(), sync_id).await?;
-    Ok(sync.filter(|s| s.connection_id == connection_id && covers(s, crate::store::now())))
+    Ok(sync.filter(|s| &s.connection_id == connection_id && covers(s, crate::store::now())))
 }
 
 /// A synced copy as the typed operations show an issue.
@@ -127,7 +128,7 @@ fn issue_of_row(r: &IssueRow) -> Issue {
 /// came from, or `None` when no sync covers it.
 pub async fn issue_from_store(
     store: &Store,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     key_or_id: &str,
 ) -> Result<Option<(IssueDetail, FromStore)>> {
     let wanted = key_or_id.trim().to_ascii_uppercase();
@@ -137,14 +138,10 @@ pub async fn issue_from_store(
     let Some(sync) = covering_sync(store, connection_id, row.sync_id.as_deref()).await? else {
         return Ok(None);
     };
-    let Some(fields) = row
-        .detail
-        .as_deref()
-        .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
-    else {
+    let Some(fields) = &row.detail else {
         return Ok(None);
     };
-    let detail = issue_detail(issue_of_row(&row), &fields, Vec::new());
+    let detail = issue_detail(issue_of_row(&row), fields, Vec::new());
     let from = FromStore {
         sync_id: sync.id,
         synced_at: crate::time::rfc3339(row.synced_at),
@@ -156,7 +153,7 @@ pub async fn issue_from_store(
 /// A synced page keeps no status or parent: both are `None`.
 pub async fn page_from_store(
     store: &Store,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     page_id: &str,
 ) -> Result<Option<(PageDetail, FromStore)>> {
     let Some(row) = rows::readable_page(store.pool(), connection_id, page_id.trim()).await? else {
@@ -190,14 +187,22 @@ fn now_ms() -> i64 {
 
 /// The MCP server wrote (or tried to write) the issue: its synced copy does
 /// not answer reads until the sync stores it again.
-pub async fn issue_written(store: &Store, connection_id: &str, key_or_id: &str) -> Result<()> {
+pub async fn issue_written(
+    store: &Store,
+    connection_id: &ConnectionId,
+    key_or_id: &str,
+) -> Result<()> {
     let wanted = key_or_id.trim().to_ascii_uppercase();
     syncs::mark_issue_stale(store.pool(), connection_id, &wanted, now_ms()).await?;
     Ok(())
 }
 
 /// The MCP server wrote (or tried to write) the page.
-pub async fn page_written(store: &Store, connection_id: &str, page_id: &str) -> Result<()> {
+pub async fn page_written(
+    store: &Store,
+    connection_id: &ConnectionId,
+    page_id: &str,
+) -> Result<()> {
     crate::store::pages::mark_page_stale(store.pool(), connection_id, page_id.trim(), now_ms())
         .await?;
     Ok(())
@@ -280,8 +285,7 @@ mod tests {
             ..Default::default()
         };
         let row = crate::sync::engine::parse_issue(&issue, &sync, 0).unwrap();
-        let fields: serde_json::Value =
-            serde_json::from_str(row.detail.as_deref().unwrap()).unwrap();
+        let fields = row.detail.clone().unwrap();
         let stored = issue_detail(issue_of_row(&row), &fields, Vec::new());
         let live = issue_detail(
             issue_from_json("https://acme.atlassian.net", &SiteFields::default(), &issue),

@@ -4,6 +4,7 @@
 use sqlx::{Any, AnyPool, Executor};
 
 use super::{Page, SqlBuilder};
+use crate::ids::ConnectionId;
 
 /// A record to append. `detail` is a JSON object without secrets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -11,10 +12,10 @@ pub struct NewAudit {
     pub at: i64,
     pub kind: String,
     pub app_id: Option<String>,
-    pub connection_id: Option<String>,
+    pub connection_id: Option<ConnectionId>,
     pub key_id: Option<String>,
     pub client_ip: Option<String>,
-    pub detail: String,
+    pub detail: serde_json::Value,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -23,7 +24,7 @@ pub struct AuditRow {
     pub at: i64,
     pub kind: String,
     pub app_id: Option<String>,
-    pub connection_id: Option<String>,
+    pub connection_id: Option<ConnectionId>,
     pub key_id: Option<String>,
     pub client_ip: Option<String>,
     /// A JSON object in the column.
@@ -45,7 +46,7 @@ pub async fn insert<'c, E: Executor<'c, Database = Any>>(
     .bind(a.connection_id.clone())
     .bind(a.key_id.clone())
     .bind(a.client_ip.clone())
-    .bind(&a.detail)
+    .bind(super::AsJson(&a.detail))
     .execute(exec)
     .await?;
     Ok(())
@@ -67,7 +68,7 @@ pub async fn insert_all(pool: &AnyPool, rows: &[NewAudit]) -> Result<(), sqlx::E
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     pub app_id: Option<String>,
-    pub connection_id: Option<String>,
+    pub connection_id: Option<ConnectionId>,
     pub kind: Option<String>,
     /// Only records with `seq` below this (the cursor).
     pub before_seq: Option<i64>,

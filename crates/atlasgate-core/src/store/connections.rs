@@ -6,6 +6,7 @@
 use sqlx::{Any, AnyConnection, AnyPool, Executor};
 
 use super::Backend;
+use crate::ids::{CloudId, ConnectionId, Owner};
 
 text_enum! {
     /// Lifecycle of a connection (docs/design.md §2).
@@ -19,9 +20,9 @@ text_enum! {
 /// One `connections` row as stored.
 #[derive(Clone, sqlx::FromRow)]
 pub struct ConnectionRow {
-    pub id: String,
+    pub id: ConnectionId,
     pub app_id: String,
-    pub owner: String,
+    pub owner: Owner,
     pub profile: String,
     pub status: ConnectionStatus,
     pub account_id: Option<String>,
@@ -33,7 +34,7 @@ pub struct ConnectionRow {
     /// The grant's sites (a JSON array in the column).
     #[sqlx(try_from = "super::JsonText")]
     pub sites: Vec<crate::atlassian::AccessibleSite>,
-    pub site_cloud_id: Option<String>,
+    pub site_cloud_id: Option<CloudId>,
     pub site_url: Option<String>,
     pub access_token: Option<Vec<u8>>,
     pub refresh_token: Option<Vec<u8>>,
@@ -96,15 +97,15 @@ created_at, updated_at";
 /// A new, time-ordered connection id (`con_` + 12 hex digits of milliseconds +
 /// 16 random hex digits): sorting by id is sorting by creation, which makes
 /// cursor pagination a plain `id > $cursor`.
-pub fn new_id() -> String {
+pub fn new_id() -> ConnectionId {
     let millis = chrono::Utc::now().timestamp_millis().max(0) as u64;
     let random: u64 = rand::random();
-    format!("con_{millis:012x}{random:016x}")
+    ConnectionId::new(format!("con_{millis:012x}{random:016x}"))
 }
 
 pub async fn get<'c, E: Executor<'c, Database = Any>>(
     exec: E,
-    id: &str,
+    id: &ConnectionId,
 ) -> Result<Option<ConnectionRow>, sqlx::Error> {
     sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE id = $1"))
         .bind(id)
@@ -116,7 +117,7 @@ pub async fn get<'c, E: Executor<'c, Database = Any>>(
 pub async fn get_for_app(
     pool: &AnyPool,
     app_id: &str,
-    id: &str,
+    id: &ConnectionId,
 ) -> Result<Option<ConnectionRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM connections WHERE id = $1 AND app_id = $2"
@@ -132,7 +133,7 @@ pub async fn get_for_app(
 pub async fn get_locked(
     conn: &mut AnyConnection,
     backend: Backend,
-    id: &str,
+    id: &ConnectionId,
 ) -> Result<Option<ConnectionRow>, sqlx::Error> {
     let lock = match backend {
         Backend::Postgres => " FOR UPDATE",
@@ -149,7 +150,7 @@ pub async fn get_locked(
 pub async fn find_by_owner(
     conn: &mut AnyConnection,
     app_id: &str,
-    owner: &str,
+    owner: &Owner,
     profile: &str,
 ) -> Result<Option<ConnectionRow>, sqlx::Error> {
     sqlx::query_as(&format!(
@@ -164,7 +165,7 @@ pub async fn find_by_owner(
 
 #[derive(Debug, Default)]
 pub struct ListFilter {
-    pub owner: Option<String>,
+    pub owner: Option<Owner>,
     pub profile: Option<String>,
     pub status: Option<ConnectionStatus>,
     /// Only ids greater than this (the previous page's last id).
@@ -182,8 +183,9 @@ pub async fn list_for_app(
         super::SqlBuilder::new(format!("SELECT {COLUMNS} FROM connections WHERE app_id = "));
     q.push_bind(app_id.to_string());
     let status = filter.status.map(|s| s.as_str().to_string());
+    let owner = filter.owner.as_ref().map(|o| o.to_string());
     for (column, value) in [
-        (" AND owner = ", &filter.owner),
+        (" AND owner = ", &owner),
         (" AND profile = ", &filter.profile),
         (" AND status = ", &status),
         (" AND id > ", &filter.after),
@@ -209,9 +211,9 @@ pub struct NewGrant<'a> {
     pub account_id: &'a str,
     pub account_email: Option<&'a str>,
     pub account_name: Option<&'a str>,
-    pub scopes_json: &'a str,
-    pub sites_json: &'a str,
-    pub site_cloud_id: Option<&'a str>,
+    pub scopes: &'a [String],
+    pub sites: &'a [crate::atlassian::AccessibleSite],
+    pub site_cloud_id: Option<&'a CloudId>,
     pub site_url: Option<&'a str>,
     pub access_token: &'a [u8],
     pub refresh_token: Option<&'a [u8]>,
@@ -230,8 +232,8 @@ fn bind_grant<'q>(
         .bind(grant.account_id)
         .bind(grant.account_email)
         .bind(grant.account_name)
-        .bind(grant.scopes_json)
-        .bind(grant.sites_json)
+        .bind(super::AsJson(grant.scopes))
+        .bind(super::AsJson(grant.sites))
         .bind(grant.site_cloud_id)
         .bind(grant.site_url)
         .bind(grant.access_token)
@@ -243,9 +245,9 @@ fn bind_grant<'q>(
 
 pub async fn insert(
     conn: &mut AnyConnection,
-    id: &str,
+    id: &ConnectionId,
     app_id: &str,
-    owner: &str,
+    owner: &Owner,
     profile: &str,
     grant: &NewGrant<'_>,
     now: i64,
@@ -267,7 +269,7 @@ pub async fn insert(
 /// A reconnect: new grant, same id; any refresh mark of the old family is void.
 pub async fn replace_grant(
     conn: &mut AnyConnection,
-    id: &str,
+    id: &ConnectionId,
     grant: &NewGrant<'_>,
     now: i64,
 ) -> Result<(), sqlx::Error> {
@@ -286,8 +288,8 @@ pub async fn replace_grant(
 
 pub async fn set_site<'c, E: Executor<'c, Database = Any>>(
     exec: E,
-    id: &str,
-    cloud_id: &str,
+    id: &ConnectionId,
+    cloud_id: &CloudId,
     url: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
@@ -309,7 +311,7 @@ pub const TOUCH_USED_CHUNK: usize = 500;
 /// [`touch_used`]'s statement for one chunk of ids (its plan is watched:
 /// `stats::watched`): primary-key lookups, and `last_used_at` never moves
 /// backwards (another process may have written a later use).
-pub(crate) fn touch_used_statement(ids: &[String], at: i64) -> super::SqlBuilder {
+pub(crate) fn touch_used_statement(ids: &[ConnectionId], at: i64) -> super::SqlBuilder {
     let mut q = super::SqlBuilder::new("UPDATE connections SET last_used_at = ");
     q.push_bind(at)
         .push(" WHERE (last_used_at IS NULL OR last_used_at < $1) AND id IN (");
@@ -325,7 +327,7 @@ pub(crate) fn touch_used_statement(ids: &[String], at: i64) -> super::SqlBuilder
 
 /// Record that `ids` were used at `at`, [`TOUCH_USED_CHUNK`] per statement
 /// (the batched writes of `last_used::LastUsed`); how many rows changed.
-pub async fn touch_used(pool: &AnyPool, ids: &[String], at: i64) -> Result<u64, sqlx::Error> {
+pub async fn touch_used(pool: &AnyPool, ids: &[ConnectionId], at: i64) -> Result<u64, sqlx::Error> {
     let mut changed = 0;
     for chunk in ids.chunks(TOUCH_USED_CHUNK) {
         changed += touch_used_statement(chunk, at)
@@ -339,7 +341,11 @@ pub async fn touch_used(pool: &AnyPool, ids: &[String], at: i64) -> Result<u64, 
 
 /// Disconnect: wipe every token, keep the row (and its id) for history.
 /// Returns false when the connection was already disconnected.
-pub async fn disconnect(conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool, sqlx::Error> {
+pub async fn disconnect(
+    conn: &mut AnyConnection,
+    id: &ConnectionId,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE connections SET status = 'disconnected', access_token = NULL, refresh_token = NULL, \
          refresh_inflight_token = NULL, refresh_started_at = NULL, refresh_lease_until = NULL, \
@@ -358,7 +364,7 @@ pub async fn disconnect(conn: &mut AnyConnection, id: &str, now: i64) -> Result<
 /// Write the in-flight mark before calling Atlassian.
 pub async fn set_refresh_mark(
     conn: &mut AnyConnection,
-    id: &str,
+    id: &ConnectionId,
     old_refresh_token: &[u8],
     started_at: i64,
     lease_until: i64,
@@ -379,7 +385,7 @@ pub async fn set_refresh_mark(
 /// Take over a stale mark (its owner lost the answer or died): extend the lease.
 pub async fn renew_refresh_lease(
     conn: &mut AnyConnection,
-    id: &str,
+    id: &ConnectionId,
     lease_until: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
@@ -397,13 +403,13 @@ pub async fn renew_refresh_lease(
 #[allow(clippy::too_many_arguments)]
 pub async fn store_refreshed(
     conn: &mut AnyConnection,
-    id: &str,
+    id: &ConnectionId,
     mark_started_at: i64,
     access_token: &[u8],
     refresh_token: &[u8],
     access_expires_at: i64,
     refresh_issued_at: i64,
-    scopes_json: Option<&str>,
+    scopes: Option<&[String]>,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
@@ -420,7 +426,7 @@ pub async fn store_refreshed(
     .bind(refresh_token)
     .bind(access_expires_at)
     .bind(refresh_issued_at)
-    .bind(scopes_json)
+    .bind(scopes.map(super::AsJson))
     .bind(now)
     .execute(conn)
     .await?;
@@ -431,7 +437,7 @@ pub async fn store_refreshed(
 /// reuses the same old token inside the reuse window) and back off.
 pub async fn release_after_failure(
     conn: &mut AnyConnection,
-    id: &str,
+    id: &ConnectionId,
     mark_started_at: i64,
     next_attempt_at: i64,
     error: &str,
@@ -455,7 +461,7 @@ pub async fn release_after_failure(
 /// when this returns true). Clears the mark and the dead tokens' backoff.
 pub async fn mark_needs_reauth(
     conn: &mut AnyConnection,
-    id: &str,
+    id: &ConnectionId,
     error: &str,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
@@ -484,7 +490,7 @@ pub async fn keepalive_candidates(
     pool: &AnyPool,
     issued_before: i64,
     limit: i64,
-) -> Result<Vec<String>, sqlx::Error> {
+) -> Result<Vec<ConnectionId>, sqlx::Error> {
     sqlx::query_scalar(KEEPALIVE_CANDIDATES)
         .bind(issued_before)
         .bind(limit)
@@ -495,9 +501,9 @@ pub async fn keepalive_candidates(
 /// One connection as the admin dashboard shows it, with its app's name.
 #[derive(Debug, sqlx::FromRow)]
 pub struct ConnectionLine {
-    pub id: String,
+    pub id: ConnectionId,
     pub app_name: String,
-    pub owner: String,
+    pub owner: Owner,
     pub profile: String,
     pub status: ConnectionStatus,
     pub account_email: Option<String>,
@@ -536,7 +542,7 @@ pub async fn stale_refresh_marks(
     pool: &AnyPool,
     now: i64,
     limit: i64,
-) -> Result<Vec<String>, sqlx::Error> {
+) -> Result<Vec<ConnectionId>, sqlx::Error> {
     sqlx::query_scalar(STALE_REFRESH_MARKS)
         .bind(now)
         .bind(limit)
@@ -559,7 +565,7 @@ struct ImportedRow {
 pub async fn find_imported<'c, E: Executor<'c, Database = Any>>(
     exec: E,
     app_id: &str,
-    owner: &str,
+    owner: &Owner,
     profile: &str,
 ) -> Result<Option<(ConnectionRow, Option<String>)>, sqlx::Error> {
     let found: Option<ImportedRow> = sqlx::query_as(&format!(
@@ -577,7 +583,7 @@ pub async fn find_imported<'c, E: Executor<'c, Database = Any>>(
 /// Remember which refresh token a connection was imported with (its hash).
 pub async fn set_imported_token_hash(
     conn: &mut AnyConnection,
-    id: &str,
+    id: &ConnectionId,
     sha256_hex: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE connections SET imported_token_sha256 = $2 WHERE id = $1")

@@ -29,7 +29,7 @@ pub async fn insert(
     identifier: &str,
     retry: i64,
     event: &str,
-    payload_json: &str,
+    payload: &serde_json::Value,
     hint: Option<&Hint>,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
@@ -41,7 +41,7 @@ pub async fn insert(
     .bind(now)
     .bind(retry)
     .bind(event)
-    .bind(payload_json)
+    .bind(super::AsJson(payload))
     .bind(hint.map(|h| h.site.clone()))
     .bind(hint.map(|h| h.issue_id.clone()))
     .execute(pool)

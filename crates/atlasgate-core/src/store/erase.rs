@@ -6,12 +6,13 @@ use sqlx::AnyPool;
 
 use super::connections::{ConnectionRow, COLUMNS};
 use super::{Backend, Store, StoreError};
+use crate::ids::{ConnectionId, Owner};
 
 /// Every connection (all profiles) of `owner` in `app_id`.
 pub async fn owner_connections(
     pool: &AnyPool,
     app_id: &str,
-    owner: &str,
+    owner: &Owner,
 ) -> Result<Vec<ConnectionRow>, sqlx::Error> {
     sqlx::query_as::<_, ConnectionRow>(&format!(
         "SELECT {COLUMNS} FROM connections WHERE app_id = $1 AND owner = $2 ORDER BY id"
@@ -42,8 +43,8 @@ pub async fn app_connections(
 pub async fn erase_owner(
     store: &Store,
     app_id: &str,
-    owner: &str,
-    connection_ids: &[String],
+    owner: &Owner,
+    connection_ids: &[ConnectionId],
 ) -> Result<u64, StoreError> {
     let mut tx = store.begin_write().await?;
     let mut erased = 0;

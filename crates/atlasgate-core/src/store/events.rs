@@ -4,6 +4,7 @@
 use sqlx::{Any, AnyPool, Executor};
 
 use super::{new_id, now, StoreError};
+use crate::ids::ConnectionId;
 
 text_enum! {
     /// Where an outbox event is in its delivery (docs/design.md §6).
@@ -21,7 +22,7 @@ pub struct EventRow {
     pub seq: i64,
     pub id: String,
     pub app_id: String,
-    pub connection_id: Option<String>,
+    pub connection_id: Option<ConnectionId>,
     #[sqlx(rename = "type")]
     pub event_type: String,
     #[sqlx(try_from = "super::JsonText")]
@@ -43,7 +44,7 @@ const COLUMNS: &str = "seq, id, app_id, connection_id, type, payload, created_at
 #[derive(Debug, Clone)]
 pub struct NewEvent<'a> {
     pub app_id: &'a str,
-    pub connection_id: Option<&'a str>,
+    pub connection_id: Option<&'a ConnectionId>,
     /// e.g. `connection.created`.
     pub event_type: &'a str,
     pub payload: serde_json::Value,
@@ -63,9 +64,9 @@ where
     )
     .bind(&id)
     .bind(event.app_id)
-    .bind(event.connection_id.map(str::to_string))
+    .bind(event.connection_id.cloned())
     .bind(event.event_type)
-    .bind(event.payload.to_string())
+    .bind(super::AsJson(&event.payload))
     .bind(now)
     .bind(now)
     .execute(executor)
@@ -107,7 +108,7 @@ pub struct DeliveryRow {
     pub seq: i64,
     pub id: String,
     pub app_name: String,
-    pub connection_id: Option<String>,
+    pub connection_id: Option<ConnectionId>,
     /// The connection's owner while the connection exists.
     pub connection_owner: Option<String>,
     #[sqlx(rename = "type")]
@@ -142,7 +143,7 @@ pub async fn list_for_app(
     pool: &AnyPool,
     app_id: &str,
     before: i64,
-    connection_id: Option<&str>,
+    connection_id: Option<&ConnectionId>,
     event_type: Option<&str>,
     limit: i64,
 ) -> Result<super::Page<EventRow>, sqlx::Error> {
@@ -165,7 +166,7 @@ pub struct DueEvent {
     pub seq: i64,
     pub id: String,
     pub app_id: String,
-    pub connection_id: Option<String>,
+    pub connection_id: Option<ConnectionId>,
     #[sqlx(rename = "type")]
     pub event_type: String,
     #[sqlx(try_from = "super::JsonText")]

@@ -6,11 +6,12 @@
 use sqlx::{Any, Executor};
 
 use super::{Store, StoreError};
+use crate::ids::ConnectionId;
 
 /// A connection's stored policy.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct PolicyRow {
-    pub connection_id: String,
+    pub connection_id: ConnectionId,
     #[sqlx(try_from = "super::Flag")]
     pub read_only: bool,
     /// Tool names (a JSON array in the column), `None` = every tool.
@@ -21,7 +22,7 @@ pub struct PolicyRow {
 
 pub async fn get_policy<'e, E: Executor<'e, Database = Any>>(
     e: E,
-    connection_id: &str,
+    connection_id: &ConnectionId,
 ) -> Result<Option<PolicyRow>, StoreError> {
     Ok(sqlx::query_as::<_, PolicyRow>(
         "SELECT connection_id, read_only, tools, updated_at FROM mcp_policies WHERE connection_id = $1",
@@ -42,7 +43,7 @@ pub async fn put_policy<'e, E: Executor<'e, Database = Any>>(
     )
     .bind(&row.connection_id)
     .bind(i64::from(row.read_only))
-    .bind(row.tools.as_deref().map(super::string_list))
+    .bind(row.tools.as_deref().map(super::AsJson))
     .bind(row.updated_at)
     .execute(e)
     .await?;
@@ -83,7 +84,7 @@ struct CreatedRow {
 /// still in flight after `stale_claim_s` (its caller died).
 pub async fn claim_create(
     store: &Store,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     request_hash: &str,
     now: i64,
     window_s: i64,
@@ -133,7 +134,7 @@ pub async fn claim_create(
 /// Record the issue a claimed call created.
 pub async fn finish_create<'e, E: Executor<'e, Database = Any>>(
     e: E,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     request_hash: &str,
     issue: &CreatedIssue,
 ) -> Result<(), StoreError> {
@@ -154,7 +155,7 @@ pub async fn finish_create<'e, E: Executor<'e, Database = Any>>(
 /// Give a claim back (the creation failed: the same call may try again).
 pub async fn release_create<'e, E: Executor<'e, Database = Any>>(
     e: E,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     request_hash: &str,
 ) -> Result<(), StoreError> {
     sqlx::query(
@@ -171,7 +172,7 @@ pub async fn release_create<'e, E: Executor<'e, Database = Any>>(
 /// server's `jira_search` when that sync's JQL is the one asked for).
 pub async fn issues_of_sync<'e, E: Executor<'e, Database = Any>>(
     e: E,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     sync_id: &str,
     limit: i64,
 ) -> Result<Vec<super::syncs::IssueRow>, StoreError> {
@@ -192,7 +193,7 @@ pub async fn issues_of_sync<'e, E: Executor<'e, Database = Any>>(
 /// stale since it was stored (`syncs::mark_issue_stale`).
 pub async fn readable_issue<'e, E: Executor<'e, Database = Any>>(
     e: E,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     key_or_id: &str,
 ) -> Result<Option<super::syncs::IssueRow>, StoreError> {
     Ok(sqlx::query_as::<_, super::syncs::IssueRow>(&format!(
@@ -210,7 +211,7 @@ pub async fn readable_issue<'e, E: Executor<'e, Database = Any>>(
 /// marked stale since it was stored).
 pub async fn readable_page<'e, E: Executor<'e, Database = Any>>(
     e: E,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     page_id: &str,
 ) -> Result<Option<super::pages::PageRow>, StoreError> {
     Ok(sqlx::query_as::<_, super::pages::PageRow>(&format!(

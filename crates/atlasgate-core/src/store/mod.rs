@@ -109,7 +109,7 @@ pub mod stats;
 pub mod syncs;
 mod typed;
 
-pub use typed::{string_list, Flag, JsonColumnError, JsonText, UnknownValue};
+pub use typed::{AsJson, Flag, JsonColumnError, JsonText, UnknownValue};
 
 use std::str::FromStr;
 use std::time::Duration;

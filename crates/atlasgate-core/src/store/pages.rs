@@ -5,12 +5,13 @@ use std::collections::HashMap;
 
 use sqlx::{Any, AnyConnection, Executor};
 
+use crate::ids::ConnectionId;
 use crate::store::StoreError;
 
 /// A Confluence page as stored locally.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct PageRow {
-    pub connection_id: String,
+    pub connection_id: ConnectionId,
     pub page_id: String,
     pub space_id: String,
     pub space_key: Option<String>,
@@ -73,7 +74,7 @@ pub async fn holds_lease(
 /// `(version, deleted)` of the stored copies of `ids`.
 pub async fn versions(
     conn: &mut AnyConnection,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     ids: &[String],
 ) -> Result<HashMap<String, (i64, i64)>, StoreError> {
     let mut out = HashMap::new();
@@ -137,7 +138,7 @@ pub async fn live_ids<'e, E: Executor<'e, Database = Any>>(
 /// page by `updated_since` see the deletion); true when it was not already.
 pub async fn mark_deleted(
     conn: &mut AnyConnection,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     page_id: &str,
     now_ms: i64,
 ) -> Result<bool, StoreError> {
@@ -169,7 +170,7 @@ pub async fn pages_synced<'e, E: Executor<'e, Database = Any>>(
 
 pub async fn get_page<'e, E: Executor<'e, Database = Any>>(
     e: E,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     page_id: &str,
 ) -> Result<Option<PageRow>, StoreError> {
     Ok(sqlx::query_as::<_, PageRow>(&format!(
@@ -195,7 +196,7 @@ pub struct PageFilter {
 /// One page of a connection's synced pages, by `updated` then page id.
 pub async fn list_pages(
     pool: &sqlx::AnyPool,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     filter: &PageFilter,
     limit: i64,
 ) -> Result<super::Page<PageRow>, sqlx::Error> {
@@ -260,7 +261,7 @@ pub async fn finish_pass(
 /// it again.
 pub async fn mark_page_stale<'e, E: Executor<'e, Database = Any>>(
     e: E,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     page_id: &str,
     ms: i64,
 ) -> Result<(), StoreError> {

@@ -5,6 +5,7 @@
 
 use sqlx::{AnyConnection, AnyPool};
 
+use crate::ids::ConnectionId;
 use crate::store::StoreError;
 
 /// Store what `discover` learnt: the user's time zone and the site's story
@@ -124,7 +125,7 @@ pub async fn save_checkpoint(
 /// Ids of the live (not deleted) issues this sync stored for its connection.
 pub async fn live_issue_ids(
     pool: &AnyPool,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     sync_id: &str,
 ) -> Result<Vec<String>, StoreError> {
     Ok(sqlx::query_scalar(
@@ -225,7 +226,7 @@ pub async fn record_failure(
 /// same connection with this filter (Jira allows few per user and site).
 pub async fn shared_webhook(
     pool: &AnyPool,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     sync_id: &str,
     filter: &str,
 ) -> Result<Option<(i64, Option<i64>)>, StoreError> {
@@ -273,7 +274,7 @@ pub async fn save_webhook(
 /// The running (not stopped) syncs of a connection that use webhook `id`.
 pub async fn webhook_users(
     pool: &AnyPool,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     webhook_id: i64,
 ) -> Result<Vec<String>, StoreError> {
     Ok(sqlx::query_scalar(
@@ -295,7 +296,11 @@ pub async fn forget_webhook(pool: &AnyPool, sync_id: &str) -> Result<(), StoreEr
 }
 
 /// Stop every sync of a disconnected connection.
-pub async fn stop_all(pool: &AnyPool, connection_id: &str, now: i64) -> Result<(), StoreError> {
+pub async fn stop_all(
+    pool: &AnyPool,
+    connection_id: &ConnectionId,
+    now: i64,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE syncs SET state = 'stopped', updated_at = $1 WHERE connection_id = $2")
         .bind(now)
         .bind(connection_id)

@@ -5,6 +5,8 @@
 
 use sqlx::{Any, AnyConnection, Executor};
 
+use crate::ids::{ConnectionId, Owner};
+
 text_enum! {
     /// Where a connect session is in its life (docs/design.md §3).
     pub enum SessionStatus {
@@ -19,7 +21,7 @@ text_enum! {
 pub struct SessionRow {
     pub id: String,
     pub app_id: String,
-    pub owner: String,
+    pub owner: Owner,
     pub profile: String,
     /// The requested scopes (a JSON array in the column).
     #[sqlx(try_from = "super::JsonText")]
@@ -27,7 +29,7 @@ pub struct SessionRow {
     pub return_to: Option<String>,
     pub status: SessionStatus,
     pub browser_hash: Option<String>,
-    pub connection_id: Option<String>,
+    pub connection_id: Option<ConnectionId>,
     pub created_at: i64,
     pub expires_at: i64,
     pub completed_at: Option<i64>,
@@ -56,9 +58,9 @@ connection_id, created_at, expires_at, completed_at";
 pub struct NewSession<'a> {
     pub id: &'a str,
     pub app_id: &'a str,
-    pub owner: &'a str,
+    pub owner: &'a Owner,
     pub profile: &'a str,
-    pub scopes_json: &'a str,
+    pub scopes: &'a [String],
     pub return_to: Option<&'a str>,
     pub created_at: i64,
     pub expires_at: i64,
@@ -76,7 +78,7 @@ pub async fn insert<'c, E: Executor<'c, Database = Any>>(
     .bind(s.app_id)
     .bind(s.owner)
     .bind(s.profile)
-    .bind(s.scopes_json)
+    .bind(super::AsJson(s.scopes))
     .bind(s.return_to)
     .bind(s.created_at)
     .bind(s.expires_at)
@@ -152,7 +154,7 @@ pub async fn use_state(
 pub async fn attach_connection(
     conn: &mut AnyConnection,
     id: &str,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     browser_hash: &str,
     status: SessionStatus,
     now: i64,

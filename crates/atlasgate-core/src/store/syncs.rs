@@ -2,6 +2,7 @@
 
 use sqlx::{Any, AnyConnection, Executor};
 
+use crate::ids::{CloudId, ConnectionId, Jql, Owner};
 use crate::store::StoreError;
 
 text_enum! {
@@ -33,10 +34,10 @@ text_enum! {
 pub struct SyncRow {
     pub id: String,
     pub app_id: String,
-    pub connection_id: String,
-    pub cloud_id: String,
+    pub connection_id: ConnectionId,
+    pub cloud_id: CloudId,
     pub site_url: String,
-    pub jql: String,
+    pub jql: Jql,
     #[sqlx(try_from = "super::Flag")]
     pub webhooks: bool,
     pub interval_s: i64,
@@ -91,7 +92,7 @@ pub async fn get<'e, E: Executor<'e, Database = Any>>(
 
 pub async fn of_connection<'e, E: Executor<'e, Database = Any>>(
     e: E,
-    connection_id: &str,
+    connection_id: &ConnectionId,
 ) -> Result<Vec<SyncRow>, StoreError> {
     Ok(sqlx::query_as::<_, SyncRow>(&format!(
         "SELECT {SYNC_COLUMNS} FROM syncs WHERE connection_id = $1 ORDER BY created_at, id"
@@ -128,7 +129,7 @@ pub async fn insert(conn: &mut AnyConnection, row: &SyncRow) -> Result<(), Store
 pub struct PartitionRow {
     pub sync_id: String,
     pub part: String,
-    pub jql: String,
+    pub jql: Jql,
     pub from_ms: Option<i64>,
     pub cursor_updated_ms: Option<i64>,
     pub cursor_key: Option<String>,
@@ -153,7 +154,7 @@ pub async fn partitions<'e, E: Executor<'e, Database = Any>>(
 /// An issue as stored locally.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct IssueRow {
-    pub connection_id: String,
+    pub connection_id: ConnectionId,
     pub issue_id: String,
     pub issue_key: String,
     pub project_id: Option<String>,
@@ -175,7 +176,8 @@ pub struct IssueRow {
     /// Jira's `description`, `assignee`, `reporter`, `resolution` and
     /// `created` as one JSON object (what `jira_get_issue` shows from the
     /// store); `None` for a copy stored before they were asked for.
-    pub detail: Option<String>,
+    #[sqlx(try_from = "super::JsonText")]
+    pub detail: Option<serde_json::Value>,
 }
 
 pub const ISSUE_COLUMNS: &str =
@@ -186,7 +188,7 @@ sync_id, synced_at, detail";
 /// `(updated_ms, deleted)` of the stored copies of `ids` (one query per page).
 pub async fn existing(
     conn: &mut AnyConnection,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     ids: &[String],
 ) -> Result<std::collections::HashMap<String, (i64, bool)>, StoreError> {
     let mut out = std::collections::HashMap::new();
@@ -235,7 +237,7 @@ pub async fn upsert_issue(conn: &mut AnyConnection, row: &IssueRow) -> Result<()
     .bind(i64::from(row.deleted))
     .bind(row.sync_id.clone())
     .bind(row.synced_at)
-    .bind(row.detail.clone())
+    .bind(row.detail.as_ref().map(super::AsJson))
     .execute(conn)
     .await?;
     Ok(())
@@ -243,7 +245,7 @@ pub async fn upsert_issue(conn: &mut AnyConnection, row: &IssueRow) -> Result<()
 
 pub async fn get_issue<'e, E: Executor<'e, Database = Any>>(
     e: E,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     issue_id: &str,
 ) -> Result<Option<IssueRow>, StoreError> {
     Ok(sqlx::query_as::<_, IssueRow>(&format!(
@@ -258,7 +260,7 @@ pub async fn get_issue<'e, E: Executor<'e, Database = Any>>(
 /// Mark an issue deleted; true when it was not already.
 pub async fn mark_deleted(
     conn: &mut AnyConnection,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     issue_id: &str,
     now: i64,
 ) -> Result<bool, StoreError> {
@@ -275,7 +277,7 @@ pub async fn mark_deleted(
 
 pub async fn upsert_project(
     conn: &mut AnyConnection,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     id: &str,
     key: &str,
     name: &str,
@@ -302,10 +304,10 @@ pub async fn upsert_project(
 pub struct SyncOverview {
     pub id: String,
     pub app_name: String,
-    pub connection_id: String,
-    pub owner: String,
+    pub connection_id: ConnectionId,
+    pub owner: Owner,
     pub site_url: String,
-    pub jql: String,
+    pub jql: Jql,
     pub state: SyncState,
     #[sqlx(try_from = "super::Flag")]
     pub webhooks: bool,
@@ -359,7 +361,7 @@ pub struct IssueFilter {
 /// One page of a connection's synced issues, by `updated` then issue id.
 pub async fn list_issues(
     pool: &sqlx::AnyPool,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     filter: &IssueFilter,
     limit: i64,
 ) -> Result<super::Page<IssueRow>, sqlx::Error> {
@@ -460,7 +462,7 @@ pub async fn with_webhooks(pool: &sqlx::AnyPool) -> Result<Vec<SyncRow>, sqlx::E
 /// stores it again.
 pub async fn mark_issue_stale<'e, E: Executor<'e, Database = Any>>(
     e: E,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     key_or_id: &str,
     ms: i64,
 ) -> Result<(), StoreError> {

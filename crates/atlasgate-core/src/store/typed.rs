@@ -4,11 +4,15 @@
 //! A state enum decodes itself (see `text_enum!` in `store/mod.rs`); for the
 //! rest a row struct names the stored form in `#[sqlx(try_from = "…")]`:
 //! [`Flag`] for a 0/1 column read as `bool`, [`JsonText`] for a JSON column
-//! read as the value it holds.
+//! read as the value it holds. A JSON column is written by binding
+//! [`AsJson`]`(&value)`: the one place a column's JSON is serialised.
 
 use sqlx::any::{AnyTypeInfo, AnyValueRef};
+use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
-use sqlx::{Any, Decode, Type, ValueRef};
+use sqlx::{Any, Database, Decode, Encode, Type, ValueRef};
+
+type ArgumentBuffer<'q> = <Any as Database>::ArgumentBuffer<'q>;
 
 /// A stored text that is not one of its enum's values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +73,47 @@ impl<'r> Decode<'r, Any> for JsonText {
     }
 }
 
+/// The domain's string types (`crate::ids`) as TEXT columns: a row field
+/// or a bound value is the type itself.
+macro_rules! text_columns {
+    ($($ty:ty),+ $(,)?) => {$(
+        impl Type<Any> for $ty {
+            fn type_info() -> AnyTypeInfo {
+                <String as Type<Any>>::type_info()
+            }
+
+            fn compatible(ty: &AnyTypeInfo) -> bool {
+                <String as Type<Any>>::compatible(ty)
+            }
+        }
+
+        impl<'r> Decode<'r, Any> for $ty {
+            fn decode(value: AnyValueRef<'r>) -> Result<Self, BoxDynError> {
+                Ok(<String as Decode<Any>>::decode(value)?.into())
+            }
+        }
+
+        impl<'q> Encode<'q, Any> for $ty {
+            fn encode_by_ref(&self, buf: &mut ArgumentBuffer<'q>) -> Result<IsNull, BoxDynError> {
+                <String as Encode<'q, Any>>::encode(self.as_str().to_string(), buf)
+            }
+        }
+
+        impl From<$ty> for super::Bind {
+            fn from(v: $ty) -> super::Bind {
+                super::Bind::Text(v.into_string())
+            }
+        }
+    )+};
+}
+
+text_columns!(
+    crate::ids::ConnectionId,
+    crate::ids::CloudId,
+    crate::ids::Owner,
+    crate::ids::Jql,
+);
+
 /// Why a JSON column did not decode.
 #[derive(Debug, thiserror::Error)]
 pub enum JsonColumnError {
@@ -120,9 +165,25 @@ json_columns!(
     Vec<crate::atlassian::AccessibleSite>,
 );
 
-/// A list of strings as a JSON TEXT column stores it (`["a","b"]`).
-pub fn string_list(items: &[String]) -> String {
-    serde_json::Value::from(items.to_vec()).to_string()
+/// The write side of a JSON TEXT column: `.bind(AsJson(&value))` stores
+/// `value` serialised (`Option<AsJson<…>>` binds NULL for `None`).
+#[derive(Debug, Clone, Copy)]
+pub struct AsJson<'a, T: ?Sized>(pub &'a T);
+
+impl<T: serde::Serialize + ?Sized> Type<Any> for AsJson<'_, T> {
+    fn type_info() -> AnyTypeInfo {
+        <String as Type<Any>>::type_info()
+    }
+
+    fn compatible(ty: &AnyTypeInfo) -> bool {
+        <String as Type<Any>>::compatible(ty)
+    }
+}
+
+impl<'q, T: serde::Serialize + ?Sized> Encode<'q, Any> for AsJson<'_, T> {
+    fn encode_by_ref(&self, buf: &mut ArgumentBuffer<'q>) -> Result<IsNull, BoxDynError> {
+        <String as Encode<'q, Any>>::encode(serde_json::to_string(self.0)?, buf)
+    }
 }
 
 #[cfg(test)]

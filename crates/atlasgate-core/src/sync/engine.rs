@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use super::jql::{date_bound, key_order, parse_jira_time, split_order_by};
 use super::store::{self as rows, IssueRow, PartitionRow, SyncRow};
 use crate::atlassian::{ApiRequest, AtlassianError, PageGuard, Product};
+use crate::ids::ConnectionId;
 use crate::jira::ops::{self, Ctx, FieldRef, Project, SiteFields};
 use crate::jobs::{Counters, Tuning};
 use crate::state::Core;
@@ -62,23 +63,10 @@ impl SyncError {
 
 // ---------------------------------------------------------------- Jira calls
 
-pub async fn jira_get(
-    state: &Core,
-    connection_id: &str,
-    path: &str,
-    query: &[(&str, String)],
-) -> Result<Value, SyncError> {
-    let req = ApiRequest::get(Product::Jira, path).query(query);
-    let (v, _) = state
-        .atlassian
-        .json::<Value>(None, connection_id, req)
-        .await?;
-    Ok(v)
-}
-
 /// The typed operations' context for a sync's connection: background work
 /// (no app), so sync, webhooks and the typed operations read Jira through
-/// the one read model of `jira::ops` (docs/design.md §6).
+/// the one read model of `jira::ops` and make their calls through the one
+/// `Ctx::get` (docs/design.md §6).
 pub fn ops_ctx<'a>(state: &'a Core, sync: &'a SyncRow) -> Ctx<'a> {
     Ctx {
         client: &state.atlassian,
@@ -140,10 +128,7 @@ pub async fn discover(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError>
     }
     let (me, fields) = {
         let ctx = ops_ctx(state, sync);
-        tokio::try_join!(
-            jira_get(state, &sync.connection_id, "rest/api/3/myself", &[]),
-            async { Ok::<_, SyncError>(ops::site_fields(&ctx).await?) },
-        )?
+        tokio::try_join!(ctx.get("rest/api/3/myself", &[]), ops::site_fields(&ctx),)?
     };
     let tz = me["timeZone"].as_str().unwrap_or("UTC").to_string();
     let sp = fields.story_points.map(|f| f.id).unwrap_or_default();
@@ -187,15 +172,12 @@ pub fn parse_issue(v: &Value, sync: &SyncRow, now: i64) -> Option<IssueRow> {
         deleted: false,
         sync_id: Some(sync.id.clone()),
         synced_at: now,
-        detail: Some(
-            Value::Object(
-                DETAIL_FIELDS
-                    .iter()
-                    .map(|k| (k.to_string(), f[*k].clone()))
-                    .collect(),
-            )
-            .to_string(),
-        ),
+        detail: Some(Value::Object(
+            DETAIL_FIELDS
+                .iter()
+                .map(|k| (k.to_string(), f[*k].clone()))
+                .collect(),
+        )),
     })
 }
 
@@ -312,15 +294,13 @@ async fn start_pass(state: &Core, sync: &mut SyncRow) -> Result<(), SyncError> {
             ("maxResults", "5000".into()),
             ("fields", "key".into()),
         ];
-        let (projects, probe) = tokio::try_join!(
-            list_projects(state, sync),
-            jira_get(
-                state,
-                &sync.connection_id,
-                "rest/api/3/search/jql",
-                &probe_query
-            ),
-        )?;
+        let (projects, probe) = tokio::try_join!(list_projects(state, sync), async {
+            Ok::<_, SyncError>(
+                ops_ctx(state, sync)
+                    .get("rest/api/3/search/jql", &probe_query)
+                    .await?,
+            )
+        },)?;
         let mut tx = state.store.begin_write().await?;
         for p in &projects {
             rows::upsert_project(&mut tx, &sync.connection_id, &p.id, &p.key, &p.name, now).await?;
@@ -399,7 +379,9 @@ async fn run_partition(
         if let Some(t) = &token {
             q.push(("nextPageToken", t.clone()));
         }
-        let v = jira_get(state, &sync.connection_id, "rest/api/3/search/jql", &q).await?;
+        let v = ops_ctx(state, sync)
+            .get("rest/api/3/search/jql", &q)
+            .await?;
         Counters::bump(&state.jobs.counters.sync_pages);
         let issues = v["issues"]
             .as_array()
@@ -478,7 +460,7 @@ async fn run_partition(
 /// stores it again (`mcp::reads`).
 pub async fn left_the_jql(
     state: &Core,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     issue_id: &str,
 ) -> Result<(), StoreError> {
     let now_ms = chrono::Utc::now().timestamp_millis();
@@ -502,7 +484,9 @@ async fn reconcile(state: &Core, sync: &SyncRow) -> Result<usize, SyncError> {
         if let Some(t) = &token {
             q.push(("nextPageToken", t.clone()));
         }
-        let v = jira_get(state, &sync.connection_id, "rest/api/3/search/jql", &q).await?;
+        let v = ops_ctx(state, sync)
+            .get("rest/api/3/search/jql", &q)
+            .await?;
         for i in v["issues"].as_array().cloned().unwrap_or_default() {
             if let Some(id) = i["id"].as_str() {
                 remote.insert(id.to_string());
@@ -521,15 +505,9 @@ async fn reconcile(state: &Core, sync: &SyncRow) -> Result<usize, SyncError> {
         .filter(|id| !remote.contains(*id))
         .take(RECONCILE_CHECK_CAP)
     {
-        let req = ApiRequest::get(Product::Jira, format!("rest/api/3/issue/{id}"))
-            .query(&[("fields", "id")]);
-        match state.atlassian.call(None, &sync.connection_id, req).await {
-            Ok(_) => {
-                left_the_jql(state, &sync.connection_id, id).await?;
-                continue;
-            }
-            Err(AtlassianError::Status { status, .. }) if status.as_u16() == 404 => {}
-            Err(e) => return Err(e.into()),
+        if !gone_in_jira(state, &sync.connection_id, id).await? {
+            left_the_jql(state, &sync.connection_id, id).await?;
+            continue;
         }
         let mut tx = state.store.begin_write().await?;
         if mark_deleted_and_announce(&mut tx, std::slice::from_ref(sync), id, now())
@@ -545,6 +523,22 @@ async fn reconcile(state: &Core, sync: &SyncRow) -> Result<usize, SyncError> {
         crate::events::wake(state);
     }
     Ok(deleted)
+}
+
+/// Does Jira answer 404 for this issue to this connection? (Reconciliation
+/// and webhook hints both ask it; only that answer marks a copy deleted.)
+pub async fn gone_in_jira(
+    state: &Core,
+    connection_id: &ConnectionId,
+    issue_id: &str,
+) -> Result<bool, SyncError> {
+    let req = ApiRequest::get(Product::Jira, format!("rest/api/3/issue/{issue_id}"))
+        .query(&[("fields", "id")]);
+    match state.atlassian.call(None, connection_id, req).await {
+        Ok(_) => Ok(false),
+        Err(AtlassianError::Status { status, .. }) if status.as_u16() == 404 => Ok(true),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Run (or resume) one pass of a sync this process has claimed.

@@ -7,6 +7,7 @@ use http::Method;
 use serde_json::{json, Value};
 
 use crate::atlassian::{ApiRequest, AtlassianError, PageGuard, Product};
+use crate::ids::ConnectionId;
 use crate::state::Core;
 use crate::store::connections::ConnectionRow;
 use crate::store::{now, passes};
@@ -215,7 +216,7 @@ async fn save(
 /// Delete the Jira webhooks of these syncs (one call) and forget them.
 pub async fn delete_for(
     state: &Core,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     syncs: &[SyncRow],
 ) -> Result<(), SyncError> {
     // A registration another (staying) sync shares is kept.
@@ -240,7 +241,7 @@ pub async fn delete_for(
     for s in syncs {
         passes::forget_webhook(state.store.pool(), &s.id).await?;
     }
-    tracing::info!(connection_id, count = ids.len(), "Jira webhooks deleted");
+    tracing::info!(connection_id = %connection_id, count = ids.len(), "Jira webhooks deleted");
     Ok(())
 }
 

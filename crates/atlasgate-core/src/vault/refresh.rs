@@ -32,6 +32,7 @@ use secrecy::SecretString;
 
 use crate::atlassian::{OAuthClient, OAuthError, TokenResponse};
 use crate::config::Config;
+use crate::ids::ConnectionId;
 use crate::metrics::Metrics;
 use crate::store::connections::{self as rows, ConnectionRow, ConnectionStatus};
 use crate::store::{Store, StoreError};
@@ -116,7 +117,7 @@ pub struct Refresher {
     oauth: OAuthClient,
     margin: Duration,
     metrics: Arc<Metrics>,
-    inflight: Mutex<HashMap<String, SharedRefresh>>,
+    inflight: Mutex<HashMap<ConnectionId, SharedRefresh>>,
     /// Public URL and profiles, for the reconnect link of a dead grant.
     config: Arc<Config>,
     /// Tokens served by `/token` without a database read (see `token_cache`).
@@ -194,7 +195,10 @@ impl Refresher {
     }
 
     /// A token with at least `refresh_margin` left, refreshing first if needed.
-    pub async fn access_token(self: &Arc<Self>, id: &str) -> Result<FreshToken, RefreshError> {
+    pub async fn access_token(
+        self: &Arc<Self>,
+        id: &ConnectionId,
+    ) -> Result<FreshToken, RefreshError> {
         let row = rows::get(self.store.pool(), id)
             .await?
             .ok_or(RefreshError::NotFound)?;
@@ -208,7 +212,7 @@ impl Refresher {
         row: ConnectionRow,
     ) -> Result<FreshToken, RefreshError> {
         let id = row.id.clone();
-        let id = id.as_str();
+        let id = &id;
         if let Err(e) = check_status(&row) {
             self.tokens.invalidate(id);
             return Err(e);
@@ -277,7 +281,10 @@ impl Refresher {
     }
 
     /// Refresh now, whatever the expiry (joins a refresh already in flight).
-    pub async fn force_refresh(self: &Arc<Self>, id: &str) -> Result<FreshToken, RefreshError> {
+    pub async fn force_refresh(
+        self: &Arc<Self>,
+        id: &ConnectionId,
+    ) -> Result<FreshToken, RefreshError> {
         let row = rows::get(self.store.pool(), id)
             .await?
             .ok_or(RefreshError::NotFound)?;
@@ -304,7 +311,7 @@ impl Refresher {
 
     async fn single_flight(
         self: &Arc<Self>,
-        id: &str,
+        id: &ConnectionId,
         seen_version: i64,
         force: bool,
     ) -> Result<FreshToken, RefreshError> {
@@ -314,7 +321,7 @@ impl Refresher {
                 Some(running) => running.clone(),
                 None => {
                     let this = Arc::clone(self);
-                    let key = id.to_string();
+                    let key = id.clone();
                     let task = tokio::spawn(async move {
                         let result = this.run(&key, seen_version, force).await;
                         // Before the in-flight entry goes: whoever asks next
@@ -343,7 +350,7 @@ impl Refresher {
                     }
                     .boxed()
                     .shared();
-                    map.insert(id.to_string(), fut.clone());
+                    map.insert(id.clone(), fut.clone());
                     fut
                 }
             }
@@ -353,7 +360,7 @@ impl Refresher {
 
     async fn run(
         &self,
-        id: &str,
+        id: &ConnectionId,
         seen_version: i64,
         force: bool,
     ) -> Result<FreshToken, RefreshError> {
@@ -385,7 +392,12 @@ impl Refresher {
     }
 
     /// Under the row lock: decide whether to refresh, wait, or use what is there.
-    async fn claim(&self, id: &str, seen_version: i64, force: bool) -> Result<Claim, RefreshError> {
+    async fn claim(
+        &self,
+        id: &ConnectionId,
+        seen_version: i64,
+        force: bool,
+    ) -> Result<Claim, RefreshError> {
         let now = unix_now();
         let mut tx = self.store.begin_write().await?;
         let row = rows::get_locked(&mut tx, self.store.backend(), id)
@@ -462,7 +474,7 @@ impl Refresher {
     /// else (our lease ran out) and the caller should re-read.
     async fn call(
         &self,
-        id: &str,
+        id: &ConnectionId,
         app_id: &str,
         old: SecretString,
         started_at: i64,
@@ -534,7 +546,7 @@ impl Refresher {
 
     async fn store_success(
         &self,
-        id: &str,
+        id: &ConnectionId,
         started_at: i64,
         old: &SecretString,
         answer: TokenResponse,
@@ -549,9 +561,12 @@ impl Refresher {
         };
         let refresh_ct = token::seal(&self.cipher, id, REFRESH_TOKEN, refresh_plain)?;
         let expires_at = now + answer.expires_in.max(0);
-        let scopes_json = (!answer.scope.trim().is_empty()).then(|| {
-            serde_json::to_string(&answer.scope.split_whitespace().collect::<Vec<_>>())
-                .unwrap_or_default()
+        let scopes = (!answer.scope.trim().is_empty()).then(|| {
+            answer
+                .scope
+                .split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>()
         });
         let mut tx = self.store.begin_write().await?;
         let before = rows::get_locked(&mut tx, self.store.backend(), id).await?;
@@ -568,7 +583,7 @@ impl Refresher {
             &refresh_ct,
             expires_at,
             issued_at,
-            scopes_json.as_deref(),
+            scopes.as_deref(),
             now,
         )
         .await?;
@@ -605,7 +620,7 @@ impl Refresher {
     /// old token) and set `next_attempt_at`. Returns the wait in seconds.
     async fn back_off(
         &self,
-        id: &str,
+        id: &ConnectionId,
         started_at: i64,
         attempt: u32,
         error: &str,
@@ -675,7 +690,7 @@ fn check_status(row: &ConnectionRow) -> Result<(), RefreshError> {
 async fn emit_needs_reauth(
     conn: &mut sqlx::AnyConnection,
     app_id: &str,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     reason: &str,
     now: i64,
 ) -> Result<(), RefreshError> {

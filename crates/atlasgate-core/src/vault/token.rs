@@ -7,6 +7,7 @@
 use secrecy::SecretString;
 
 use super::{Aad, Cipher, VaultError};
+use crate::ids::ConnectionId;
 
 pub const TABLE: &str = "connections";
 pub const ACCESS_TOKEN: &str = "access_token";
@@ -16,7 +17,7 @@ pub const INFLIGHT_REFRESH_TOKEN: &str = "refresh_inflight_token";
 
 pub fn seal(
     cipher: &Cipher,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     column: &str,
     token: &SecretString,
 ) -> Result<Vec<u8>, VaultError> {
@@ -25,7 +26,7 @@ pub fn seal(
 
 pub fn open(
     cipher: &Cipher,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     column: &str,
     ciphertext: &[u8],
 ) -> Result<SecretString, VaultError> {

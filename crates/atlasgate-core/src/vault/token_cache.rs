@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::ids::ConnectionId;
 use crate::vault::refresh::{unix_now, FreshToken};
 
 /// Proof that no invalidation happened since it was taken.
@@ -45,7 +46,7 @@ pub struct TokenCache {
     margin_secs: i64,
     /// Bumped by every invalidation.
     epoch: AtomicU64,
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<HashMap<ConnectionId, Entry>>,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -68,7 +69,7 @@ impl TokenCache {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConnectionId, Entry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -78,7 +79,7 @@ impl TokenCache {
 
     /// The cached token of a connection, if still good. The caller checks
     /// `fresh.connection.app_id`.
-    pub fn get(&self, connection_id: &str) -> Option<FreshToken> {
+    pub fn get(&self, connection_id: &ConnectionId) -> Option<FreshToken> {
         let now = unix_now();
         let m = self.lock();
         m.get(connection_id)
@@ -111,7 +112,7 @@ impl TokenCache {
         self.insert(&mut m, fresh);
     }
 
-    fn insert(&self, m: &mut HashMap<String, Entry>, fresh: &FreshToken) {
+    fn insert(&self, m: &mut HashMap<ConnectionId, Entry>, fresh: &FreshToken) {
         if let Some(old) = m.get(&fresh.connection.id) {
             if old.fresh.token_version > fresh.token_version {
                 return;
@@ -131,7 +132,7 @@ impl TokenCache {
     }
 
     /// Drop a connection's entry (disconnect, site change, `needs_reauth`).
-    pub fn invalidate(&self, connection_id: &str) {
+    pub fn invalidate(&self, connection_id: &ConnectionId) {
         let mut m = self.lock();
         self.epoch.fetch_add(1, Ordering::SeqCst);
         m.remove(connection_id);
@@ -139,7 +140,7 @@ impl TokenCache {
 
     /// Keep the cached row's `last_used_at` current, so the once-a-minute
     /// `last_used_at` throttle keeps working for cached reads.
-    pub fn note_used(&self, connection_id: &str, at: i64) {
+    pub fn note_used(&self, connection_id: &ConnectionId, at: i64) {
         if let Some(e) = self.lock().get_mut(connection_id) {
             e.fresh.connection.last_used_at = Some(at);
         }

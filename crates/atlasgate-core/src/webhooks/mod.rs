@@ -19,7 +19,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use crate::atlassian::{ApiRequest, AtlassianError, Product};
+use crate::atlassian::AtlassianError;
 use crate::jobs::{Counters, Tuning};
 use crate::state::Core;
 use crate::store::deliveries::{self, Hint};
@@ -98,7 +98,7 @@ pub async fn receive(
         identifier,
         retry,
         &event,
-        &payload.to_string(),
+        payload,
         hint.as_ref(),
         now(),
     )
@@ -243,33 +243,17 @@ async fn reread(
         ("jql", format!("({filter}) AND id = {issue_id}")),
         ("fields", engine::field_list(sync)),
     ];
-    match engine::jira_get(state, &sync.connection_id, "rest/api/3/search/jql", &query).await {
+    match engine::ops_ctx(state, sync)
+        .get("rest/api/3/search/jql", &query)
+        .await
+    {
         Ok(v) => Ok(v["issues"]
             .as_array()
             .and_then(|a| a.first())
             .and_then(|i| engine::parse_issue(i, sync, now))
             .filter(|row| row.issue_id == issue_id)),
         // Jira refuses `id = N` for an id it does not know (or may not show).
-        Err(SyncError::Atlassian(AtlassianError::Status { status, .. }))
-            if status.as_u16() == 400 =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// Does Jira answer 404 for this issue to this connection?
-async fn gone_in_jira(
-    state: &Core,
-    connection_id: &str,
-    issue_id: &str,
-) -> Result<bool, SyncError> {
-    let req = ApiRequest::get(Product::Jira, format!("rest/api/3/issue/{issue_id}"))
-        .query(&[("fields", "id")]);
-    match state.atlassian.call(None, connection_id, req).await {
-        Ok(_) => Ok(false),
-        Err(AtlassianError::Status { status, .. }) if status.as_u16() == 404 => Ok(true),
+        Err(AtlassianError::Status { status, .. }) if status.as_u16() == 400 => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
@@ -323,7 +307,7 @@ pub async fn apply_hint(
             let live = sync_rows::get_issue(state.store.pool(), &first.connection_id, issue_id)
                 .await?
                 .is_some_and(|r| !r.deleted);
-            let gone = live && gone_in_jira(state, &first.connection_id, issue_id).await?;
+            let gone = live && engine::gone_in_jira(state, &first.connection_id, issue_id).await?;
             if live && !gone {
                 engine::left_the_jql(state, &first.connection_id, issue_id).await?;
             }

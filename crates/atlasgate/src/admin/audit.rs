@@ -64,7 +64,7 @@ impl From<&AuditRow> for AuditRecord {
             at: rfc3339(r.at),
             kind: r.kind.clone(),
             app_id: r.app_id.clone(),
-            connection_id: r.connection_id.clone(),
+            connection_id: r.connection_id.clone().map(String::from),
             key_id: r.key_id.clone(),
             client_ip: r.client_ip.clone(),
             detail: r.detail.clone(),
@@ -114,7 +114,7 @@ async fn filter_of(state: &AppState, q: &AuditQueryParams) -> Result<(AuditFilte
     Ok((
         AuditFilter {
             app_id,
-            connection_id: q.connection.clone(),
+            connection_id: q.connection.clone().map(Into::into),
             kind: q.kind.clone(),
             before_seq,
         },

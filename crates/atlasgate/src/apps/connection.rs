@@ -11,6 +11,7 @@ use axum::http::request::Parts;
 
 use super::AuthenticatedApp;
 use crate::error::ApiError;
+use crate::ids::ConnectionId;
 use crate::state::AppState;
 use crate::store::connections::{self as rows, ConnectionRow};
 use crate::vault::refresh::FreshToken;
@@ -67,8 +68,8 @@ impl<L: Load + Send + Sync> FromRequestParts<AppState> for AppConnection<L> {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let app = AuthenticatedApp::from_request_parts(parts, state).await?;
-        let id = connection_id(parts).ok_or(ApiError::NotFound)?;
-        let id = id.as_str();
+        let id = ConnectionId::from(connection_id(parts).ok_or(ApiError::NotFound)?);
+        let id = &id;
         let mut ticket = None;
         if L::USE_TOKEN_CACHE {
             let cache = state.refresher.token_cache();

@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 
 use super::{browser_cookie, random_hex, sha256_hex, COOKIE_NAME};
 use crate::atlassian::AccessibleSite;
+use crate::ids::ConnectionId;
 use crate::pages;
 use crate::ratelimit::{self, IpRateLimit};
 use crate::state::AppState;
@@ -398,7 +399,7 @@ pub async fn callback(
 
 enum StoreOutcome {
     Finished {
-        connection_id: String,
+        connection_id: ConnectionId,
         site: AccessibleSite,
     },
     ChooseSite,
@@ -459,15 +460,13 @@ async fn store_grant(
         .and_then(|c| c.site_cloud_id.clone())
         .and_then(|id| sites.iter().find(|s| s.cloud_id == id).cloned());
     let site = single.clone().or(kept);
-    let scopes_json = serde_json::to_string(&granted)?;
-    let sites_json = serde_json::to_string(&sites)?;
     let grant = conn_rows::NewGrant {
         account_id: &account.account_id,
         account_email: account.email.as_deref(),
         account_name: account.name.as_deref(),
-        scopes_json: &scopes_json,
-        sites_json: &sites_json,
-        site_cloud_id: site.as_ref().map(|s| s.cloud_id.as_str()),
+        scopes: &granted,
+        sites: &sites,
+        site_cloud_id: site.as_ref().map(|s| &s.cloud_id),
         site_url: site.as_ref().map(|s| s.url.as_str()),
         access_token: &access_ct,
         refresh_token: refresh_ct.as_deref(),
@@ -546,7 +545,7 @@ async fn picker_context(
     state: &AppState,
     session_id: &str,
     headers: &HeaderMap,
-) -> Result<(SessionRow, String, Vec<AccessibleSite>, String), Response> {
+) -> Result<(SessionRow, ConnectionId, Vec<AccessibleSite>, String), Response> {
     let now = crate::store::now();
     let session = match rows::get(state.store.pool(), session_id).await {
         Ok(Some(s)) => s,

@@ -115,7 +115,7 @@ pub fn parse_request(
     scopes.dedup();
     Ok(NewConnectSession {
         app_id: app.id.clone(),
-        owner: req.owner,
+        owner: req.owner.into(),
         profile,
         return_to: req.return_to,
         scopes,

@@ -105,7 +105,7 @@ pub async fn list_connections(
         None => None,
     };
     let filter = ListFilter {
-        owner: q.owner,
+        owner: q.owner.map(Into::into),
         profile: q.profile,
         status,
         after: q.cursor,
@@ -113,7 +113,7 @@ pub async fn list_connections(
     let page = rows::list_for_app(state.store.pool(), &app.id, &filter, limit).await?;
     let next_cursor = page
         .more
-        .then(|| page.items.last().map(|r| r.id.clone()))
+        .then(|| page.items.last().map(|r| r.id.to_string()))
         .flatten();
     Ok(Json(ConnectionList {
         items: page.items.iter().map(ConnectionView::from_row).collect(),
@@ -171,7 +171,7 @@ fn token_response(fresh: &FreshToken) -> TokenResponse {
         access_token: fresh.access_token.expose_secret().to_string(),
         token_type: "Bearer".into(),
         expires_at: rfc3339(fresh.expires_at),
-        cloud_id: row.site_cloud_id.clone(),
+        cloud_id: row.site_cloud_id.clone().map(String::from),
         site_url: row.site_url.clone(),
         account_id: row.account_id.clone(),
         email: row.account_email.clone(),
@@ -273,7 +273,7 @@ pub async fn update_connection_site(
     let Some(site) = row
         .site_list()
         .into_iter()
-        .find(|s| s.cloud_id == req.cloud_id)
+        .find(|s| s.cloud_id.as_str() == req.cloud_id)
     else {
         return Err(ApiError::validation(
             "cloud_id",

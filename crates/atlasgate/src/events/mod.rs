@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 use crate::apps::AuthenticatedApp;
 use crate::connections::rfc3339;
 use crate::error::ApiError;
+use crate::ids::ConnectionId;
 use crate::state::AppState;
 use crate::store::events as rows;
 use crate::store::events::DeliveryState;
@@ -106,11 +107,12 @@ pub async fn list_events(
             return Err(ApiError::validation("type", "unknown event type"));
         }
     }
+    let connection_id = q.connection_id.clone().map(ConnectionId::from);
     let page = rows::list_for_app(
         state.store.pool(),
         &app.id,
         before,
-        q.connection_id.as_deref(),
+        connection_id.as_ref(),
         q.event_type.as_deref(),
         limit,
     )
@@ -125,7 +127,7 @@ pub async fn list_events(
         .map(|r| EventView {
             id: r.id,
             event_type: r.event_type,
-            connection_id: r.connection_id,
+            connection_id: r.connection_id.map(String::from),
             created_at: rfc3339(r.created_at),
             next_attempt_at: (r.delivery_state == DeliveryState::Pending)
                 .then(|| rfc3339(r.next_attempt_at)),

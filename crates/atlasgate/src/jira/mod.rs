@@ -19,6 +19,7 @@ use utoipa_axum::routes;
 
 use crate::apps::{AppConnection, AuthenticatedApp};
 use crate::error::ApiError;
+use crate::ids::{CloudId, Jql};
 use crate::state::AppState;
 use crate::store::connections::ConnectionRow;
 
@@ -42,6 +43,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(issue_keys::find_issue_keys))
 }
 
+static NO_SITE: CloudId = CloudId::EMPTY;
+
 pub(crate) fn ctx<'a>(
     state: &'a AppState,
     app: &'a AuthenticatedApp,
@@ -51,7 +54,7 @@ pub(crate) fn ctx<'a>(
         client: &state.atlassian,
         app_id: Some(&app.id),
         connection_id: &row.id,
-        cloud_id: row.site_cloud_id.as_deref().unwrap_or_default(),
+        cloud_id: row.site_cloud_id.as_ref().unwrap_or(&NO_SITE),
         site_url: row.site_url.as_deref().unwrap_or_default(),
     }
 }
@@ -338,7 +341,8 @@ pub async fn search_issues(
         return Err(ApiError::Validation(errors));
     }
     let row = conn.with_site()?;
-    match ops::search(&ctx(&state, &conn.app, row), &q.jql, limit).await {
+    let jql = Jql::from(q.jql);
+    match ops::search(&ctx(&state, &conn.app, row), &jql, limit).await {
         Ok(items) => Ok(Json(IssueList { items })),
         Err(e) => Err(e.into()),
     }

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use atlasgate_core::ids::Jql;
 use atlasgate_core::jira::ops;
 use atlasgate_core::mcp::reads;
 
@@ -163,8 +164,9 @@ pub async fn jira_search(t: &ToolCtx<'_>, a: SearchArgs) -> ToolResult {
     if a.jql.trim().is_empty() {
         return Err(ToolError::new("invalid_arguments", "jql must not be empty"));
     }
+    let jql = Jql::from(a.jql);
     if let Some((issues, from)) =
-        reads::search_from_store(&t.state.store, &t.row.id, &a.jql, limit).await?
+        reads::search_from_store(&t.state.store, &t.row.id, &jql, limit).await?
     {
         let text = format!(
             "From atlasgate's store (sync {} has this JQL, last pass {}; no Jira call):\n{}",
@@ -187,7 +189,7 @@ pub async fn jira_search(t: &ToolCtx<'_>, a: SearchArgs) -> ToolResult {
             text,
         });
     }
-    let issues = ops::search(&t.ctx(), &a.jql, limit).await?;
+    let issues = ops::search(&t.ctx(), &jql, limit).await?;
     let text = issue_lines(issues.iter().map(|i| {
         (
             i.key.as_str(),

@@ -279,7 +279,7 @@ async fn forward(
             Some(charge) if is_json => Box::pin(budget::metered(stream, charge)),
             _ => Box::pin(stream),
         };
-    let body = match (rewrite, answer.connection.site_cloud_id.as_deref()) {
+    let body = match (rewrite, answer.connection.site_cloud_id.as_ref()) {
         (true, Some(cloud_id)) => {
             let from = state
                 .atlassian

@@ -1,6 +1,7 @@
 //! Admin: the token gate of the JSON API and the dashboard (HTTP and a real
 //! headless Chromium).
 
+use atlasgate::ids::ConnectionId;
 use serde_json::json;
 
 use crate::helpers::{assert_problem, chromedriver, TestApp, TestOptions};
@@ -305,7 +306,7 @@ async fn dashboard_shows_connection_health_and_events_escaped() {
             app.store.pool(),
             atlasgate::store::events::NewEvent {
                 app_id: &app_id,
-                connection_id: Some("c-reauth"),
+                connection_id: Some(&ConnectionId::new("c-reauth")),
                 event_type: "connection.needs_reauth",
                 payload: json!({}),
             },

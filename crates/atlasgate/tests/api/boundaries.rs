@@ -42,6 +42,16 @@ fn sources() -> Vec<(String, String)> {
         .collect()
 }
 
+/// The HTTP-server crates the core may not depend on, directly or through
+/// another crate.
+const HTTP_SERVER_CRATES: [&str; 5] = [
+    "axum",
+    "tower-http",
+    "utoipa",
+    "utoipa-axum",
+    "utoipa-swagger-ui",
+];
+
 #[test]
 fn core_depends_on_no_http_server_crate() {
     let manifest = std::fs::read_to_string(crates_dir().join("atlasgate-core/Cargo.toml")).unwrap();
@@ -51,13 +61,7 @@ fn core_depends_on_no_http_server_crate() {
         deps.contains_key("sqlx"),
         "positive control: the core's deps were read"
     );
-    for forbidden in [
-        "axum",
-        "tower-http",
-        "utoipa",
-        "utoipa-axum",
-        "utoipa-swagger-ui",
-    ] {
+    for forbidden in HTTP_SERVER_CRATES {
         assert!(
             !deps.contains_key(forbidden),
             "atlasgate-core must not depend on {forbidden}"
@@ -70,6 +74,44 @@ fn core_depends_on_no_http_server_crate() {
             }
         }
     }
+    // Nor through another crate (reqwest 0.12.16 and later would bring
+    // tower-http; the workspace pins an older one, see Cargo.toml).
+    let names = core_normal_dependency_tree();
+    for present in ["atlasgate-core", "reqwest", "sqlx", "tokio"] {
+        assert!(
+            names.contains(present),
+            "positive control: the tree lists {present}"
+        );
+    }
+    for forbidden in HTTP_SERVER_CRATES {
+        assert!(
+            !names.contains(forbidden),
+            "atlasgate-core depends on {forbidden} through another crate \
+             (`cargo tree -p atlasgate-core -e normal -i {forbidden}` shows which)"
+        );
+    }
+}
+
+/// The crates of the core's resolved normal dependency tree, as Cargo.lock
+/// pins it (`cargo tree -p atlasgate-core -e normal`).
+fn core_normal_dependency_tree() -> BTreeSet<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["tree", "--offline", "--locked", "-p", "atlasgate-core"])
+        .args(["-e", "normal", "--prefix", "none", "--manifest-path"])
+        .arg(crates_dir().join("../Cargo.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(String::from)
+        .collect()
 }
 
 #[test]
@@ -114,6 +156,12 @@ fn only_the_edge_builds_problem_json_or_html() {
 type Imports = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
 
 fn core_imports() -> Imports {
+    let reexports = core_root_reexports();
+    assert_eq!(
+        reexports.get("Error").map(String::as_str),
+        Some("error"),
+        "positive control: the root's re-exports were read"
+    );
     let mut out = Imports::new();
     for (file, text) in sources() {
         let Some(rel) = file.strip_prefix("atlasgate-core/src/") else {
@@ -129,10 +177,37 @@ fn core_imports() -> Imports {
             continue;
         }
         let edges = out.entry(module.clone()).or_default();
-        for target in crate_paths(&code_of(&text)) {
+        for path in crate_paths(&code_of(&text)) {
+            // `crate::Error` and the like: the module the crate root re-exports it from.
+            let target = match path.starts_with(|c: char| c.is_ascii_uppercase()) {
+                true => match reexports.get(&path) {
+                    Some(m) => m.clone(),
+                    None => continue,
+                },
+                false => path,
+            };
             if target != module {
                 edges.entry(target).or_default().insert(file.clone());
             }
+        }
+    }
+    out
+}
+
+/// The core's `lib.rs` re-exports (`pub use error::{Error, Result};`):
+/// item name → the module it comes from.
+fn core_root_reexports() -> BTreeMap<String, String> {
+    let lib = std::fs::read_to_string(crates_dir().join("atlasgate-core/src/lib.rs")).unwrap();
+    let mut out = BTreeMap::new();
+    for line in lib.lines() {
+        let Some(rest) = line.trim().strip_prefix("pub use ") else {
+            continue;
+        };
+        let Some((module, items)) = rest.trim_end_matches(';').split_once("::") else {
+            continue;
+        };
+        for item in items.trim_matches(|c| c == '{' || c == '}').split(',') {
+            out.insert(item.trim().to_string(), module.to_string());
         }
     }
     out
@@ -156,8 +231,8 @@ fn code_of(text: &str) -> String {
 }
 
 /// The first segment of every `crate::…` path in `code`, including each
-/// item of a `crate::{a, b::c}` group (nested groups too). Lower-case
-/// segments only: `crate::Error` is the crate root's re-export.
+/// item of a `crate::{a, b::c}` group (nested groups too). A segment that
+/// starts upper-case (`crate::Error`) is one of the crate root's re-exports.
 fn crate_paths(code: &str) -> BTreeSet<String> {
     let ident = |s: &str| -> String {
         s.chars()
@@ -193,7 +268,7 @@ fn crate_paths(code: &str) -> BTreeSet<String> {
             out.insert(ident(rest));
         }
     }
-    out.retain(|m| !m.is_empty() && m != "self" && m.starts_with(|c: char| c.is_ascii_lowercase()));
+    out.retain(|m| !m.is_empty() && m != "self");
     out
 }
 
@@ -212,13 +287,7 @@ fn documented_imports() -> BTreeMap<String, (String, BTreeSet<String>)> {
         .skip(2)
     {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        let names = |cell: &str| -> BTreeSet<String> {
-            cell.split('`')
-                .skip(1)
-                .step_by(2)
-                .map(String::from)
-                .collect()
-        };
+        let names = |cell: &str| -> BTreeSet<String> { backticked(cell).into_iter().collect() };
         let module = names(cells[1]).into_iter().next().unwrap();
         out.insert(module, (cells[2].to_string(), names(cells[3])));
     }
@@ -226,6 +295,15 @@ fn documented_imports() -> BTreeMap<String, (String, BTreeSet<String>)> {
 }
 
 const IMPORT_TABLE_HEADING: &str = "### Imports between the core's modules";
+
+/// The `code` spans of a line of Markdown, in order.
+fn backticked(line: &str) -> Vec<String> {
+    line.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(String::from)
+        .collect()
+}
 
 /// Every `crate::<module>` edge in the core is a row of ARCHITECTURE.md's
 /// import table (with its reason), and every row is still true: a new edge
@@ -309,13 +387,8 @@ fn feature_modules_form_no_unnamed_import_loop() {
         .lines()
         .filter_map(|l| l.strip_prefix("- **Loop:** "))
         .map(|l| {
-            l.split(':')
-                .next()
-                .unwrap()
-                .split('`')
-                .skip(1)
-                .step_by(2)
-                .map(String::from)
+            backticked(l.split(':').next().unwrap())
+                .into_iter()
                 .collect()
         })
         .collect();
@@ -338,6 +411,84 @@ fn feature_modules_form_no_unnamed_import_loop() {
         !crate_paths(&code_of(&edge_error)).contains("server"),
         "the edge's error.rs imports server"
     );
+}
+
+/// Every import loop among the core's modules (foundation, features and
+/// roots alike) runs through one of the edges ARCHITECTURE.md names under
+/// its import table as a closing edge (`- **Closing edge:** `a` → `b`: why`):
+/// without them the graph has no loop, and each one is needed (without it,
+/// and with the others out, a loop remains), so a new loop fails here until
+/// it is named, and a named loop that is gone fails until the doc drops it.
+/// The modules on a loop are the ones the doc lists.
+#[test]
+fn core_import_loops_are_the_named_ones() {
+    let actual = core_imports();
+    let doc = std::fs::read_to_string(crates_dir().join("../ARCHITECTURE.md")).unwrap();
+    let closing: BTreeSet<(String, String)> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("- **Closing edge:** "))
+        .map(|l| {
+            let names = backticked(l.split(':').next().unwrap());
+            assert_eq!(names.len(), 2, "a closing edge names two modules: {l}");
+            (names[0].clone(), names[1].clone())
+        })
+        .collect();
+    assert!(
+        closing.len() > 3,
+        "positive control: closing edges were read"
+    );
+    let on_a_loop_doc: BTreeSet<String> = doc
+        .lines()
+        .find_map(|l| l.strip_prefix("Modules on a loop: "))
+        .map(|l| backticked(l).into_iter().collect())
+        .expect("ARCHITECTURE.md lists the modules on a loop");
+
+    let without = |cut: &BTreeSet<(String, String)>| -> Vec<BTreeSet<String>> {
+        let graph: BTreeMap<&str, Vec<&str>> = actual
+            .iter()
+            .map(|(m, edges)| {
+                let to = edges
+                    .keys()
+                    .filter(|t| !cut.contains(&(m.clone(), (*t).clone())))
+                    .map(String::as_str)
+                    .collect();
+                (m.as_str(), to)
+            })
+            .collect();
+        strongly_connected(&graph)
+            .into_iter()
+            .filter(|c| c.len() > 1)
+            .collect()
+    };
+    let mut problems = Vec::new();
+    for (from, to) in &closing {
+        if !actual.get(from).is_some_and(|e| e.contains_key(to)) {
+            problems.push(format!(
+                "the closing edge `{from}` → `{to}` is no longer an import"
+            ));
+            continue;
+        }
+        let mut others = closing.clone();
+        others.remove(&(from.clone(), to.clone()));
+        if without(&others).is_empty() {
+            problems.push(format!(
+                "the closing edge `{from}` → `{to}` closes no loop the others leave open"
+            ));
+        }
+    }
+    for component in without(&closing) {
+        problems.push(format!(
+            "a loop no closing edge breaks, among {}",
+            component.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let on_a_loop: BTreeSet<String> = without(&BTreeSet::new()).into_iter().flatten().collect();
+    if on_a_loop != on_a_loop_doc {
+        problems.push(format!(
+            "the modules on a loop are {on_a_loop:?}, ARCHITECTURE.md lists {on_a_loop_doc:?}"
+        ));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 /// Tarjan's strongly connected components.

@@ -1,6 +1,7 @@
 //! The polite client layer under atlassim's fault injection: rate limits,
 //! retries of idempotent requests only, one refresh on a 401.
 
+use atlasgate::ids::ConnectionId;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -226,18 +227,18 @@ async fn typed_calls_through_the_client_follow_the_same_rules() {
     let (me, row): (Value, _) = client
         .json(
             None,
-            &id,
+            &ConnectionId::new(&id),
             ApiRequest::jira(Method::GET, "rest/api/3/myself"),
         )
         .await
         .unwrap();
     assert!(me["accountId"].is_string());
-    assert_eq!(row.id, id);
+    assert_eq!(row.id, *id);
     // A non-success answer is an error carrying Jira's message.
     let err = client
         .json::<Value>(
             None,
-            &id,
+            &ConnectionId::new(&id),
             ApiRequest::jira(Method::GET, "rest/api/3/search/jql")
                 .query(&[("jql", "nosuchfield = 1")]),
         )
@@ -256,7 +257,7 @@ async fn typed_calls_through_the_client_follow_the_same_rules() {
     let err = client
         .json::<Value>(
             Some("not-the-owner"),
-            &id,
+            &ConnectionId::new(&id),
             ApiRequest::jira(Method::GET, "rest/api/3/myself"),
         )
         .await
@@ -310,6 +311,7 @@ async fn pacing_keeps_bulk_work_under_the_burst_limit() {
     )
     .await;
     let (_, id) = connected(&app, "jira", 0).await;
+    let id = ConnectionId::new(id);
     let burst = || async {
         let calls = (0..60).map(|_| {
             app.state.atlassian.json::<Value>(

@@ -1,6 +1,7 @@
 //! Typed Confluence operations: spaces and pages, cursor pagination followed.
 
 use atlasgate::atlassian::{ApiRequest, Product};
+use atlasgate::ids::ConnectionId;
 use serde_json::Value;
 
 use crate::helpers::{assert_problem, TestApp};
@@ -77,9 +78,14 @@ async fn spaces_and_pages_with_every_cursor_followed() {
         format!("wiki/api/v2/spaces/{space_id}/pages"),
     )
     .query(&[("limit", "3")]);
-    let (all, base) = atlasgate::confluence::all_results(&app.state.atlassian, None, &id, first)
-        .await
-        .unwrap();
+    let (all, base) = atlasgate::confluence::all_results(
+        &app.state.atlassian,
+        None,
+        &ConnectionId::new(&id),
+        first,
+    )
+    .await
+    .unwrap();
     assert!(base.unwrap().starts_with(&site_url));
     let resp = app
         .get(

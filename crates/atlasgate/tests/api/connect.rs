@@ -1,6 +1,7 @@
 //! Connect sessions and the happy paths of the connect flow, driven over HTTP
 //! with a cookie-keeping client. Shared helpers for the other connect tests.
 
+use atlasgate::ids::ConnectionId;
 use atlasgate::store::Backend;
 use atlasgate_testkit::{Browser, SitePickerForm};
 use serde_json::{json, Value};
@@ -143,7 +144,10 @@ pub async fn expire_access_token(app: &TestApp, id: &str) {
     // Real expiry is time passing, which the process's token cache honours
     // (it never serves past `expires_at - margin`); a jump in the row is not
     // something it can see, so drop its entry as time passing would.
-    app.state.refresher.token_cache().invalidate(id);
+    app.state
+        .refresher
+        .token_cache()
+        .invalidate(&ConnectionId::new(id));
 }
 
 pub async fn event_types(app: &TestApp, connection_id: &str) -> Vec<String> {

@@ -1,6 +1,7 @@
 //! The connections API: list with filters and cursor pagination, the
 //! connection view, choosing the site.
 
+use atlasgate::ids::ConnectionId;
 use serde_json::{json, Value};
 
 use crate::connect::{connect, sim_sites};
@@ -151,7 +152,11 @@ async fn token_body(app: &TestApp, key: &str, id: &str) -> Value {
 /// tests below would not be testing the cache at all.
 fn assert_cached(app: &TestApp, id: &str) {
     assert!(
-        app.state.refresher.token_cache().get(id).is_some(),
+        app.state
+            .refresher
+            .token_cache()
+            .get(&ConnectionId::new(id))
+            .is_some(),
         "the token should be cached after a /token call"
     );
 }

@@ -2,6 +2,7 @@
 //! Standard Webhooks (checked here and by the official Python library), in
 //! order per connection, retried while the receiver is down.
 
+use atlasgate::ids::ConnectionId;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -104,7 +105,7 @@ pub async fn record_issue_updated(s: &Setup, n: i64) -> String {
     atlasgate::events::record(
         &mut conn,
         &app_id,
-        Some(&s.connection),
+        Some(&ConnectionId::new(&s.connection)),
         "issue.updated",
         json!({ "n": n }),
     )

@@ -6,6 +6,7 @@
 //! `jira_create_issue`'s idempotency record across two processes. Both
 //! backends (the policy and the idempotency records are stored).
 
+use atlasgate::ids::ConnectionId;
 use std::process::Command;
 
 use serde_json::{json, Value};
@@ -414,14 +415,19 @@ async fn idempotency(backend: atlasgate::store::Backend) {
         description: Some("**b**"),
         idempotency_key: None,
     };
-    let (first, replayed) = create_once(&app.store, &id, &call, create("1"))
+    let (first, replayed) = create_once(&app.store, &ConnectionId::new(&id), &call, create("1"))
         .await
         .unwrap();
     assert!(!replayed);
     // The same call through the other process's store: the first issue.
-    let (again, replayed) = create_once(&other.state.store, &id, &call, create("2"))
-        .await
-        .unwrap();
+    let (again, replayed) = create_once(
+        &other.state.store,
+        &ConnectionId::new(&id),
+        &call,
+        create("2"),
+    )
+    .await
+    .unwrap();
     assert!(replayed);
     assert_eq!(again, first);
     assert_eq!(made.load(Ordering::SeqCst), 1);
@@ -430,9 +436,14 @@ async fn idempotency(backend: atlasgate::store::Backend) {
         summary: "Twice",
         ..call
     };
-    let (second, replayed) = create_once(&app.store, &id, &other_call, create("3"))
-        .await
-        .unwrap();
+    let (second, replayed) = create_once(
+        &app.store,
+        &ConnectionId::new(&id),
+        &other_call,
+        create("3"),
+    )
+    .await
+    .unwrap();
     assert!(!replayed);
     assert_eq!(second.key, "ACME-3");
     // A failure gives the claim back: the same call may try again.
@@ -440,12 +451,12 @@ async fn idempotency(backend: atlasgate::store::Backend) {
         idempotency_key: Some("k-9"),
         ..call
     };
-    let failed = create_once(&app.store, &id, &keyed, || async {
+    let failed = create_once(&app.store, &ConnectionId::new(&id), &keyed, || async {
         Err(atlasgate_core::Error::Timeout)
     })
     .await;
     assert!(matches!(failed, Err(atlasgate_core::Error::Timeout)));
-    let (retried, replayed) = create_once(&app.store, &id, &keyed, create("4"))
+    let (retried, replayed) = create_once(&app.store, &ConnectionId::new(&id), &keyed, create("4"))
         .await
         .unwrap();
     assert!(!replayed);
@@ -456,7 +467,7 @@ async fn idempotency(backend: atlasgate::store::Backend) {
         .execute(app.store.pool())
         .await
         .unwrap();
-    let (fresh, replayed) = create_once(&app.store, &id, &call, create("5"))
+    let (fresh, replayed) = create_once(&app.store, &ConnectionId::new(&id), &call, create("5"))
         .await
         .unwrap();
     assert!(!replayed);

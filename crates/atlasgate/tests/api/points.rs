@@ -3,6 +3,7 @@
 //! never pass it, syncs yield to interactive calls, a quota 429 pauses the
 //! site for every caller, pacing buckets follow endpoint templates.
 
+use atlasgate::ids::ConnectionId;
 use std::time::Duration;
 
 use atlasgate::atlassian::budget::{BudgetSettings, CallClass};
@@ -301,7 +302,7 @@ async fn a_quota_429_pauses_the_site_for_every_caller() {
             .atlassian
             .send(
                 None,
-                &id,
+                &ConnectionId::new(&id),
                 atlasgate::atlassian::ApiRequest::get(Product::Jira, path.clone()),
             )
             .await;
@@ -410,6 +411,7 @@ async fn a_budget_wait_does_not_count_against_the_request_timeout() {
     for backend in backends() {
         let app = spawn(backend, 65_000, 10).await;
         let (_key, id) = connected(&app).await;
+        let id = ConnectionId::new(id);
         app.state.atlassian.set_policy(ClientPolicy {
             request_timeout: Duration::from_secs(1),
             ..ClientPolicy::default()

@@ -2,6 +2,7 @@
 //! flight in one process and across processes, lost answers, revoked grants,
 //! transient failures, keep-alive.
 
+use atlasgate::ids::ConnectionId;
 use atlasgate::store::Backend;
 use serde_json::{json, Value};
 
@@ -317,9 +318,13 @@ async fn a_refresh_answer_without_refresh_token_keeps_the_old_one() {
             .fetch_one(app.store.pool())
             .await
             .unwrap();
-    let plain_before =
-        atlasgate::vault::token::open(&app.state.cipher, &id, "refresh_token", &refresh_before)
-            .unwrap();
+    let plain_before = atlasgate::vault::token::open(
+        &app.state.cipher,
+        &ConnectionId::new(&id),
+        "refresh_token",
+        &refresh_before,
+    )
+    .unwrap();
     app.sim.add_fault(atlassim::Fault {
         status: Some(200),
         body: Some(json!({ "access_token": "handed-out-without-rotation", "expires_in": 3600, "scope": "read:me offline_access", "token_type": "Bearer" })),
@@ -335,9 +340,13 @@ async fn a_refresh_answer_without_refresh_token_keeps_the_old_one() {
             .fetch_one(app.store.pool())
             .await
             .unwrap();
-    let plain_after =
-        atlasgate::vault::token::open(&app.state.cipher, &id, "refresh_token", &refresh_after)
-            .unwrap();
+    let plain_after = atlasgate::vault::token::open(
+        &app.state.cipher,
+        &ConnectionId::new(&id),
+        "refresh_token",
+        &refresh_after,
+    )
+    .unwrap();
     use secrecy::ExposeSecret;
     assert_eq!(plain_before.expose_secret(), plain_after.expose_secret());
     // The kept refresh token still works at atlassim.

@@ -3,6 +3,7 @@
 //! indexes, the watched statements explain with bound parameters, and
 //! connection use is written in batches, never backwards.
 
+use atlasgate::ids::ConnectionId;
 use atlasgate::store::connections as rows;
 use atlasgate::store::{stats, Backend};
 use serde_json::Value;
@@ -124,8 +125,8 @@ async fn watched_plans(backend: Backend) {
             account_id: "seeded",
             account_email: None,
             account_name: None,
-            scopes_json: "[]",
-            sites_json: "[]",
+            scopes: &[],
+            sites: &[],
             site_cloud_id: None,
             site_url: None,
             access_token: b"sealed-access",
@@ -137,7 +138,7 @@ async fn watched_plans(backend: Backend) {
             &mut tx,
             &id,
             &app_id,
-            &format!("seed:{i}"),
+            &format!("seed:{i}").into(),
             "jira",
             &grant,
             now - i * 3600,
@@ -201,13 +202,16 @@ async fn use_is_batched(backend: Backend) {
     let view = app.get_json(&format!("/v1/connections/{id}"), &key).await;
     assert!(view["last_used_at"].is_string(), "{view}");
     // Within the minute a second use is not noted again.
-    app.state.refresher.token_cache().invalidate(&id);
+    app.state
+        .refresher
+        .token_cache()
+        .invalidate(&ConnectionId::new(&id));
     app.connection_token(&key, &id).await;
     assert_eq!(app.state.last_used.pending(), 0, "{backend:?}");
     // A late flush from another process never moves it backwards.
     let changed = atlasgate::store::connections::touch_used(
         app.store.pool(),
-        std::slice::from_ref(&id),
+        std::slice::from_ref(&ConnectionId::new(&id)),
         used - 100,
     )
     .await
@@ -221,7 +225,7 @@ async fn use_is_batched(backend: Backend) {
         )
         .collect();
     for id in &ids {
-        app.state.last_used.note(id, used + 1);
+        app.state.last_used.note(&ConnectionId::new(id), used + 1);
     }
     app.state.last_used.flush(&app.store).await;
     assert_eq!(app.state.last_used.pending(), 0, "{backend:?}");

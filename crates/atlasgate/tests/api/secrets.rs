@@ -1,6 +1,7 @@
 //! Tokens at rest: never in plaintext, bound to their row, survive key
 //! rotation; and no secret ever reaches a log line.
 
+use atlasgate::ids::ConnectionId;
 use atlasgate::store::Backend;
 use atlasgate::vault::token::{open, ACCESS_TOKEN, REFRESH_TOKEN};
 use atlasgate::vault::{Cipher, Keyring};
@@ -15,7 +16,7 @@ use crate::helpers::{assert_problem, backends, captured_logs, TestApp, TestOptio
 
 /// The plaintext tokens currently stored for every connection (decrypted).
 pub async fn stored_tokens(app: &TestApp) -> Vec<String> {
-    type Row = (String, Option<Vec<u8>>, Option<Vec<u8>>);
+    type Row = (ConnectionId, Option<Vec<u8>>, Option<Vec<u8>>);
     let rows: Vec<Row> = sqlx::query_as("SELECT id, access_token, refresh_token FROM connections")
         .fetch_all(app.store.pool())
         .await
@@ -134,8 +135,8 @@ async fn a_ciphertext_copied_to_another_connection_does_not_decrypt() {
     let app = TestApp::spawn().await;
     let (_, key) = app.create_app("copy").await;
     let sites = sim_sites(&app);
-    let a = connect(&app, &key, "a", &sites[..1], None).await;
-    let b = connect(&app, &key, "b", &sites[..1], None).await;
+    let a = ConnectionId::new(connect(&app, &key, "a", &sites[..1], None).await);
+    let b = ConnectionId::new(connect(&app, &key, "b", &sites[..1], None).await);
     let a_ct: Vec<u8> = sqlx::query_scalar("SELECT access_token FROM connections WHERE id = $1")
         .bind(&a)
         .fetch_one(app.store.pool())

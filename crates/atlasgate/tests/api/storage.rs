@@ -1,6 +1,7 @@
 //! The store on both backends: creation, migrations, write transactions,
 //! unique violations, the event outbox.
 
+use atlasgate::ids::ConnectionId;
 use std::time::Duration;
 
 use atlasgate::store::events::{self, DeliveryState, NewEvent};
@@ -150,7 +151,7 @@ async fn events_are_recorded_in_order_with_delivery_state() {
                 &mut *tx,
                 NewEvent {
                     app_id: "app1",
-                    connection_id: Some("c1"),
+                    connection_id: Some(&ConnectionId::new("c1")),
                     event_type: "connection.created",
                     payload: json!({ "n": i }),
                 },
