@@ -792,16 +792,7 @@ fn fault(
     count: u32,
     tweak: impl FnOnce(&mut atlassim::Fault),
 ) -> atlassim::Fault {
-    let mut f = atlassim::Fault {
-        method: Some(method.to_string()),
-        path: path.to_string(),
-        count,
-        status: None,
-        body: None,
-        headers: None,
-        latency_ms: None,
-        drop: false,
-    };
+    let mut f = atlassim::Fault::new(method, path, count);
     tweak(&mut f);
     f
 }
