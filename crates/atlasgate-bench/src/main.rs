@@ -19,6 +19,7 @@
 
 mod cpu;
 mod dos;
+mod faults;
 mod floor;
 mod issue_keys;
 mod quota;
@@ -65,6 +66,8 @@ enum Command {
     Quota(quota::QuotaArgs),
     /// Instructions per proxied, /token and /healthz request, and per request of the floor (callgrind).
     Cpu(cpu::CpuArgs),
+    /// The fault campaign: SIGKILLs, lost rotations, atlassim 5xx, receiver and database outages (RELIABILITY.md).
+    Faults(faults::FaultsArgs),
     /// Only the pass-through floor, on a free port (for `cpu`).
     Floor(FloorArgs),
 }
@@ -544,6 +547,7 @@ fn main() -> anyhow::Result<()> {
             Command::Dos(args) => dos::run(args).await,
             Command::Quota(args) => quota::run(args).await,
             Command::Cpu(args) => cpu::run(args).await,
+            Command::Faults(args) => faults::run(args).await,
             Command::Floor(args) => floor_only(args).await,
         }
     })

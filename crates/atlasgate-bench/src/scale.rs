@@ -347,6 +347,7 @@ async fn start(args: &ScaleArgs, backend: Backend) -> anyhow::Result<Env> {
     };
     // Pacing off, as in-process (`serve_on_sim`): atlassim is not what is measured.
     let child = crate::sync::spawn_on(
+        crate::sync::free_port()?,
         &bin,
         &sim,
         &url,

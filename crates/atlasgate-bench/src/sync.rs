@@ -51,7 +51,7 @@ impl Drop for Child {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
@@ -112,6 +112,7 @@ pub(crate) async fn spawn_with(
 ) -> anyhow::Result<Child> {
     let db = dir.join(format!("sync-{}.db", free_port()?));
     spawn_on(
+        free_port()?,
         bin,
         sim,
         &format!("sqlite://{}", db.display()),
@@ -134,6 +135,7 @@ pub(crate) async fn spawn_with_env(
     let db = dir.join(format!("sync-{}.db", free_port()?));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     spawn_on(
+        free_port()?,
         bin,
         sim,
         &format!("sqlite://{}", db.display()),
@@ -144,10 +146,11 @@ pub(crate) async fn spawn_with_env(
     .await
 }
 
-/// `atlasgate serve` from `bin` (under `wrapper` when given) on
+/// `atlasgate serve` from `bin` (under `wrapper` when given) on `port` and
 /// `database_url` with `encryption_keys` (`ATLASGATE_ENCRYPTION_KEYS`),
 /// against `sim`, with `env` added (set last: it wins over the defaults).
 pub(crate) async fn spawn_on(
+    port: u16,
     bin: &std::path::Path,
     sim: &atlassim::Sim,
     database_url: &str,
@@ -155,7 +158,6 @@ pub(crate) async fn spawn_on(
     env: &[(&str, &str)],
     wrapper: &[String],
 ) -> anyhow::Result<Child> {
-    let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
     sim.add_redirect_uri(
         atlassim::config::DEFAULT_CLIENT_ID,

@@ -79,9 +79,33 @@ pub enum Error {
     /// A success answer that did not have the expected shape.
     #[error("unexpected answer from Atlassian: {0}")]
     Decode(String),
+    /// The database is away right now (restarting, refusing connections,
+    /// pool timed out): answered 503 with `Retry-After`.
+    #[error("the database is unavailable right now; retry shortly")]
+    StoreUnavailable,
     /// Anything else: logged in full by the edge, answered as a bare 500.
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+/// The `Retry-After` of a [`Error::StoreUnavailable`] answer, in seconds.
+pub const STORE_RETRY_AFTER_SECS: u64 = 2;
+
+/// Every error on its way to `Internal` passes here: one whose chain holds
+/// a "database away" error (see [`crate::store::is_unavailable`]) becomes
+/// [`Error::StoreUnavailable`] instead.
+impl From<anyhow::Error> for Error {
+    fn from(e: anyhow::Error) -> Self {
+        let away = e.chain().any(|c| {
+            crate::store::unavailable_in(c)
+                || matches!(c.downcast_ref::<Error>(), Some(Error::StoreUnavailable))
+        });
+        if away {
+            Error::StoreUnavailable
+        } else {
+            Error::Internal(e)
+        }
+    }
 }
 
 impl Error {
@@ -93,25 +117,25 @@ impl Error {
     }
 
     pub fn internal(e: impl Into<anyhow::Error>) -> Error {
-        Error::Internal(e.into())
+        Error::from(e.into())
     }
 }
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
-        Error::Internal(e.into())
+        Error::internal(e)
     }
 }
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        Error::Internal(e.into())
+        Error::internal(e)
     }
 }
 
 impl From<VaultError> for Error {
     fn from(e: VaultError) -> Self {
-        Error::Internal(e.into())
+        Error::internal(e)
     }
 }
 
@@ -130,6 +154,7 @@ impl From<RefreshError> for Error {
                 Error::RefreshUnavailable { retry_after_secs }
             }
             RefreshError::Rejected { status } => Error::RefreshRejected { status },
+            RefreshError::StoreUnavailable => Error::StoreUnavailable,
             RefreshError::Internal(msg) => Error::Internal(anyhow::anyhow!(msg)),
         }
     }

@@ -145,7 +145,15 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     /// Anything else: logged in full, answered as a bare 500.
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+/// Through the core's one classification: a "database away" error in the
+/// chain answers 503 with `Retry-After`, anything else a bare 500.
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        CoreError::from(e).into()
+    }
 }
 
 /// The one translation of the core's errors into answers: synchronous, no
@@ -206,6 +214,10 @@ impl From<CoreError> for ApiError {
                 detail: e.to_string(),
                 current,
             },
+            e @ CoreError::StoreUnavailable => ApiError::RetryLater {
+                detail: e.to_string(),
+                retry_after_secs: atlasgate_core::error::STORE_RETRY_AFTER_SECS,
+            },
             CoreError::Internal(e) => ApiError::Internal(e),
         }
     }
@@ -237,7 +249,7 @@ impl ApiError {
     }
 
     pub fn internal(e: impl Into<anyhow::Error>) -> ApiError {
-        ApiError::Internal(e.into())
+        ApiError::from(e.into())
     }
 
     pub fn status(&self) -> StatusCode {
@@ -557,6 +569,23 @@ mod tests {
             (s, ct.as_str()),
             (StatusCode::NOT_FOUND, "text/plain; charset=utf-8")
         );
+    }
+
+    #[test]
+    fn a_database_away_answers_503_with_retry_after_wherever_it_is_wrapped() {
+        let away = || StoreError::Sqlx(sqlx::Error::PoolTimedOut);
+        for err in [
+            ApiError::from(away()),
+            ApiError::internal(anyhow::Error::from(away()).context("reading a row")),
+            ApiError::from(atlasgate_core::vault::refresh::RefreshError::from(away())),
+        ] {
+            let resp = err.into_response();
+            assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(resp.headers().contains_key(header::RETRY_AFTER));
+        }
+        // Positive control: another database error stays a bare 500.
+        let other = ApiError::from(StoreError::Sqlx(sqlx::Error::RowNotFound));
+        assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]

@@ -204,7 +204,13 @@ impl Kind {
         add(
             self.grant,
             503,
-            "Atlassian could not refresh the token right now (`Retry-After`)",
+            "Atlassian could not refresh the token right now, or the database is away (`Retry-After`)",
+        );
+        // `core::Error::StoreUnavailable`: every API route reads or writes the database.
+        add(
+            self.api && !self.grant,
+            503,
+            "The database is away right now (`Retry-After`)",
         );
         add(
             self.atlassian,

@@ -57,6 +57,23 @@ pub struct Fault {
     pub drop: bool,
 }
 
+impl Fault {
+    /// Matches `count` `method` requests to `path` and does nothing to them
+    /// yet: set `status`, `latency_ms`, `drop`, … on the value.
+    pub fn new(method: &str, path: &str, count: u32) -> Fault {
+        Fault {
+            method: Some(method.into()),
+            path: path.into(),
+            count,
+            status: None,
+            body: None,
+            headers: None,
+            latency_ms: None,
+            drop: false,
+        }
+    }
+}
+
 struct Armed {
     fault: Fault,
     remaining: u32,

@@ -389,7 +389,7 @@ impl AtlassianClient {
                     connection_id,
                 )
                 .await
-                .map_err(|e| RefreshError::Internal(format!("database: {e}")))?
+                .map_err(RefreshError::from)?
                 .ok_or(AtlassianError::NotFound)?;
                 self.send_for_row(row, req).await
             }

@@ -185,6 +185,58 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     })
 }
 
+/// Error codes that mean "the database cannot serve right now, try again":
+/// PostgreSQL's SQLSTATE class 08 (connection exception, matched by prefix),
+/// `55000` (raised by a database that does not accept connections),
+/// `53300` too_many_connections, `57P01` admin_shutdown, `57P02`
+/// crash_shutdown, `57P03` cannot_connect_now; SQLite's `SQLITE_BUSY`
+/// family (5, 261, 517, 773) and `SQLITE_LOCKED` (6, 262) after the busy timeout.
+const UNAVAILABLE_CODES: [&str; 11] = [
+    "55000", "53300", "57P01", "57P02", "57P03", "5", "261", "517", "773", "6", "262",
+];
+
+/// The one test for "the database is away right now" (answered 503 with
+/// `Retry-After`, never 500): the pool gave up waiting for a connection, the
+/// socket failed, or the server said it is shutting down or not accepting
+/// connections. By error kind and code, never by message.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || UNAVAILABLE_CODES.contains(&c.as_ref())),
+        _ => false,
+    }
+}
+
+/// [`is_unavailable`] anywhere in an error's chain of sources.
+pub fn unavailable_in(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if e.downcast_ref::<sqlx::Error>().is_some_and(is_unavailable) {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+impl StoreError {
+    /// The database is away right now (see [`is_unavailable`]).
+    pub fn is_unavailable(&self) -> bool {
+        unavailable_in(self)
+    }
+}
+
+/// How long the pool waits for a connection before the request answers 503:
+/// well inside the edge's 30 s request timeout, so a request never hangs on
+/// a database that is away.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
@@ -214,7 +266,7 @@ impl Store {
             Backend::Sqlite => {
                 AnyPoolOptions::new()
                     .max_connections(8)
-                    .acquire_timeout(Duration::from_secs(10))
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {
                             conn.execute("PRAGMA journal_mode = WAL").await?;
@@ -235,7 +287,7 @@ impl Store {
             Backend::Postgres => {
                 AnyPoolOptions::new()
                     .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(10))
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await?
             }

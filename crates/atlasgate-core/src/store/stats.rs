@@ -214,16 +214,23 @@ pub async fn database_size(store: &Store) -> Result<i64, StoreError> {
     }
 }
 
+/// A database name made only of `[a-z0-9_]` (it is spliced into DDL).
+fn plain_name(name: &str) -> Result<(), StoreError> {
+    if name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        Ok(())
+    } else {
+        Err(StoreError::Corrupt(format!("database name {name:?}")))
+    }
+}
+
 /// A new, empty PostgreSQL database `name` next to `admin_url`'s; returns
 /// its URL (benchmarks run each configuration on a database of its own).
 pub async fn create_postgres_database(admin_url: &str, name: &str) -> Result<String, StoreError> {
     use sqlx::Connection;
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-    {
-        return Err(StoreError::Corrupt(format!("database name {name:?}")));
-    }
+    plain_name(name)?;
     sqlx::any::install_default_drivers();
     let mut conn = sqlx::AnyConnection::connect(admin_url).await?;
     sqlx::query(&format!("CREATE DATABASE {name}"))
@@ -238,16 +245,40 @@ pub async fn create_postgres_database(admin_url: &str, name: &str) -> Result<Str
 /// Drop a database made by [`create_postgres_database`].
 pub async fn drop_postgres_database(admin_url: &str, name: &str) -> Result<(), StoreError> {
     use sqlx::Connection;
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-    {
-        return Err(StoreError::Corrupt(format!("database name {name:?}")));
-    }
+    plain_name(name)?;
     let mut conn = sqlx::AnyConnection::connect(admin_url).await?;
     sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .execute(&mut conn)
         .await?;
+    conn.close().await?;
+    Ok(())
+}
+
+/// Close database `name` to new connections and terminate every backend on
+/// it (`open = false`), or open it again: the database goes away for its
+/// clients without restarting a server other sessions share (the fault
+/// campaign and the outage test).
+pub async fn set_postgres_database_open(
+    admin_url: &str,
+    name: &str,
+    open: bool,
+) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    plain_name(name)?;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(admin_url).await?;
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {open}"))
+        .execute(&mut conn)
+        .await?;
+    if !open {
+        sqlx::query(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(name)
+        .execute(&mut conn)
+        .await?;
+    }
     conn.close().await?;
     Ok(())
 }

@@ -86,19 +86,30 @@ pub enum RefreshError {
     Unavailable { retry_after_secs: u64 },
     #[error("Atlassian rejected the refresh request (status {status})")]
     Rejected { status: u16 },
+    /// The database is away right now (see `store::is_unavailable`).
+    #[error("the database is unavailable right now")]
+    StoreUnavailable,
     #[error("internal error during refresh: {0}")]
     Internal(String),
 }
 
 impl From<sqlx::Error> for RefreshError {
     fn from(e: sqlx::Error) -> Self {
-        RefreshError::Internal(format!("database: {e}"))
+        if crate::store::is_unavailable(&e) {
+            RefreshError::StoreUnavailable
+        } else {
+            RefreshError::Internal(format!("database: {e}"))
+        }
     }
 }
 
 impl From<StoreError> for RefreshError {
     fn from(e: StoreError) -> Self {
-        RefreshError::Internal(format!("database: {e}"))
+        if e.is_unavailable() {
+            RefreshError::StoreUnavailable
+        } else {
+            RefreshError::Internal(format!("database: {e}"))
+        }
     }
 }
 

@@ -523,14 +523,7 @@ async fn full_flow(backend: Backend) {
     assert_eq!(token["site_url"], snapshot["sites"][1]["url"]);
     assert_eq!(token["account_id"], snapshot["users"][0]["account_id"]);
     let first = token["access_token"].as_str().unwrap().to_string();
-    let me = app
-        .client
-        .get(format!("{}/me", app.sim.api_url()))
-        .bearer_auth(&first)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(me.status(), 200);
+    assert_eq!(app.sim_me_status(&first).await, 200);
     // Use is noted in memory and written in a batch within 5 s
     // (`atlasgate_core::last_used`); the flush here stands in for the worker.
     app.state.last_used.flush(&app.store).await;

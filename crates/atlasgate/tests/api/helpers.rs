@@ -309,6 +309,18 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The status atlassim answers `GET /me` with this access token (200: it works).
+    pub async fn sim_me_status(&self, access_token: &str) -> u16 {
+        self.client
+            .get(format!("{}/me", self.sim.api_url()))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     /// `POST /v1/connections/{id}/refresh` with an app key.
     pub async fn refresh_connection(&self, key: &str, id: &str) -> reqwest::Response {
         self.post_json(

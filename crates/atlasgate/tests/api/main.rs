@@ -15,6 +15,7 @@ mod config;
 mod confluence;
 mod connect;
 mod connections;
+mod db_away;
 #[cfg(feature = "demo")]
 mod demo;
 mod erase;

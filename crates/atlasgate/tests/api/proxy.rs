@@ -90,16 +90,7 @@ pub fn gateway_requests(app: &TestApp) -> u64 {
 }
 
 pub fn fault(method: &str, path: &str, count: u32) -> atlassim::Fault {
-    atlassim::Fault {
-        method: Some(method.into()),
-        path: path.into(),
-        count,
-        status: None,
-        body: None,
-        headers: None,
-        latency_ms: None,
-        drop: false,
-    }
+    atlassim::Fault::new(method, path, count)
 }
 
 pub fn proxy_url(app: &TestApp, id: &str, rest: &str) -> String {

@@ -141,14 +141,11 @@ async fn a_lost_refresh_answer_is_recovered_inside_the_reuse_window() {
             "the retry reused the old refresh token"
         );
         assert_eq!(stats.family_revocations, 0);
-        let me = app
-            .client
-            .get(format!("{}/me", app.sim.api_url()))
-            .bearer_auth(body["access_token"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(me.status(), 200);
+        assert_eq!(
+            app.sim_me_status(body["access_token"].as_str().unwrap())
+                .await,
+            200
+        );
         let conn = app.get_json(&format!("/v1/connections/{id}"), &key).await;
         assert_eq!(conn["status"], "active");
         // The stored refresh token is the newest one: the next refresh works.
