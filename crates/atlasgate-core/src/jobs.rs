@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore, SemaphorePermit};
+
+use crate::store::Backend;
 
 /// Knobs of the background workers. Atomics so a test can turn them on a
 /// running application (`app.state.jobs.tuning…`).
@@ -104,6 +106,29 @@ pub struct Jobs {
     pub events_wakeup: Notify,
     /// Wakes the sync worker (a sync was created or asked to run).
     pub sync_wakeup: Notify,
+    /// Sync page writes wait here rather than in the database pool: see
+    /// [`Jobs::sync_write_turn`].
+    sync_writes: Semaphore,
+}
+
+/// Sync page writes under way at once on PostgreSQL (SQLite: one).
+pub const SYNC_WRITERS: u32 = 4;
+
+impl Jobs {
+    /// A turn to write a page of synced items. Concurrent partitions fetch
+    /// pages in parallel but write them a few at a time: a transaction
+    /// waiting for SQLite's write lock holds a pool connection, and sixteen
+    /// waiting partitions would hold all of them, so an interactive call's
+    /// read (or its budget lease) waited behind the whole backfill. SQLite
+    /// has one writer anyway; PostgreSQL gets [`SYNC_WRITERS`].
+    pub async fn sync_write_turn(&self, backend: Backend) -> Option<SemaphorePermit<'_>> {
+        let permits = match backend {
+            Backend::Sqlite => SYNC_WRITERS,
+            Backend::Postgres => 1,
+        };
+        // (Never closed; `None` would only mean no queueing.)
+        self.sync_writes.acquire_many(permits).await.ok()
+    }
 }
 
 impl Default for Jobs {
@@ -114,6 +139,7 @@ impl Default for Jobs {
             counters: Counters::default(),
             events_wakeup: Notify::new(),
             sync_wakeup: Notify::new(),
+            sync_writes: Semaphore::new(SYNC_WRITERS as usize),
         }
     }
 }

@@ -12,6 +12,14 @@
 //! and the sum of every process's spend stays within what the row handed
 //! out, which stays within the quota.
 //!
+//! Each class holds its own lease and goes to the row on its own (one trip
+//! at a time per class), so a backfill draining its lease every page never
+//! makes an interactive call wait for a database trip. An interactive lease
+//! is renewed ahead: when it runs low or its TTL passes, the call that
+//! notices goes on with the points still held (for at most one more TTL)
+//! while a renewal tops the lease up in the background, handing nothing
+//! back (so nothing spent meanwhile was not leased).
+//!
 //! **Cost.** A call is charged its estimate before it leaves (writes 1; a
 //! read 1 + `maxResults` when it names one, else 1 + one object; identity
 //! objects count twice) and settled with its real cost once the answer is
@@ -84,6 +92,9 @@ pub const LEASE_TTL: Duration = Duration::from_secs(1);
 const ROLL_SLACK: i64 = 120;
 /// Seconds added to a reset read from `RateLimit: …;t=` (see `observe`).
 const RESET_MARGIN_S: i64 = 2;
+/// An interactive lease that would cover fewer calls like the one at hand
+/// than this is renewed ahead.
+const RENEW_BELOW_CALLS: i64 = 4;
 /// A waiting background call looks at the database this often.
 const BACKGROUND_POLL: Duration = Duration::from_secs(2);
 /// The pool shared by every site (Atlassian's Tier 1 global pool).
@@ -147,9 +158,11 @@ struct Pool {
     confirmed: bool,
     /// The end the headers gave while unconfirmed.
     confirm_to: Option<i64>,
-    /// Unspent points of this process's lease; negative = debt.
-    lease: i64,
-    leased_at: Option<Instant>,
+    /// Unspent points of this process's lease, per class; negative = debt.
+    lease: [i64; 2],
+    leased_at: [Option<Instant>; 2],
+    /// A renewal of the class's lease is under way (see `take_local`).
+    renewing: [bool; 2],
     paused_until: i64,
     /// `leased` of the row as last seen.
     row_leased: i64,
@@ -157,7 +170,9 @@ struct Pool {
     background_spent: i64,
     window_seen_at: i64,
     in_db: bool,
-    gate: Arc<tokio::sync::Mutex<()>>,
+    /// One trip to the row at a time per class: an interactive call never
+    /// queues behind a background lease waiting on the database.
+    gate: [Arc<tokio::sync::Mutex<()>>; 2],
 }
 
 impl Pool {
@@ -170,22 +185,37 @@ impl Pool {
             shorten_to: None,
             confirmed: false,
             confirm_to: None,
-            lease: 0,
-            leased_at: None,
+            lease: [0; 2],
+            leased_at: [None; 2],
+            renewing: [false; 2],
             paused_until: 0,
             row_leased: 0,
             background_spent: 0,
             window_seen_at: now,
             in_db: false,
-            gate: Arc::new(tokio::sync::Mutex::new(())),
+            gate: Default::default(),
         }
     }
 
-    fn lease_live(&self, ttl: Duration) -> bool {
-        self.leased_at.is_some_and(|t| t.elapsed() < ttl)
+    fn lease_live(&self, class: CallClass, ttl: Duration) -> bool {
+        self.leased_at[class.idx()].is_some_and(|t| t.elapsed() < ttl)
+    }
+
+    /// Nothing to tell the row before the next call goes.
+    fn settled_view(&self, now: i64) -> bool {
+        self.window_end > now
+            && self.roll_to.is_none()
+            && self.shorten_to.is_none()
+            && self.confirm_to.is_none()
+            && !self.quota_dirty
     }
 
     fn adopt(&mut self, row: &rows::PoolRow, now: i64) {
+        if row.window_end > self.window_end {
+            // The pool rolled (here or in another process): what this
+            // process held was leased in the old window.
+            self.lease = [0; 2];
+        }
         if row.window_end != self.window_end {
             self.background_spent = 0;
             self.window_seen_at = now;
@@ -580,25 +610,29 @@ impl Budget {
         loop {
             let ttl = self.lease_ttl();
             let now = store::now();
-            let gate = {
+            let local = {
                 let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
                 let quota = self.settings().per_hour as i64;
                 let p = pools
                     .entry(pool.clone())
                     .or_insert_with(|| Pool::new(quota, now));
-                if let Some(spent) = self.take_local(p, class, need, now, ttl) {
-                    return spent.map(|()| self.charge(site, &pool, class, est));
-                }
-                p.gate.clone()
+                self.take_local(p, class, need, now, ttl)
+                    .ok_or_else(|| p.gate[class.idx()].clone())
+            };
+            let gate = match local {
+                Ok(taken) => return self.taken(taken, site, &pool, class, est),
+                Err(gate) => gate,
             };
             let _one_at_a_time = gate.lock().await;
             {
                 // Someone else may have leased while this call waited.
                 let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(p) = pools.get_mut(&pool) {
-                    if let Some(spent) = self.take_local(p, class, need, now, ttl) {
-                        return spent.map(|()| self.charge(site, &pool, class, est));
-                    }
+                let taken = pools
+                    .get_mut(&pool)
+                    .and_then(|p| self.take_local(p, class, need, now, ttl));
+                drop(pools);
+                if let Some(taken) = taken {
+                    return self.taken(taken, site, &pool, class, est);
                 }
             }
             match self.lease(&pool, class, need).await {
@@ -640,8 +674,15 @@ impl Budget {
         }
     }
 
-    /// The fast path: `Some(Ok)` taken from the lease, `Some(Err)` refused
-    /// by a known pause, `None` the database must be asked.
+    /// The fast path: `Some(Ok(renew))` taken from the lease (and whether
+    /// this call starts the lease's renewal), `Some(Err)` refused by a known
+    /// pause, `None` the database must be asked first.
+    ///
+    /// An interactive call does not wait for the database while its class
+    /// holds enough points: a lease running low, or older than the TTL (but
+    /// by less than one more), is spent on while one renewal tops it up in
+    /// the background ([`Budget::renew`]). Safe, because a renewal hands
+    /// nothing back: every point spent was leased from the row.
     fn take_local(
         &self,
         p: &mut Pool,
@@ -649,28 +690,111 @@ impl Budget {
         need: i64,
         now: i64,
         ttl: Duration,
-    ) -> Option<Result<(), Spent>> {
-        if p.paused_until > now && p.lease_live(ttl) {
+    ) -> Option<Result<bool, Spent>> {
+        let c = class.idx();
+        if p.paused_until > now && p.lease_live(class, ttl) {
             return Some(Err(Spent {
                 until: p.paused_until,
                 paused: true,
             }));
         }
-        if p.window_end > now
-            && p.roll_to.is_none()
-            && p.shorten_to.is_none()
-            && p.confirm_to.is_none()
-            && !p.quota_dirty
-            && p.lease_live(ttl)
-            && p.lease >= need
-        {
-            p.lease -= need;
-            if class == CallClass::Background {
-                p.background_spent += need;
-            }
-            return Some(Ok(()));
+        if p.paused_until > now || !p.settled_view(now) || p.lease[c] < need {
+            return None;
         }
-        None
+        let renew = match class {
+            CallClass::Interactive if p.lease_live(class, ttl) => {
+                p.lease[c] - need < need * RENEW_BELOW_CALLS
+            }
+            CallClass::Interactive if p.lease_live(class, 2 * ttl) => true,
+            CallClass::Background if p.lease_live(class, ttl) => false,
+            _ => return None,
+        };
+        p.lease[c] -= need;
+        if class == CallClass::Background {
+            p.background_spent += need;
+        }
+        let renew = renew && !p.renewing[c];
+        if renew {
+            p.renewing[c] = true;
+        }
+        Some(Ok(renew))
+    }
+
+    fn taken(
+        self: &Arc<Self>,
+        taken: Result<bool, Spent>,
+        site: &str,
+        pool: &str,
+        class: CallClass,
+        est: Estimate,
+    ) -> Result<Charge, Spent> {
+        if taken? {
+            tokio::spawn(self.clone().renew(pool.to_string(), class));
+        }
+        Ok(self.charge(site, pool, class, est))
+    }
+
+    /// Top a class's lease up to a chunk without handing anything back (its
+    /// points may be spent meanwhile), learning pauses on the way. A roll,
+    /// a new quota or a moved end is left to the next call that asks the
+    /// database ([`Budget::lease`]).
+    async fn renew(self: Arc<Self>, pool: String, class: CallClass) {
+        let c = class.idx();
+        let gate = {
+            let pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+            pools.get(&pool).map(|p| p.gate[c].clone())
+        };
+        let Some(gate) = gate else { return };
+        let _one_at_a_time = gate.lock().await;
+        let settings = self.settings();
+        let now = store::now();
+        let ask = {
+            let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(p) = pools.get_mut(&pool) else {
+                return;
+            };
+            p.renewing[c] = false;
+            if !p.in_db || !p.settled_view(now) {
+                return;
+            }
+            rows::LeaseAsk {
+                window_end: p.window_end,
+                give_back: 0,
+                want: (self.chunk(p.quota, 1) - p.lease[c].max(0)).max(1),
+                need: 1,
+                cap_bp: settings.cap_bp(class),
+                now,
+            }
+        };
+        let leased = match rows::lease(self.store.pool(), &pool, ask).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "points budget: could not renew a lease");
+                return;
+            }
+        };
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(p) = pools.get_mut(&pool) else {
+            return;
+        };
+        match leased {
+            Some(r) => {
+                p.adopt(&r, now);
+                p.lease[c] += r.last_grant;
+                p.leased_at[c] = Some(Instant::now());
+            }
+            // Another process rolled the row: the next lease reads it.
+            None => p.in_db = false,
+        }
+    }
+
+    /// The chunk a lease asks for.
+    fn chunk(&self, quota: i64, need: i64) -> i64 {
+        if !self.answered.load(Ordering::Relaxed) {
+            return need;
+        }
+        let usable = quota * self.settings().cap_bp(CallClass::Interactive) / 10_000;
+        (usable / 200).clamp(10, 2000).max(need)
     }
 
     fn charge(self: &Arc<Self>, site: &str, pool: &str, class: CallClass, est: Estimate) -> Charge {
@@ -696,14 +820,15 @@ impl Budget {
             let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
             pools.get_mut(pool).and_then(|p| p.confirm_to.take())
         };
+        let c = class.idx();
         let (mut window_end, quota, quota_dirty, roll_to, shorten_to, give_back, in_db) = {
             let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
             let Some(p) = pools.get_mut(pool) else {
                 return Ok(Leased::Again);
             };
-            let give = p.lease;
-            p.lease = 0;
-            p.leased_at = None;
+            let give = p.lease[c];
+            p.lease[c] = 0;
+            p.leased_at[c] = None;
             (
                 p.window_end,
                 p.quota,
@@ -752,19 +877,12 @@ impl Budget {
         if quota_dirty {
             rows::set_quota(db, pool, quota).await?;
         }
-        let cap_bp = settings.cap_bp(class);
-        let usable = quota * settings.cap_bp(CallClass::Interactive) / 10_000;
-        let chunk = if self.answered.load(Ordering::Relaxed) {
-            (usable / 200).clamp(10, 2000).max(need)
-        } else {
-            need
-        };
         let ask = rows::LeaseAsk {
             window_end,
             give_back,
-            want: chunk,
+            want: self.chunk(quota, need),
             need,
-            cap_bp,
+            cap_bp: settings.cap_bp(class),
             now,
         };
         let leased = rows::lease(db, pool, ask).await?;
@@ -783,8 +901,9 @@ impl Budget {
         };
         p.adopt(&r, now);
         if r.last_grant >= need {
-            p.lease = r.last_grant - need;
-            p.leased_at = Some(Instant::now());
+            // (`+=`: a call settled meanwhile may have left a debt.)
+            p.lease[c] += r.last_grant - need;
+            p.leased_at[c] = Some(Instant::now());
             if class == CallClass::Background {
                 p.background_spent += need;
             }
@@ -792,7 +911,7 @@ impl Budget {
         }
         let paused = p.paused_until > now;
         // Nothing granted: keep the refusal for this lease's lifetime.
-        p.leased_at = Some(Instant::now());
+        p.leased_at[c] = Some(Instant::now());
         Ok(Leased::Refused(Spent {
             until: if paused { p.paused_until } else { p.window_end },
             paused,
@@ -804,7 +923,7 @@ impl Budget {
         if actual != estimate {
             let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(p) = pools.get_mut(pool) {
-                p.lease -= actual - estimate;
+                p.lease[class.idx()] -= actual - estimate;
                 if class == CallClass::Background {
                     p.background_spent += actual - estimate;
                 }
@@ -882,8 +1001,8 @@ impl Budget {
                 .entry(pool.clone())
                 .or_insert_with(|| Pool::new(quota, now));
             p.paused_until = p.paused_until.max(until);
-            p.lease = 0;
-            p.leased_at = Some(Instant::now());
+            p.lease = [0; 2];
+            p.leased_at = [Some(Instant::now()); 2];
         }
         let quota = self.settings().per_hour as i64;
         let db = self.store.pool();
@@ -929,21 +1048,33 @@ impl Budget {
                 }
             }
         }
-        let expired: Vec<(String, i64, i64, Arc<tokio::sync::Mutex<()>>)> = {
+        // A lease is handed back once no call may spend it (see `take_local`).
+        let idle = |p: &Pool, class: CallClass| {
+            let ttl = match class {
+                CallClass::Interactive => 2 * ttl,
+                CallClass::Background => ttl,
+            };
+            p.lease[class.idx()] > 0 && !p.lease_live(class, ttl)
+        };
+        let expired: Vec<(String, CallClass, i64, Arc<tokio::sync::Mutex<()>>)> = {
             let pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
             pools
                 .iter()
-                .filter(|(_, p)| p.lease > 0 && !p.lease_live(ttl))
-                .map(|(k, p)| (k.clone(), p.window_end, p.lease, p.gate.clone()))
+                .flat_map(|(k, p)| {
+                    [CallClass::Interactive, CallClass::Background]
+                        .into_iter()
+                        .filter(|&c| idle(p, c))
+                        .map(|c| (k.clone(), c, p.window_end, p.gate[c.idx()].clone()))
+                })
                 .collect()
         };
-        for (pool, window_end, _, gate) in expired {
+        for (pool, class, window_end, gate) in expired {
             let _g = gate.lock().await;
             let give = {
                 let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
                 match pools.get_mut(&pool) {
-                    Some(p) if p.lease > 0 && !p.lease_live(ttl) && p.window_end == window_end => {
-                        std::mem::take(&mut p.lease)
+                    Some(p) if idle(p, class) && p.window_end == window_end => {
+                        std::mem::take(&mut p.lease[class.idx()])
                     }
                     _ => 0,
                 }
@@ -975,7 +1106,7 @@ impl Budget {
                 pool: k.clone(),
                 window_end: p.window_end,
                 quota: p.quota,
-                spent: p.row_leased - p.lease.max(0),
+                spent: p.row_leased - p.lease.iter().map(|l| l.max(&0)).sum::<i64>(),
                 paused_until: p.paused_until,
             })
             .collect()
@@ -995,7 +1126,7 @@ impl Budget {
             Some(p) => (
                 p.quota,
                 p.row_leased,
-                p.lease,
+                p.lease[CallClass::Background.idx()],
                 p.window_end,
                 p.background_spent,
                 p.window_seen_at,

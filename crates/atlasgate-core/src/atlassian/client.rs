@@ -137,7 +137,7 @@ pub struct ApiResponse {
     pub headers: HeaderMap,
     pub response: reqwest::Response,
     /// The connection row as read when the token was taken (site, account).
-    pub connection: ConnectionRow,
+    pub connection: Arc<ConnectionRow>,
     /// The points reservation of a successful read, for the reader of the
     /// body to settle ([`Charge::settle_body`], or an [`ObjectCounter`](budget::ObjectCounter)
     /// over a stream); dropped unsettled it costs its estimate.
@@ -733,7 +733,7 @@ impl AtlassianClient {
                     body: String::from_utf8_lossy(&bytes[..cut]).into_owned(),
                 });
             }
-            Ok((bytes, resp.connection))
+            Ok((bytes, Arc::unwrap_or_clone(resp.connection)))
         };
         let admission = AdmissionWait::default();
         let started = tokio::time::Instant::now();

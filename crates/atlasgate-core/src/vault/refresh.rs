@@ -56,8 +56,9 @@ pub struct FreshToken {
     pub access_token: SecretString,
     pub expires_at: i64,
     pub token_version: i64,
-    /// The row as it was when the token was read (account, site, scopes).
-    pub connection: ConnectionRow,
+    /// The row as it was when the token was read (account, site, scopes);
+    /// shared, so a cached token is handed out without copying the row.
+    pub connection: Arc<ConnectionRow>,
 }
 
 impl std::fmt::Debug for FreshToken {
@@ -316,7 +317,7 @@ impl Refresher {
             access_token,
             expires_at: row.access_expires_at.unwrap_or(0),
             token_version: row.token_version,
-            connection: row,
+            connection: Arc::new(row),
         })
     }
 
@@ -623,7 +624,7 @@ impl Refresher {
             access_token: answer.access_token,
             expires_at,
             token_version: row.token_version,
-            connection: row,
+            connection: Arc::new(row),
         }))
     }
 

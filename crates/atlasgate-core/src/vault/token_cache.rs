@@ -142,7 +142,7 @@ impl TokenCache {
     /// `last_used_at` throttle keeps working for cached reads.
     pub fn note_used(&self, connection_id: &ConnectionId, at: i64) {
         if let Some(e) = self.lock().get_mut(connection_id) {
-            e.fresh.connection.last_used_at = Some(at);
+            std::sync::Arc::make_mut(&mut e.fresh.connection).last_used_at = Some(at);
         }
     }
 }

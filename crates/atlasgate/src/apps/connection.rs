@@ -5,6 +5,7 @@
 //! walks `/openapi.json` to prove it for every route).
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -44,7 +45,8 @@ impl Load for CachedToken {
 #[derive(Debug)]
 pub struct AppConnection<L: Load = Stored> {
     pub app: AuthenticatedApp,
-    pub row: ConnectionRow,
+    /// Shared with the token cache on a hit (no copy of the row).
+    pub row: Arc<ConnectionRow>,
     /// With [`CachedToken`]: the cached token, when the cache answered.
     pub cached: Option<FreshToken>,
     /// With [`CachedToken`] and a cache miss: taken before the row was read,
@@ -91,7 +93,7 @@ impl<L: Load + Send + Sync> FromRequestParts<AppState> for AppConnection<L> {
             .ok_or(ApiError::NotFound)?;
         Ok(AppConnection {
             app,
-            row,
+            row: Arc::new(row),
             cached: None,
             ticket,
             mode: PhantomData,

@@ -216,7 +216,7 @@ pub async fn get_connection_token(
     }
     let fresh = state
         .refresher
-        .access_token_for_app(conn.row.clone())
+        .access_token_for_app(ConnectionRow::clone(&conn.row))
         .await?;
     served(&fresh.connection);
     if let Some(ticket) = conn.ticket {

@@ -280,7 +280,7 @@ pub async fn mcp_endpoint(
     let server = ConnectionServer {
         state,
         app: Arc::new(conn.app),
-        row: Arc::new(conn.row),
+        row: conn.row,
         policy: Arc::new(policy),
     };
     let service = StreamableHttpService::new(

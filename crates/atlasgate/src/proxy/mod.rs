@@ -236,7 +236,10 @@ async fn forward(
     let fresh = match conn.cached {
         Some(fresh) => fresh,
         None => {
-            let fresh = state.refresher.access_token_for_app(conn.row).await?;
+            let fresh = state
+                .refresher
+                .access_token_for_app(std::sync::Arc::unwrap_or_clone(conn.row))
+                .await?;
             if let Some(ticket) = conn.ticket {
                 state.refresher.token_cache().fill(ticket, &fresh);
             }

@@ -454,3 +454,84 @@ async fn a_budget_wait_does_not_count_against_the_request_timeout() {
         );
     }
 }
+
+/// An interactive call never waits for the database behind a backfill: with
+/// the shared row locked (a write transaction holds it, as a sync's page
+/// writes do) and a background call stuck waiting for it, an interactive
+/// call whose lease's TTL has just passed still goes, on the points its
+/// class holds, and the renewal it started refreshes the lease once the row
+/// is free (so a call after the old lease's last moment goes without the
+/// row too). Before, such a call waited for the row (here: for the lock,
+/// released only after it).
+#[tokio::test]
+async fn an_interactive_call_goes_while_a_background_call_waits_for_the_database() {
+    use atlasgate::atlassian::budget::Estimate;
+    const TTL: Duration = Duration::from_secs(2);
+    for backend in backends() {
+        let app = spawn(backend, 65_000, 10).await;
+        let cloud = sim_sites(&app)[0].clone();
+        let budget = app.state.atlassian.budget().clone();
+        budget.set_lease_ttl(TTL);
+        // As after a first answer: leases come in chunks.
+        budget.observe(&cloud, &http::HeaderMap::new());
+        let est = |points| Estimate {
+            points,
+            identity: false,
+            write: false,
+        };
+        let lock_row = || async {
+            let mut lock = app.store.begin_write().await.unwrap();
+            sqlx::query("UPDATE points_pools SET updated_at = updated_at")
+                .execute(&mut *lock)
+                .await
+                .unwrap();
+            lock
+        };
+        let interactive_beside_the_lock = || async {
+            let went = tokio::time::timeout(
+                Duration::from_secs(30),
+                budget.reserve(&cloud, CallClass::Interactive, est(2)),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("{backend:?}: the interactive call waited for the row"));
+            went.expect("admitted from its class's lease").settle(2);
+        };
+        budget
+            .reserve(&cloud, CallClass::Interactive, est(2))
+            .await
+            .expect("a first lease")
+            .settle(2);
+        let leased_at = std::time::Instant::now();
+        // Past the lease's TTL, within one more.
+        tokio::time::sleep(TTL + Duration::from_millis(300)).await;
+
+        let lock = lock_row().await;
+        let waiting = {
+            let (budget, cloud) = (budget.clone(), cloud.clone());
+            tokio::spawn(async move {
+                budget
+                    .reserve(&cloud, CallClass::Background, est(101))
+                    .await
+                    .map(|c| c.settle(101))
+            })
+        };
+        interactive_beside_the_lock().await;
+        // The row really is held: the background call is still waiting.
+        assert!(!waiting.is_finished(), "{backend:?}");
+        lock.commit().await.unwrap();
+        waiting
+            .await
+            .unwrap()
+            .expect("the background call goes once the row is free");
+
+        // Past the first lease's last moment (2 TTLs): only the renewal's
+        // fresh lease lets this call go without the row.
+        tokio::time::sleep(
+            (2 * TTL + Duration::from_millis(500)).saturating_sub(leased_at.elapsed()),
+        )
+        .await;
+        let lock = lock_row().await;
+        interactive_beside_the_lock().await;
+        lock.commit().await.unwrap();
+    }
+}
