@@ -23,6 +23,7 @@ mod floor;
 mod issue_keys;
 mod quota;
 mod scale;
+mod soak;
 mod sync;
 
 use std::net::SocketAddr;
@@ -65,6 +66,8 @@ enum Command {
     Quota(quota::QuotaArgs),
     /// Instructions per proxied, /token and /healthz request, and per request of the floor (callgrind).
     Cpu(cpu::CpuArgs),
+    /// 30 minutes of steady mixed load against a child atlasgate: RSS, open fds, database size.
+    Soak(soak::SoakArgs),
     /// Only the pass-through floor, on a free port (for `cpu`).
     Floor(FloorArgs),
 }
@@ -544,6 +547,7 @@ fn main() -> anyhow::Result<()> {
             Command::Dos(args) => dos::run(args).await,
             Command::Quota(args) => quota::run(args).await,
             Command::Cpu(args) => cpu::run(args).await,
+            Command::Soak(args) => soak::run(args).await,
             Command::Floor(args) => floor_only(args).await,
         }
     })
