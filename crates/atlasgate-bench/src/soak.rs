@@ -283,35 +283,18 @@ async fn soak(
         .context("setting the app's webhook_url")?;
 
     // A sync of the project with Jira webhooks, and its first pass.
-    let created: Value = http
-        .post(format!("{base}/v1/connections/{connection}/syncs"))
-        .bearer_auth(&key)
-        .json(&json!({ "jql": crate::sync::project_jql(sim), "webhooks": true, "interval_s": 300 }))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let sync = created["id"].as_str().context("no sync id")?.to_string();
-    let started = Instant::now();
-    loop {
-        let v: Value = http
-            .get(format!("{base}/v1/connections/{connection}/syncs/{sync}"))
-            .bearer_auth(&key)
-            .send()
-            .await?
-            .json()
-            .await?;
-        if v["passes"].as_i64().unwrap_or(0) >= 1 {
-            if !v["webhook"]["id"].is_i64() {
-                bail!("the sync registered no Jira webhook: {v}");
-            }
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(120) {
-            bail!("the first sync pass did not finish in 2 minutes: {v}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let v = crate::sync::first_pass(
+        &http,
+        &base,
+        &key,
+        &connection,
+        &json!({ "jql": crate::sync::project_jql(sim), "webhooks": true, "interval_s": 300 }),
+        Duration::from_millis(200),
+        Duration::from_secs(120),
+    )
+    .await?;
+    if !v["webhook"]["id"].is_i64() {
+        bail!("the sync registered no Jira webhook: {v}");
     }
     let keys: Vec<String> = synced(&http, &base, &key, &connection)
         .await?
