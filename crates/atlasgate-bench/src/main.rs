@@ -24,6 +24,7 @@ mod floor;
 mod issue_keys;
 mod quota;
 mod scale;
+mod soak;
 mod sync;
 
 use std::net::SocketAddr;
@@ -68,6 +69,8 @@ enum Command {
     Cpu(cpu::CpuArgs),
     /// The fault campaign: SIGKILLs, lost rotations, atlassim 5xx, receiver and database outages (RELIABILITY.md).
     Faults(faults::FaultsArgs),
+    /// 30 minutes of steady mixed load against a child atlasgate: RSS, open fds, database size.
+    Soak(soak::SoakArgs),
     /// Only the pass-through floor, on a free port (for `cpu`).
     Floor(FloorArgs),
 }
@@ -548,6 +551,7 @@ fn main() -> anyhow::Result<()> {
             Command::Quota(args) => quota::run(args).await,
             Command::Cpu(args) => cpu::run(args).await,
             Command::Faults(args) => faults::run(args).await,
+            Command::Soak(args) => soak::run(args).await,
             Command::Floor(args) => floor_only(args).await,
         }
     })

@@ -289,6 +289,52 @@ pub(crate) async fn connect(
     Ok((key, connection, cloud_id))
 }
 
+/// Create a sync of `connection` from `body` and wait (reading it every
+/// `poll`, for at most `limit`) until its first pass is done: the sync then.
+pub(crate) async fn first_pass(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    connection: &str,
+    body: &Value,
+    poll: Duration,
+    limit: Duration,
+) -> anyhow::Result<Value> {
+    let created: Value = http
+        .post(format!("{base}/v1/connections/{connection}/syncs"))
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let sync = created["id"].as_str().context("no sync id")?;
+    let started = Instant::now();
+    loop {
+        tokio::time::sleep(poll).await;
+        let v: Value = http
+            .get(format!("{base}/v1/connections/{connection}/syncs/{sync}"))
+            .bearer_auth(key)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if v["passes"].as_i64().unwrap_or(0) >= 1 {
+            return Ok(v);
+        }
+        if let Some(e) = v["last_error"].as_str() {
+            bail!("the sync failed: {e}");
+        }
+        if started.elapsed() > limit {
+            bail!(
+                "the sync's first pass did not finish in {} s: {v}",
+                limit.as_secs()
+            );
+        }
+    }
+}
+
 pub(crate) fn project_jql(sim: &atlassim::Sim) -> String {
     let keys: Vec<String> = sim.snapshot()["sites"][0]["projects"]
         .as_array()
@@ -376,38 +422,17 @@ async fn one_size(args: &SyncArgs, size: usize, dir: &std::path::Path) -> anyhow
     let (_, idle_mib) = memory_mib(pid)?;
 
     let started = Instant::now();
-    let created: Value = http
-        .post(format!("{}/v1/connections/{connection}/syncs", child.base))
-        .bearer_auth(&key)
-        .json(&json!({ "jql": jql, "interval_s": 86400 }))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let sync = created["id"].as_str().context("no sync id")?.to_string();
-    let issues = loop {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let v: Value = http
-            .get(format!(
-                "{}/v1/connections/{connection}/syncs/{sync}",
-                child.base
-            ))
-            .bearer_auth(&key)
-            .send()
-            .await?
-            .json()
-            .await?;
-        if v["passes"].as_i64().unwrap_or(0) >= 1 {
-            break v["issues_synced"].as_i64().unwrap_or(0) as usize;
-        }
-        if let Some(e) = v["last_error"].as_str() {
-            bail!("the sync failed: {e}");
-        }
-        if started.elapsed() > Duration::from_secs(600) {
-            bail!("the sync did not finish in 10 minutes");
-        }
-    };
+    let v = first_pass(
+        &http,
+        &child.base,
+        &key,
+        &connection,
+        &json!({ "jql": jql, "interval_s": 86400 }),
+        Duration::from_millis(20),
+        Duration::from_secs(600),
+    )
+    .await?;
+    let issues = v["issues_synced"].as_i64().unwrap_or(0) as usize;
     let took = started.elapsed();
     let (peak_mib, _) = memory_mib(pid)?;
     let (baseline_issues, baseline) = baseline(&http, &sim, &cloud_id, &jql).await?;

@@ -601,6 +601,22 @@ fn non_doc_input_still_renders() {
 }
 
 #[test]
+fn a_nul_character_is_read_as_the_replacement_character() {
+    let adf = markdown_to_adf("a\0b");
+    assert_eq!(adf, doc(json!([para(json!([text("a\u{FFFD}b")]))])));
+}
+
+#[test]
+fn a_carriage_return_in_text_survives_and_crlf_is_a_line_break() {
+    let adf = doc(json!([para(json!([text("a\rb")]))]));
+    let md = adf_to_markdown(&adf);
+    assert_eq!(md, "a&#13;b\n");
+    assert_eq!(markdown_to_adf(&md), adf);
+    let crlf = doc(json!([para(json!([text("a\r\nb")]))]));
+    assert_eq!(adf_to_markdown(&crlf), "a\\\nb\n");
+}
+
+#[test]
 fn empty_markdown_is_an_empty_doc() {
     assert_eq!(markdown_to_adf(""), doc(json!([])));
     assert_eq!(adf_to_markdown(&doc(json!([]))), "");
@@ -661,6 +677,11 @@ fn cases_found_by_the_property_tests() {
         "0. - **[\\\n     ](<https://e.org/>)**",
         // An empty heading inside a list item.
         "0. `` * ``\n   \n   #  ",
+        // Found by `fuzz/fuzz_targets/adf.rs`: a NUL is U+FFFD (CommonMark
+        // §2.3), also where pulldown-cmark keeps it in the text.
+        "- 0. a*A*\0a***",
+        // A CR inside inline HTML stays text, and must come back as text.
+        "(  ](<https\rg/>)*p",
     ] {
         check_stable(md0).unwrap();
     }

@@ -481,11 +481,18 @@ fn pieces(nodes: &[Value]) -> Vec<Piece> {
             "text" => {
                 let text = node.get("text").and_then(Value::as_str).unwrap_or("");
                 let (marks, code) = read_marks(node);
-                for (i, line) in text.split('\n').enumerate() {
+                let lines: Vec<&str> = text.split('\n').collect();
+                for (i, line) in lines.iter().enumerate() {
                     if i > 0 {
                         out.push(Piece::Break);
                     }
-                    push_text_piece(&mut out, line.replace('\r', ""), &marks, code);
+                    // A CR before a LF belongs to that line ending; any other
+                    // CR is text (`escape_text` writes it `&#13;`).
+                    let line = match i + 1 < lines.len() {
+                        true => line.strip_suffix('\r').unwrap_or(line),
+                        false => line,
+                    };
+                    push_text_piece(&mut out, line.to_string(), &marks, code);
                 }
             }
             "hardBreak" => out.push(Piece::Break),
@@ -871,6 +878,12 @@ fn escape_text(text: &str, heading: bool) -> String {
     let mut out = String::with_capacity(text.len());
     for (i, &c) in chars.iter().enumerate() {
         let escape = match c {
+            // Markdown reads a raw CR as a line ending (found by fuzzing:
+            // inline HTML spanning one came back without it).
+            '\r' => {
+                out.push_str(&char_ref(c));
+                continue;
+            }
             '\\' | '`' | '*' | '[' | ']' | '<' | '~' | '|' => true,
             '#' => heading,
             // `snake_case` stays readable: an underscore between letters can

@@ -169,7 +169,11 @@ const OPERATORS_HINT: &str = "The valid operators are '=', '!=', '<', '>', '<=',
 
 pub fn parse(input: &str) -> Result<Query, JqlError> {
     let tokens = tokenize(input)?;
-    let mut p = Parser { tokens, i: 0 };
+    let mut p = Parser {
+        tokens,
+        i: 0,
+        depth: 0,
+    };
     let clause = if p.at_order_by() || p.peek().tok == Tok::Eof {
         None
     } else {
@@ -192,9 +196,17 @@ pub fn parse(input: &str) -> Result<Query, JqlError> {
     Ok(Query { clause, order_by })
 }
 
+/// How deep `NOT` and parentheses may nest. Each level is a recursion of
+/// the parser (and of printing, comparing, evaluating and dropping the
+/// tree): without a bound, 8 KB of `!` overflowed the stack (found by
+/// `fuzz/fuzz_targets/jql.rs`). No real query nests anywhere near this.
+pub const MAX_NESTING: usize = 100;
+
 struct Parser {
     tokens: Vec<Token>,
     i: usize,
+    /// `NOT`s and open parentheses around the current position.
+    depth: usize,
 }
 
 impl Parser {
@@ -263,18 +275,27 @@ impl Parser {
     }
 
     fn not_expr(&mut self) -> Result<Expr, JqlError> {
-        if matches!(self.peek().tok, Tok::Not) || self.word_is(0, "not") {
-            self.bump();
-            let inner = self.not_expr()?;
-            return Ok(Expr::Not(Box::new(inner)));
-        }
-        if self.peek().tok == Tok::LParen {
-            self.bump();
-            let inner = self.or_expr()?;
-            if self.peek().tok != Tok::RParen {
-                return Err(self.unexpected("Expecting ')'"));
+        let not = matches!(self.peek().tok, Tok::Not) || self.word_is(0, "not");
+        if not || self.peek().tok == Tok::LParen {
+            self.depth += 1;
+            if self.depth > MAX_NESTING {
+                return Err(JqlError::parse(format!(
+                    "The query nests 'NOT' and parentheses more than {MAX_NESTING} levels deep. (line 1, character {})",
+                    self.peek().pos
+                )));
             }
             self.bump();
+            let inner = if not {
+                Expr::Not(Box::new(self.not_expr()?))
+            } else {
+                let inner = self.or_expr()?;
+                if self.peek().tok != Tok::RParen {
+                    return Err(self.unexpected("Expecting ')'"));
+                }
+                self.bump();
+                inner
+            };
+            self.depth -= 1;
             return Ok(inner);
         }
         self.clause()
@@ -599,26 +620,32 @@ impl fmt::Display for Operand {
 
 impl fmt::Display for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Compound children are always parenthesised, so the printed text
-        // parses back to exactly this tree whatever the nesting.
-        let child = |f: &mut fmt::Formatter<'_>, e: &Expr| match e {
-            Expr::Clause(_) | Expr::History(_) => write!(f, "{e}"),
-            _ => write!(f, "({e})"),
+        // Parentheses only where the parser needs them (NOT binds tightest,
+        // then AND, then OR; AND and OR chain to the left), so the printed
+        // text parses back to exactly this tree and nests no deeper than any
+        // text that parses to it (MAX_NESTING holds for it too).
+        let paren = |f: &mut fmt::Formatter<'_>, e: &Expr, needed: bool| {
+            if needed {
+                write!(f, "({e})")
+            } else {
+                write!(f, "{e}")
+            }
         };
+        let compound = |e: &Expr| matches!(e, Expr::And(..) | Expr::Or(..));
         match self {
             Expr::And(a, b) => {
-                child(f, a)?;
+                paren(f, a, matches!(**a, Expr::Or(..)))?;
                 f.write_str(" AND ")?;
-                child(f, b)
+                paren(f, b, compound(b))
             }
             Expr::Or(a, b) => {
-                child(f, a)?;
+                paren(f, a, false)?;
                 f.write_str(" OR ")?;
-                child(f, b)
+                paren(f, b, matches!(**b, Expr::Or(..)))
             }
             Expr::Not(a) => {
                 f.write_str("NOT ")?;
-                child(f, a)
+                paren(f, a, compound(a))
             }
             Expr::Clause(c) => {
                 print_word(f, &c.field)?;

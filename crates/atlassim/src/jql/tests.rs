@@ -411,3 +411,38 @@ fn sort_prefix_agrees_with_a_full_sort() {
         assert_eq!(got, want, "end = {end}");
     }
 }
+
+/// Found by `fuzz/fuzz_targets/jql.rs`: 8 KB of `!` overflowed the stack.
+#[test]
+fn nesting_is_bounded_and_long_chains_print_flat() {
+    let deep = format!("{}a = b", "!".repeat(8000));
+    assert_eq!(
+        err(&deep),
+        "Error in the JQL Query: The query nests 'NOT' and parentheses more than 100 levels deep. (line 1, character 101)"
+    );
+    let deep = format!("{}a = b{}", "(".repeat(101), ")".repeat(101));
+    assert!(
+        err(&deep).contains("more than 100 levels deep"),
+        "{}",
+        err(&deep)
+    );
+    // Exactly the bound still parses, and prints back to the same tree.
+    for q in [
+        format!("{}a = b", "NOT ".repeat(ast::MAX_NESTING)),
+        format!(
+            "{}a = b{}",
+            "(".repeat(ast::MAX_NESTING),
+            ")".repeat(ast::MAX_NESTING)
+        ),
+        format!("{}a = b{}", "NOT (a = b OR ".repeat(50), ")".repeat(50)),
+    ] {
+        let tree = parse(&q).unwrap();
+        assert_eq!(parse(&tree.to_string()).unwrap(), tree);
+    }
+    // A chain is no nesting: 2,000 clauses parse, and print without parentheses.
+    let chain = vec!["a = b"; 2000].join(" OR ");
+    let tree = parse(&chain).unwrap();
+    let printed = tree.to_string();
+    assert!(!printed.contains('('), "{}", &printed[..80]);
+    assert_eq!(parse(&printed).unwrap(), tree);
+}
