@@ -262,8 +262,9 @@ async fn soak(
     url: &str,
     db: &Db,
 ) -> anyhow::Result<()> {
-    let child =
-        crate::sync::spawn_on(bin, sim, url, &atlasgate::vault::keys::generate(), &[], &[]).await?;
+    let keys = atlasgate::vault::keys::generate();
+    let port = crate::sync::free_port()?;
+    let child = crate::sync::spawn_on(port, bin, sim, url, &keys, &[], &[]).await?;
     let pid = child.proc.id();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
