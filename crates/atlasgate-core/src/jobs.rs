@@ -15,8 +15,6 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 
-use crate::store::Backend;
-
 /// Knobs of the background workers. Atomics so a test can turn them on a
 /// running application (`app.state.jobs.tuning…`).
 #[derive(Debug)]
@@ -120,12 +118,11 @@ impl Jobs {
     /// waiting for SQLite's write lock holds a pool connection, and sixteen
     /// waiting partitions would hold all of them, so an interactive call's
     /// read (or its budget lease) waited behind the whole backfill. SQLite
-    /// has one writer anyway; PostgreSQL gets [`SYNC_WRITERS`].
-    pub async fn sync_write_turn(&self, backend: Backend) -> Option<SemaphorePermit<'_>> {
-        let permits = match backend {
-            Backend::Sqlite => SYNC_WRITERS,
-            Backend::Postgres => 1,
-        };
+    /// has one writer anyway (`one_writer`: the store is SQLite); PostgreSQL
+    /// gets [`SYNC_WRITERS`]. (The caller says which, so this module needs
+    /// nothing of `store`.)
+    pub async fn sync_write_turn(&self, one_writer: bool) -> Option<SemaphorePermit<'_>> {
+        let permits = if one_writer { SYNC_WRITERS } else { 1 };
         // (Never closed; `None` would only mean no queueing.)
         self.sync_writes.acquire_many(permits).await.ok()
     }

@@ -203,7 +203,10 @@ async fn run_pass(state: &Core, sync_id: &str, cql: &str) -> Result<PassKind, Sy
         let batch_ids: Vec<&str> = batch.iter().map(|l| l.id.as_str()).collect();
         let (found, base) = bodies(&ctx, &batch_ids).await?;
         let t = now();
-        let _turn = state.jobs.sync_write_turn(state.store.backend()).await;
+        let _turn = state
+            .jobs
+            .sync_write_turn(state.store.backend() == crate::store::Backend::Sqlite)
+            .await;
         let mut tx = state.store.begin_write().await?;
         if !pages::holds_lease(&mut tx, &sync.id, worker).await? {
             return Err(SyncError::LeaseLost);

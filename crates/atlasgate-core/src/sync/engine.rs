@@ -417,7 +417,10 @@ async fn run_partition(
                     .cmp(&(b.updated_ms, key_order(&b.issue_key)))
             })
             .map(|i| (i.updated_ms, i.issue_key.clone()));
-        let _turn = state.jobs.sync_write_turn(state.store.backend()).await;
+        let _turn = state
+            .jobs
+            .sync_write_turn(state.store.backend() == crate::store::Backend::Sqlite)
+            .await;
         let mut tx = state.store.begin_write().await?;
         renew(&mut tx, state, &sync.id).await?;
         let ids: Vec<String> = fresh.iter().map(|i| i.issue_id.clone()).collect();
