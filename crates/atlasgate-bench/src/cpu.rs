@@ -20,7 +20,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use serde_json::Value;
 
-use crate::sync::{connect, default_bin, spawn_with_env};
+use crate::sync::{connect, spawn_with_env};
 
 #[derive(Parser, Clone)]
 pub struct CpuArgs {
@@ -154,10 +154,7 @@ async fn load(
 }
 
 pub async fn run(args: CpuArgs) -> anyhow::Result<()> {
-    let bin = match &args.atlasgate_bin {
-        Some(b) => b.clone(),
-        None => default_bin()?,
-    };
+    let bin = crate::sync::bin_or_default(args.atlasgate_bin.as_ref())?;
     let dir = match &args.out_dir {
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("atlasgate-bench-cpu-{}", std::process::id())),

@@ -857,10 +857,7 @@ where
 }
 
 async fn set_up(args: &FaultsArgs, pg: &Postgres) -> anyhow::Result<Campaign> {
-    let bin = match &args.atlasgate_bin {
-        Some(b) => b.clone(),
-        None => crate::sync::default_bin()?,
-    };
+    let bin = crate::sync::bin_or_default(args.atlasgate_bin.as_ref())?;
     let sim = atlassim::Sim::start(atlassim::SimConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         sites: 1,

@@ -44,7 +44,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use serde_json::{json, Value};
 
-use crate::sync::{connect, default_bin, project_jql, spawn_with_env, Child};
+use crate::sync::{connect, project_jql, spawn_with_env, Child};
 
 #[derive(Parser, Clone)]
 pub struct QuotaArgs {
@@ -284,10 +284,7 @@ struct Window {
 }
 
 pub async fn run(args: QuotaArgs) -> anyhow::Result<()> {
-    let bin = match &args.atlasgate_bin {
-        Some(b) => b.clone(),
-        None => default_bin()?,
-    };
+    let bin = crate::sync::bin_or_default(args.atlasgate_bin.as_ref())?;
     let dir = std::env::temp_dir().join(format!("atlasgate-bench-quota-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let per_project = args.issues.div_ceil(args.projects.max(1));

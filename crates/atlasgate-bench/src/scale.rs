@@ -341,10 +341,7 @@ async fn start(args: &ScaleArgs, backend: Backend) -> anyhow::Result<Env> {
     };
     let (state, created) =
         crate::serve_on_sim(url.clone(), listener, &base, &sim, "scale", false).await?;
-    let bin = match &args.atlasgate_bin {
-        Some(b) => b.clone(),
-        None => crate::sync::default_bin()?,
-    };
+    let bin = crate::sync::bin_or_default(args.atlasgate_bin.as_ref())?;
     // Pacing off, as in-process (`serve_on_sim`): atlassim is not what is measured.
     let child = crate::sync::spawn_on(
         crate::sync::free_port()?,

@@ -209,10 +209,7 @@ fn open_fds(pid: u32) -> anyhow::Result<u64> {
 }
 
 pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
-    let bin = match &args.atlasgate_bin {
-        Some(b) => b.clone(),
-        None => crate::sync::default_bin()?,
-    };
+    let bin = crate::sync::bin_or_default(args.atlasgate_bin.as_ref())?;
     let sim = atlassim::Sim::start(atlassim::SimConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         sites: 1,

@@ -57,13 +57,6 @@ pub(crate) fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-fn bin(args: &SyncArgs) -> anyhow::Result<PathBuf> {
-    if let Some(b) = &args.atlasgate_bin {
-        return Ok(b.clone());
-    }
-    default_bin()
-}
-
 /// `atlasgate` next to this binary.
 pub(crate) fn default_bin() -> anyhow::Result<PathBuf> {
     let me = std::env::current_exe()?;
@@ -78,6 +71,14 @@ pub(crate) fn default_bin() -> anyhow::Result<PathBuf> {
 }
 
 /// `bins`, or the `atlasgate` next to this binary when none is given.
+/// `--atlasgate-bin` if given, else the binary next to this one.
+pub(crate) fn bin_or_default(bin: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
+    match bin {
+        Some(b) => Ok(b.clone()),
+        None => default_bin(),
+    }
+}
+
 pub(crate) fn bins_or_default(bins: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     if bins.is_empty() {
         Ok(vec![default_bin()?])
@@ -91,7 +92,7 @@ async fn spawn_atlasgate(
     sim: &atlassim::Sim,
     dir: &std::path::Path,
 ) -> anyhow::Result<Child> {
-    spawn(&bin(args)?, sim, dir).await
+    spawn(&bin_or_default(args.atlasgate_bin.as_ref())?, sim, dir).await
 }
 
 /// `atlasgate serve` from `bin` on SQLite in `dir`, against `sim`.
