@@ -617,6 +617,18 @@ fn a_carriage_return_in_text_survives_and_crlf_is_a_line_break() {
 }
 
 #[test]
+fn a_form_feed_in_text_survives_even_where_a_heading_starts() {
+    let adf = doc(json!([{
+        "type": "heading",
+        "attrs": {"level": 2},
+        "content": [text("\u{c}x")],
+    }]));
+    let md = adf_to_markdown(&adf);
+    assert_eq!(md, "## &#12;x\n");
+    assert_eq!(markdown_to_adf(&md), adf);
+}
+
+#[test]
 fn empty_markdown_is_an_empty_doc() {
     assert_eq!(markdown_to_adf(""), doc(json!([])));
     assert_eq!(adf_to_markdown(&doc(json!([]))), "");
@@ -682,6 +694,9 @@ fn cases_found_by_the_property_tests() {
         "- 0. a*A*\0a***",
         // A CR inside inline HTML stays text, and must come back as text.
         "(  ](<https\rg/>)*p",
+        // A form feed that ends up at a heading's start is text, not
+        // whitespace to strip (`fuzz/fuzz_targets/adf.rs`, its fourth find).
+        "- \r \u{c}*\n- \r \r*\n- \r \r*\n\r*\n",
     ] {
         check_stable(md0).unwrap();
     }

@@ -879,8 +879,10 @@ fn escape_text(text: &str, heading: bool) -> String {
     for (i, &c) in chars.iter().enumerate() {
         let escape = match c {
             // Markdown reads a raw CR as a line ending (found by fuzzing:
-            // inline HTML spanning one came back without it).
-            '\r' => {
+            // inline HTML spanning one came back without it), and a form
+            // feed as whitespace, stripped at a heading's start (also found
+            // by fuzzing).
+            '\r' | '\u{c}' => {
                 out.push_str(&char_ref(c));
                 continue;
             }
