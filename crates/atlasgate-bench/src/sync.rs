@@ -111,6 +111,17 @@ pub(crate) async fn spawn_with(
     dir: &std::path::Path,
     extra: &[(&str, &str)],
 ) -> anyhow::Result<Child> {
+    spawn_in_dir(bin, sim, dir, extra, &[]).await
+}
+
+/// A child on a fresh SQLite file in `dir`, with a fresh key and port.
+async fn spawn_in_dir(
+    bin: &std::path::Path,
+    sim: &atlassim::Sim,
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+    wrapper: &[String],
+) -> anyhow::Result<Child> {
     let db = dir.join(format!("sync-{}.db", free_port()?));
     spawn_on(
         free_port()?,
@@ -118,8 +129,8 @@ pub(crate) async fn spawn_with(
         sim,
         &format!("sqlite://{}", db.display()),
         &atlasgate::vault::keys::generate(),
-        extra,
-        &[],
+        env,
+        wrapper,
     )
     .await
 }
@@ -133,18 +144,8 @@ pub(crate) async fn spawn_with_env(
     env: &[(&str, String)],
     wrapper: &[String],
 ) -> anyhow::Result<Child> {
-    let db = dir.join(format!("sync-{}.db", free_port()?));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    spawn_on(
-        free_port()?,
-        bin,
-        sim,
-        &format!("sqlite://{}", db.display()),
-        &atlasgate::vault::keys::generate(),
-        &env,
-        wrapper,
-    )
-    .await
+    spawn_in_dir(bin, sim, dir, &env, wrapper).await
 }
 
 /// `atlasgate serve` from `bin` (under `wrapper` when given) on `port` and
