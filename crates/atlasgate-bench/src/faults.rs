@@ -6,7 +6,9 @@
 //! `--postgres-url`, a database of its own on an existing server; `--pg-processes`
 //! `atlasgate serve` children on that database and one on SQLite, all with
 //! one encryption key; an in-bench event receiver; on each database one app
-//! (its `webhook_url` the receiver) and `--connections` imported connections.
+//! (its `webhook_url` the receiver), `--connections` imported connections
+//! and a sync of atlassim's project (`--issues` issues), with Jira webhooks
+//! on PostgreSQL (one webhook URL per OAuth app: the SQLite one polls).
 //!
 //! Load, until `--duration-s` is over: `--callers` callers asking for tokens
 //! (`GET …/token`; one in ten a forced `POST …/refresh`, one in ten a
@@ -14,7 +16,10 @@
 //! process of a random database, each distinct token handed out checked at
 //! atlassim (`GET /me`); proxied reads (`GET …/proxy/jira/rest/api/3/myself`);
 //! an importer adding a connection every couple of seconds (each one a
-//! `connection.created` event for the receiver).
+//! `connection.created` event for the receiver); typed writes every
+//! `--write-every-ms` (an issue's summary through `PATCH …/jira/issues/{key}`,
+//! one in five a comment), each edit a Jira webhook to the PostgreSQL
+//! processes, and seen by both syncs (an `issue.updated` event each).
 //!
 //! Faults, spread over the run: `--kills` SIGKILLs of random atlasgate
 //! processes, each restarted on its port after a short pause;
@@ -30,7 +35,8 @@
 //! At the end, faults off and every process up, it checks and prints: no
 //! connection lost (each active and its stored refresh token live: a forced
 //! refresh answers 200; atlassim revoked no token family); every token handed
-//! out worked at atlassim; every event created was delivered at least once
+//! out worked at atlassim; each synced copy holds exactly atlassim's issues
+//! and summaries; every event created was delivered at least once
 //! (duplicates counted); no 5xx other than a documented 503 with
 //! `Retry-After` — and a 503 saying the database is away only during an
 //! outage. It exits non-zero when a check fails.
@@ -90,9 +96,20 @@ pub struct FaultsArgs {
     /// The `atlasgate` binary (default: next to this one).
     #[arg(long)]
     atlasgate_bin: Option<PathBuf>,
-    /// At most this long, at the end, for every event to reach the receiver.
+    /// At most this long, at the end, for every event to reach the receiver
+    /// and for each synced copy to equal atlassim's issues.
     #[arg(long, default_value_t = 180)]
     settle_s: u64,
+    /// Issues in atlassim's one project, synced on each database.
+    #[arg(long, default_value_t = 20)]
+    issues: usize,
+    /// A typed write (`PATCH …/jira/issues/{key}`, one in five a comment)
+    /// this often, through a random process of each database in turn.
+    #[arg(long, default_value_t = 250)]
+    write_every_ms: u64,
+    /// The syncs' `interval_s` (their reconciliation pass beside the webhooks).
+    #[arg(long, default_value_t = 30)]
+    sync_interval_s: i64,
 }
 
 // ------------------------------------------------------------ PostgreSQL
@@ -355,6 +372,8 @@ struct Db {
     slots: Vec<usize>,
     key: String,
     connections: Mutex<Vec<String>>,
+    /// The connection whose sync (with Jira webhooks) mirrors atlassim's project.
+    synced: String,
 }
 
 impl Db {
@@ -377,6 +396,8 @@ struct Counters {
     retry_later_db: AtomicU64,
     relayed: AtomicU64,
     import_failed_upstream: AtomicU64,
+    writes_ok: AtomicU64,
+    write_failed_upstream: AtomicU64,
     kills: AtomicU64,
     restarts_failed: AtomicU64,
     lost_rotations: AtomicU64,
@@ -427,6 +448,8 @@ enum Route {
     Show,
     Proxy,
     Import,
+    /// A typed write: an issue's summary, or a comment.
+    Write,
 }
 
 impl Campaign {
@@ -520,6 +543,10 @@ impl Campaign {
             _ if route == Route::Proxy && !problem => bump(&self.counters.relayed),
             // The import's one refresh failed at atlassim (a fault): nothing stored.
             502 if route == Route::Import && problem => bump(&self.counters.import_failed_upstream),
+            // Jira answered a 5xx (a fault) to the write: told as it is.
+            502 if route == Route::Write && problem && detail.starts_with("Atlassian answered 5") => {
+                bump(&self.counters.write_failed_upstream)
+            }
             _ => self.note_bad(format!("{route:?} answered {status}: {detail}")),
         }
         None
@@ -650,6 +677,36 @@ impl Campaign {
         Some(id)
     }
 
+    /// Typed writes through a random process of each database in turn: an
+    /// issue's summary (each a Jira webhook to both databases' syncs), one
+    /// in five a comment instead.
+    async fn writer(self: Arc<Self>, every: Duration) {
+        let keys: Vec<String> = sim_issues(&self.sim).into_keys().collect();
+        for round in 0usize.. {
+            if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let (db, id) = self.target(0, round);
+            let issue = &keys[rand_below(keys.len())];
+            let url = format!("{}/v1/connections/{id}/jira/issues/{issue}", self.pick(db));
+            let req = if round % 5 == 4 {
+                self.http
+                    .post(format!("{url}/comments"))
+                    .json(&json!({ "markdown": format!("faults comment **{round}**") }))
+            } else {
+                self.http
+                    .patch(url)
+                    .json(&json!({ "summary": format!("faults edit {round}") }))
+            };
+            let t0 = Instant::now();
+            let sent = req.bearer_auth(&self.dbs[db].key).send().await;
+            if self.judge(Route::Write, t0, sent).await.is_some() {
+                bump(&self.counters.writes_ok);
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
     async fn importer(self: Arc<Self>) {
         let mut n = 0usize;
         while !self.stop.load(Ordering::Relaxed) {
@@ -704,6 +761,8 @@ impl Campaign {
                         .add_fault(fault("POST", "/oauth/token", 2, |f| f.status = Some(500)));
                     self.sim
                         .add_fault(fault("GET", "/ex/jira/**", 5, |f| f.status = Some(503)));
+                    self.sim
+                        .add_fault(fault("PUT", "/ex/jira/**", 2, |f| f.status = Some(503)));
                 }
                 3 => {
                     self.sim.add_fault(fault("POST", "/oauth/token", 2, |f| {
@@ -862,7 +921,7 @@ async fn set_up(args: &FaultsArgs, pg: &Postgres) -> anyhow::Result<Campaign> {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         sites: 1,
         projects: 1,
-        issues: 5,
+        issues: args.issues.max(1),
         access_token_ttl_secs: args.token_ttl_s,
         ..Default::default()
     })
@@ -895,6 +954,7 @@ async fn set_up(args: &FaultsArgs, pg: &Postgres) -> anyhow::Result<Campaign> {
             slots: mine,
             key: String::new(),
             connections: Mutex::new(Vec::new()),
+            synced: String::new(),
         });
     }
     // Refresh when less than this is left: a third of the lifetime is kept.
@@ -954,8 +1014,75 @@ async fn set_up(args: &FaultsArgs, pg: &Postgres) -> anyhow::Result<Campaign> {
                 .await
                 .with_context(|| format!("importing a connection on {}", c.dbs[db].label))?;
         }
+        // A sync of the project, its first pass done. With Jira webhooks on
+        // PostgreSQL only: Jira takes one webhook URL per OAuth app ("Only
+        // a single URL per app is allowed to be registered"), and the two
+        // databases are two deployments of one app; the SQLite one polls.
+        let webhooks = c.dbs[db].label == "postgres";
+        let synced = c.dbs[db].connections()[0].clone();
+        let base = c.slots[c.dbs[db].slots[0]].base.clone();
+        let sync = crate::sync::first_pass(
+            &c.http,
+            &base,
+            &c.dbs[db].key,
+            &synced,
+            &json!({
+                "jql": crate::sync::project_jql(&c.sim),
+                "webhooks": webhooks,
+                "interval_s": args.sync_interval_s,
+            }),
+            Duration::from_millis(200),
+            Duration::from_secs(60),
+        )
+        .await
+        .with_context(|| format!("the first sync pass on {}", c.dbs[db].label))?;
+        if webhooks && !sync["webhook"]["id"].is_i64() {
+            bail!("the sync on {} registered no Jira webhook: {sync}", c.dbs[db].label);
+        }
+        c.dbs[db].synced = synced;
     }
     Ok(c)
+}
+
+/// Key → summary of every issue atlassim holds (its one site).
+fn sim_issues(sim: &atlassim::Sim) -> HashMap<String, String> {
+    sim.state().world().sites[0]
+        .issues
+        .values()
+        .map(|i| (i.key.clone(), i.summary.clone()))
+        .collect()
+}
+
+/// Wait (at most `secs`) until each database's synced copy holds exactly
+/// atlassim's issues with atlassim's summaries; the differences left per
+/// database (empty: equal) and how long it took.
+async fn wait_for_synced(c: &Campaign, secs: u64) -> anyhow::Result<(Vec<Vec<String>>, Duration)> {
+    let started = Instant::now();
+    let want = sim_issues(&c.sim);
+    loop {
+        let mut diffs = Vec::new();
+        for (d, db) in c.dbs.iter().enumerate() {
+            let path = format!("/v1/connections/{}/issues", db.synced);
+            let have: HashMap<String, String> =
+                settled(60, || all_items(&c.http, c.pick(d), &path, &db.key))
+                    .await?
+                    .iter()
+                    .filter_map(|i| Some((i["key"].as_str()?.to_string(), i["summary"].as_str()?.to_string())))
+                    .collect();
+            let mut diff: Vec<String> = want
+                .iter()
+                .filter(|(k, v)| have.get(*k) != Some(*v))
+                .map(|(k, v)| format!("{k}: atlassim {v:?}, synced {:?}", have.get(k)))
+                .chain(have.keys().filter(|k| !want.contains_key(*k)).map(|k| format!("{k}: synced, not at atlassim")))
+                .collect();
+            diff.sort();
+            diffs.push(diff);
+        }
+        if diffs.iter().all(Vec::is_empty) || started.elapsed() > Duration::from_secs(secs) {
+            return Ok((diffs, started.elapsed()));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Every connection of each database: active, and its stored refresh token
@@ -1070,6 +1197,10 @@ async fn run_campaign(
         tasks.spawn(c.clone().proxy_reader(n));
     }
     tasks.spawn(c.clone().importer());
+    tasks.spawn(
+        c.clone()
+            .writer(Duration::from_millis(args.write_every_ms.max(10))),
+    );
     tasks.spawn(c.clone().killer(started, args.kills, over));
     tasks.spawn(
         c.clone()
@@ -1097,9 +1228,11 @@ async fn run_campaign(
     let mut lost = Vec::new();
     let checked = check_connections(c, &mut lost).await?;
     let revoked = c.sim.stats().tokens.family_revocations;
+    let (unsynced, caught_up) = wait_for_synced(c, args.settle_s).await?;
     let (events, missing, dups) = wait_for_events(c, args.settle_s).await?;
     let outside = c.db_503s_outside_outages();
-    let tokens = c.sim.stats().tokens;
+    let stats = c.sim.stats();
+    let (tokens, webhooks) = (stats.tokens, stats.webhooks);
     let n = &c.counters;
 
     println!();
@@ -1139,6 +1272,13 @@ async fn run_campaign(
         tokens.refreshes, tokens.reuse_in_window, tokens.family_revocations
     );
     println!(
+        "typed writes: {} ok, {} refused by a fault at Jira (502); Jira webhooks from atlassim: {} deliveries, {} failed attempts",
+        get(&n.writes_ok),
+        get(&n.write_failed_upstream),
+        webhooks.deliveries,
+        webhooks.failures
+    );
+    println!(
         "events: {events} created, {} delivered, {dups} duplicate deliveries",
         events - missing
     );
@@ -1158,6 +1298,16 @@ async fn run_campaign(
                 get(&n.tokens_checked)
             ),
             get(&n.tokens_failed) == 0 && get(&n.tokens_checked) > 0,
+        ),
+        (
+            format!(
+                "synced issues that differ from atlassim's: {} (of {} issues, on {} databases; {:.1} s to catch up after the load)",
+                unsynced.iter().map(Vec::len).sum::<usize>(),
+                args.issues,
+                c.dbs.len(),
+                caught_up.as_secs_f64()
+            ),
+            unsynced.iter().all(Vec::is_empty) && get(&n.writes_ok) > 0,
         ),
         (
             format!("events not delivered: {missing} of {events}"),
@@ -1185,6 +1335,11 @@ async fn run_campaign(
     }
     for l in &lost {
         println!("  lost: {l}");
+    }
+    for (db, diff) in c.dbs.iter().zip(&unsynced) {
+        for d in diff.iter().take(10) {
+            println!("  unsynced on {}: {d}", db.label);
+        }
     }
     for b in c.bad.lock().unwrap_or_else(|e| e.into_inner()).iter() {
         println!("  bad: {b}");
