@@ -31,6 +31,7 @@ use url::Url;
 
 use super::budget::{self, Budget, CallClass, Charge};
 use super::limits::{self, LimitKind, Pacer, Pacing, RateState};
+use super::priority::Priority;
 use crate::ids::{CloudId, ConnectionId};
 use crate::store::connections::ConnectionRow;
 use crate::vault::refresh::{FreshToken, RefreshError, Refresher};
@@ -259,6 +260,8 @@ pub struct AtlassianClient {
     /// also mean "scope does not match", which no refresh cures; refreshing
     /// on every such call would rotate the token at Atlassian each time.
     forced: std::sync::Mutex<std::collections::HashMap<ConnectionId, tokio::time::Instant>>,
+    /// App calls in flight, which background page cycles yield to.
+    priority: Priority,
 }
 
 /// At most one 401-triggered refresh per connection this often.
@@ -309,7 +312,13 @@ impl AtlassianClient {
             policy: RwLock::new(Policy { policy, pacer }),
             cache: SiteCache::default(),
             forced: Default::default(),
+            priority: Priority::default(),
         }
+    }
+
+    /// App calls before background work, in this process (`priority.rs`).
+    pub fn priority(&self) -> &Priority {
+        &self.priority
     }
 
     pub fn policy(&self) -> ClientPolicy {
@@ -446,6 +455,7 @@ impl AtlassianClient {
         } else {
             CallClass::Background
         };
+        let _in_flight = for_app.then(|| self.priority.interactive());
         let estimate = budget::estimate(
             &req.method,
             &req.path,

@@ -12,6 +12,7 @@ pub mod client;
 pub mod limits;
 pub mod pages;
 pub mod path;
+pub mod priority;
 pub mod templates;
 
 pub use client::{

@@ -366,6 +366,8 @@ async fn run_partition(
     // then moves strictly forward and the next query starts afresh).
     let mut chain = PageGuard::new("issue search");
     loop {
+        // App calls go first: beside them, page cycles take turns (priority.rs).
+        let turn = state.atlassian.priority().background_turn().await;
         let mut jql = format!("({})", p.jql);
         if let Some(ms) = p.cursor_updated_ms.or(p.from_ms) {
             jql.push_str(&format!(" AND updated >= \"{}\"", date_bound(ms, &tz)));
@@ -417,7 +419,7 @@ async fn run_partition(
                     .cmp(&(b.updated_ms, key_order(&b.issue_key)))
             })
             .map(|i| (i.updated_ms, i.issue_key.clone()));
-        let _turn = state
+        let write_turn = state
             .jobs
             .sync_write_turn(state.store.backend() == crate::store::Backend::Sqlite)
             .await;
@@ -447,10 +449,12 @@ async fn run_partition(
         p.stored += fresh.len() as i64;
         passes::save_checkpoint(&mut tx, &p, is_last).await?;
         tx.commit().await?;
+        drop(write_turn);
         state.metrics.sync_issues_upserted(upserted);
         if emitted {
             crate::events::wake(state);
         }
+        turn.finish().await;
         if is_last {
             return Ok(());
         }

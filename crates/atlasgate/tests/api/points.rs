@@ -231,6 +231,148 @@ async fn a_running_sync_yields_to_interactive_calls() {
     }
 }
 
+/// CPU as well as points: beside app calls a sync's page cycles take turns
+/// (`atlassian/priority.rs`); with no app calling they run at full speed.
+/// Both passes end with the copy equal to atlassim's.
+#[tokio::test]
+async fn sync_page_cycles_take_turns_beside_app_calls_and_not_alone() {
+    use atlasgate::atlassian::priority::QUIET;
+    use atlasgate::jobs::Tuning;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    for backend in backends() {
+        let app = spawn(backend, 10_000_000, 40).await;
+        // Small pages: a pass over the edited issues is many cycles.
+        Tuning::set(&app.state.jobs.tuning.sync_page_size, 2);
+        let (key, id) = connected(&app).await;
+        let cloud = sim_sites(&app)[0].clone();
+        let created = app
+            .post_json(
+                &format!("/v1/connections/{id}/syncs"),
+                Some(&key),
+                &json!({ "jql": format!("project in ({})", project_keys(&app).join(", ")), "interval_s": 3600 }),
+            )
+            .await;
+        assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
+        let sync_id = created.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let sync_path = format!("/v1/connections/{id}/syncs/{sync_id}");
+        let passes = |n: i64| {
+            let (app, key, sync_path) = (&app, &key, &sync_path);
+            async move {
+                wait_for(120, "the sync pass", || async {
+                    let v = app.get_ok(sync_path, key).await;
+                    (v["passes"].as_i64() >= Some(n)).then_some(())
+                })
+                .await
+            }
+        };
+        passes(1).await;
+        // Edit `n` issues at atlassim (summary `tag k`), run the sync.
+        let edit_and_run = |tag: &'static str| {
+            let (app, key, sync_path, cloud) = (&app, &key, &sync_path, &cloud);
+            async move {
+                for k in issue_keys_all(app).iter().take(24) {
+                    let resp = reqwest::Client::new()
+                        .patch(format!("{}/__sim/issues/{cloud}/{k}", app.sim.base_url()))
+                        .json(&json!({ "fields": { "summary": format!("{tag} {k}") } }))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(resp.status(), 200);
+                }
+                let run = app
+                    .post_json(&format!("{sync_path}/run"), Some(key), &json!({}))
+                    .await;
+                assert_eq!(run.status(), 202);
+            }
+        };
+        let priority = app.state.atlassian.priority();
+
+        // Alone: no app call for longer than QUIET, then a pass.
+        tokio::time::sleep(QUIET + Duration::from_millis(200)).await;
+        let before = priority.yielded();
+        edit_and_run("alone").await;
+        passes(2).await;
+        assert_eq!(priority.yielded(), before, "{backend:?}: a cycle yielded with no app calling");
+        assert_synced(&app, &key, &id, "alone").await;
+
+        // Beside app calls: a reader keeps proxied reads going.
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (client, url, key, stop) = (
+                app.client.clone(),
+                format!("{}/v1/connections/{id}/proxy/jira/rest/api/3/myself", app.address),
+                key.clone(),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                let mut ok = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    let r = client.get(&url).bearer_auth(&key).send().await.unwrap();
+                    assert_eq!(r.status(), 200);
+                    ok += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                ok
+            })
+        };
+        wait_for(10, "the reader's first call", || async {
+            priority.busy().then_some(())
+        })
+        .await;
+        edit_and_run("beside").await;
+        passes(3).await;
+        stop.store(true, Ordering::Relaxed);
+        assert!(reader.await.unwrap() > 0);
+        assert!(
+            priority.yielded() > before,
+            "{backend:?}: no page cycle took turns beside app calls"
+        );
+        assert_synced(&app, &key, &id, "beside").await;
+    }
+}
+
+/// Every issue key of atlassim's site.
+fn issue_keys_all(app: &TestApp) -> Vec<String> {
+    let world = app.sim.state().world();
+    world.sites[0].issues.values().map(|i| i.key.clone()).collect()
+}
+
+/// The synced copy holds atlassim's summaries, and the first 24 issues carry `tag`.
+async fn assert_synced(app: &TestApp, key: &str, id: &str, tag: &str) {
+    let want: std::collections::HashMap<String, String> = {
+        let world = app.sim.state().world();
+        world.sites[0]
+            .issues
+            .values()
+            .map(|i| (i.key.clone(), i.summary.clone()))
+            .collect()
+    };
+    assert_eq!(
+        want.values().filter(|s| s.starts_with(tag)).count(),
+        24,
+        "the edits are at atlassim"
+    );
+    let v = app
+        .get_ok(&format!("/v1/connections/{id}/issues?limit=1000"), key)
+        .await;
+    let have: std::collections::HashMap<String, String> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["key"].as_str().unwrap().to_string(),
+                i["summary"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(have, want, "{tag}: the synced copy differs from atlassim's");
+}
+
 #[tokio::test]
 async fn a_quota_429_pauses_the_site_for_every_caller() {
     for backend in backends() {
