@@ -8,9 +8,9 @@
 //! sync page cycle (fetch, parse, store) first takes a
 //! [`Priority::background_turn`]: while no app call is in flight or has been
 //! for [`QUIET`], that costs nothing; otherwise the cycles take turns, one at
-//! a time in this process, and each turn is held for as long again as its
-//! cycle took ([`BackgroundTurn::finish`]), so background work gets at most
-//! about half of one core while apps are calling. When the apps go quiet
+//! a time in this process, and each turn is held [`HOLD_FACTOR`] times as
+//! long again as its cycle took ([`BackgroundTurn::finish`]), so background
+//! work gets at most about a quarter of one core while apps are calling. When the apps go quiet
 //! the partitions run at full speed again. Per process: each process yields
 //! to its own callers (the CPU it shares is its machine's).
 
@@ -23,8 +23,14 @@ use tokio::sync::{Mutex, MutexGuard};
 /// runs at full speed again (app calls come in bursts).
 pub const QUIET: Duration = Duration::from_millis(500);
 
-/// The longest a turn is held past its cycle, whatever the cycle took.
-const MAX_HOLD: Duration = Duration::from_secs(2);
+/// Beside app calls, a turn is held this many times its cycle's length
+/// after it (background work runs a quarter of the time).
+pub const HOLD_FACTOR: u32 = 3;
+
+/// The longest a turn is held past its cycle, whatever the cycle took (a
+/// cycle that waited for the points budget or a rate-limit pause was long
+/// without using the CPU).
+const MAX_HOLD: Duration = Duration::from_millis(500);
 
 #[derive(Debug)]
 pub struct Priority {
@@ -68,11 +74,11 @@ pub struct BackgroundTurn<'a> {
 }
 
 impl BackgroundTurn<'_> {
-    /// The cycle is done: a turn that yielded is held as long again (at most
-    /// [`MAX_HOLD`]) before the next cycle may start.
+    /// The cycle is done: a turn that yielded is held [`HOLD_FACTOR`] times
+    /// as long again (at most [`MAX_HOLD`]) before the next cycle may start.
     pub async fn finish(self) {
         if self.lane.is_some() {
-            tokio::time::sleep(self.began.elapsed().min(MAX_HOLD)).await;
+            tokio::time::sleep((self.began.elapsed() * HOLD_FACTOR).min(MAX_HOLD)).await;
         }
     }
 
@@ -156,10 +162,10 @@ mod tests {
                 .is_err(),
             "a second cycle started while the first held the turn"
         );
-        // The first cycle took ~100 ms: finishing holds the turn about as long.
+        // The first cycle took ~100 ms: finishing holds the turn 3 times as long.
         let t0 = Instant::now();
         first.finish().await;
-        assert!(t0.elapsed() >= Duration::from_millis(90), "{:?}", t0.elapsed());
+        assert!(t0.elapsed() >= Duration::from_millis(290), "{:?}", t0.elapsed());
         let second = tokio::time::timeout(Duration::from_millis(200), p.background_turn())
             .await
             .expect("the turn is free once the first cycle finished");
