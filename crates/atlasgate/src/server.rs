@@ -85,7 +85,6 @@ pub fn router(state: AppState) -> Router {
             crate::ratelimit::admin,
         ))
         .layer(middleware::from_fn(crate::error::problem_fallback))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_context,
@@ -133,7 +132,9 @@ pub fn loggable_path(path: &str) -> String {
 /// `client_addr.rs`) and wraps the request in a span that every log line
 /// below it carries. Logs the path with bearer links redacted, never the
 /// query string (it may hold OAuth codes or state) and never a header
-/// (cookies, tokens).
+/// (cookies, tokens). Counts the request by route template, method and
+/// status (in this layer rather than one of its own: each `from_fn` layer
+/// clones the rest of the stack on every request).
 async fn request_context(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let id = req
         .headers()
@@ -163,10 +164,19 @@ async fn request_context(State(state): State<AppState>, mut req: Request, next: 
         path = %loggable_path(req.uri().path()),
         client = %ClientAddr::of(req.extensions()),
     );
+    // Both cheap clones (an `Arc<str>`; a method without allocation).
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
     let started = Instant::now();
     let mut resp = REQUEST_ID
         .scope(id.clone(), next.run(req).instrument(span.clone()))
         .await;
+    state.metrics.observe_http(
+        route.as_ref().map_or("unmatched", |p| p.as_str()),
+        method.as_str(),
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     span.in_scope(|| {
         tracing::info!(
             status = resp.status().as_u16(),
@@ -177,22 +187,6 @@ async fn request_context(State(state): State<AppState>, mut req: Request, next: 
     if let Some(v) = id_header {
         resp.headers_mut().insert(REQUEST_ID_HEADER.clone(), v);
     }
-    resp
-}
-
-/// Counts requests by route template, method and status.
-async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    // Both cheap clones (an `Arc<str>`; a method without allocation).
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let method = req.method().clone();
-    let started = Instant::now();
-    let resp = next.run(req).await;
-    state.metrics.observe_http(
-        route.as_ref().map_or("unmatched", |p| p.as_str()),
-        method.as_str(),
-        resp.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
     resp
 }
 

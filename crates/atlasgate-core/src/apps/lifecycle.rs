@@ -182,8 +182,8 @@ pub async fn revoke_key(
     app_id: &str,
     key_id: &str,
     actor: &Actor,
-) -> Result<String> {
-    let hash = app_keys::delete(store.pool(), app_id, key_id)
+) -> Result<()> {
+    app_keys::delete(store.pool(), app_id, key_id)
         .await?
         .ok_or(Error::NotFound)?;
     audit::record_after(
@@ -195,7 +195,7 @@ pub async fn revoke_key(
     )
     .await;
     tracing::info!(app_id, key_id, "app key revoked");
-    Ok(hash)
+    Ok(())
 }
 
 /// A new webhook signing secret. The current one becomes the old one and

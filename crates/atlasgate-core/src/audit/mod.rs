@@ -138,31 +138,31 @@ pub async fn record_after(
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Bucket {
-    connection_id: ConnectionId,
-    key_id: String,
-    minute: i64,
-}
-
+/// One (key, minute) of a connection in [`TokenServed`].
 #[derive(Debug, Clone)]
 struct Tally {
+    key_id: String,
+    minute: i64,
     app_id: String,
-    client_ip: Option<String>,
+    /// The first client address of the minute; written out as text.
+    client_ip: IpAddr,
     /// How many other client addresses asked in the same minute.
     other_ips: u64,
     count: u64,
 }
 
 /// `token.served` counted in memory: one entry per (connection, key,
-/// minute), written out when the minute is over.
+/// minute), written out when the minute is over. By connection, then a
+/// short list (a connection has one key and one minute in progress nearly
+/// always), so counting a call finds its tally by reference and allocates
+/// nothing once the minute's entry exists.
 #[derive(Debug, Default)]
 pub struct TokenServed {
-    tallies: Mutex<HashMap<Bucket, Tally>>,
+    tallies: Mutex<HashMap<ConnectionId, Vec<Tally>>>,
 }
 
 impl TokenServed {
-    /// Count one `/token` answer. A map insert under a short lock; no I/O.
+    /// Count one `/token` answer. A map lookup under a short lock; no I/O.
     pub fn note(
         &self,
         app_id: &str,
@@ -181,21 +181,33 @@ impl TokenServed {
         key_id: &str,
         ip: IpAddr,
     ) {
-        let ip = ip.to_canonical().to_string();
-        let bucket = Bucket {
-            connection_id: connection_id.clone(),
-            key_id: key_id.to_string(),
-            minute: now.div_euclid(60) * 60,
-        };
+        let ip = ip.to_canonical();
+        let minute = now.div_euclid(60) * 60;
         let mut m = self.tallies.lock().unwrap_or_else(|e| e.into_inner());
-        let t = m.entry(bucket).or_insert_with(|| Tally {
-            app_id: app_id.to_string(),
-            client_ip: Some(ip.clone()),
-            other_ips: 0,
-            count: 0,
-        });
+        let list = match m.get_mut(connection_id) {
+            Some(list) => list,
+            None => m.entry(connection_id.clone()).or_default(),
+        };
+        let at = match list
+            .iter()
+            .position(|t| t.minute == minute && t.key_id == key_id)
+        {
+            Some(at) => at,
+            None => {
+                list.push(Tally {
+                    key_id: key_id.to_string(),
+                    minute,
+                    app_id: app_id.to_string(),
+                    client_ip: ip,
+                    other_ips: 0,
+                    count: 0,
+                });
+                list.len() - 1
+            }
+        };
+        let t = &mut list[at];
         t.count += 1;
-        if t.client_ip.as_deref() != Some(ip.as_str()) && t.other_ips < u64::MAX {
+        if t.client_ip != ip && t.other_ips < u64::MAX {
             // Counted per request, not per distinct address: cheap, and
             // enough to show the key was used from more than one place.
             t.other_ips += 1;
@@ -205,36 +217,36 @@ impl TokenServed {
     /// Drop the counts of an erased connection (they would name it again).
     pub fn forget_connection(&self, connection_id: &ConnectionId) {
         let mut m = self.tallies.lock().unwrap_or_else(|e| e.into_inner());
-        m.retain(|b, _| &b.connection_id != connection_id);
+        m.remove(connection_id);
     }
 
     /// Take the tallies of minutes before `now`'s (all of them with `all`).
     fn take(&self, now: i64, all: bool) -> Vec<NewAudit> {
         let current = now.div_euclid(60) * 60;
         let mut m = self.tallies.lock().unwrap_or_else(|e| e.into_inner());
-        let due: Vec<Bucket> = m
-            .keys()
-            .filter(|b| all || b.minute < current)
-            .cloned()
-            .collect();
-        let mut out = Vec::with_capacity(due.len());
-        for b in due {
-            if let Some(t) = m.remove(&b) {
+        let mut out = Vec::new();
+        m.retain(|connection_id, list| {
+            let (due, keep): (Vec<Tally>, Vec<Tally>) = std::mem::take(list)
+                .into_iter()
+                .partition(|t| all || t.minute < current);
+            *list = keep;
+            for t in due {
                 let mut detail = serde_json::json!({ "count": t.count });
                 if t.other_ips > 0 {
                     detail["requests_from_other_addresses"] = Value::from(t.other_ips);
                 }
                 out.push(NewAudit {
-                    at: b.minute,
+                    at: t.minute,
                     kind: kind::TOKEN_SERVED.into(),
                     app_id: Some(t.app_id),
-                    connection_id: Some(b.connection_id),
-                    key_id: Some(b.key_id),
-                    client_ip: t.client_ip,
+                    connection_id: Some(connection_id.clone()),
+                    key_id: Some(t.key_id),
+                    client_ip: Some(t.client_ip.to_string()),
                     detail,
                 });
             }
-        }
+            !list.is_empty()
+        });
         out.sort_by(|a, b| (a.at, &a.connection_id).cmp(&(b.at, &b.connection_id)));
         out
     }

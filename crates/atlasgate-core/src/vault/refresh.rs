@@ -24,7 +24,7 @@
 //!   one conditional UPDATE (so the event is emitted exactly once), no retry.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::future::{BoxFuture, FutureExt, Shared};
@@ -59,6 +59,13 @@ pub struct FreshToken {
     /// The row as it was when the token was read (account, site, scopes);
     /// shared, so a cached token is handed out without copying the row.
     pub connection: Arc<ConnectionRow>,
+    /// The edge's `/token` answer for this token, written by the first call
+    /// that serves it and shared by every clone (the token cache's entry
+    /// included): the answer cannot change while the token does not, and
+    /// writing it was a fifth of a cached `/token` call (BENCHMARKS.md). It
+    /// holds the token in clear, as every answer does, and goes with the
+    /// entry (at most [`TokenCache::TTL`]).
+    pub answer: Arc<OnceLock<bytes::Bytes>>,
 }
 
 impl std::fmt::Debug for FreshToken {
@@ -318,6 +325,7 @@ impl Refresher {
             expires_at: row.access_expires_at.unwrap_or(0),
             token_version: row.token_version,
             connection: Arc::new(row),
+            answer: Arc::default(),
         })
     }
 
@@ -625,6 +633,7 @@ impl Refresher {
             expires_at,
             token_version: row.token_version,
             connection: Arc::new(row),
+            answer: Arc::default(),
         }))
     }
 

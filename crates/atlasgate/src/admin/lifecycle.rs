@@ -269,8 +269,8 @@ pub async fn revoke_key(
 /// Revoke a key and drop it from this process's key cache (the dashboard too).
 pub async fn revoke(state: &AppState, app: &str, key: &str, actor: Actor) -> Result<(), ApiError> {
     let app = apps::lifecycle::resolve(&state.store, app).await?;
-    let hash = apps::lifecycle::revoke_key(&state.store, &app.id, key, &actor).await?;
-    state.apps_cache.invalidate_key(&hash);
+    apps::lifecycle::revoke_key(&state.store, &app.id, key, &actor).await?;
+    state.apps_cache.invalidate_key(key);
     Ok(())
 }
 

@@ -6,6 +6,8 @@
 mod import;
 
 use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -54,18 +56,20 @@ pub struct ListConnectionsQueryParams {
     pub cursor: Option<String>,
 }
 
+// Borrowed from the token and its row: the answer is written without
+// copying any of it first (and once per token: `token_response`).
 /// A token ready to use against `api.atlassian.com`.
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct TokenResponse {
-    pub access_token: String,
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse<'a> {
+    pub access_token: &'a str,
     /// Always `Bearer`.
-    pub token_type: String,
+    pub token_type: &'a str,
     pub expires_at: String,
-    pub cloud_id: Option<String>,
-    pub site_url: Option<String>,
-    pub account_id: Option<String>,
-    pub email: Option<String>,
-    pub scopes: Vec<String>,
+    pub cloud_id: Option<&'a str>,
+    pub site_url: Option<&'a str>,
+    pub account_id: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub scopes: &'a [String],
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -165,18 +169,35 @@ pub async fn delete_connection(
     Ok(Json(ConnectionView::from_row(&after)))
 }
 
-fn token_response(fresh: &FreshToken) -> TokenResponse {
-    let row = &fresh.connection;
-    TokenResponse {
-        access_token: fresh.access_token.expose_secret().to_string(),
-        token_type: "Bearer".into(),
-        expires_at: rfc3339(fresh.expires_at),
-        cloud_id: row.site_cloud_id.clone().map(String::from),
-        site_url: row.site_url.clone(),
-        account_id: row.account_id.clone(),
-        email: row.account_email.clone(),
-        scopes: row.scope_list(),
-    }
+/// The answer of `/token`: written once per token (`FreshToken::answer`),
+/// then the same bytes for every call the cache serves it to.
+fn token_response(fresh: &FreshToken) -> Result<Response, ApiError> {
+    let body = match fresh.answer.get() {
+        Some(body) => body.clone(),
+        None => {
+            let row = &fresh.connection;
+            let body = serde_json::to_vec(&TokenResponse {
+                access_token: fresh.access_token.expose_secret(),
+                token_type: "Bearer",
+                expires_at: rfc3339(fresh.expires_at),
+                cloud_id: row.site_cloud_id.as_deref(),
+                site_url: row.site_url.as_deref(),
+                account_id: row.account_id.as_deref(),
+                email: row.account_email.as_deref(),
+                scopes: &row.scopes,
+            })
+            .map_err(ApiError::internal)?;
+            fresh.answer.get_or_init(|| body.into()).clone()
+        }
+    };
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 /// Get an access token
@@ -200,7 +221,7 @@ pub async fn get_connection_token(
     State(state): State<AppState>,
     ClientAddr(ip): ClientAddr,
     conn: AppConnection<CachedToken>,
-) -> Result<Json<TokenResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     // Counted in memory; written as one audit record per minute (docs/design.md §14).
     let served = |row: &ConnectionRow| {
         state
@@ -212,7 +233,7 @@ pub async fn get_connection_token(
     if let Some(fresh) = &conn.cached {
         served(&fresh.connection);
         crate::proxy::touch_used_cached(&state, &fresh.connection);
-        return Ok(Json(token_response(fresh)));
+        return token_response(fresh);
     }
     let fresh = state
         .refresher
@@ -223,7 +244,7 @@ pub async fn get_connection_token(
         cache.fill(ticket, &fresh);
     }
     crate::proxy::touch_used_cached(&state, &fresh.connection);
-    Ok(Json(token_response(&fresh)))
+    token_response(&fresh)
 }
 
 /// Force a refresh

@@ -203,6 +203,40 @@ async fn a_forced_refresh_is_served_by_token_at_once() {
     }
 }
 
+/// A cache hit answers the bytes written for the token once
+/// (`FreshToken::answer`): the same answer, as JSON, with every field.
+#[tokio::test]
+async fn a_cached_token_answer_is_the_answer_written_once() {
+    let app = TestApp::spawn().await;
+    let (key, id) = app.connected_app("cache-answer", "a").await;
+    let path = format!("/v1/connections/{id}/token");
+    let mut bodies = Vec::new();
+    for _ in 0..3 {
+        let resp = app.get(&path, Some(&key)).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-type"], "application/json");
+        bodies.push(resp.text().await.unwrap());
+    }
+    assert_cached(&app, &id);
+    assert!(bodies.iter().all(|b| b == &bodies[0]), "{bodies:?}");
+    let body: Value = serde_json::from_str(&bodies[0]).unwrap();
+    for field in ["access_token", "token_type", "expires_at", "cloud_id", "site_url", "scopes"] {
+        assert!(!body[field].is_null(), "{field} missing: {body}");
+    }
+    assert_eq!(body["token_type"], "Bearer");
+    let stored = app
+        .state
+        .refresher
+        .token_cache()
+        .get(&ConnectionId::new(&id))
+        .unwrap();
+    assert_eq!(
+        stored.answer.get().map(|b| &b[..]),
+        Some(bodies[0].as_bytes()),
+        "the cache entry holds the answer it served"
+    );
+}
+
 #[tokio::test]
 async fn a_cached_connection_is_still_404_for_another_app() {
     let app = TestApp::spawn().await;
