@@ -629,6 +629,21 @@ fn a_form_feed_in_text_survives_even_where_a_heading_starts() {
 }
 
 #[test]
+fn a_line_break_in_a_link_title_survives() {
+    let adf = doc(json!([{
+        "type": "paragraph",
+        "content": [{
+            "type": "text",
+            "text": "o",
+            "marks": [{"type": "link", "attrs": {"href": "o", "title": "a\nb\rc"}}],
+        }],
+    }]));
+    let md = adf_to_markdown(&adf);
+    assert_eq!(md, "[o](o \"a&#10;b&#13;c\")\n");
+    assert_eq!(markdown_to_adf(&md), adf);
+}
+
+#[test]
 fn empty_markdown_is_an_empty_doc() {
     assert_eq!(markdown_to_adf(""), doc(json!([])));
     assert_eq!(adf_to_markdown(&doc(json!([]))), "");
@@ -697,6 +712,9 @@ fn cases_found_by_the_property_tests() {
         // A form feed that ends up at a heading's start is text, not
         // whitespace to strip (`fuzz/fuzz_targets/adf.rs`, its fourth find).
         "- \r \u{c}*\n- \r \r*\n- \r \r*\n\r*\n",
+        // A line break in a link's title is kept, not made a space
+        // (`fuzz/fuzz_targets/adf.rs`, its fifth find).
+        "[](o \"\n\")",
     ] {
         check_stable(md0).unwrap();
     }

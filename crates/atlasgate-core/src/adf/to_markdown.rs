@@ -953,8 +953,15 @@ fn link_title(title: &str) -> String {
     let mut out = String::from(" \"");
     for (i, &c) in chars.iter().enumerate() {
         match c {
-            '\n' | '\r' => {
-                out.push(' ');
+            // A line break in a title is written as a character reference
+            // (CommonMark reads references in titles): the title keeps it,
+            // and the Markdown stays on one line (a table cell may hold it).
+            '\n' => {
+                out.push_str("&#10;");
+                continue;
+            }
+            '\r' => {
+                out.push_str("&#13;");
                 continue;
             }
             '"' | '\\' | '|' => out.push('\\'),
