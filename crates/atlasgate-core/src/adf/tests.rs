@@ -644,6 +644,14 @@ fn a_line_break_in_a_link_title_survives() {
 }
 
 #[test]
+fn a_line_ending_inside_inline_html_is_a_soft_break() {
+    assert_eq!(
+        markdown_to_adf("<y\ny> and <a\r\nb>"),
+        doc(json!([{ "type": "paragraph", "content": [text("<y y> and <a b>")] }]))
+    );
+}
+
+#[test]
 fn empty_markdown_is_an_empty_doc() {
     assert_eq!(markdown_to_adf(""), doc(json!([])));
     assert_eq!(adf_to_markdown(&doc(json!([]))), "");
@@ -715,6 +723,10 @@ fn cases_found_by_the_property_tests() {
         // A line break in a link's title is kept, not made a space
         // (`fuzz/fuzz_targets/adf.rs`, its fifth find).
         "[](o \"\n\")",
+        // Inline HTML across a line ending: the line ending is a soft
+        // break, a space (`fuzz/fuzz_targets/adf.rs`, its sixth find).
+        "<y\ny>",
+        "<y\r\ny>",
     ] {
         check_stable(md0).unwrap();
     }
