@@ -69,6 +69,22 @@ fn issue_keys(app: &TestApp, n: usize) -> Vec<String> {
     keys
 }
 
+/// A sync of every project (hourly), created: its id.
+async fn sync_every_project(app: &TestApp, key: &str, id: &str) -> String {
+    let created = app
+        .post_json(
+            &format!("/v1/connections/{id}/syncs"),
+            Some(key),
+            &json!({ "jql": format!("project in ({})", project_keys(app).join(", ")), "interval_s": 3600 }),
+        )
+        .await;
+    assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
+    created.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 fn project_keys(app: &TestApp) -> Vec<String> {
     app.sim.snapshot()["sites"][0]["projects"]
         .as_array()
@@ -189,16 +205,7 @@ async fn a_running_sync_yields_to_interactive_calls() {
         // (the id probe 3601, 36 pages of 101, a few small calls).
         let app = spawn(backend, 8000, 1200).await;
         let (key, id) = connected(&app).await;
-        let sync = app
-            .post_json(
-                &format!("/v1/connections/{id}/syncs"),
-                Some(&key),
-                &json!({ "jql": format!("project in ({})", project_keys(&app).join(", ")), "interval_s": 3600 }),
-            )
-            .await;
-        assert_eq!(sync.status(), 201, "{}", sync.text().await.unwrap());
-        let sync: Value = sync.json().await.unwrap();
-        let sync_id = sync["id"].as_str().unwrap().to_string();
+        let sync_id = sync_every_project(&app, &key, &id).await;
         // The sync spends up to its share, then waits: wait for the id
         // probe (3601) and at least one page of 101 behind it (how far past
         // that it gets before the interactive calls below varies with the
@@ -246,18 +253,7 @@ async fn sync_page_cycles_take_turns_beside_app_calls_and_not_alone() {
         Tuning::set(&app.state.jobs.tuning.sync_page_size, 2);
         let (key, id) = connected(&app).await;
         let cloud = sim_sites(&app)[0].clone();
-        let created = app
-            .post_json(
-                &format!("/v1/connections/{id}/syncs"),
-                Some(&key),
-                &json!({ "jql": format!("project in ({})", project_keys(&app).join(", ")), "interval_s": 3600 }),
-            )
-            .await;
-        assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
-        let sync_id = created.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let sync_id = sync_every_project(&app, &key, &id).await;
         let sync_path = format!("/v1/connections/{id}/syncs/{sync_id}");
         let passes = |n: i64| {
             let (app, key, sync_path) = (&app, &key, &sync_path);
